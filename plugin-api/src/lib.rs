@@ -1,0 +1,102 @@
+//! # covet-plugin-api
+//!
+//! The contract between the covet host and a **native** plugin: a Rust
+//! `cdylib` the host loads at run time. The same contract has a WIT package
+//! (WASM) and a Python module; this crate is its Rust binding.
+//!
+//! ## The phases
+//!
+//! | phase | when | returns |
+//! |---|---|---|
+//! | [`Plugin::init`] | once per instance, before it takes traffic | the instance, or an error that aborts the load |
+//! | [`Plugin::on_request`] | filters, in manifest order | [`Flow::Continue`] or [`Flow::Respond`] |
+//! | [`Plugin::handle`] | the route's one handler | a [`Response`] |
+//! | [`Plugin::on_response`] | filters, reverse order | edits through [`ResponseMut`] |
+//! | [`Plugin::shutdown`] | once, after the instance is retired and idle | — |
+//!
+//! Plugins pass facts to each other through per-request metadata
+//! ([`Request::metadata`], [`Request::set_metadata`]), keyed `plugin.field`
+//! by convention (`jwt.sub`, `ratelimit.key`).
+//!
+//! ## Blocking, and why phases are synchronous
+//!
+//! Phase methods are plain synchronous functions called on the host's I/O
+//! threads. That keeps a filter call to a few nanoseconds of overhead (no
+//! future crosses the FFI boundary, no task hop). The price: a phase must not
+//! block. A plugin that has to (disk, network, a contended lock) sets
+//! [`Plugin::BLOCKING`] and the host calls every phase of it through
+//! `tokio::task::block_in_place`, so other connections move to another thread.
+//!
+//! ## The request body
+//!
+//! The host buffers the request body before the chain runs, up to the
+//! listener's `limits.max_body` (1 MiB by default; larger bodies get a 413
+//! before any plugin runs). [`Request::body`] returns it.
+//!
+//! ## ABI policy
+//!
+//! The ABI is checked by `abi_stable` when the host loads the library: the
+//! plugin-api version the plugin was built against must be compatible with the
+//! host's (for `0.y.z`, the same `y`), and every type that crosses the
+//! boundary must have the same layout. A plugin that fails either check is
+//! refused with a message naming both versions. Trait objects and the root
+//! module are prefix types: new methods are only ever appended.
+//!
+//! ## A complete plugin
+//!
+//! ```
+//! use covet_plugin_api::{export_plugin, Config, Flow, Phases, Plugin, Request, Response};
+//!
+//! /// Answers 403 unless the request carries the configured header.
+//! pub struct RequireHeader {
+//!     name: String,
+//! }
+//!
+//! #[derive(serde::Deserialize)]
+//! #[serde(deny_unknown_fields)]
+//! struct Settings {
+//!     header: String,
+//! }
+//!
+//! impl Plugin for RequireHeader {
+//!     const PHASES: Phases = Phases::ON_REQUEST;
+//!
+//!     fn init(config: Config<'_>) -> Result<Self, String> {
+//!         let settings: Settings = config.parse()?;
+//!         Ok(RequireHeader { name: settings.header })
+//!     }
+//!
+//!     fn on_request(&self, req: &mut Request<'_>) -> Flow {
+//!         match req.header(&self.name) {
+//!             Some(_) => Flow::Continue,
+//!             None => Flow::Respond(Response::text(403, "missing header")),
+//!         }
+//!     }
+//! }
+//!
+//! export_plugin!(RequireHeader);
+//! ```
+//!
+//! Build it with `crate-type = ["cdylib"]` and point the manifest at the `.so`:
+//!
+//! ```yaml
+//! plugins:
+//!   require-key: { kind: native, path: libmy_plugin.so, config: { header: x-api-key } }
+//! ```
+#![deny(missing_docs)]
+
+pub mod ffi;
+mod plugin;
+mod request;
+mod response;
+mod types;
+
+pub mod testing;
+
+#[doc(hidden)]
+pub mod __export;
+
+pub use plugin::Plugin;
+pub use request::Request;
+pub use response::{Flow, Response, ResponseMut};
+pub use types::{Config, Header, HttpVersion, Phases};

@@ -1,0 +1,113 @@
+//! [`Request`]: the plugin's handle on the in-flight request. Reads borrow
+//! host memory; writes go straight to the host's request.
+
+use abi_stable::std_types::RString;
+
+use crate::{Header, HttpVersion, ffi::RequestRef};
+
+/// The request as a plugin sees it in every phase.
+pub struct Request<'a> {
+    ops: RequestRef<'a>,
+}
+
+impl<'a> Request<'a> {
+    /// Wraps the host's view. Used by the export macro.
+    pub fn from_ffi(ops: RequestRef<'a>) -> Request<'a> {
+        Request { ops }
+    }
+
+    /// The method, e.g. `GET`.
+    pub fn method(&self) -> &str {
+        self.ops.method().as_str()
+    }
+
+    /// The request target: path plus `?query` when present.
+    pub fn uri(&self) -> &str {
+        self.ops.uri().as_str()
+    }
+
+    /// The path part of the target.
+    pub fn path(&self) -> &str {
+        let uri = self.uri();
+        uri.split_once('?').map_or(uri, |(path, _)| path)
+    }
+
+    /// The query string without `?`, if any.
+    pub fn query(&self) -> Option<&str> {
+        self.uri().split_once('?').map(|(_, q)| q)
+    }
+
+    /// The HTTP version.
+    pub fn version(&self) -> HttpVersion {
+        self.ops.version()
+    }
+
+    /// The first value of a header (case-insensitive), if present and UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.ops.header(name.into()).into_option().map(|s| s.as_str())
+    }
+
+    /// Every header, in arrival order (copied).
+    pub fn headers(&self) -> Vec<Header> {
+        self.ops.headers().into_vec()
+    }
+
+    /// Replaces a header; refused when the name or value is not valid HTTP.
+    pub fn set_header(&mut self, name: &str, value: &str) -> Result<(), String> {
+        self.ops.set_header(name.into(), value.into()).into_result().map_err(RString::into_string)
+    }
+
+    /// Adds one more value for a header.
+    pub fn append_header(&mut self, name: &str, value: &str) -> Result<(), String> {
+        self.ops.append_header(name.into(), value.into()).into_result().map_err(RString::into_string)
+    }
+
+    /// Removes a header.
+    pub fn remove_header(&mut self, name: &str) {
+        self.ops.remove_header(name.into());
+    }
+
+    /// The client's address, `ip:port`.
+    pub fn client_addr(&self) -> &str {
+        self.ops.client_addr().as_str()
+    }
+
+    /// The client's IP without the port.
+    pub fn client_ip(&self) -> &str {
+        let addr = self.client_addr();
+        match addr.rsplit_once(':') {
+            Some((ip, _)) => ip.trim_start_matches('[').trim_end_matches(']'),
+            None => addr,
+        }
+    }
+
+    /// A route parameter: `{name}` or the catch-all `{*name}`.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.ops.param(name.into()).into_option().map(|s| s.as_str())
+    }
+
+    /// The route pattern that matched.
+    pub fn route(&self) -> &str {
+        self.ops.route().as_str()
+    }
+
+    /// The buffered body (at most the listener's `max_body` bytes).
+    pub fn body(&self) -> &[u8] {
+        self.ops.body().as_slice()
+    }
+
+    /// A metadata value set by an earlier plugin, e.g. `jwt.sub`.
+    pub fn metadata(&self, key: &str) -> Option<&str> {
+        self.ops.metadata(key.into()).into_option().map(|s| s.as_str())
+    }
+
+    /// Sets a metadata value for later plugins. Keys are `plugin.field` by convention.
+    pub fn set_metadata(&mut self, key: &str, value: &str) {
+        self.ops.set_metadata(key.into(), value.into());
+    }
+
+    /// The request id (from `x-request-id`, or made by the host).
+    pub fn request_id(&self) -> &str {
+        self.ops.request_id().as_str()
+    }
+}

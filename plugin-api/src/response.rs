@@ -1,0 +1,121 @@
+//! Responses: the owned [`Response`] a handler or short-circuiting filter
+//! returns, the [`Flow`] of `on_request`, and [`ResponseMut`], the view of the
+//! outgoing response that `on_response` edits.
+
+use abi_stable::{
+    StableAbi,
+    std_types::{RString, RVec},
+};
+
+use crate::{Header, ffi::ResponseRef};
+
+/// An HTTP response made by a plugin.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Headers, in order.
+    pub headers: RVec<Header>,
+    /// Body bytes (the host sets `content-length`).
+    pub body: RVec<u8>,
+}
+
+impl Response {
+    /// An empty response with this status.
+    pub fn new(status: u16) -> Response {
+        Response { status, headers: RVec::new(), body: RVec::new() }
+    }
+
+    /// A `text/plain` response.
+    pub fn text(status: u16, body: impl Into<String>) -> Response {
+        Response::new(status)
+            .with_header("content-type", "text/plain; charset=utf-8")
+            .with_body(body.into().into_bytes())
+    }
+
+    /// An `application/json` response from already-serialised JSON.
+    pub fn json(status: u16, json: impl Into<String>) -> Response {
+        Response::new(status)
+            .with_header("content-type", "application/json")
+            .with_body(json.into().into_bytes())
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Response {
+        self.headers.push(Header::new(name, value));
+        self
+    }
+
+    /// Sets the body.
+    pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Response {
+        self.body = RVec::from(body.into());
+        self
+    }
+
+    /// The first value of a header (case-insensitive), if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|h| h.name.as_str().eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
+    }
+}
+
+/// What `on_request` decides.
+#[derive(Debug)]
+pub enum Flow {
+    /// Go on to the next filter, then the handler.
+    Continue,
+    /// Stop here and send this response (filters already passed still run `on_response`).
+    Respond(Response),
+}
+
+/// The outgoing response as `on_response` sees it: edits go straight to the host's response.
+pub struct ResponseMut<'a> {
+    ops: ResponseRef<'a>,
+}
+
+impl<'a> ResponseMut<'a> {
+    /// Wraps the host's view. Used by the export macro.
+    pub fn from_ffi(ops: ResponseRef<'a>) -> ResponseMut<'a> {
+        ResponseMut { ops }
+    }
+
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.ops.status()
+    }
+
+    /// Changes the status code; refused outside 100..=999.
+    pub fn set_status(&mut self, status: u16) -> Result<(), String> {
+        self.ops.set_status(status).into_result().map_err(RString::into_string)
+    }
+
+    /// The first value of a header, if present and UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.ops.header(name.into()).into_option().map(|s| s.as_str())
+    }
+
+    /// Replaces a header; refused when the name or value is not valid HTTP.
+    pub fn set_header(&mut self, name: &str, value: &str) -> Result<(), String> {
+        self.ops.set_header(name.into(), value.into()).into_result().map_err(RString::into_string)
+    }
+
+    /// Adds one more value for a header.
+    pub fn append_header(&mut self, name: &str, value: &str) -> Result<(), String> {
+        self.ops.append_header(name.into(), value.into()).into_result().map_err(RString::into_string)
+    }
+
+    /// Removes a header.
+    pub fn remove_header(&mut self, name: &str) {
+        self.ops.remove_header(name.into());
+    }
+
+    /// The body bytes.
+    pub fn body(&self) -> &[u8] {
+        self.ops.body().as_slice()
+    }
+
+    /// Replaces the body.
+    pub fn set_body(&mut self, body: Vec<u8>) {
+        self.ops.set_body(RVec::from(body));
+    }
+}

@@ -1,0 +1,217 @@
+//! In-memory requests and responses for unit-testing a plugin without a host.
+//!
+//! ```
+//! use covet_plugin_api::testing::TestRequest;
+//! let mut req = TestRequest::get("/users/7").header("x-api-key", "k1").param("id", "7");
+//! let view = req.view();
+//! assert_eq!(view.header("X-Api-Key"), Some("k1"));
+//! assert_eq!(view.param("id"), Some("7"));
+//! ```
+
+use abi_stable::{
+    sabi_trait::TD_Opaque,
+    std_types::{RNone, ROk, ROption, RResult, RSlice, RSome, RStr, RString, RVec},
+};
+
+use crate::{
+    Header, HttpVersion, Request, ResponseMut,
+    ffi::{RequestOps, RequestOps_TO, ResponseOps, ResponseOps_TO},
+};
+
+/// A request held in memory; [`TestRequest::view`] gives the plugin's view of it.
+#[derive(Debug, Clone)]
+pub struct TestRequest {
+    /// Method.
+    pub method: String,
+    /// Path and query.
+    pub uri: String,
+    /// Headers, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// Route parameters.
+    pub params: Vec<(String, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+    /// Metadata bag.
+    pub metadata: Vec<(String, String)>,
+    /// Client address.
+    pub client_addr: String,
+}
+
+impl TestRequest {
+    /// A `GET` for `uri` from `127.0.0.1:40000`.
+    pub fn get(uri: &str) -> TestRequest {
+        TestRequest {
+            method: "GET".into(),
+            uri: uri.into(),
+            headers: Vec::new(),
+            params: Vec::new(),
+            body: Vec::new(),
+            metadata: Vec::new(),
+            client_addr: "127.0.0.1:40000".into(),
+        }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: &str) -> TestRequest {
+        self.headers.push((name.to_ascii_lowercase(), value.into()));
+        self
+    }
+
+    /// Adds a route parameter.
+    pub fn param(mut self, name: &str, value: &str) -> TestRequest {
+        self.params.push((name.into(), value.into()));
+        self
+    }
+
+    /// Adds a metadata entry.
+    pub fn metadata(mut self, key: &str, value: &str) -> TestRequest {
+        self.metadata.push((key.into(), value.into()));
+        self
+    }
+
+    /// Sets the client address.
+    pub fn client(mut self, addr: &str) -> TestRequest {
+        self.client_addr = addr.into();
+        self
+    }
+
+    /// The plugin's view of this request.
+    pub fn view(&mut self) -> Request<'_> {
+        Request::from_ffi(RequestOps_TO::from_ptr(self, TD_Opaque))
+    }
+
+    /// The first value of a header (for assertions).
+    pub fn get_header(&self, name: &str) -> Option<&str> {
+        find(&self.headers, name)
+    }
+
+    /// A metadata value (for assertions).
+    pub fn get_metadata(&self, key: &str) -> Option<&str> {
+        self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
+fn find<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
+fn ropt(value: Option<&str>) -> ROption<RStr<'_>> {
+    match value {
+        Some(v) => RSome(RStr::from_str(v)),
+        None => RNone,
+    }
+}
+
+fn set(pairs: &mut Vec<(String, String)>, name: &str, value: &str) {
+    pairs.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+    pairs.push((name.to_ascii_lowercase(), value.into()));
+}
+
+impl RequestOps for TestRequest {
+    fn method(&self) -> RStr<'_> {
+        self.method.as_str().into()
+    }
+    fn uri(&self) -> RStr<'_> {
+        self.uri.as_str().into()
+    }
+    fn version(&self) -> HttpVersion {
+        HttpVersion::Http11
+    }
+    fn header(&self, name: RStr<'_>) -> ROption<RStr<'_>> {
+        ropt(find(&self.headers, name.as_str()))
+    }
+    fn headers(&self) -> RVec<Header> {
+        self.headers.iter().map(|(k, v)| Header::new(k.clone(), v.clone())).collect()
+    }
+    fn set_header(&mut self, name: RStr<'_>, value: RStr<'_>) -> RResult<(), RString> {
+        set(&mut self.headers, name.as_str(), value.as_str());
+        ROk(())
+    }
+    fn append_header(&mut self, name: RStr<'_>, value: RStr<'_>) -> RResult<(), RString> {
+        self.headers.push((name.as_str().to_ascii_lowercase(), value.to_string()));
+        ROk(())
+    }
+    fn remove_header(&mut self, name: RStr<'_>) {
+        self.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name.as_str()));
+    }
+    fn client_addr(&self) -> RStr<'_> {
+        self.client_addr.as_str().into()
+    }
+    fn param(&self, name: RStr<'_>) -> ROption<RStr<'_>> {
+        ropt(self.params.iter().find(|(k, _)| k == name.as_str()).map(|(_, v)| v.as_str()))
+    }
+    fn route(&self) -> RStr<'_> {
+        self.uri.as_str().into()
+    }
+    fn body(&self) -> RSlice<'_, u8> {
+        self.body.as_slice().into()
+    }
+    fn metadata(&self, key: RStr<'_>) -> ROption<RStr<'_>> {
+        ropt(self.get_metadata(key.as_str()))
+    }
+    fn set_metadata(&mut self, key: RStr<'_>, value: RStr<'_>) {
+        self.metadata.retain(|(k, _)| k != key.as_str());
+        self.metadata.push((key.to_string(), value.to_string()));
+    }
+    fn request_id(&self) -> RStr<'_> {
+        "test-request".into()
+    }
+}
+
+/// A response held in memory; [`TestResponse::view`] gives `on_response`'s view of it.
+#[derive(Debug, Clone)]
+pub struct TestResponse {
+    /// Status.
+    pub status: u16,
+    /// Headers, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl TestResponse {
+    /// A response with this status and no headers or body.
+    pub fn new(status: u16) -> TestResponse {
+        TestResponse { status, headers: Vec::new(), body: Vec::new() }
+    }
+
+    /// The plugin's view of this response.
+    pub fn view(&mut self) -> ResponseMut<'_> {
+        ResponseMut::from_ffi(ResponseOps_TO::from_ptr(self, TD_Opaque))
+    }
+
+    /// The first value of a header (for assertions).
+    pub fn get_header(&self, name: &str) -> Option<&str> {
+        find(&self.headers, name)
+    }
+}
+
+impl ResponseOps for TestResponse {
+    fn status(&self) -> u16 {
+        self.status
+    }
+    fn set_status(&mut self, status: u16) -> RResult<(), RString> {
+        self.status = status;
+        ROk(())
+    }
+    fn header(&self, name: RStr<'_>) -> ROption<RStr<'_>> {
+        ropt(find(&self.headers, name.as_str()))
+    }
+    fn set_header(&mut self, name: RStr<'_>, value: RStr<'_>) -> RResult<(), RString> {
+        set(&mut self.headers, name.as_str(), value.as_str());
+        ROk(())
+    }
+    fn append_header(&mut self, name: RStr<'_>, value: RStr<'_>) -> RResult<(), RString> {
+        self.headers.push((name.as_str().to_ascii_lowercase(), value.to_string()));
+        ROk(())
+    }
+    fn remove_header(&mut self, name: RStr<'_>) {
+        self.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name.as_str()));
+    }
+    fn body(&self) -> RSlice<'_, u8> {
+        self.body.as_slice().into()
+    }
+    fn set_body(&mut self, body: RVec<u8>) {
+        self.body = body.into_vec();
+    }
+}

@@ -1,0 +1,166 @@
+//! Plain FFI-safe value types shared by host and plugins: phase sets, HTTP
+//! versions, headers and the plugin's config.
+
+use abi_stable::{StableAbi, std_types::RString};
+use serde::de::DeserializeOwned;
+
+/// A set of phases a plugin implements. The host never calls a phase outside it.
+#[repr(transparent)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Phases(u32);
+
+impl Phases {
+    /// No phase.
+    pub const NONE: Phases = Phases(0);
+    /// `on_request`: a filter before the handler.
+    pub const ON_REQUEST: Phases = Phases(1);
+    /// `handle`: the route's handler.
+    pub const HANDLE: Phases = Phases(2);
+    /// `on_response`: a filter after the handler.
+    pub const ON_RESPONSE: Phases = Phases(4);
+
+    /// Both sets together.
+    pub const fn union(self, other: Phases) -> Phases {
+        Phases(self.0 | other.0)
+    }
+
+    /// Whether every phase of `other` is in `self`.
+    pub const fn contains(self, other: Phases) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Whether the set can act as a filter (has `on_request` or `on_response`).
+    pub const fn is_filter(self) -> bool {
+        self.0 & (Self::ON_REQUEST.0 | Self::ON_RESPONSE.0) != 0
+    }
+
+    /// The names of the phases in the set, e.g. `["on_request", "handle"]`.
+    pub fn names(self) -> Vec<&'static str> {
+        [(Self::ON_REQUEST, "on_request"), (Self::HANDLE, "handle"), (Self::ON_RESPONSE, "on_response")]
+            .into_iter()
+            .filter(|(p, _)| self.contains(*p))
+            .map(|(_, n)| n)
+            .collect()
+    }
+}
+
+impl std::ops::BitOr for Phases {
+    type Output = Phases;
+    fn bitor(self, rhs: Phases) -> Phases {
+        self.union(rhs)
+    }
+}
+
+/// The HTTP version a request arrived with.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpVersion {
+    /// HTTP/1.0
+    Http10,
+    /// HTTP/1.1
+    Http11,
+    /// HTTP/2
+    Http2,
+    /// HTTP/3
+    Http3,
+}
+
+impl HttpVersion {
+    /// The version as written in a status line, e.g. `HTTP/1.1`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpVersion::Http10 => "HTTP/1.0",
+            HttpVersion::Http11 => "HTTP/1.1",
+            HttpVersion::Http2 => "HTTP/2",
+            HttpVersion::Http3 => "HTTP/3",
+        }
+    }
+}
+
+/// One header line.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// Lower-case header name.
+    pub name: RString,
+    /// Header value.
+    pub value: RString,
+}
+
+impl Header {
+    /// Makes a header from a name and a value.
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Header {
+        Header { name: RString::from(name.into()), value: RString::from(value.into()) }
+    }
+}
+
+/// A plugin's `config:` block from the manifest, handed over as JSON.
+#[derive(Debug, Clone)]
+pub struct Config<'a> {
+    json: &'a str,
+}
+
+impl<'a> Config<'a> {
+    /// Wraps the JSON text the host passed in.
+    pub fn from_json(json: &'a str) -> Config<'a> {
+        Config { json }
+    }
+
+    /// The raw JSON text (`null` when the manifest gave no config).
+    pub fn as_json(&self) -> &'a str {
+        self.json
+    }
+
+    /// Deserialises the config into the plugin's own type. A missing config
+    /// (`null`) is read as an empty map, so all-default configs need no block.
+    /// The error names the offending field the way serde does, without the
+    /// JSON position (it would point into text the user never wrote).
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, String> {
+        let json = if self.json.trim() == "null" { "{}" } else { self.json };
+        serde_json::from_str(json).map_err(|e| strip_position(&e.to_string()))
+    }
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) => message[..at].to_string(),
+        None => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_union_and_names() {
+        let p = Phases::ON_REQUEST | Phases::ON_RESPONSE;
+        assert!(p.is_filter());
+        assert!(!p.contains(Phases::HANDLE));
+        assert_eq!(p.names(), ["on_request", "on_response"]);
+        assert!(!Phases::HANDLE.is_filter());
+    }
+
+    #[test]
+    fn config_errors_name_the_field_without_json_position() {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct C {
+            rate: String,
+        }
+        let err = Config::from_json(r#"{"rat": "1/s"}"#).parse::<C>().unwrap_err();
+        assert!(err.starts_with("unknown field `rat`, expected `rate`"), "{err}");
+        assert!(!err.contains("line"), "{err}");
+    }
+
+    #[test]
+    fn null_config_reads_as_empty_map() {
+        #[derive(serde::Deserialize, Default)]
+        struct C {
+            #[serde(default)]
+            n: u32,
+        }
+        assert_eq!(Config::from_json("null").parse::<C>().unwrap().n, 0);
+    }
+}
