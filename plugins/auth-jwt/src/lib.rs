@@ -1,1 +1,148 @@
+//! # covet-auth-jwt
+//!
+//! A covet filter (`on_request`) that lets a request through only with a valid
+//! JWT. It reads the token from `Authorization: Bearer <token>`, verifies the
+//! signature with a configured key and the claims (`exp`, `nbf`, `iss`, `aud`,
+//! required claims), then copies the claims into request metadata
+//! (`jwt.sub`, …) and, if asked, into headers for the upstream handler.
+//! Anything else is answered with a 401 and an RFC 6750 challenge.
+//!
+//! ```yaml
+//! plugins:
+//!   auth:
+//!     kind: native
+//!     path: libcovet_auth_jwt.so
+//!     config:
+//!       keys:
+//!         - { kid: hs-1, algorithms: [HS256], secret_env: JWT_SECRET }
+//!         - { kid: rsa-1, algorithms: [RS256, PS256], pem_file: keys/rsa.pub.pem }
+//!         - { jwks_file: keys/jwks.json }
+//!       issuer: https://issuer.example
+//!       audience: api
+//!       leeway: 30s
+//!       forward_claims: { sub: x-user-id }
+//! ```
+//!
+//! ## Config
+//!
+//! | field | default | meaning |
+//! |---|---|---|
+//! | `keys` | required | key entries, see below; at least one |
+//! | `issuer` | none | accepted `iss` (string or list); when set, `iss` is required |
+//! | `audience` | none | accepted `aud` (string or list); when set, `aud` is required. Unset: `aud` is not checked |
+//! | `leeway` | `30s` | clock skew allowed on `exp`/`nbf` (`"30s"`, `"2m"` or seconds; whole seconds count) |
+//! | `required_claims` | `[exp]` | claims every token must have (any top-level name) |
+//! | `claims_to_metadata` | `true` | every top-level claim into metadata as `jwt.<claim>` (strings as-is, others as JSON) |
+//! | `forward_claims` | `{}` | `claim: header` pairs set on the request; the header is removed when the claim is absent |
+//! | `header` | `authorization` | the header carrying the token |
+//! | `scheme` | `Bearer` | the scheme before the token (case-insensitive); `""` takes the whole value |
+//! | `cache.max_entries` | `10000` | verified tokens kept (until their `exp`); `0` disables the cache |
+//!
+//! A key entry has exactly one source:
+//!
+//! - `secret_env: VAR` — an HMAC secret from an environment variable; `algorithms`
+//!   from HS256/HS384/HS512; the secret must be at least as long as the hash
+//!   (32/48/64 bytes, RFC 7518 §3.2).
+//! - `pem_file: path` — a public key (RSA for RS*/PS*, EC P-256/P-384 for
+//!   ES256/ES384, Ed25519 for EdDSA). Private keys are refused. RSA keys need
+//!   at least 2048 bits.
+//! - `jwks_file: path` — a JWK set; every signing key in it, with its `kid`;
+//!   its algorithm is the JWK's `alg`, or else the entry's `algorithms` that fit
+//!   its key type. `kid` cannot be set on this entry.
+//!
+//! `kid` is optional; kids must be unique. `algorithms` pins the key: it
+//! verifies only those algorithms, all of one family. Relative paths are read
+//! from the host's working directory.
+//!
+//! ## Which key verifies a token
+//!
+//! A token with a `kid` is verified only by the key with that kid (else
+//! "unknown key id"); a token without one by every key whose `algorithms`
+//! include the token's `alg`, in order. `alg: none`, unknown algorithms and
+//! headers with `crit` are refused.
+//!
+//! ## Refusals
+//!
+//! No token (or another scheme): 401, `WWW-Authenticate: Bearer`. A bad
+//! token: 401, `WWW-Authenticate: Bearer error="invalid_token",
+//! error_description="<reason>"`. Both carry the JSON body
+//! `{"error":{"code":"UNAUTHORIZED","message":<reason>,"details":null,"request_id":<id>}}`.
 
+mod bearer;
+mod cache;
+mod claims;
+mod config;
+mod error;
+mod keys;
+mod verify;
+
+use std::sync::Arc;
+
+use covet_plugin_api::{Config, Flow, Phases, Plugin, Request, export_plugin};
+
+pub use claims::Verified;
+pub use error::{ConfigError, KeyError};
+pub use verify::{Claims, Rejection};
+
+use crate::{bearer::TokenSource, cache::TokenCache, claims::Outputs, config::Settings, verify::Verifier};
+
+/// The auth-jwt filter: one instance per configured plugin.
+pub struct AuthJwt {
+    source: TokenSource,
+    verifier: Verifier,
+    outputs: Outputs,
+    cache: TokenCache,
+}
+
+impl AuthJwt {
+    /// Builds the filter from its JSON config, checking everything (keys are
+    /// read and validated here, never per request).
+    pub fn from_config(config: Config<'_>) -> Result<AuthJwt, ConfigError> {
+        let settings: Settings = config.parse().map_err(ConfigError::Parse)?;
+        settings.check()?;
+        let keys = keys::load_all(&settings.keys)?;
+        Ok(AuthJwt {
+            source: TokenSource::new(&settings.header, &settings.scheme),
+            verifier: Verifier::new(keys, &settings),
+            outputs: Outputs {
+                claims_to_metadata: settings.claims_to_metadata,
+                forward: settings.forward_claims.into_iter().collect(),
+            },
+            cache: TokenCache::new(settings.cache.max_entries),
+        })
+    }
+
+    /// Verifies one token, from the cache when it was seen before.
+    pub fn authenticate(&self, token: &str) -> Result<Arc<Verified>, Rejection> {
+        if let Some(hit) = self.cache.get(token) {
+            return Ok(hit);
+        }
+        let verified = Arc::new(self.outputs.prepare(self.verifier.verify(token)?));
+        self.cache.insert(token, &verified);
+        Ok(verified)
+    }
+}
+
+impl Plugin for AuthJwt {
+    const PHASES: Phases = Phases::ON_REQUEST;
+
+    fn init(config: Config<'_>) -> Result<Self, String> {
+        AuthJwt::from_config(config).map_err(|e| e.to_string())
+    }
+
+    fn on_request(&self, req: &mut Request<'_>) -> Flow {
+        let outcome = match self.source.token(req) {
+            Some(token) => self.authenticate(token),
+            None => return Flow::Respond(self.source.missing(req.request_id())),
+        };
+        match outcome {
+            Ok(verified) => {
+                self.outputs.apply(&verified, req);
+                Flow::Continue
+            }
+            Err(rejection) => Flow::Respond(self.source.invalid(&rejection.reason(), req.request_id())),
+        }
+    }
+}
+
+export_plugin!(AuthJwt);

@@ -1,0 +1,213 @@
+//! The host's in-flight request ([`Exchange`]) and response ([`HostResponse`]),
+//! and the views plugins get of them (`RequestOps` / `ResponseOps`).
+//!
+//! Plugins read straight from these structs through the FFI views: a header
+//! lookup is a `HeaderMap::get`, no copy. Edits are validated here, so a
+//! plugin can never put an invalid header on the wire.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use abi_stable::std_types::{RErr, RNone, ROk, ROption, RResult, RSlice, RSome, RStr, RString, RVec};
+use bytes::Bytes;
+use covet_plugin_api::{
+    Header, HttpVersion, Response,
+    ffi::{RequestOps, ResponseOps},
+};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version, header};
+
+/// A request on its way through the pipeline.
+pub struct Exchange {
+    /// Method.
+    pub method: Method,
+    /// Request target.
+    pub uri: Uri,
+    /// Protocol version.
+    pub version: Version,
+    /// Headers (plugins may edit them).
+    pub headers: HeaderMap,
+    /// The client's address, formatted once per connection.
+    pub client: Arc<str>,
+    /// The matched route's pattern.
+    pub route: Arc<str>,
+    /// Route parameters.
+    pub params: Vec<(String, String)>,
+    /// The buffered body.
+    pub body: Bytes,
+    /// Metadata set by plugins.
+    pub metadata: Vec<(String, String)>,
+    /// The request id.
+    pub request_id: String,
+}
+
+impl Exchange {
+    /// A metadata value.
+    pub fn metadata_value(&self, key: &str) -> Option<&str> {
+        self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Formats a client address once per connection.
+pub fn client_string(addr: SocketAddr) -> Arc<str> {
+    Arc::from(addr.to_string())
+}
+
+/// A response on its way back to the client.
+#[derive(Debug, Clone)]
+pub struct HostResponse {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Bytes,
+}
+
+impl HostResponse {
+    /// An empty response.
+    pub fn new(status: StatusCode) -> HostResponse {
+        HostResponse { status, headers: HeaderMap::new(), body: Bytes::new() }
+    }
+
+    /// Converts a plugin's response, refusing invalid status codes and headers.
+    pub fn from_plugin(resp: Response) -> Result<HostResponse, String> {
+        let status = StatusCode::from_u16(resp.status).map_err(|_| format!("invalid status code {}", resp.status))?;
+        let mut headers = HeaderMap::with_capacity(resp.headers.len());
+        for h in resp.headers.iter() {
+            let (name, value) = parse_header(h.name.as_str(), h.value.as_str())?;
+            headers.append(name, value);
+        }
+        Ok(HostResponse { status, headers, body: Bytes::from(resp.body.into_vec()) })
+    }
+}
+
+fn parse_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> {
+    let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("invalid header name {name:?}"))?;
+    let value = HeaderValue::from_str(value).map_err(|_| format!("invalid value for header {name}"))?;
+    Ok((name, value))
+}
+
+fn ropt(value: Option<&str>) -> ROption<RStr<'_>> {
+    match value {
+        Some(v) => RSome(RStr::from_str(v)),
+        None => RNone,
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: RStr<'_>) -> ROption<RStr<'a>> {
+    ropt(headers.get(name.as_str()).and_then(|v| v.to_str().ok()))
+}
+
+fn set_header(headers: &mut HeaderMap, name: RStr<'_>, value: RStr<'_>, append: bool) -> RResult<(), RString> {
+    match parse_header(name.as_str(), value.as_str()) {
+        Ok((n, v)) if append => {
+            headers.append(n, v);
+            ROk(())
+        }
+        Ok((n, v)) => {
+            headers.insert(n, v);
+            ROk(())
+        }
+        Err(e) => RErr(e.into()),
+    }
+}
+
+fn remove_header(headers: &mut HeaderMap, name: RStr<'_>) {
+    if let Ok(name) = HeaderName::from_bytes(name.as_str().as_bytes()) {
+        headers.remove(name);
+    }
+}
+
+fn api_version(version: Version) -> HttpVersion {
+    match version {
+        Version::HTTP_10 | Version::HTTP_09 => HttpVersion::Http10,
+        Version::HTTP_2 => HttpVersion::Http2,
+        Version::HTTP_3 => HttpVersion::Http3,
+        _ => HttpVersion::Http11,
+    }
+}
+
+impl RequestOps for Exchange {
+    fn method(&self) -> RStr<'_> {
+        self.method.as_str().into()
+    }
+    fn uri(&self) -> RStr<'_> {
+        self.uri.path_and_query().map_or("/", |pq| pq.as_str()).into()
+    }
+    fn version(&self) -> HttpVersion {
+        api_version(self.version)
+    }
+    fn header(&self, name: RStr<'_>) -> ROption<RStr<'_>> {
+        header_str(&self.headers, name)
+    }
+    fn headers(&self) -> RVec<Header> {
+        let utf8 = self.headers.iter().filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?)));
+        utf8.map(|(n, v)| Header::new(n, v)).collect()
+    }
+    fn set_header(&mut self, name: RStr<'_>, value: RStr<'_>) -> RResult<(), RString> {
+        set_header(&mut self.headers, name, value, false)
+    }
+    fn append_header(&mut self, name: RStr<'_>, value: RStr<'_>) -> RResult<(), RString> {
+        set_header(&mut self.headers, name, value, true)
+    }
+    fn remove_header(&mut self, name: RStr<'_>) {
+        remove_header(&mut self.headers, name)
+    }
+    fn client_addr(&self) -> RStr<'_> {
+        (*self.client).into()
+    }
+    fn param(&self, name: RStr<'_>) -> ROption<RStr<'_>> {
+        ropt(self.params.iter().find(|(k, _)| k == name.as_str()).map(|(_, v)| v.as_str()))
+    }
+    fn route(&self) -> RStr<'_> {
+        (*self.route).into()
+    }
+    fn body(&self) -> RSlice<'_, u8> {
+        self.body.as_ref().into()
+    }
+    fn metadata(&self, key: RStr<'_>) -> ROption<RStr<'_>> {
+        ropt(self.metadata_value(key.as_str()))
+    }
+    fn set_metadata(&mut self, key: RStr<'_>, value: RStr<'_>) {
+        match self.metadata.iter_mut().find(|(k, _)| k == key.as_str()) {
+            Some(entry) => entry.1 = value.to_string(),
+            None => self.metadata.push((key.to_string(), value.to_string())),
+        }
+    }
+    fn request_id(&self) -> RStr<'_> {
+        self.request_id.as_str().into()
+    }
+}
+
+impl ResponseOps for HostResponse {
+    fn status(&self) -> u16 {
+        self.status.as_u16()
+    }
+    fn set_status(&mut self, status: u16) -> RResult<(), RString> {
+        match StatusCode::from_u16(status) {
+            Ok(s) => {
+                self.status = s;
+                ROk(())
+            }
+            Err(_) => RErr(format!("invalid status code {status}").into()),
+        }
+    }
+    fn header(&self, name: RStr<'_>) -> ROption<RStr<'_>> {
+        header_str(&self.headers, name)
+    }
+    fn set_header(&mut self, name: RStr<'_>, value: RStr<'_>) -> RResult<(), RString> {
+        set_header(&mut self.headers, name, value, false)
+    }
+    fn append_header(&mut self, name: RStr<'_>, value: RStr<'_>) -> RResult<(), RString> {
+        set_header(&mut self.headers, name, value, true)
+    }
+    fn remove_header(&mut self, name: RStr<'_>) {
+        remove_header(&mut self.headers, name)
+    }
+    fn body(&self) -> RSlice<'_, u8> {
+        self.body.as_ref().into()
+    }
+    fn set_body(&mut self, body: RVec<u8>) {
+        self.body = Bytes::from(body.into_vec());
+        self.headers.remove(header::CONTENT_LENGTH);
+    }
+}

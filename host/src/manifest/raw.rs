@@ -1,0 +1,192 @@
+//! The manifest as written: serde types that mirror the YAML one to one.
+//!
+//! Every value a later check points at is a `Spanned` so its line and column
+//! survive deserialisation; `validate` turns these into the public types.
+//! Unknown keys are refused everywhere (`deny_unknown_fields`). The doc
+//! comments here are the descriptions in the JSON Schema.
+
+use std::fmt;
+use std::num::{NonZeroU32, NonZeroUsize};
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde_saphyr::{Location, Spanned};
+
+use super::units::{ByteSize, HumanDuration};
+use super::{Limits, LogFormat};
+
+/// Parses manifest text. YAML 1.2 booleans only (`yes` stays a string) and
+/// duplicate keys are refused.
+pub fn from_str(text: &str) -> Result<RawManifest, serde_saphyr::Error> {
+    let options = serde_saphyr::options! {
+        strict_booleans: true,
+        with_snippet: false,
+    };
+    serde_saphyr::from_str_with_options(text, options)
+}
+
+/// A covet manifest: what to listen on, limits, logging, plugins and routes.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "covet manifest")]
+pub struct RawManifest {
+    /// The addresses to listen on; at least one.
+    #[schemars(with = "Vec<RawListen>", length(min = 1))]
+    pub listen: Spanned<Vec<RawListen>>,
+    /// Connection and request limits; every field has a default.
+    #[serde(default)]
+    pub limits: RawLimits,
+    /// Logging settings.
+    #[serde(default)]
+    pub log: RawLog,
+    /// The plugins, by name. A name is lower-case letters, digits, `_` and `-`.
+    #[serde(default)]
+    pub plugins: PluginEntries,
+    /// The routes. The first route whose path and method match is taken.
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+}
+
+/// One address to listen on.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Listen")]
+pub struct RawListen {
+    /// `IP:PORT`, e.g. `127.0.0.1:8080` or `[::1]:8080`; port 0 picks a free port.
+    #[schemars(with = "String")]
+    pub addr: Spanned<String>,
+}
+
+/// Connection and request limits.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+#[schemars(rename = "Limits")]
+pub struct RawLimits {
+    /// Largest request body: bytes, or a size such as `512KiB`, `1MiB`, `10MB` (default 1MiB).
+    pub max_body: ByteSize,
+    /// Largest total size of the request headers (default 16KiB).
+    pub max_header_bytes: ByteSize,
+    /// Most request headers (default 100).
+    pub max_headers: NonZeroUsize,
+    /// Time allowed to receive the request headers, e.g. `10s` (default 10s).
+    pub header_read_timeout: HumanDuration,
+    /// How long an idle keep-alive connection stays open (default 60s).
+    pub idle_timeout: HumanDuration,
+    /// Most open connections (default 10000).
+    pub max_connections: NonZeroUsize,
+    /// How long a graceful shutdown waits for requests in flight (default 30s).
+    pub shutdown_timeout: HumanDuration,
+    /// Most concurrent HTTP/2 streams per connection (default 256).
+    pub h2_max_concurrent_streams: NonZeroU32,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        let limits = Limits::default();
+        RawLimits {
+            max_body: ByteSize(limits.max_body),
+            max_header_bytes: ByteSize(limits.max_header_bytes as u64),
+            max_headers: nonzero(limits.max_headers),
+            header_read_timeout: HumanDuration(limits.header_read_timeout),
+            idle_timeout: HumanDuration(limits.idle_timeout),
+            max_connections: nonzero(limits.max_connections),
+            shutdown_timeout: HumanDuration(limits.shutdown_timeout),
+            h2_max_concurrent_streams: NonZeroU32::new(limits.h2_max_concurrent_streams)
+                .unwrap_or(NonZeroU32::MIN),
+        }
+    }
+}
+
+fn nonzero(n: usize) -> NonZeroUsize {
+    NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN)
+}
+
+/// Logging settings.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+#[schemars(rename = "Log")]
+pub struct RawLog {
+    /// `pretty` (default) or `json`.
+    pub format: LogFormat,
+    /// Write one access-log line per request (default true).
+    pub access: bool,
+    /// A `tracing` filter directive, e.g. `info` or `covet=debug,warn` (default `info`).
+    #[schemars(with = "String")]
+    pub level: Spanned<String>,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog {
+            format: LogFormat::Pretty,
+            access: true,
+            level: Spanned::new("info".to_owned(), Location::UNKNOWN, Location::UNKNOWN),
+        }
+    }
+}
+
+/// One plugin.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Plugin")]
+pub struct RawPlugin {
+    /// The runtime: `native` (a Rust cdylib built against covet-plugin-api).
+    #[schemars(with = "super::schema::KindSchema")]
+    pub kind: Spanned<String>,
+    /// The artifact (e.g. `artifacts/libcovet_auth_jwt.so`), relative to the manifest's directory.
+    #[schemars(with = "String")]
+    pub path: Spanned<String>,
+    /// Settings handed to the plugin's `init`; any YAML.
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+}
+
+/// One route.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Route")]
+pub struct RawRoute {
+    /// A matchit pattern: `/users/{id}` matches one segment, `/files/{*rest}` the rest of the path.
+    #[schemars(with = "String", regex(pattern = "^/"))]
+    pub path: Spanned<String>,
+    /// The methods this route answers (upper-case); absent means every method.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<super::schema::MethodSchema>>")]
+    pub methods: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Plugins that run before the handler, in this order (and after it, in reverse).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub filters: Vec<Spanned<String>>,
+    /// The plugin that answers the request.
+    #[schemars(with = "String")]
+    pub handler: Spanned<String>,
+}
+
+/// The `plugins:` mapping in manifest order, each name with its location.
+#[derive(Debug, Default)]
+pub struct PluginEntries(pub Vec<(Spanned<String>, RawPlugin)>);
+
+impl<'de> Deserialize<'de> for PluginEntries {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(EntriesVisitor)
+    }
+}
+
+struct EntriesVisitor;
+
+impl<'de> Visitor<'de> for EntriesVisitor {
+    type Value = PluginEntries;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a mapping from plugin names to plugins")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(entry) = map.next_entry()? {
+            entries.push(entry);
+        }
+        Ok(PluginEntries(entries))
+    }
+}

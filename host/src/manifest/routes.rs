@@ -1,0 +1,218 @@
+//! Route checks: the path pattern, the reserved `/_covet/` prefix, methods,
+//! filter and handler names, and conflicts between routes.
+//!
+//! Conflicts are found the way the router will meet them: every route goes
+//! into one matchit tree per method (a route without `methods` into every
+//! tree), and matchit's insert error is reported with the earlier route's
+//! location.
+
+use std::collections::HashMap;
+
+use http::Method;
+use serde_saphyr::Spanned;
+
+use super::raw::RawRoute;
+use super::suggest::{did_you_mean, quoted_list};
+use super::validate::Problems;
+use super::{Loc, Named, RouteSpec};
+
+/// The methods a route may name, in the order of the per-method trees.
+const METHODS: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"];
+
+/// The prefix the host keeps for its own endpoints.
+const RESERVED: &str = "/_covet";
+
+const SYNTAX_HELP: &str = "in a path, `{name}` matches one segment and `{*name}` the rest \
+    of the path (last segment only); write `{{` or `}}` for a literal brace";
+
+/// Checks every route against the defined `plugins` and each other.
+pub fn check(raw: Vec<RawRoute>, plugins: &[String], problems: &mut Problems) -> Vec<RouteSpec> {
+    let mut table = Table::default();
+    let mut specs = Vec::with_capacity(raw.len());
+    for (index, route) in raw.into_iter().enumerate() {
+        let key = format!("routes[{index}]");
+        let methods = methods(&route, &key, problems);
+        if path_is_usable(&route.path, &key, problems) {
+            table.insert(index, &route.path, &methods, problems);
+        }
+        let filters = filters(&route.filters, &key, plugins, problems);
+        let handler = plugin_ref(&route.handler, "as handler", format!("{key}.handler"), plugins, problems);
+        let location = Loc::of(&route.path);
+        specs.push(RouteSpec { path: route.path.value, methods, filters, handler, location });
+    }
+    specs
+}
+
+/// A path must start with `/` and stay out of `/_covet/`.
+fn path_is_usable(path: &Spanned<String>, key: &str, problems: &mut Problems) -> bool {
+    let (message, help) = if !path.value.starts_with('/') {
+        let message = format!("route path \"{}\" does not start with \"/\"", path.value);
+        (message, format!("write \"/{}\"", path.value))
+    } else if path.value == RESERVED || path.value.starts_with("/_covet/") {
+        let message = "the path prefix \"/_covet/\" is reserved for the host".to_owned();
+        (message, "the host serves its own endpoints there; choose another path".to_owned())
+    } else {
+        return true;
+    };
+    problems.report(Loc::of(path), format!("{key}.path"), message, Some(help));
+    false
+}
+
+fn methods(route: &RawRoute, key: &str, problems: &mut Problems) -> Vec<Method> {
+    let Some(list) = &route.methods else { return Vec::new() };
+    if list.value.is_empty() {
+        let help = "remove `methods` to answer every method, or name some, e.g. [GET]".to_owned();
+        let message = "`methods` is empty".to_owned();
+        problems.report(Loc::of(list), format!("{key}.methods"), message, Some(help));
+    }
+    let mut methods: Vec<Method> = Vec::new();
+    for (j, written) in list.value.iter().enumerate() {
+        let key = format!("{key}.methods[{j}]");
+        match method(&written.value) {
+            Ok(method) if methods.contains(&method) => {
+                let message = format!("method {method} is listed twice");
+                problems.report(Loc::of(written), key, message, Some("remove one".to_owned()));
+            }
+            Ok(method) => methods.push(method),
+            Err(help) => {
+                let message = format!("unknown HTTP method \"{}\"", written.value);
+                problems.report(Loc::of(written), key, message, Some(help));
+            }
+        }
+    }
+    methods
+}
+
+/// A standard method, written upper-case; else the help for the mistake.
+fn method(text: &str) -> Result<Method, String> {
+    if METHODS.contains(&text) {
+        return Method::from_bytes(text.as_bytes()).map_err(|e| e.to_string());
+    }
+    let upper = text.to_ascii_uppercase();
+    if METHODS.contains(&upper.as_str()) {
+        return Err(format!("methods are written in upper case: did you mean \"{upper}\"?"));
+    }
+    let list = || format!("the methods are {}", METHODS.join(", "));
+    Err(did_you_mean(&upper, METHODS).unwrap_or_else(list))
+}
+
+fn filters(raw: &[Spanned<String>], key: &str, plugins: &[String], problems: &mut Problems) -> Vec<Named> {
+    let mut named = Vec::with_capacity(raw.len());
+    for (j, filter) in raw.iter().enumerate() {
+        let key = format!("{key}.filters[{j}]");
+        if raw[..j].iter().any(|earlier| earlier.value == filter.value) {
+            let message = format!("filter \"{}\" is listed twice in this route", filter.value);
+            let help = "a filter runs once per request; remove one".to_owned();
+            problems.report(Loc::of(filter), key.clone(), message, Some(help));
+        }
+        named.push(plugin_ref(filter, "in filters", key, plugins, problems));
+    }
+    named
+}
+
+/// A reference to a plugin; reported when no plugin has that name.
+fn plugin_ref(name: &Spanned<String>, role: &str, key: String, plugins: &[String], problems: &mut Problems) -> Named {
+    let location = Loc::of(name);
+    if !plugins.contains(&name.value) {
+        let message = format!("unknown plugin \"{}\" {role}", name.value);
+        let names = || plugins.iter().map(String::as_str);
+        let help = match did_you_mean(&name.value, names()) {
+            Some(hint) => hint,
+            None if plugins.is_empty() => "no plugins are defined; add one under `plugins:`".to_owned(),
+            None => format!("the defined plugins are {}", quoted_list(names())),
+        };
+        problems.report(location.clone(), key, message, Some(help));
+    }
+    Named { name: name.value.clone(), location }
+}
+
+/// One matchit tree per method, and which route owns each pattern in it.
+#[derive(Default)]
+struct Table {
+    trees: [matchit::Router<usize>; 9],
+    owners: HashMap<(usize, String), (usize, Loc)>,
+}
+
+/// One insert failure and the methods it happened for.
+struct Failure {
+    error: matchit::InsertError,
+    earlier: Option<(usize, Loc)>,
+    methods: Vec<&'static str>,
+}
+
+impl Table {
+    /// Inserts route `index` for `methods` (none: every method), reporting
+    /// each distinct matchit error once.
+    fn insert(&mut self, index: usize, path: &Spanned<String>, methods: &[Method], problems: &mut Problems) {
+        let trees = (0..METHODS.len()).filter(|&t| methods.is_empty() || methods.iter().any(|m| m == METHODS[t]));
+        let mut failures: Vec<Failure> = Vec::new();
+        for tree in trees {
+            match self.trees[tree].insert(path.value.as_str(), index) {
+                Ok(()) => {
+                    self.owners.insert((tree, path.value.clone()), (index, Loc::of(path)));
+                }
+                Err(error) => self.record(tree, error, &mut failures),
+            }
+        }
+        for failure in failures {
+            report(index, path, failure, methods.is_empty(), problems);
+        }
+    }
+
+    fn record(&self, tree: usize, error: matchit::InsertError, failures: &mut Vec<Failure>) {
+        let earlier = match &error {
+            matchit::InsertError::Conflict { with } => self.owners.get(&(tree, with.clone())).cloned(),
+            _ => None,
+        };
+        let same = failures.iter_mut().find(|f| f.error == error && f.earlier == earlier);
+        match same {
+            Some(failure) => failure.methods.push(METHODS[tree]),
+            None => failures.push(Failure { error, earlier, methods: vec![METHODS[tree]] }),
+        }
+    }
+}
+
+fn report(index: usize, path: &Spanned<String>, failure: Failure, any_method: bool, problems: &mut Problems) {
+    let key = format!("routes[{index}].path");
+    let text = lower_first(&failure.error.to_string());
+    let (message, help) = match failure.error {
+        matchit::InsertError::Conflict { .. } => {
+            let methods = match any_method && failure.methods.len() == METHODS.len() {
+                true => "every method".to_owned(),
+                false => failure.methods.join(", "),
+            };
+            let earlier = match failure.earlier {
+                Some((i, Loc { line, column })) => format!("routes[{i}] at line {line}, column {column}"),
+                None => "an earlier route".to_owned(),
+            };
+            let help = format!("it clashes with {earlier} for {methods}; give the routes distinct paths or disjoint methods");
+            (format!("route conflict: {text}"), help)
+        }
+        _ => (format!("invalid route path \"{}\": {text}", path.value), SYNTAX_HELP.to_owned()),
+    };
+    problems.report(Loc::of(path), key, message, Some(help));
+}
+
+fn lower_first(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|c| c.to_lowercase().chain(chars).collect()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_are_upper_case_standard_ones() {
+        assert_eq!(method("GET"), Ok(Method::GET));
+        assert_eq!(method("get"), Err("methods are written in upper case: did you mean \"GET\"?".to_owned()));
+        assert_eq!(method("GTE"), Err("did you mean \"GET\"?".to_owned()));
+        assert!(method("BREW").is_err_and(|help| help.starts_with("the methods are GET, HEAD")));
+    }
+
+    #[test]
+    fn matchit_messages_read_as_sentences() {
+        assert_eq!(lower_first("Only one parameter"), "only one parameter");
+        assert_eq!(lower_first(""), "");
+    }
+}

@@ -1,0 +1,242 @@
+//! The checks serde cannot make, run once the YAML has deserialised:
+//! listen addresses, the log filter, plugin names, kinds and artifact files
+//! (routes are in [`super::routes`]). Every problem is collected, so one run
+//! of `covet check` shows them all.
+
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde_saphyr::Spanned;
+
+use super::raw::{PluginEntries, RawLimits, RawListen, RawLog, RawManifest, RawPlugin};
+use super::source_index::join;
+use super::suggest::did_you_mean;
+use super::{
+    Diagnostic, Limits, ListenSpec, Loc, LogSettings, Manifest, PluginKind, PluginSpec, routes,
+};
+
+/// The problems found so far.
+#[derive(Default)]
+pub struct Problems(Vec<Diagnostic>);
+
+impl Problems {
+    /// Records a problem at `loc`.
+    pub fn report(&mut self, loc: Loc, key: impl Into<String>, message: String, help: Option<String>) {
+        let loc = (loc.line > 0).then_some(loc);
+        self.0.push(Diagnostic { loc, key: key.into(), message, help });
+    }
+
+    /// `value` when nothing was reported, else the problems in document order.
+    fn finish<T>(mut self, value: T) -> Result<T, Vec<Diagnostic>> {
+        if self.0.is_empty() {
+            return Ok(value);
+        }
+        self.0.sort_by_key(|d| d.loc.as_ref().map_or((u64::MAX, 0), |loc| (loc.line, loc.column)));
+        Err(self.0)
+    }
+}
+
+/// Checks a deserialised manifest and builds the public [`Manifest`].
+/// Artifact paths are resolved against `source`'s directory.
+pub fn manifest(source: &Path, raw: RawManifest) -> Result<Manifest, Vec<Diagnostic>> {
+    let mut problems = Problems::default();
+    let base = source.parent().unwrap_or(Path::new(""));
+    let names: Vec<String> = raw.plugins.0.iter().map(|(name, _)| name.value.clone()).collect();
+    let manifest = Manifest {
+        source: source.to_path_buf(),
+        listen: listen(&raw.listen, &mut problems),
+        limits: limits(&raw.limits),
+        log: log(raw.log, &mut problems),
+        plugins: plugins(base, raw.plugins, &mut problems),
+        routes: routes::check(raw.routes, &names, &mut problems),
+    };
+    problems.finish(manifest)
+}
+
+fn listen(raw: &Spanned<Vec<RawListen>>, problems: &mut Problems) -> Vec<ListenSpec> {
+    if raw.value.is_empty() {
+        let help = "add one, e.g. `listen: [{ addr: 127.0.0.1:8080 }]`".to_owned();
+        problems.report(Loc::of(raw), "listen", "no address to listen on".to_owned(), Some(help));
+    }
+    let mut specs: Vec<ListenSpec> = Vec::new();
+    for (i, entry) in raw.value.iter().enumerate() {
+        let key = format!("listen[{i}].addr");
+        let location = Loc::of(&entry.addr);
+        let Ok(addr) = entry.addr.value.trim().parse::<SocketAddr>() else {
+            let message = format!("invalid listen address \"{}\"", entry.addr.value);
+            let help = "write IP:PORT, e.g. 127.0.0.1:8080, 0.0.0.0:80 or [::1]:8080 \
+                        (host names are not resolved; port 0 picks a free port)";
+            problems.report(location, key, message, Some(help.to_owned()));
+            continue;
+        };
+        let earlier = specs.iter().find(|spec| spec.addr == addr && addr.port() != 0);
+        if let Some(earlier) = earlier {
+            let Loc { line, column } = earlier.location;
+            let help = format!("it is first listed at line {line}, column {column}; remove one");
+            problems.report(location.clone(), key, format!("address {addr} is listed twice"), Some(help));
+        }
+        specs.push(ListenSpec { addr, location });
+    }
+    specs
+}
+
+fn limits(raw: &RawLimits) -> Limits {
+    Limits {
+        max_body: raw.max_body.0,
+        max_header_bytes: usize::try_from(raw.max_header_bytes.0).unwrap_or(usize::MAX),
+        max_headers: raw.max_headers.get(),
+        header_read_timeout: raw.header_read_timeout.0,
+        idle_timeout: raw.idle_timeout.0,
+        max_connections: raw.max_connections.get(),
+        shutdown_timeout: raw.shutdown_timeout.0,
+        h2_max_concurrent_streams: raw.h2_max_concurrent_streams.get(),
+    }
+}
+
+fn log(raw: RawLog, problems: &mut Problems) -> LogSettings {
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&raw.level.value) {
+        let message = format!("invalid log level \"{}\": {e}", raw.level.value);
+        let help = "write a tracing filter, e.g. info, warn or covet=debug,info".to_owned();
+        problems.report(Loc::of(&raw.level), "log.level", message, Some(help));
+    }
+    LogSettings { format: raw.format, access: raw.access, level: raw.level.value }
+}
+
+fn plugins(base: &Path, entries: PluginEntries, problems: &mut Problems) -> Vec<PluginSpec> {
+    let specs = entries.0.into_iter().map(|(name, raw)| plugin(base, name, raw, problems));
+    specs.collect()
+}
+
+fn plugin(base: &Path, name: Spanned<String>, raw: RawPlugin, problems: &mut Problems) -> PluginSpec {
+    let key = join("plugins", &name.value);
+    check_name(&name, &key, problems);
+    check_kind(&raw.kind, &join(&key, "kind"), problems);
+    PluginSpec {
+        path: artifact(base, &raw.path, &join(&key, "path"), problems),
+        name: name.value.clone(),
+        kind: PluginKind::Native,
+        config: raw.config.unwrap_or(serde_json::Value::Null),
+        location: Loc::of(&name),
+    }
+}
+
+/// `[a-z0-9][a-z0-9_-]*`
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    first_ok && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+fn check_name(name: &Spanned<String>, key: &str, problems: &mut Problems) {
+    if valid_name(&name.value) {
+        return;
+    }
+    let mut help = "a plugin name is lower-case letters, digits, `_` and `-`, \
+                    starting with a letter or digit"
+        .to_owned();
+    let lower = name.value.to_ascii_lowercase();
+    if valid_name(&lower) {
+        help.push_str(&format!(", e.g. \"{lower}\""));
+    }
+    let message = format!("invalid plugin name \"{}\"", name.value);
+    problems.report(Loc::of(name), key, message, Some(help));
+}
+
+/// The kinds a manifest may name; only `native` runs in this build.
+const KINDS: [&str; 3] = ["native", "wasm", "python"];
+
+fn check_kind(kind: &Spanned<String>, key: &str, problems: &mut Problems) {
+    let (message, help) = match kind.value.as_str() {
+        "native" => return,
+        "wasm" | "python" => (
+            format!("plugin kind \"{}\" is not supported by this build yet", kind.value),
+            "this build runs `kind: native` plugins (a Rust cdylib built against covet-plugin-api)"
+                .to_owned(),
+        ),
+        other => (
+            format!("unknown plugin kind \"{other}\""),
+            did_you_mean(other, KINDS).unwrap_or_else(|| "the kind is \"native\"".to_owned()),
+        ),
+    };
+    problems.report(Loc::of(kind), key, message, Some(help));
+}
+
+/// The artifact's absolute path; a missing file or directory is reported.
+fn artifact(base: &Path, path: &Spanned<String>, key: &str, problems: &mut Problems) -> PathBuf {
+    let joined = base.join(&path.value);
+    let problem = match std::fs::metadata(&joined) {
+        Ok(meta) if meta.is_file() => match joined.canonicalize() {
+            Ok(absolute) => return absolute,
+            Err(e) => (format!("cannot resolve artifact \"{}\": {e}", path.value), None),
+        },
+        Ok(_) => (
+            format!("artifact \"{}\" is not a file", path.value),
+            Some(format!("`path` names the plugin's library (e.g. a .so); it resolved to {}", joined.display())),
+        ),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            (format!("artifact \"{}\" not found", path.value), Some(missing_help(path, &joined)))
+        }
+        Err(e) => (format!("cannot read artifact \"{}\": {e}", path.value), None),
+    };
+    problems.report(Loc::of(path), key, problem.0, problem.1);
+    joined
+}
+
+/// Where the missing artifact was looked for, and how to produce it.
+fn missing_help(written: &Spanned<String>, joined: &Path) -> String {
+    let relative = match Path::new(&written.value).is_absolute() {
+        true => String::new(),
+        false => " (relative to the manifest's directory)".to_owned(),
+    };
+    let build = match package_of(joined) {
+        Some(package) => format!("build it with `cargo build -p {package}` and copy the library there"),
+        None => "build the plugin first".to_owned(),
+    };
+    format!("looked for {}{relative}; {build}", joined.display())
+}
+
+/// `libcovet_auth_jwt.so` → `covet-auth-jwt`, the cargo package it comes from.
+fn package_of(library: &Path) -> Option<String> {
+    let stem = library.file_stem()?.to_str()?;
+    let name = stem.strip_prefix("lib")?;
+    (!name.is_empty()).then(|| name.replace('_', "-"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_names_are_lower_case_words() {
+        assert!(valid_name("jwt"));
+        assert!(valid_name("rate-limit_2"));
+        assert!(valid_name("0x"));
+        assert!(!valid_name("JWT"));
+        assert!(!valid_name("-jwt"));
+        assert!(!valid_name(""));
+        assert!(!valid_name("a.b"));
+    }
+
+    #[test]
+    fn a_library_names_its_package() {
+        let package = package_of(Path::new("artifacts/libcovet_auth_jwt.so"));
+        assert_eq!(package.as_deref(), Some("covet-auth-jwt"));
+        assert_eq!(package_of(Path::new("plugin.wasm")), None);
+    }
+
+    #[test]
+    fn the_missing_help_says_where_it_looked() {
+        let written = Spanned::new(
+            "a/libx.so".to_owned(),
+            serde_saphyr::Location::UNKNOWN,
+            serde_saphyr::Location::UNKNOWN,
+        );
+        let help = missing_help(&written, Path::new("m/a/libx.so"));
+        assert_eq!(
+            help,
+            "looked for m/a/libx.so (relative to the manifest's directory); \
+             build it with `cargo build -p x` and copy the library there"
+        );
+    }
+}

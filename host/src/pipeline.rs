@@ -1,0 +1,115 @@
+//! The pipeline: one request through a route's chain.
+//!
+//! ```text
+//! on_request(f1) → on_request(f2) → … → handle(h) → … → on_response(f2) → on_response(f1)
+//!        └── Respond(r) short-circuits: the handler is skipped and the filters
+//!            that already passed run on_response on r, in reverse order.
+//! ```
+//! A plugin fault (panic, error, invalid response) becomes a 500 with the
+//! structured body, is counted on the plugin, and logged with its name.
+
+use std::{sync::Arc, time::Instant};
+
+use crate::{
+    exchange::{Exchange, HostResponse},
+    problem,
+    registry::{Instance, PluginStats, Slot},
+    runtime::{Decision, Fault},
+};
+use covet_plugin_api::Phases;
+
+/// A route's chain: filter slots in manifest order and the handler slot.
+pub struct Chain {
+    /// Filters.
+    pub filters: Vec<Arc<Slot>>,
+    /// Handler.
+    pub handler: Arc<Slot>,
+}
+
+/// Time spent in one plugin for one request (for the access log).
+pub struct Timing {
+    /// Manifest name.
+    pub plugin: Arc<str>,
+    /// Microseconds across all its phases.
+    pub micros: u64,
+}
+
+/// Per-request plugin timings, only collected when the access log is on.
+pub type Timings = Option<Vec<Timing>>;
+
+/// Runs the chain. Returns `None` when a plugin of the chain is not live yet.
+pub async fn run(chain: &Chain, ex: &mut Exchange, timings: &mut Timings) -> Option<HostResponse> {
+    let filters: Vec<Arc<Instance>> = chain.filters.iter().map(|s| s.load()).collect::<Option<_>>()?;
+    let handler = chain.handler.load()?;
+    let (passed, early) = request_phase(&filters, ex, timings).await;
+    let mut resp = match early {
+        Some(resp) => resp,
+        None => handle_phase(&handler, ex, timings).await,
+    };
+    for filter in filters[..passed].iter().rev() {
+        response_phase(filter, ex, &mut resp, timings).await;
+    }
+    Some(resp)
+}
+
+async fn request_phase(filters: &[Arc<Instance>], ex: &mut Exchange, timings: &mut Timings) -> (usize, Option<HostResponse>) {
+    for (i, filter) in filters.iter().enumerate() {
+        if !filter.executor.info().phases.contains(Phases::ON_REQUEST) {
+            continue;
+        }
+        let started = Instant::now();
+        let outcome = filter.executor.on_request(ex).resolve().await;
+        record(timings, filter, started);
+        match outcome {
+            Ok(Decision::Continue) => {}
+            Ok(Decision::Respond(resp)) => return (i, Some(resp)),
+            Err(fault) => return (i, Some(fault_response(filter, "on_request", &fault, ex))),
+        }
+    }
+    (filters.len(), None)
+}
+
+async fn handle_phase(handler: &Instance, ex: &mut Exchange, timings: &mut Timings) -> HostResponse {
+    let started = Instant::now();
+    let outcome = handler.executor.handle(ex).resolve().await;
+    record(timings, handler, started);
+    outcome.unwrap_or_else(|fault| fault_response(handler, "handle", &fault, ex))
+}
+
+async fn response_phase(filter: &Instance, ex: &mut Exchange, resp: &mut HostResponse, timings: &mut Timings) {
+    if !filter.executor.info().phases.contains(Phases::ON_RESPONSE) {
+        return;
+    }
+    let started = Instant::now();
+    let outcome = filter.executor.on_response(ex, resp).resolve().await;
+    record(timings, filter, started);
+    if let Err(fault) = outcome {
+        *resp = fault_response(filter, "on_response", &fault, ex);
+    }
+}
+
+fn record(timings: &mut Timings, instance: &Instance, started: Instant) {
+    PluginStats::bump(&instance.stats.calls);
+    let Some(timings) = timings else { return };
+    let micros = started.elapsed().as_micros() as u64;
+    let name = &instance.executor.info().name;
+    match timings.iter_mut().find(|t| *t.plugin == **name) {
+        Some(t) => t.micros += micros,
+        None => timings.push(Timing { plugin: Arc::from(name.as_str()), micros }),
+    }
+}
+
+fn fault_response(instance: &Instance, phase: &str, fault: &Fault, ex: &Exchange) -> HostResponse {
+    let name = &instance.executor.info().name;
+    match fault {
+        Fault::Panic(msg) => {
+            PluginStats::bump(&instance.stats.panics);
+            tracing::error!(plugin = %name, phase, request_id = %ex.request_id, "plugin panicked: {msg}");
+        }
+        Fault::Error(msg) => {
+            PluginStats::bump(&instance.stats.errors);
+            tracing::error!(plugin = %name, phase, request_id = %ex.request_id, "plugin failed: {msg}");
+        }
+    }
+    problem::plugin_fault(name, phase, fault, &ex.request_id)
+}

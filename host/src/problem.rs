@@ -1,0 +1,79 @@
+//! The one place errors become responses: every error the host itself
+//! produces has the same JSON body,
+//! `{"error": {"code", "message", "details", "request_id", "timestamp"}}`.
+
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
+use serde_json::{Value, json};
+
+use crate::{exchange::HostResponse, runtime::Fault};
+
+/// Builds a structured error response.
+pub fn error(status: StatusCode, code: &str, message: &str, details: Value, request_id: &str) -> HostResponse {
+    let body = json!({
+        "error": {
+            "code": code,
+            "message": message,
+            "details": details,
+            "request_id": request_id,
+            "timestamp": humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        }
+    });
+    let mut resp = HostResponse::new(status);
+    resp.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.body = Bytes::from(body.to_string());
+    resp
+}
+
+/// 404: no route for this path.
+pub fn not_found(path: &str, request_id: &str) -> HostResponse {
+    error(StatusCode::NOT_FOUND, "NOT_FOUND", "no route matches this path", json!({ "path": path }), request_id)
+}
+
+/// 405 with an `Allow` header.
+pub fn method_not_allowed(method: &str, allowed: &[http::Method], request_id: &str) -> HostResponse {
+    let allow: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
+    let details = json!({ "method": method, "allowed": allow });
+    let mut resp =
+        error(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "method not allowed on this path", details, request_id);
+    if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
+        resp.headers.insert(header::ALLOW, v);
+    }
+    resp
+}
+
+/// 413: the body is larger than `limits.max_body`.
+pub fn payload_too_large(limit: u64, request_id: &str) -> HostResponse {
+    let message = format!("request body exceeds the limit of {limit} bytes");
+    error(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", &message, json!({ "max_body": limit }), request_id)
+}
+
+/// 431: too many header fields or too many header bytes.
+pub fn headers_too_large(what: &str, limit: usize, request_id: &str) -> HostResponse {
+    let message = format!("request headers exceed the limit: {what} > {limit}");
+    let status = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+    error(status, "HEADERS_TOO_LARGE", &message, json!({ "limit": what, "max": limit }), request_id)
+}
+
+/// 400: the body could not be read.
+pub fn bad_body(reason: &str, request_id: &str) -> HostResponse {
+    error(StatusCode::BAD_REQUEST, "BAD_REQUEST", "could not read the request body", json!({ "reason": reason }), request_id)
+}
+
+/// 503: plugins are still initialising.
+pub fn not_ready(request_id: &str) -> HostResponse {
+    let status = StatusCode::SERVICE_UNAVAILABLE;
+    error(status, "NOT_READY", "the host is starting: plugins are still initialising", Value::Null, request_id)
+}
+
+/// 500: a plugin panicked or failed. The details name the plugin, never its internals.
+pub fn plugin_fault(plugin: &str, phase: &str, fault: &Fault, request_id: &str) -> HostResponse {
+    let (code, message) = match fault {
+        Fault::Panic(_) => ("PLUGIN_PANIC", "a plugin failed while handling the request"),
+        Fault::Error(_) => ("PLUGIN_ERROR", "a plugin returned an invalid result"),
+    };
+    let details = json!({ "plugin": plugin, "phase": phase });
+    error(StatusCode::INTERNAL_SERVER_ERROR, code, message, details, request_id)
+}

@@ -1,0 +1,50 @@
+//! The route table: the router plus each route's chain of plugin slots,
+//! built once from the manifest (and swapped whole when it changes).
+
+use std::sync::Arc;
+
+use crate::{
+    manifest::{Diagnostic, Manifest, ManifestError},
+    pipeline::Chain,
+    registry::Registry,
+    router::Router,
+};
+
+/// One route: its pattern and chain.
+pub struct RouteEntry {
+    /// The manifest's path pattern.
+    pub pattern: Arc<str>,
+    /// Filters and handler.
+    pub chain: Chain,
+}
+
+/// Router plus routes.
+pub struct RouteTable {
+    /// Matchit trees.
+    pub router: Router,
+    /// Routes by index.
+    pub entries: Vec<RouteEntry>,
+}
+
+impl RouteTable {
+    /// Builds the table, creating registry slots for every plugin a route names.
+    pub fn build(manifest: &Manifest, registry: &mut Registry) -> Result<RouteTable, ManifestError> {
+        let mut router = Router::default();
+        let mut entries = Vec::with_capacity(manifest.routes.len());
+        for (index, route) in manifest.routes.iter().enumerate() {
+            router.insert(&route.path, &route.methods, index).map_err(|e| {
+                let diagnostic = Diagnostic {
+                    loc: Some(route.location.clone()),
+                    key: format!("routes[{index}].path"),
+                    message: format!("route conflict: {e}"),
+                    help: None,
+                };
+                ManifestError::single(&manifest.source, None, diagnostic)
+            })?;
+            let filters = route.filters.iter().map(|f| registry.slot(&f.name)).collect();
+            let chain = Chain { filters, handler: registry.slot(&route.handler.name) };
+            entries.push(RouteEntry { pattern: Arc::from(route.path.as_str()), chain });
+        }
+        Ok(RouteTable { router, entries })
+    }
+}

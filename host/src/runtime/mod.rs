@@ -1,0 +1,93 @@
+//! The executor trait: how the pipeline calls a plugin, whatever its kind.
+//!
+//! Each runtime (native today; WASM and Python are siblings behind the same
+//! trait) turns the four request phases into [`Outcome`]s. A native call is
+//! synchronous and comes back [`Outcome::Ready`] with no allocation; a runtime
+//! that must await (a WASM epoch, a Python event loop) returns
+//! [`Outcome::Pending`]. The pipeline never asks which kind it is talking to.
+
+pub mod native;
+
+use std::{future::Future, pin::Pin};
+
+use covet_plugin_api::Phases;
+
+use crate::exchange::{Exchange, HostResponse};
+
+/// A boxed, sendable future borrowed for `'a`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The result of one phase call: ready now, or a future to await.
+pub enum Outcome<'a, T> {
+    /// The call finished synchronously.
+    Ready(Result<T, Fault>),
+    /// The call continues asynchronously.
+    Pending(BoxFuture<'a, Result<T, Fault>>),
+}
+
+impl<T> Outcome<'_, T> {
+    /// Waits for the call to finish.
+    pub async fn resolve(self) -> Result<T, Fault> {
+        match self {
+            Outcome::Ready(result) => result,
+            Outcome::Pending(future) => future.await,
+        }
+    }
+}
+
+/// Why a phase call failed. Every variant becomes a 5xx for that one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// The plugin panicked (caught at the boundary).
+    Panic(String),
+    /// The plugin returned an error, or produced an invalid response.
+    Error(String),
+}
+
+impl Fault {
+    /// The fault's message.
+    pub fn message(&self) -> &str {
+        match self {
+            Fault::Panic(m) | Fault::Error(m) => m,
+        }
+    }
+}
+
+/// What `on_request` decided.
+pub enum Decision {
+    /// Go on.
+    Continue,
+    /// Answer now with this response.
+    Respond(HostResponse),
+}
+
+/// What the host knows about a loaded plugin.
+#[derive(Debug, Clone)]
+pub struct PluginInfo {
+    /// The manifest's name for this plugin instance.
+    pub name: String,
+    /// `native`, `wasm` or `python`.
+    pub kind: &'static str,
+    /// The plugin's own name (e.g. its crate name).
+    pub plugin_name: String,
+    /// The plugin's own version.
+    pub version: String,
+    /// The plugin-api version it was built against.
+    pub api_version: String,
+    /// The phases it implements.
+    pub phases: Phases,
+}
+
+/// One live plugin instance, callable by the pipeline.
+pub trait Executor: Send + Sync {
+    /// Name, kind, versions and phases.
+    fn info(&self) -> &PluginInfo;
+    /// Filter phase before the handler.
+    fn on_request<'a>(&'a self, ex: &'a mut Exchange) -> Outcome<'a, Decision>;
+    /// Handler phase.
+    fn handle<'a>(&'a self, ex: &'a mut Exchange) -> Outcome<'a, HostResponse>;
+    /// Filter phase after the handler.
+    fn on_response<'a>(&'a self, ex: &'a mut Exchange, resp: &'a mut HostResponse) -> Outcome<'a, ()>;
+    /// Retires the instance; called once, after its last request.
+    fn shutdown(&self);
+}

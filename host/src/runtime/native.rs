@@ -1,0 +1,153 @@
+//! The native runtime: loads a plugin `cdylib` with abi_stable, checks its
+//! ABI, makes instances, and calls their phases through the FFI views.
+//!
+//! Libraries are never unloaded (Rust cdylibs are not safe to `dlclose`).
+//! Phase calls are synchronous; a plugin that declares `blocking` is called
+//! through `block_in_place` so the reactor thread hands its other work away.
+
+use std::path::{Path, PathBuf};
+
+use abi_stable::{
+    library::{LibraryError, lib_header_from_path},
+    sabi_trait::TD_Opaque,
+    std_types::{RErr, ROk, RResult, RStr},
+};
+use covet_plugin_api::ffi::{
+    ABI_VERSION, Descriptor, Fault as FfiFault, FaultKind, FfiFlow, PluginBox, PluginMod_Ref, RequestOps_TO,
+    ResponseOps_TO,
+};
+
+use super::{Decision, Executor, Fault, Outcome, PluginInfo};
+use crate::{
+    error::HostError,
+    exchange::{Exchange, HostResponse},
+};
+
+/// A loaded plugin library: its root module and what it says about itself.
+#[derive(Clone)]
+pub struct NativeLibrary {
+    module: PluginMod_Ref,
+    descriptor: Descriptor,
+    path: PathBuf,
+}
+
+impl NativeLibrary {
+    /// Opens the library at `path` and checks that its ABI matches this host.
+    pub fn load(plugin: &str, path: &Path) -> Result<NativeLibrary, HostError> {
+        let refuse = |reason: String| HostError::PluginLoad { plugin: plugin.into(), path: path.into(), reason };
+        let header = lib_header_from_path(path).map_err(|e| refuse(describe_load_error(e)))?;
+        let module = header.init_root_module::<PluginMod_Ref>().map_err(|e| refuse(describe_load_error(e)))?;
+        let descriptor = (module.descriptor())();
+        Ok(NativeLibrary { module, descriptor, path: path.into() })
+    }
+
+    /// What the plugin declared: name, versions, phases.
+    pub fn descriptor(&self) -> &Descriptor {
+        &self.descriptor
+    }
+
+    /// The file the library was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Makes a new instance from its JSON config (runs the plugin's `init`).
+    pub fn instantiate(&self, name: &str, config_json: &str) -> Result<NativeExecutor, HostError> {
+        let made = (self.module.instantiate())(RStr::from_str(config_json));
+        let instance = made.into_result().map_err(|fault| HostError::PluginInit {
+            plugin: name.into(),
+            reason: describe_fault(&fault),
+        })?;
+        Ok(NativeExecutor { instance, info: self.info(name), blocking: self.descriptor.blocking })
+    }
+
+    fn info(&self, name: &str) -> PluginInfo {
+        let d = &self.descriptor;
+        PluginInfo {
+            name: name.into(),
+            kind: "native",
+            plugin_name: d.name.to_string(),
+            version: d.version.to_string(),
+            api_version: d.api_version.to_string(),
+            phases: d.phases,
+        }
+    }
+}
+
+fn describe_fault(fault: &FfiFault) -> String {
+    match fault.kind {
+        FaultKind::Panic => format!("init panicked: {}", fault.message),
+        FaultKind::Error => fault.message.to_string(),
+    }
+}
+
+/// Turns abi_stable's load errors into sentences an operator can act on.
+fn describe_load_error(err: LibraryError) -> String {
+    match err {
+        LibraryError::IncompatibleVersionNumber { expected_version, actual_version, .. } => format!(
+            "incompatible plugin ABI: the plugin was built against covet-plugin-api {actual_version}, \
+             but this host speaks covet-plugin-api {expected_version} (ABI {ABI_VERSION}); \
+             rebuild the plugin against covet-plugin-api {}.{}",
+            expected_version.major, expected_version.minor
+        ),
+        LibraryError::AbiInstability(details) => format!(
+            "incompatible plugin ABI: the plugin's covet-plugin-api types differ from this host's \
+             (covet-plugin-api {ABI_VERSION}); rebuild the plugin. Details: {details}"
+        ),
+        LibraryError::OpenError { err, .. } => format!("cannot open the library: {err}"),
+        LibraryError::GetSymbolError { .. } => {
+            "not a covet plugin: the library exports no covet root module (use covet_plugin_api::export_plugin!)"
+                .into()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// One live native plugin instance.
+pub struct NativeExecutor {
+    instance: PluginBox,
+    info: PluginInfo,
+    blocking: bool,
+}
+
+impl NativeExecutor {
+    fn call<T>(&self, f: impl FnOnce() -> RResult<T, FfiFault>) -> Result<T, Fault> {
+        let result = if self.blocking { tokio::task::block_in_place(f) } else { f() };
+        match result {
+            ROk(v) => Ok(v),
+            RErr(fault) if fault.kind == FaultKind::Panic => Err(Fault::Panic(fault.message.into_string())),
+            RErr(fault) => Err(Fault::Error(fault.message.into_string())),
+        }
+    }
+}
+
+impl Executor for NativeExecutor {
+    fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    fn on_request<'a>(&'a self, ex: &'a mut Exchange) -> Outcome<'a, Decision> {
+        let flow = self.call(|| self.instance.on_request(RequestOps_TO::from_ptr(ex, TD_Opaque)));
+        Outcome::Ready(flow.and_then(|flow| match flow {
+            FfiFlow::Continue => Ok(Decision::Continue),
+            FfiFlow::Respond(resp) => HostResponse::from_plugin(resp).map(Decision::Respond).map_err(Fault::Error),
+        }))
+    }
+
+    fn handle<'a>(&'a self, ex: &'a mut Exchange) -> Outcome<'a, HostResponse> {
+        let resp = self.call(|| self.instance.handle(RequestOps_TO::from_ptr(ex, TD_Opaque)));
+        Outcome::Ready(resp.and_then(|r| HostResponse::from_plugin(r).map_err(Fault::Error)))
+    }
+
+    fn on_response<'a>(&'a self, ex: &'a mut Exchange, resp: &'a mut HostResponse) -> Outcome<'a, ()> {
+        let req = RequestOps_TO::from_ptr(ex, TD_Opaque);
+        let res = ResponseOps_TO::from_ptr(resp, TD_Opaque);
+        Outcome::Ready(self.call(|| self.instance.on_response(req, res)))
+    }
+
+    fn shutdown(&self) {
+        if let Err(fault) = self.call(|| self.instance.shutdown()) {
+            tracing::error!(plugin = %self.info.name, "plugin shutdown failed: {}", fault.message());
+        }
+    }
+}

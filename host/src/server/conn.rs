@@ -1,0 +1,86 @@
+//! One accepted TCP connection: HTTP/1.1 or h2c (hyper-util's auto builder
+//! sniffs the preface), served until it ends, idles out, times out reading a
+//! head, or the host shuts down (graceful: in-flight requests finish).
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use hyper::service::service_fn;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::conn::auto,
+};
+use tokio::{net::TcpStream, sync::{OwnedSemaphorePermit, watch}};
+
+use super::watchdog::{ConnState, Expiry, TrackedIo, watch as watch_timeouts};
+use crate::{
+    exchange::client_string,
+    manifest::Limits,
+    service::{self, ConnInfo, Shared},
+};
+
+/// How often HTTP/2 pings an idle peer, and how long it waits for the answer.
+const H2_KEEPALIVE: Duration = Duration::from_secs(20);
+
+/// The connection builder for a listener, configured from the limits.
+pub fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Our own checks answer 431 with the structured body below these; hyper's
+    // hard limits (twice ours) only catch what is far beyond them.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .pipeline_flush(true)
+        .max_headers(limits.max_headers.saturating_mul(2).max(100))
+        .max_buf_size(limits.max_header_bytes.saturating_mul(2).max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.h2_max_concurrent_streams)
+        .max_header_list_size(u32::try_from(limits.max_header_bytes.saturating_mul(2)).unwrap_or(u32::MAX))
+        .keep_alive_interval(Some(H2_KEEPALIVE))
+        .keep_alive_timeout(H2_KEEPALIVE);
+    builder
+}
+
+/// Everything a connection task needs.
+pub struct ConnContext {
+    /// Host state.
+    pub shared: Arc<Shared>,
+    /// Protocol builder.
+    pub builder: Arc<auto::Builder<TokioExecutor>>,
+    /// Flips to `true` when the host shuts down.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Serves one connection to its end. Holds `permit` (the connection limit) throughout.
+pub async fn serve(stream: TcpStream, peer: SocketAddr, mut ctx: ConnContext, permit: OwnedSemaphorePermit) {
+    let _permit = permit;
+    let _ = stream.set_nodelay(true);
+    let state = Arc::new(ConnState::default());
+    let io = TokioIo::new(TrackedIo::new(stream, state.clone()));
+    let info = Arc::new(ConnInfo { client: client_string(peer), state: state.clone() });
+    let shared = ctx.shared.clone();
+    let svc = service_fn(move |req| service::serve(shared.clone(), info.clone(), req));
+    let conn = ctx.builder.serve_connection(io, svc);
+    tokio::pin!(conn);
+    let limits = &ctx.shared.limits;
+    tokio::select! {
+        result = conn.as_mut() => return log_end(peer, result),
+        expiry = watch_timeouts(&state, limits.header_read_timeout, limits.idle_timeout) => {
+            if expiry == Expiry::HeaderRead {
+                tracing::debug!(%peer, "closing connection: request head not received within header_read_timeout");
+                return;
+            }
+            conn.as_mut().graceful_shutdown();
+        }
+        _ = super::stopped(&mut ctx.shutdown) => conn.as_mut().graceful_shutdown(),
+    }
+    log_end(peer, conn.await);
+}
+
+fn log_end(peer: SocketAddr, result: Result<(), Box<dyn std::error::Error + Send + Sync>>) {
+    if let Err(e) = result {
+        tracing::debug!(%peer, "connection ended with an error: {e}");
+    }
+}

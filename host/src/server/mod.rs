@@ -1,0 +1,140 @@
+//! The server: binds the listeners, accepts connections under the connection
+//! limit, initialises plugins (readiness flips when they are all live), and
+//! shuts down gracefully on SIGINT/SIGTERM within `limits.shutdown_timeout`.
+
+mod conn;
+pub mod watchdog;
+
+use std::{
+    io::Write,
+    sync::{Arc, atomic::Ordering},
+};
+
+use arc_swap::ArcSwap;
+use tokio::{
+    net::TcpListener,
+    signal::unix::{SignalKind, signal},
+    sync::{Semaphore, watch},
+};
+
+use crate::{
+    error::HostError,
+    loader,
+    manifest::{ListenSpec, Manifest},
+    registry::Registry,
+    request_id::RequestIds,
+    routes::RouteTable,
+    service::Shared,
+};
+
+/// Runs the host for `manifest` until a shutdown signal. Returns once every
+/// connection has finished (or the shutdown deadline passed).
+pub async fn run(manifest: Manifest) -> Result<(), HostError> {
+    let loaded = loader::load_all(&manifest)?;
+    let shared = Arc::new(shared_state(&manifest)?);
+    let listeners = bind_all(&manifest.listen).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let permits = shared.limits.max_connections.min(Semaphore::MAX_PERMITS);
+    let connections = Arc::new(Semaphore::new(permits));
+    let builder = Arc::new(conn::builder(&shared.limits));
+    for listener in listeners {
+        let ctx = conn::ConnContext { shared: shared.clone(), builder: builder.clone(), shutdown: stop_rx.clone() };
+        tokio::spawn(accept_loop(listener, ctx, connections.clone()));
+    }
+    let init = {
+        let shared = shared.clone();
+        tokio::task::spawn_blocking(move || loader::init_all(&loaded, &shared.registry))
+    };
+    tokio::select! {
+        joined = init => {
+            joined.map_err(|e| HostError::Io(std::io::Error::other(e)))??;
+            shared.ready.store(true, Ordering::Release);
+            tracing::info!("all plugins initialised; ready");
+        }
+        _ = shutdown_signal() => tracing::info!("shutdown requested during start-up"),
+    }
+    if shared.ready.load(Ordering::Acquire) {
+        shutdown_signal().await;
+    }
+    drain(stop_tx, &connections, permits, &shared).await;
+    Ok(())
+}
+
+fn shared_state(manifest: &Manifest) -> Result<Shared, HostError> {
+    let mut registry = Registry::default();
+    for plugin in &manifest.plugins {
+        registry.slot(&plugin.name);
+    }
+    let table = RouteTable::build(manifest, &mut registry)?;
+    Ok(Shared {
+        routes: ArcSwap::from_pointee(table),
+        registry,
+        limits: manifest.limits.clone(),
+        access_log: manifest.log.access,
+        ready: Default::default(),
+        ids: RequestIds::default(),
+    })
+}
+
+async fn bind_all(specs: &[ListenSpec]) -> Result<Vec<TcpListener>, HostError> {
+    let mut listeners = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let listener = TcpListener::bind(spec.addr).await.map_err(|source| HostError::Bind { addr: spec.addr, source })?;
+        let addr = listener.local_addr()?;
+        // Tests and scripts read the real port from this line.
+        println!("listening on http://{addr}");
+        listeners.push(listener);
+    }
+    std::io::stdout().flush()?;
+    Ok(listeners)
+}
+
+async fn accept_loop(listener: TcpListener, ctx: conn::ConnContext, connections: Arc<Semaphore>) {
+    let mut stop = ctx.shutdown.clone();
+    loop {
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => return },
+            _ = stopped(&mut stop) => return,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            _ = stopped(&mut stop) => return,
+        };
+        let ctx = conn::ConnContext { shared: ctx.shared.clone(), builder: ctx.builder.clone(), shutdown: ctx.shutdown.clone() };
+        tokio::spawn(conn::serve(stream, peer, ctx, permit));
+    }
+}
+
+/// Resolves once the host is shutting down.
+pub async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+async fn shutdown_signal() {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; the host will only stop when killed");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT received; shutting down"),
+    }
+}
+
+async fn drain(stop: watch::Sender<bool>, connections: &Arc<Semaphore>, permits: usize, shared: &Shared) {
+    let _ = stop.send(true);
+    let deadline = shared.limits.shutdown_timeout;
+    let all = u32::try_from(permits).unwrap_or(u32::MAX);
+    match tokio::time::timeout(deadline, connections.acquire_many(all)).await {
+        Ok(_) => tracing::info!("all connections closed"),
+        Err(_) => tracing::warn!(?deadline, "shutdown deadline passed with requests still in flight; exiting"),
+    }
+    shared.registry.retire_all();
+}

@@ -1,0 +1,205 @@
+//! The hyper service: one HTTP request in, one response out. Applies the
+//! header and body limits, answers `/_covet/*`, routes, runs the pipeline,
+//! stamps `x-request-id`, and writes the access-log line.
+
+use std::{
+    convert::Infallible,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Instant,
+};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, header, request::Parts};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Body as _, Incoming};
+
+use crate::{
+    exchange::{Exchange, HostResponse},
+    manifest::Limits,
+    pipeline::{self, Timings},
+    problem,
+    registry::Registry,
+    request_id::{self, RequestIds},
+    router::Miss,
+    routes::RouteTable,
+    server::watchdog::ConnState,
+};
+
+/// The response body type of every covet response.
+pub type Body = Full<Bytes>;
+
+/// State shared by every connection of the host.
+pub struct Shared {
+    /// The live route table.
+    pub routes: ArcSwap<RouteTable>,
+    /// Plugin slots.
+    pub registry: Registry,
+    /// Request limits.
+    pub limits: Limits,
+    /// Whether to write an access-log line per request.
+    pub access_log: bool,
+    /// Set once every plugin has initialised.
+    pub ready: AtomicBool,
+    /// Request id source.
+    pub ids: RequestIds,
+}
+
+/// What the service knows about the connection a request came on.
+pub struct ConnInfo {
+    /// `ip:port` of the client.
+    pub client: Arc<str>,
+    /// Activity tracking for the connection's timeouts.
+    pub state: Arc<ConnState>,
+}
+
+/// Serves one request.
+pub async fn serve(shared: Arc<Shared>, conn: Arc<ConnInfo>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let _in_flight = conn.state.begin_request();
+    let started = Instant::now();
+    let request_id = shared.ids.for_request(req.headers());
+    let (parts, body) = req.into_parts();
+    let log = shared.access_log.then(|| (parts.method.clone(), parts.uri.path().to_string()));
+    let mut timings: Timings = shared.access_log.then(Vec::new);
+    let head = parts.method == Method::HEAD;
+    let (resp, route) = dispatch(&shared, &conn, parts, body, &request_id, &mut timings).await;
+    if let Some((method, path)) = log {
+        access_line(&method, &path, route.as_deref(), resp.status.as_u16(), started, &timings, &request_id, &conn.client);
+    }
+    Ok(finish(resp, request_id, head))
+}
+
+async fn dispatch(
+    shared: &Shared,
+    conn: &ConnInfo,
+    parts: Parts,
+    body: Incoming,
+    request_id: &str,
+    timings: &mut Timings,
+) -> (HostResponse, Option<Arc<str>>) {
+    if let Some(rest) = parts.uri.path().strip_prefix("/_covet/") {
+        return (health(shared, rest, &parts.method, request_id), None);
+    }
+    if let Some(resp) = check_headers(&parts.headers, &shared.limits, request_id) {
+        return (resp, None);
+    }
+    let table = shared.routes.load_full();
+    let found = match table.router.lookup(&parts.method, parts.uri.path()) {
+        Ok(found) => found,
+        Err(Miss::NotFound) => return (problem::not_found(parts.uri.path(), request_id), None),
+        Err(Miss::MethodNotAllowed(allowed)) => {
+            return (problem::method_not_allowed(parts.method.as_str(), &allowed, request_id), None);
+        }
+    };
+    let entry = &table.entries[found.route];
+    let route = Some(entry.pattern.clone());
+    let body = match read_body(body, &parts.headers, shared.limits.max_body, request_id).await {
+        Ok(body) => body,
+        Err(resp) => return (resp, route),
+    };
+    let mut ex = Exchange {
+        method: parts.method,
+        uri: parts.uri,
+        version: parts.version,
+        headers: parts.headers,
+        client: conn.client.clone(),
+        route: entry.pattern.clone(),
+        params: found.params,
+        body,
+        metadata: Vec::new(),
+        request_id: request_id.to_string(),
+    };
+    let resp = pipeline::run(&entry.chain, &mut ex, timings).await;
+    (resp.unwrap_or_else(|| problem::not_ready(request_id)), route)
+}
+
+fn health(shared: &Shared, what: &str, method: &Method, request_id: &str) -> HostResponse {
+    if method != Method::GET && method != Method::HEAD {
+        return problem::method_not_allowed(method.as_str(), &[Method::GET, Method::HEAD], request_id);
+    }
+    match what {
+        "health" => json_ok(r#"{"status":"serving"}"#),
+        "ready" if shared.ready.load(Ordering::Acquire) => json_ok(r#"{"status":"ready"}"#),
+        "ready" => problem::not_ready(request_id),
+        _ => problem::not_found(&format!("/_covet/{what}"), request_id),
+    }
+}
+
+fn json_ok(body: &'static str) -> HostResponse {
+    let mut resp = HostResponse::new(http::StatusCode::OK);
+    resp.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.body = Bytes::from_static(body.as_bytes());
+    resp
+}
+
+fn check_headers(headers: &HeaderMap, limits: &Limits, request_id: &str) -> Option<HostResponse> {
+    if headers.len() > limits.max_headers {
+        return Some(problem::headers_too_large("header count", limits.max_headers, request_id));
+    }
+    let bytes: usize = headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
+    if bytes > limits.max_header_bytes {
+        return Some(problem::headers_too_large("header bytes", limits.max_header_bytes, request_id));
+    }
+    None
+}
+
+async fn read_body(body: Incoming, headers: &HeaderMap, max: u64, request_id: &str) -> Result<Bytes, HostResponse> {
+    if body.is_end_stream() {
+        return Ok(Bytes::new());
+    }
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max) {
+        return Err(problem::payload_too_large(max, request_id));
+    }
+    match Limited::new(body, max as usize).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(problem::payload_too_large(max, request_id)),
+        Err(e) => Err(problem::bad_body(&e.to_string(), request_id)),
+    }
+}
+
+fn finish(resp: HostResponse, request_id: String, head: bool) -> Response<Body> {
+    let HostResponse { status, mut headers, body } = resp;
+    if let Ok(id) = HeaderValue::try_from(request_id) {
+        headers.insert(request_id::HEADER, id);
+    }
+    let body = if head {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        Bytes::new()
+    } else {
+        body
+    };
+    let mut out = Response::new(Full::new(body));
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn access_line(
+    method: &Method,
+    path: &str,
+    route: Option<&str>,
+    status: u16,
+    started: Instant,
+    timings: &Timings,
+    request_id: &str,
+    client: &str,
+) {
+    let plugins = timings.as_deref().unwrap_or_default();
+    let plugins: Vec<String> = plugins.iter().map(|t| format!("{}={}us", t.plugin, t.micros)).collect();
+    tracing::info!(
+        target: "covet::access",
+        method = %method,
+        path,
+        route = route.unwrap_or("-"),
+        status,
+        latency_us = started.elapsed().as_micros() as u64,
+        plugins = %plugins.join(","),
+        request_id,
+        client,
+    );
+}

@@ -1,0 +1,70 @@
+//! Header name and value checks (RFC 9110 §5.1 and §5.5), run at init so a
+//! bad manifest is refused before the plugin takes traffic.
+
+/// The characters besides letters and digits that a header name may use.
+const TOKEN_PUNCTUATION: &str = "!#$%&'*+-.^_`|~";
+
+/// Checks a header name and returns it lower-cased (the form covet sends).
+pub(crate) fn header_name(name: &str) -> Result<String, String> {
+    if name.is_empty() {
+        return Err("a header name is empty; name the header, e.g. `x-served-by`".to_string());
+    }
+    match name.chars().find(|c| !is_token_char(*c)) {
+        Some(bad) => Err(format!(
+            "header name `{name}` contains {}; header names may only use letters, digits and {TOKEN_PUNCTUATION}",
+            describe(bad)
+        )),
+        None => Ok(name.to_ascii_lowercase()),
+    }
+}
+
+/// Checks a header value: no control characters (tab excepted), no
+/// whitespace at either end (HTTP strips it, so it would be silently lost).
+pub(crate) fn header_value(name: &str, value: &str) -> Result<(), String> {
+    if let Some(bad) = value.chars().find(|c| c.is_control() && *c != '\t') {
+        return Err(format!(
+            "the value of header `{name}` contains {}; header values cannot hold control characters or line breaks",
+            describe(bad)
+        ));
+    }
+    if value.starts_with([' ', '\t']) || value.ends_with([' ', '\t']) {
+        return Err(format!(
+            "the value of header `{name}` starts or ends with whitespace; remove it (HTTP would drop it)"
+        ));
+    }
+    Ok(())
+}
+
+fn is_token_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || TOKEN_PUNCTUATION.contains(c)
+}
+
+fn describe(c: char) -> String {
+    match c {
+        ' ' => "a space".to_string(),
+        '\t' => "a tab".to_string(),
+        '\r' | '\n' => "a line break".to_string(),
+        c if c.is_control() => format!("the control character U+{:04X}", c as u32),
+        c => format!("`{c}`"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_lower_cased_tokens() {
+        assert_eq!(header_name("X-Served-By").unwrap(), "x-served-by");
+        assert!(header_name("x served").unwrap_err().contains("a space"));
+        assert!(header_name("x:y").unwrap_err().contains("`:`"));
+        assert!(header_name("").is_err());
+    }
+
+    #[test]
+    fn values_refuse_control_characters_and_edge_whitespace() {
+        assert!(header_value("x", "a b\tc ü").is_ok());
+        assert!(header_value("x", "a\r\nb").unwrap_err().contains("line break"));
+        assert!(header_value("x", " a").unwrap_err().contains("whitespace"));
+    }
+}

@@ -1,0 +1,41 @@
+//! Test harness: start the real `covet` binary on a manifest written to a
+//! temp dir, read the bound address from its `listening on http://…` line,
+//! talk HTTP/1.1 or h2c to it, and stop it with SIGTERM.
+//!
+//! Artifacts (the binary and plugin `.so` files) are found next to the test
+//! executable's target dir, so any `CARGO_TARGET_DIR` works; build them first
+//! with `cargo build --workspace` (scripts/test.sh does).
+
+mod client;
+mod host;
+
+pub use client::{Client, Reply};
+pub use host::{Host, HostBuilder};
+
+use std::path::PathBuf;
+
+/// `target/<profile>`: the directory holding the covet binary and plugin libraries.
+pub fn artifacts_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/e2e-<hash>
+    exe.parent().and_then(|deps| deps.parent()).expect("target dir").to_path_buf()
+}
+
+/// The path of a plugin library by crate name, e.g. `covet-static-response`.
+pub fn plugin(crate_name: &str) -> PathBuf {
+    let path = artifacts_dir().join(format!("lib{}.so", crate_name.replace('-', "_")));
+    assert!(path.exists(), "{} is missing: run `cargo build --workspace` first (scripts/test.sh does)", path.display());
+    path
+}
+
+/// The covet binary.
+pub fn covet_bin() -> PathBuf {
+    let path = artifacts_dir().join("covet");
+    assert!(path.exists(), "{} is missing: run `cargo build --workspace` first", path.display());
+    path
+}
+
+/// The workspace root (for fixtures such as `tests/fixtures/keys`).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
