@@ -10,7 +10,9 @@ use std::process::Command;
 
 /// The workspace root; manifest paths in messages are relative to it.
 fn workspace_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ lives in the workspace")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ lives in the workspace")
 }
 
 /// `tests/manifest/invalid/*.yaml`, relative to the workspace root, sorted.
@@ -36,7 +38,9 @@ fn check(case: &Path) -> Result<String, String> {
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     match output.status.code() {
         Some(2) => Ok(stderr),
-        other => Err(format!("exit code {other:?}, expected 2; stderr:\n{stderr}")),
+        other => Err(format!(
+            "exit code {other:?}, expected 2; stderr:\n{stderr}"
+        )),
     }
 }
 
@@ -50,7 +54,10 @@ fn compare(case: &Path, update: bool) -> Result<(), String> {
     let expected = fs::read_to_string(&snapshot).unwrap_or_default();
     match actual == expected {
         true => Ok(()),
-        false => Err(format!("stderr differs from {}:\n--- expected\n{expected}\n--- actual\n{actual}", snapshot.display())),
+        false => Err(format!(
+            "stderr differs from {}:\n--- expected\n{expected}\n--- actual\n{actual}",
+            snapshot.display()
+        )),
     }
 }
 
@@ -58,10 +65,24 @@ fn compare(case: &Path, update: bool) -> Result<(), String> {
 fn invalid_manifests_report_the_expected_errors() {
     let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some_and(|v| v == "1");
     let cases = cases();
-    assert!(cases.len() >= 14, "expected at least 14 cases, found {}", cases.len());
+    assert!(
+        cases.len() >= 14,
+        "expected at least 14 cases, found {}",
+        cases.len()
+    );
     let failures: Vec<String> = cases
         .iter()
-        .filter_map(|case| compare(case, update).err().map(|e| format!("{}: {e}", case.display())))
+        .filter_map(|case| {
+            compare(case, update)
+                .err()
+                .map(|e| format!("{}: {e}", case.display()))
+        })
         .collect();
-    assert!(failures.is_empty(), "{} of {} cases failed:\n\n{}", failures.len(), cases.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n\n")
+    );
 }

@@ -47,7 +47,11 @@ pub struct ManifestError {
 impl ManifestError {
     /// An error with one problem, e.g. a plugin that fails to load.
     pub fn single(file: &Path, source_text: Option<String>, diagnostic: Diagnostic) -> Self {
-        ManifestError { file: file.to_path_buf(), source_text, diagnostics: vec![diagnostic] }
+        ManifestError {
+            file: file.to_path_buf(),
+            source_text,
+            diagnostics: vec![diagnostic],
+        }
     }
 }
 
@@ -55,14 +59,26 @@ impl std::error::Error for ManifestError {}
 
 impl fmt::Display for ManifestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let index = self.source_text.as_deref().map(SourceIndex::new).unwrap_or_default();
+        let index = self
+            .source_text
+            .as_deref()
+            .map(SourceIndex::new)
+            .unwrap_or_default();
         for diagnostic in &self.diagnostics {
-            let block = Block { error: self, index: &index, diagnostic };
+            let block = Block {
+                error: self,
+                index: &index,
+                diagnostic,
+            };
             writeln!(f, "{block}")?;
         }
         let count = self.diagnostics.len();
         let plural = if count == 1 { "" } else { "s" };
-        write!(f, "error: manifest {} has {count} error{plural}", self.file.display())
+        write!(
+            f,
+            "error: manifest {} has {count} error{plural}",
+            self.file.display()
+        )
     }
 }
 
@@ -104,8 +120,14 @@ impl Block<'_> {
     /// The source line with carets under the offending token; empty when the
     /// text or the line is not available.
     fn snippet(&self, loc: &Loc, gutter: &str) -> String {
-        let line = self.error.source_text.as_deref().and_then(|text| nth_line(text, loc.line));
-        let Some(line) = line else { return String::new() };
+        let line = self
+            .error
+            .source_text
+            .as_deref()
+            .and_then(|text| nth_line(text, loc.line));
+        let Some(line) = line else {
+            return String::new();
+        };
         let line = line.replace('\t', " ");
         let len = self.underline_len(loc, &line);
         let pad = " ".repeat(loc.column.saturating_sub(1) as usize);
@@ -116,10 +138,17 @@ impl Block<'_> {
         out
     }
 
-    /// The token's length when the index knows it (and it fits the line), else 1.
+    /// The length of the token at `loc` when it is the diagnostic's key (a
+    /// missing key gets one caret at its mapping) and fits the line, else 1.
     fn underline_len(&self, loc: &Loc, line: &str) -> usize {
-        let rest = line.chars().count().saturating_sub(loc.column.saturating_sub(1) as usize);
-        let known = self.index.at(loc.line, loc.column).and_then(|node| node.len);
+        let rest = line
+            .chars()
+            .count()
+            .saturating_sub(loc.column.saturating_sub(1) as usize);
+        let node = self
+            .index
+            .at_path(loc.line, loc.column, &self.diagnostic.key);
+        let known = node.and_then(|node| node.len);
         match known {
             Some(len) if len > 0 && len as usize <= rest => len as usize,
             _ => 1,
@@ -148,7 +177,10 @@ mod tests {
 
     fn unknown_filter() -> Diagnostic {
         Diagnostic {
-            loc: Some(Loc { line: 3, column: 15 }),
+            loc: Some(Loc {
+                line: 3,
+                column: 15,
+            }),
             key: "routes[0].filters[0]".to_owned(),
             message: "unknown plugin \"jtw\" in filters".to_owned(),
             help: Some("did you mean \"jwt\"?".to_owned()),
@@ -179,14 +211,23 @@ error: manifest m.yaml has 1 error";
             ..unknown_filter()
         };
         let text = error(vec![diagnostic.clone(), diagnostic]).to_string();
-        assert!(text.contains("2 |   - path: /x\n  |   ^\n\nerror"), "{text}");
+        assert!(
+            text.contains("2 |   - path: /x\n  |   ^\n\nerror"),
+            "{text}"
+        );
         assert!(text.ends_with("has 2 errors"), "{text}");
     }
 
     #[test]
     fn a_diagnostic_without_location_names_the_file() {
-        let diagnostic = Diagnostic { loc: None, ..unknown_filter() };
+        let diagnostic = Diagnostic {
+            loc: None,
+            ..unknown_filter()
+        };
         let text = ManifestError::single(Path::new("m.yaml"), None, diagnostic).to_string();
-        assert!(text.starts_with("error: unknown plugin \"jtw\" in filters\n --> m.yaml\n  = key:"), "{text}");
+        assert!(
+            text.starts_with("error: unknown plugin \"jtw\" in filters\n --> m.yaml\n  = key:"),
+            "{text}"
+        );
     }
 }

@@ -119,7 +119,11 @@ pub struct LogSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        LogSettings { format: LogFormat::Pretty, access: true, level: "info".to_owned() }
+        LogSettings {
+            format: LogFormat::Pretty,
+            access: true,
+            level: "info".to_owned(),
+        }
     }
 }
 
@@ -192,13 +196,19 @@ pub struct Loc {
 impl Loc {
     /// The location serde-saphyr recorded, or `None` when it is unknown.
     fn from_yaml(location: &serde_saphyr::Location) -> Option<Loc> {
-        (location.line() > 0).then(|| Loc { line: location.line(), column: location.column() })
+        (location.line() > 0).then(|| Loc {
+            line: location.line(),
+            column: location.column(),
+        })
     }
 
     /// Where a spanned value is used (for an alias: the alias, not the anchor).
     fn of<T>(spanned: &serde_saphyr::Spanned<T>) -> Loc {
         let at = &spanned.referenced;
-        Loc { line: at.line(), column: at.column() }
+        Loc {
+            line: at.line(),
+            column: at.column(),
+        }
     }
 }
 

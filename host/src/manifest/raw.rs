@@ -43,7 +43,7 @@ pub struct RawManifest {
     /// The plugins, by name. A name is lower-case letters, digits, `_` and `-`.
     #[serde(default)]
     pub plugins: PluginEntries,
-    /// The routes. The first route whose path and method match is taken.
+    /// The routes. Two routes that could match the same request are an error; matchit picks static segments over `{param}` over `{*catch_all}`.
     #[serde(default)]
     pub routes: Vec<RawRoute>,
 }

@@ -17,10 +17,12 @@ use super::validate::Problems;
 use super::{Loc, Named, RouteSpec};
 
 /// The methods a route may name, in the order of the per-method trees.
-const METHODS: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"];
+const METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT",
+];
 
 /// The prefix the host keeps for its own endpoints.
-const RESERVED: &str = "/_covet";
+const RESERVED: &str = "/_covet/";
 
 const SYNTAX_HELP: &str = "in a path, `{name}` matches one segment and `{*name}` the rest \
     of the path (last segment only); write `{{` or `}}` for a literal brace";
@@ -32,13 +34,28 @@ pub fn check(raw: Vec<RawRoute>, plugins: &[String], problems: &mut Problems) ->
     for (index, route) in raw.into_iter().enumerate() {
         let key = format!("routes[{index}]");
         let methods = methods(&route, &key, problems);
-        if path_is_usable(&route.path, &key, problems) {
+        // A route whose methods are all invalid is not placed: it would
+        // otherwise go into every tree and report conflicts it does not have.
+        let placeable = route.methods.is_none() || !methods.is_empty();
+        if path_is_usable(&route.path, &key, problems) && placeable {
             table.insert(index, &route.path, &methods, problems);
         }
         let filters = filters(&route.filters, &key, plugins, problems);
-        let handler = plugin_ref(&route.handler, "as handler", format!("{key}.handler"), plugins, problems);
+        let handler = plugin_ref(
+            &route.handler,
+            "as handler",
+            format!("{key}.handler"),
+            plugins,
+            problems,
+        );
         let location = Loc::of(&route.path);
-        specs.push(RouteSpec { path: route.path.value, methods, filters, handler, location });
+        specs.push(RouteSpec {
+            path: route.path.value,
+            methods,
+            filters,
+            handler,
+            location,
+        });
     }
     specs
 }
@@ -48,9 +65,12 @@ fn path_is_usable(path: &Spanned<String>, key: &str, problems: &mut Problems) ->
     let (message, help) = if !path.value.starts_with('/') {
         let message = format!("route path \"{}\" does not start with \"/\"", path.value);
         (message, format!("write \"/{}\"", path.value))
-    } else if path.value == RESERVED || path.value.starts_with("/_covet/") {
-        let message = "the path prefix \"/_covet/\" is reserved for the host".to_owned();
-        (message, "the host serves its own endpoints there; choose another path".to_owned())
+    } else if path.value.starts_with(RESERVED) || path.value == RESERVED.trim_end_matches('/') {
+        let message = format!("the path prefix \"{RESERVED}\" is reserved for the host");
+        (
+            message,
+            "the host serves its own endpoints there; choose another path".to_owned(),
+        )
     } else {
         return true;
     };
@@ -59,7 +79,9 @@ fn path_is_usable(path: &Spanned<String>, key: &str, problems: &mut Problems) ->
 }
 
 fn methods(route: &RawRoute, key: &str, problems: &mut Problems) -> Vec<Method> {
-    let Some(list) = &route.methods else { return Vec::new() };
+    let Some(list) = &route.methods else {
+        return Vec::new();
+    };
     if list.value.is_empty() {
         let help = "remove `methods` to answer every method, or name some, e.g. [GET]".to_owned();
         let message = "`methods` is empty".to_owned();
@@ -71,7 +93,12 @@ fn methods(route: &RawRoute, key: &str, problems: &mut Problems) -> Vec<Method> 
         match method(&written.value) {
             Ok(method) if methods.contains(&method) => {
                 let message = format!("method {method} is listed twice");
-                problems.report(Loc::of(written), key, message, Some("remove one".to_owned()));
+                problems.report(
+                    Loc::of(written),
+                    key,
+                    message,
+                    Some("remove one".to_owned()),
+                );
             }
             Ok(method) => methods.push(method),
             Err(help) => {
@@ -90,13 +117,20 @@ fn method(text: &str) -> Result<Method, String> {
     }
     let upper = text.to_ascii_uppercase();
     if METHODS.contains(&upper.as_str()) {
-        return Err(format!("methods are written in upper case: did you mean \"{upper}\"?"));
+        return Err(format!(
+            "methods are written in upper case: did you mean \"{upper}\"?"
+        ));
     }
     let list = || format!("the methods are {}", METHODS.join(", "));
     Err(did_you_mean(&upper, METHODS).unwrap_or_else(list))
 }
 
-fn filters(raw: &[Spanned<String>], key: &str, plugins: &[String], problems: &mut Problems) -> Vec<Named> {
+fn filters(
+    raw: &[Spanned<String>],
+    key: &str,
+    plugins: &[String],
+    problems: &mut Problems,
+) -> Vec<Named> {
     let mut named = Vec::with_capacity(raw.len());
     for (j, filter) in raw.iter().enumerate() {
         let key = format!("{key}.filters[{j}]");
@@ -111,19 +145,30 @@ fn filters(raw: &[Spanned<String>], key: &str, plugins: &[String], problems: &mu
 }
 
 /// A reference to a plugin; reported when no plugin has that name.
-fn plugin_ref(name: &Spanned<String>, role: &str, key: String, plugins: &[String], problems: &mut Problems) -> Named {
+fn plugin_ref(
+    name: &Spanned<String>,
+    role: &str,
+    key: String,
+    plugins: &[String],
+    problems: &mut Problems,
+) -> Named {
     let location = Loc::of(name);
     if !plugins.contains(&name.value) {
         let message = format!("unknown plugin \"{}\" {role}", name.value);
         let names = || plugins.iter().map(String::as_str);
         let help = match did_you_mean(&name.value, names()) {
             Some(hint) => hint,
-            None if plugins.is_empty() => "no plugins are defined; add one under `plugins:`".to_owned(),
+            None if plugins.is_empty() => {
+                "no plugins are defined; add one under `plugins:`".to_owned()
+            }
             None => format!("the defined plugins are {}", quoted_list(names())),
         };
         problems.report(location.clone(), key, message, Some(help));
     }
-    Named { name: name.value.clone(), location }
+    Named {
+        name: name.value.clone(),
+        location,
+    }
 }
 
 /// One matchit tree per method, and which route owns each pattern in it.
@@ -143,13 +188,21 @@ struct Failure {
 impl Table {
     /// Inserts route `index` for `methods` (none: every method), reporting
     /// each distinct matchit error once.
-    fn insert(&mut self, index: usize, path: &Spanned<String>, methods: &[Method], problems: &mut Problems) {
-        let trees = (0..METHODS.len()).filter(|&t| methods.is_empty() || methods.iter().any(|m| m == METHODS[t]));
+    fn insert(
+        &mut self,
+        index: usize,
+        path: &Spanned<String>,
+        methods: &[Method],
+        problems: &mut Problems,
+    ) {
+        let trees = (0..METHODS.len())
+            .filter(|&t| methods.is_empty() || methods.iter().any(|m| m == METHODS[t]));
         let mut failures: Vec<Failure> = Vec::new();
         for tree in trees {
             match self.trees[tree].insert(path.value.as_str(), index) {
                 Ok(()) => {
-                    self.owners.insert((tree, path.value.clone()), (index, Loc::of(path)));
+                    self.owners
+                        .insert((tree, path.value.clone()), (index, Loc::of(path)));
                 }
                 Err(error) => self.record(tree, error, &mut failures),
             }
@@ -161,41 +214,69 @@ impl Table {
 
     fn record(&self, tree: usize, error: matchit::InsertError, failures: &mut Vec<Failure>) {
         let earlier = match &error {
-            matchit::InsertError::Conflict { with } => self.owners.get(&(tree, with.clone())).cloned(),
+            matchit::InsertError::Conflict { with } => {
+                self.owners.get(&(tree, with.clone())).cloned()
+            }
             _ => None,
         };
-        let same = failures.iter_mut().find(|f| f.error == error && f.earlier == earlier);
+        let same = failures
+            .iter_mut()
+            .find(|f| f.error == error && f.earlier == earlier);
         match same {
             Some(failure) => failure.methods.push(METHODS[tree]),
-            None => failures.push(Failure { error, earlier, methods: vec![METHODS[tree]] }),
+            None => failures.push(Failure {
+                error,
+                earlier,
+                methods: vec![METHODS[tree]],
+            }),
         }
     }
 }
 
-fn report(index: usize, path: &Spanned<String>, failure: Failure, any_method: bool, problems: &mut Problems) {
+/// Reports one insert failure of route `index`.
+fn report(
+    index: usize,
+    path: &Spanned<String>,
+    failure: Failure,
+    any_method: bool,
+    problems: &mut Problems,
+) {
     let key = format!("routes[{index}].path");
     let text = lower_first(&failure.error.to_string());
     let (message, help) = match failure.error {
-        matchit::InsertError::Conflict { .. } => {
-            let methods = match any_method && failure.methods.len() == METHODS.len() {
-                true => "every method".to_owned(),
-                false => failure.methods.join(", "),
-            };
-            let earlier = match failure.earlier {
-                Some((i, Loc { line, column })) => format!("routes[{i}] at line {line}, column {column}"),
-                None => "an earlier route".to_owned(),
-            };
-            let help = format!("it clashes with {earlier} for {methods}; give the routes distinct paths or disjoint methods");
-            (format!("route conflict: {text}"), help)
-        }
-        _ => (format!("invalid route path \"{}\": {text}", path.value), SYNTAX_HELP.to_owned()),
+        matchit::InsertError::Conflict { .. } => (
+            format!("route conflict: {text}"),
+            conflict_help(&failure, any_method),
+        ),
+        _ => (
+            format!("invalid route path \"{}\": {text}", path.value),
+            SYNTAX_HELP.to_owned(),
+        ),
     };
     problems.report(Loc::of(path), key, message, Some(help));
 }
 
+/// Names the earlier route and the methods the two routes share.
+fn conflict_help(failure: &Failure, any_method: bool) -> String {
+    let methods = match any_method && failure.methods.len() == METHODS.len() {
+        true => "every method".to_owned(),
+        false => failure.methods.join(", "),
+    };
+    let earlier = match &failure.earlier {
+        Some((i, Loc { line, column })) => format!("routes[{i}] at line {line}, column {column}"),
+        None => "an earlier route".to_owned(),
+    };
+    format!(
+        "it clashes with {earlier} for {methods}; give the routes distinct paths or disjoint methods"
+    )
+}
+
 fn lower_first(text: &str) -> String {
     let mut chars = text.chars();
-    chars.next().map(|c| c.to_lowercase().chain(chars).collect()).unwrap_or_default()
+    chars
+        .next()
+        .map(|c| c.to_lowercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -205,7 +286,10 @@ mod tests {
     #[test]
     fn methods_are_upper_case_standard_ones() {
         assert_eq!(method("GET"), Ok(Method::GET));
-        assert_eq!(method("get"), Err("methods are written in upper case: did you mean \"GET\"?".to_owned()));
+        assert_eq!(
+            method("get"),
+            Err("methods are written in upper case: did you mean \"GET\"?".to_owned())
+        );
         assert_eq!(method("GTE"), Err("did you mean \"GET\"?".to_owned()));
         assert!(method("BREW").is_err_and(|help| help.starts_with("the methods are GET, HEAD")));
     }

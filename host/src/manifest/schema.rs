@@ -68,7 +68,15 @@ mod tests {
         assert_eq!(defs["Plugin"]["additionalProperties"], false);
         assert_eq!(defs["PluginKind"]["oneOf"][0]["const"], "native");
         assert!(defs["Method"]["enum"].to_string().contains("PATCH"));
-        assert!(defs["Route"]["properties"]["methods"].to_string().contains("Method"));
-        assert!(defs["Limits"]["properties"]["max_body"].to_string().contains("ByteSize"));
+        assert!(
+            defs["Route"]["properties"]["methods"]
+                .to_string()
+                .contains("Method")
+        );
+        assert!(
+            defs["Limits"]["properties"]["max_body"]
+                .to_string()
+                .contains("ByteSize")
+        );
     }
 }

@@ -17,7 +17,12 @@ pub fn diagnose(error: &Error, text: &str) -> Diagnostic {
     let loc = error.location().as_ref().and_then(Loc::from_yaml);
     let node = loc.as_ref().and_then(|loc| index.at(loc.line, loc.column));
     let key = node.map(|node| node.path.clone()).unwrap_or_default();
-    let mut diagnostic = Diagnostic { loc, key, message: String::new(), help: None };
+    let mut diagnostic = Diagnostic {
+        loc,
+        key,
+        message: String::new(),
+        help: None,
+    };
     describe(original(error), node, &index, &mut diagnostic);
     diagnostic
 }
@@ -35,36 +40,60 @@ fn original(mut error: &Error) -> &Error {
 /// Fills in message, help and (for a missing key) the key.
 fn describe(error: &Error, node: Option<&Node>, index: &SourceIndex, d: &mut Diagnostic) {
     match error {
-        Error::SerdeUnknownField { field, expected, .. } => {
+        Error::SerdeUnknownField {
+            field, expected, ..
+        } => {
             d.message = format!("unknown key \"{field}\"");
             d.help = Some(choices(field, expected, "valid keys here"));
         }
-        Error::SerdeUnknownVariant { variant, expected, .. } => {
+        Error::SerdeUnknownVariant {
+            variant, expected, ..
+        } => {
             d.message = format!("unknown value \"{variant}\"");
             d.help = Some(choices(variant, expected, "valid values"));
         }
-        Error::SerdeMissingField { field, .. } => {
-            d.message = format!("missing key \"{field}\"");
-            d.key = missing_key_path(node, field);
-        }
+        Error::SerdeMissingField { field, .. } => missing(field, node, index, d),
         Error::DuplicateMappingKey { key, .. } => duplicate(key.as_deref(), node, index, d),
-        Error::SerdeInvalidType { unexpected, expected, .. } => {
+        Error::SerdeInvalidType {
+            unexpected,
+            expected,
+            ..
+        } => {
             d.message = format!("invalid type: {unexpected}, expected {}", plain(expected));
+            point_at_value(node, index, d);
         }
-        Error::SerdeInvalidValue { unexpected, expected, .. } => {
+        Error::SerdeInvalidValue {
+            unexpected,
+            expected,
+            ..
+        } => {
             d.message = format!("invalid value: {unexpected}, expected {}", plain(expected));
+            point_at_value(node, index, d);
+        }
+        Error::Unexpected { expected, .. } => {
+            d.message = match *expected {
+                "sequence start" => "expected a list here".to_owned(),
+                "mapping start" => "expected a mapping (`key: value` lines) here".to_owned(),
+                other => format!("expected {other}"),
+            };
+        }
+        Error::ExternalMessage { msg, .. } => {
+            d.message = format!("invalid YAML: {msg}");
+            d.help = Some(SYNTAX_HELP.to_owned());
         }
         Error::Message { msg, .. } => {
             let (message, help) = msg.split_once(HELP_MARK).unwrap_or((msg, ""));
             d.message = message.to_owned();
             d.help = (!help.is_empty()).then(|| help.to_owned());
         }
-        Error::Eof { .. } if d.loc.as_ref().is_none_or(|loc| loc.line <= 1) => {
+        Error::Eof { .. } if index.is_empty() => {
             d.message = "the manifest is empty".to_owned();
             d.help = Some("it needs at least `listen:` with one address".to_owned());
         }
         other => {
-            d.message = serde_saphyr::UserMessageFormatter.format_message(other).into_owned();
+            d.message = serde_saphyr::UserMessageFormatter
+                .format_message(other)
+                .into_owned();
         }
     }
 }
@@ -75,12 +104,34 @@ fn choices(input: &str, expected: &[&'static str], what: &str) -> String {
         .unwrap_or_else(|| format!("{what}: {}", quoted_list(expected.iter().copied())))
 }
 
-/// Where a missing key belongs: serde points at the mapping (or its first key).
-fn missing_key_path(node: Option<&Node>, field: &str) -> String {
-    match node {
-        Some(Node { key_of: Some(mapping), .. }) => join(mapping, field),
-        Some(node) => join(&node.path, field),
-        None => field.to_owned(),
+const SYNTAX_HELP: &str = "the problem is here or just before: look for an unclosed \
+    `[`, `{` or quote, or a line indented differently from its neighbours";
+
+/// A missing key: named where it belongs, pointing at the mapping that
+/// lacks it (its key, when it has one). Serde points at one of its keys.
+fn missing(field: &str, node: Option<&Node>, index: &SourceIndex, d: &mut Diagnostic) {
+    d.message = format!("missing key \"{field}\"");
+    let Some(node) = node else {
+        d.key = field.to_owned();
+        return;
+    };
+    let mapping = node.key_of.as_deref().unwrap_or(&node.path);
+    d.key = join(mapping, field);
+    let owner = index
+        .first_key(mapping)
+        .or_else(|| index.first_value(mapping));
+    if let Some(owner) = owner {
+        d.loc = Some(owner.loc());
+    }
+}
+
+/// Serde may point at the key of a bad value; point at the value instead.
+fn point_at_value(node: Option<&Node>, index: &SourceIndex, d: &mut Diagnostic) {
+    if let Some(value) = node
+        .filter(|node| node.key_of.is_some())
+        .and_then(|key| index.first_value(&key.path))
+    {
+        d.loc = Some(value.loc());
     }
 }
 
@@ -93,21 +144,20 @@ fn duplicate(key: Option<&str>, node: Option<&Node>, index: &SourceIndex, d: &mu
         false => format!("duplicate key \"{key}\""),
     };
     let first = index.first_key(&d.key);
-    let first = first.filter(|first| Some((first.line, first.column)) != at(d));
+    let first = first.filter(|first| Some(first.loc()) != d.loc);
     d.help = Some(match (first, in_plugins) {
         (Some(first), true) => format!(
             "the first definition is at line {}, column {}; plugin names must be unique",
             first.line, first.column
         ),
         (Some(first), false) => {
-            format!("it is first written at line {}, column {}; keep one", first.line, first.column)
+            format!(
+                "it is first written at line {}, column {}; keep one",
+                first.line, first.column
+            )
         }
         (None, _) => "a key may appear only once in a mapping; keep one".to_owned(),
     });
-}
-
-fn at(d: &Diagnostic) -> Option<(u64, u64)> {
-    d.loc.as_ref().map(|loc| (loc.line, loc.column))
 }
 
 /// Serde's names for what it expected, in manifest words.
@@ -135,7 +185,9 @@ mod tests {
 
     #[test]
     fn an_unknown_key_suggests_the_close_one() {
-        let d = diagnose_text("listen: []\nplugins:\n  jwt:\n    kind: native\n    path: a\n    confg: {}\n");
+        let d = diagnose_text(
+            "listen: []\nplugins:\n  jwt:\n    kind: native\n    path: a\n    confg: {}\n",
+        );
         assert_eq!(d.message, "unknown key \"confg\"");
         assert_eq!(d.loc, Some(Loc { line: 6, column: 5 }));
         assert_eq!(d.key, "plugins.jwt.confg");
@@ -145,7 +197,10 @@ mod tests {
     #[test]
     fn an_unknown_key_far_from_all_lists_them() {
         let d = diagnose_text("listen: []\nbanana: 1\n");
-        assert_eq!(d.help.as_deref(), Some("valid keys here: \"listen\", \"limits\", \"log\", \"plugins\", \"routes\""));
+        assert_eq!(
+            d.help.as_deref(),
+            Some("valid keys here: \"listen\", \"limits\", \"log\", \"plugins\", \"routes\"")
+        );
     }
 
     #[test]
@@ -156,20 +211,53 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_key_points_at_the_mapping_that_lacks_it() {
+        let d = diagnose_text("listen: []\nplugins:\n  jwt:\n    kind: native\n");
+        assert_eq!(d.key, "plugins.jwt.path");
+        assert_eq!(d.loc, Some(Loc { line: 3, column: 3 }));
+    }
+
+    #[test]
+    fn a_bad_value_is_pointed_at_not_its_key() {
+        let d = diagnose_text("listen: []\nlimits:\n  max_headers: 0\n");
+        assert_eq!(
+            d.loc,
+            Some(Loc {
+                line: 3,
+                column: 16
+            })
+        );
+        assert_eq!(
+            d.message,
+            "invalid value: integer `0`, expected a whole number above 0"
+        );
+    }
+
+    #[test]
     fn a_bad_size_keeps_its_help() {
         let d = diagnose_text("listen: []\nlimits:\n  max_body: 1XB\n");
         assert_eq!(d.message, "invalid size \"1XB\": unknown unit \"XB\"");
-        assert_eq!(d.loc, Some(Loc { line: 3, column: 13 }));
+        assert_eq!(
+            d.loc,
+            Some(Loc {
+                line: 3,
+                column: 13
+            })
+        );
         assert_eq!(d.key, "limits.max_body");
         assert!(d.help.is_some_and(|help| help.contains("KiB")));
     }
 
     #[test]
     fn a_duplicate_plugin_points_at_the_first() {
-        let text = "listen: []\nplugins:\n  a: {kind: native, path: x}\n  a: {kind: native, path: y}\n";
+        let text =
+            "listen: []\nplugins:\n  a: {kind: native, path: x}\n  a: {kind: native, path: y}\n";
         let d = diagnose_text(text);
         assert_eq!(d.message, "plugin \"a\" is defined twice");
         assert_eq!(d.loc, Some(Loc { line: 4, column: 3 }));
-        assert_eq!(d.help.as_deref(), Some("the first definition is at line 3, column 3; plugin names must be unique"));
+        assert_eq!(
+            d.help.as_deref(),
+            Some("the first definition is at line 3, column 3; plugin names must be unique")
+        );
     }
 }

@@ -8,6 +8,8 @@
 
 use serde_saphyr::granit_parser::{Event, Parser};
 
+use super::Loc;
+
 /// One YAML node: a key, a scalar, a mapping or a sequence.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Node {
@@ -23,6 +25,16 @@ pub struct Node {
     pub key_of: Option<String>,
 }
 
+impl Node {
+    /// Where the node starts.
+    pub fn loc(&self) -> Loc {
+        Loc {
+            line: self.line,
+            column: self.column,
+        }
+    }
+}
+
 /// The nodes of one manifest text, in document order.
 #[derive(Debug, Default)]
 pub struct SourceIndex {
@@ -31,8 +43,14 @@ pub struct SourceIndex {
 
 /// A mapping or sequence being walked.
 enum Frame {
-    Sequence { path: String, next: usize },
-    Mapping { path: String, value_path: Option<String> },
+    Sequence {
+        path: String,
+        next: usize,
+    },
+    Mapping {
+        path: String,
+        value_path: Option<String>,
+    },
 }
 
 impl SourceIndex {
@@ -53,7 +71,10 @@ impl SourceIndex {
                 }
                 Event::MappingStart(..) => {
                     let path = index.place(&mut stack, None, start, None);
-                    stack.push(Frame::Mapping { path, value_path: None });
+                    stack.push(Frame::Mapping {
+                        path,
+                        value_path: None,
+                    });
                 }
                 Event::SequenceEnd | Event::MappingEnd => {
                     stack.pop();
@@ -69,7 +90,13 @@ impl SourceIndex {
     }
 
     /// Records a node at `at` under the innermost open collection; returns its path.
-    fn place(&mut self, stack: &mut [Frame], text: Option<&str>, at: Marker, len: Option<u64>) -> String {
+    fn place(
+        &mut self,
+        stack: &mut [Frame],
+        text: Option<&str>,
+        at: Marker,
+        len: Option<u64>,
+    ) -> String {
         let (path, key_of) = match stack.last_mut() {
             None => (String::new(), None),
             Some(Frame::Sequence { path, next }) => {
@@ -85,19 +112,51 @@ impl SourceIndex {
                 }
             },
         };
-        let node = Node { line: at.line() as u64, column: at.col() as u64 + 1, len, path, key_of };
+        let node = Node {
+            line: at.line() as u64,
+            column: at.col() as u64 + 1,
+            len,
+            path,
+            key_of,
+        };
         self.nodes.push(node.clone());
         node.path
     }
 
+    /// Whether the text holds no YAML node at all (empty or only comments).
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
     /// The innermost node that starts at `line`:`column`.
     pub fn at(&self, line: u64, column: u64) -> Option<&Node> {
-        self.nodes.iter().rev().find(|node| node.line == line && node.column == column)
+        self.nodes
+            .iter()
+            .rev()
+            .find(|node| node.line == line && node.column == column)
+    }
+
+    /// The node with key path `path` that starts at `line`:`column`, if any.
+    pub fn at_path(&self, line: u64, column: u64, path: &str) -> Option<&Node> {
+        let starts_here = |node: &&Node| node.line == line && node.column == column;
+        self.nodes
+            .iter()
+            .filter(starts_here)
+            .find(|node| node.path == path)
     }
 
     /// The first mapping key with this path (for "first defined here").
     pub fn first_key(&self, path: &str) -> Option<&Node> {
-        self.nodes.iter().find(|node| node.key_of.is_some() && node.path == path)
+        self.nodes
+            .iter()
+            .find(|node| node.key_of.is_some() && node.path == path)
+    }
+
+    /// The first value (not key) with this path.
+    pub fn first_value(&self, path: &str) -> Option<&Node> {
+        self.nodes
+            .iter()
+            .find(|node| node.key_of.is_none() && node.path == path)
     }
 }
 
@@ -106,7 +165,9 @@ type Marker = serde_saphyr::granit_parser::Marker;
 /// Appends a mapping key to a path: `plugins` + `jwt` = `plugins.jwt`.
 pub fn join(path: &str, key: &str) -> String {
     let plain = !key.is_empty()
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     match (path.is_empty(), plain) {
         (true, true) => key.to_owned(),
         (false, true) => format!("{path}.{key}"),
@@ -129,7 +190,10 @@ routes:
 ";
 
     fn path_at(line: u64, column: u64) -> String {
-        SourceIndex::new(TEXT).at(line, column).map(|n| n.path.clone()).unwrap_or_default()
+        SourceIndex::new(TEXT)
+            .at(line, column)
+            .map(|n| n.path.clone())
+            .unwrap_or_default()
     }
 
     #[test]

@@ -19,13 +19,19 @@ fn similarity(input: &str, candidate: &str) -> f64 {
 }
 
 /// `did you mean "x"?` when a candidate is close.
-pub fn did_you_mean<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    input: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     closest(input, candidates).map(|name| format!("did you mean \"{name}\"?"))
 }
 
 /// `"a", "b", "c"`.
 pub fn quoted_list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
-    let quoted: Vec<String> = names.into_iter().map(|name| format!("\"{name}\"")).collect();
+    let quoted: Vec<String> = names
+        .into_iter()
+        .map(|name| format!("\"{name}\""))
+        .collect();
     quoted.join(", ")
 }
 
@@ -49,7 +55,10 @@ mod tests {
 
     #[test]
     fn the_hint_is_a_question() {
-        assert_eq!(did_you_mean("jtw", ["jwt"]).as_deref(), Some("did you mean \"jwt\"?"));
+        assert_eq!(
+            did_you_mean("jtw", ["jwt"]).as_deref(),
+            Some("did you mean \"jwt\"?")
+        );
         assert_eq!(quoted_list(["a", "b"]), "\"a\", \"b\"");
     }
 }

@@ -68,18 +68,47 @@ fn plugins_keep_order_config_and_key_location() {
     assert_eq!(names, ["jwt", "users"]);
     let users = manifest.plugin("users").expect("users is defined");
     assert_eq!(users.location, Loc { line: 5, column: 3 });
-    assert_eq!(users.config, serde_json::json!({ "greeting": "hello", "flags": ["y", "n"] }));
-    assert_eq!(manifest.plugin("jwt").map(|p| &p.config), Some(&serde_json::Value::Null));
+    assert_eq!(
+        users.config,
+        serde_json::json!({ "greeting": "hello", "flags": ["y", "n"] })
+    );
+    assert_eq!(
+        manifest.plugin("jwt").map(|p| &p.config),
+        Some(&serde_json::Value::Null)
+    );
 }
 
 #[test]
 fn routes_carry_methods_and_name_locations() {
-    let text = with_plugins("routes:\n  - path: /api/{id}\n    methods: [GET, POST]\n    filters: [jwt]\n    handler: users\n");
+    let text = with_plugins(
+        "routes:\n  - path: /api/{id}\n    methods: [GET, POST]\n    filters: [jwt]\n    handler: users\n",
+    );
     let route = parse(&text).expect("valid manifest").routes.remove(0);
     assert_eq!(route.methods, [http::Method::GET, http::Method::POST]);
-    assert_eq!(route.location, Loc { line: 12, column: 11 });
-    assert_eq!(route.filters[0], Named { name: "jwt".to_owned(), location: Loc { line: 14, column: 15 } });
-    assert_eq!(route.handler.location, Loc { line: 15, column: 14 });
+    assert_eq!(
+        route.location,
+        Loc {
+            line: 12,
+            column: 11
+        }
+    );
+    assert_eq!(
+        route.filters[0],
+        Named {
+            name: "jwt".to_owned(),
+            location: Loc {
+                line: 14,
+                column: 15
+            }
+        }
+    );
+    assert_eq!(
+        route.handler.location,
+        Loc {
+            line: 15,
+            column: 14
+        }
+    );
 }
 
 #[test]
@@ -89,7 +118,14 @@ fn semantic_problems_are_all_collected_in_document_order() {
     );
     let error = parse(&text).expect_err("invalid manifest");
     let keys: Vec<&str> = error.diagnostics.iter().map(|d| d.key.as_str()).collect();
-    assert_eq!(keys, ["routes[0].filters[1]", "routes[0].handler", "routes[1].path"]);
+    assert_eq!(
+        keys,
+        [
+            "routes[0].filters[1]",
+            "routes[0].handler",
+            "routes[1].path"
+        ]
+    );
 }
 
 #[test]
@@ -100,13 +136,24 @@ fn a_route_without_methods_conflicts_in_every_tree_but_is_reported_once() {
     let error = parse(&text).expect_err("conflict");
     assert_eq!(error.diagnostics.len(), 1, "{error}");
     let help = error.diagnostics[0].help.as_deref().unwrap_or_default();
-    assert!(help.contains("routes[0] at line 12, column 11 for GET;"), "{help}");
+    assert!(
+        help.contains("routes[0] at line 12, column 11 for GET;"),
+        "{help}"
+    );
 }
 
 #[test]
 fn an_unreadable_manifest_is_one_diagnostic_without_location() {
     let error = Manifest::load(Path::new("no/such/manifest.yaml")).expect_err("missing file");
     assert_eq!(error.diagnostics.len(), 1);
-    assert!(error.diagnostics[0].message.starts_with("cannot read the manifest"));
-    assert!(error.to_string().ends_with("error: manifest no/such/manifest.yaml has 1 error"));
+    assert!(
+        error.diagnostics[0]
+            .message
+            .starts_with("cannot read the manifest")
+    );
+    assert!(
+        error
+            .to_string()
+            .ends_with("error: manifest no/such/manifest.yaml has 1 error")
+    );
 }

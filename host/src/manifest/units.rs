@@ -57,7 +57,9 @@ impl FromStr for ByteSize {
 
     fn from_str(text: &str) -> Result<Self, UnitError> {
         let trimmed = text.trim();
-        let digits_end = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
+        let digits_end = trimmed
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(trimmed.len());
         let (number, unit) = trimmed.split_at(digits_end);
         let fail = |why: String| UnitError {
             message: format!("invalid size \"{text}\": {why}"),
@@ -68,8 +70,12 @@ impl FromStr for ByteSize {
         }
         let unit = unit.trim_start();
         let factor = size_factor(unit).ok_or_else(|| fail(format!("unknown unit \"{unit}\"")))?;
-        let count: u64 = number.parse().map_err(|_| fail("the number is too large".to_owned()))?;
-        let bytes = count.checked_mul(factor).ok_or_else(|| fail("it is too large".to_owned()))?;
+        let count: u64 = number
+            .parse()
+            .map_err(|_| fail("the number is too large".to_owned()))?;
+        let bytes = count
+            .checked_mul(factor)
+            .ok_or_else(|| fail("it is too large".to_owned()))?;
         Ok(ByteSize(bytes))
     }
 }
@@ -79,17 +85,22 @@ fn size_factor(unit: &str) -> Option<u64> {
     if unit.is_empty() {
         return Some(1);
     }
-    SIZE_UNITS.iter().find(|(name, _)| *name == unit).map(|&(_, factor)| factor)
+    SIZE_UNITS
+        .iter()
+        .find(|(name, _)| *name == unit)
+        .map(|&(_, factor)| factor)
 }
 
 impl FromStr for HumanDuration {
     type Err = UnitError;
 
     fn from_str(text: &str) -> Result<Self, UnitError> {
-        humantime::parse_duration(text).map(HumanDuration).map_err(|e| UnitError {
-            message: format!("invalid duration \"{text}\": {e}"),
-            help: DURATION_HELP,
-        })
+        humantime::parse_duration(text)
+            .map(HumanDuration)
+            .map_err(|e| UnitError {
+                message: format!("invalid duration \"{text}\": {e}"),
+                help: DURATION_HELP,
+            })
     }
 }
 
@@ -119,13 +130,19 @@ impl Visitor<'_> for SizeVisitor {
 
     fn visit_i64<E: de::Error>(self, bytes: i64) -> Result<ByteSize, E> {
         u64::try_from(bytes).map(ByteSize).map_err(|_| {
-            to_serde(UnitError { message: format!("invalid size {bytes}: it is negative"), help: SIZE_HELP })
+            to_serde(UnitError {
+                message: format!("invalid size {bytes}: it is negative"),
+                help: SIZE_HELP,
+            })
         })
     }
 
     fn visit_f64<E: de::Error>(self, number: f64) -> Result<ByteSize, E> {
         let why = "sizes are whole numbers".to_owned();
-        Err(to_serde(UnitError { message: format!("invalid size {number}: {why}"), help: SIZE_HELP }))
+        Err(to_serde(UnitError {
+            message: format!("invalid size {number}: {why}"),
+            help: SIZE_HELP,
+        }))
     }
 
     fn visit_str<E: de::Error>(self, text: &str) -> Result<ByteSize, E> {
@@ -168,7 +185,10 @@ impl Visitor<'_> for DurationVisitor {
 /// A bare number is refused: `10` could mean seconds or milliseconds.
 fn no_unit<E: de::Error>(number: &dyn fmt::Display) -> E {
     let message = format!("invalid duration {number}: it has no unit");
-    to_serde(UnitError { message, help: DURATION_HELP })
+    to_serde(UnitError {
+        message,
+        help: DURATION_HELP,
+    })
 }
 
 impl JsonSchema for ByteSize {
@@ -244,7 +264,11 @@ mod tests {
         assert_eq!(parse("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse("1m 30s"), Ok(Duration::from_secs(90)));
         let error = parse("10x").unwrap_err();
-        assert!(error.message.starts_with("invalid duration \"10x\": "), "{}", error.message);
+        assert!(
+            error.message.starts_with("invalid duration \"10x\": "),
+            "{}",
+            error.message
+        );
     }
 
     #[test]

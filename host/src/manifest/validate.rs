@@ -22,9 +22,20 @@ pub struct Problems(Vec<Diagnostic>);
 
 impl Problems {
     /// Records a problem at `loc`.
-    pub fn report(&mut self, loc: Loc, key: impl Into<String>, message: String, help: Option<String>) {
+    pub fn report(
+        &mut self,
+        loc: Loc,
+        key: impl Into<String>,
+        message: String,
+        help: Option<String>,
+    ) {
         let loc = (loc.line > 0).then_some(loc);
-        self.0.push(Diagnostic { loc, key: key.into(), message, help });
+        self.0.push(Diagnostic {
+            loc,
+            key: key.into(),
+            message,
+            help,
+        });
     }
 
     /// `value` when nothing was reported, else the problems in document order.
@@ -32,7 +43,11 @@ impl Problems {
         if self.0.is_empty() {
             return Ok(value);
         }
-        self.0.sort_by_key(|d| d.loc.as_ref().map_or((u64::MAX, 0), |loc| (loc.line, loc.column)));
+        self.0.sort_by_key(|d| {
+            d.loc
+                .as_ref()
+                .map_or((u64::MAX, 0), |loc| (loc.line, loc.column))
+        });
         Err(self.0)
     }
 }
@@ -42,7 +57,12 @@ impl Problems {
 pub fn manifest(source: &Path, raw: RawManifest) -> Result<Manifest, Vec<Diagnostic>> {
     let mut problems = Problems::default();
     let base = source.parent().unwrap_or(Path::new(""));
-    let names: Vec<String> = raw.plugins.0.iter().map(|(name, _)| name.value.clone()).collect();
+    let names: Vec<String> = raw
+        .plugins
+        .0
+        .iter()
+        .map(|(name, _)| name.value.clone())
+        .collect();
     let manifest = Manifest {
         source: source.to_path_buf(),
         listen: listen(&raw.listen, &mut problems),
@@ -57,7 +77,12 @@ pub fn manifest(source: &Path, raw: RawManifest) -> Result<Manifest, Vec<Diagnos
 fn listen(raw: &Spanned<Vec<RawListen>>, problems: &mut Problems) -> Vec<ListenSpec> {
     if raw.value.is_empty() {
         let help = "add one, e.g. `listen: [{ addr: 127.0.0.1:8080 }]`".to_owned();
-        problems.report(Loc::of(raw), "listen", "no address to listen on".to_owned(), Some(help));
+        problems.report(
+            Loc::of(raw),
+            "listen",
+            "no address to listen on".to_owned(),
+            Some(help),
+        );
     }
     let mut specs: Vec<ListenSpec> = Vec::new();
     for (i, entry) in raw.value.iter().enumerate() {
@@ -70,11 +95,18 @@ fn listen(raw: &Spanned<Vec<RawListen>>, problems: &mut Problems) -> Vec<ListenS
             problems.report(location, key, message, Some(help.to_owned()));
             continue;
         };
-        let earlier = specs.iter().find(|spec| spec.addr == addr && addr.port() != 0);
+        let earlier = specs
+            .iter()
+            .find(|spec| spec.addr == addr && addr.port() != 0);
         if let Some(earlier) = earlier {
             let Loc { line, column } = earlier.location;
             let help = format!("it is first listed at line {line}, column {column}; remove one");
-            problems.report(location.clone(), key, format!("address {addr} is listed twice"), Some(help));
+            problems.report(
+                location.clone(),
+                key,
+                format!("address {addr} is listed twice"),
+                Some(help),
+            );
         }
         specs.push(ListenSpec { addr, location });
     }
@@ -100,15 +132,27 @@ fn log(raw: RawLog, problems: &mut Problems) -> LogSettings {
         let help = "write a tracing filter, e.g. info, warn or covet=debug,info".to_owned();
         problems.report(Loc::of(&raw.level), "log.level", message, Some(help));
     }
-    LogSettings { format: raw.format, access: raw.access, level: raw.level.value }
+    LogSettings {
+        format: raw.format,
+        access: raw.access,
+        level: raw.level.value,
+    }
 }
 
 fn plugins(base: &Path, entries: PluginEntries, problems: &mut Problems) -> Vec<PluginSpec> {
-    let specs = entries.0.into_iter().map(|(name, raw)| plugin(base, name, raw, problems));
+    let specs = entries
+        .0
+        .into_iter()
+        .map(|(name, raw)| plugin(base, name, raw, problems));
     specs.collect()
 }
 
-fn plugin(base: &Path, name: Spanned<String>, raw: RawPlugin, problems: &mut Problems) -> PluginSpec {
+fn plugin(
+    base: &Path,
+    name: Spanned<String>,
+    raw: RawPlugin,
+    problems: &mut Problems,
+) -> PluginSpec {
     let key = join("plugins", &name.value);
     check_name(&name, &key, problems);
     check_kind(&raw.kind, &join(&key, "kind"), problems);
@@ -124,7 +168,9 @@ fn plugin(base: &Path, name: Spanned<String>, raw: RawPlugin, problems: &mut Pro
 /// `[a-z0-9][a-z0-9_-]*`
 fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     first_ok && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
@@ -150,7 +196,10 @@ fn check_kind(kind: &Spanned<String>, key: &str, problems: &mut Problems) {
     let (message, help) = match kind.value.as_str() {
         "native" => return,
         "wasm" | "python" => (
-            format!("plugin kind \"{}\" is not supported by this build yet", kind.value),
+            format!(
+                "plugin kind \"{}\" is not supported by this build yet",
+                kind.value
+            ),
             "this build runs `kind: native` plugins (a Rust cdylib built against covet-plugin-api)"
                 .to_owned(),
         ),
@@ -168,16 +217,26 @@ fn artifact(base: &Path, path: &Spanned<String>, key: &str, problems: &mut Probl
     let problem = match std::fs::metadata(&joined) {
         Ok(meta) if meta.is_file() => match joined.canonicalize() {
             Ok(absolute) => return absolute,
-            Err(e) => (format!("cannot resolve artifact \"{}\": {e}", path.value), None),
+            Err(e) => (
+                format!("cannot resolve artifact \"{}\": {e}", path.value),
+                None,
+            ),
         },
         Ok(_) => (
             format!("artifact \"{}\" is not a file", path.value),
-            Some(format!("`path` names the plugin's library (e.g. a .so); it resolved to {}", joined.display())),
+            Some(format!(
+                "`path` names the plugin's library (e.g. a .so); it resolved to {}",
+                joined.display()
+            )),
         ),
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            (format!("artifact \"{}\" not found", path.value), Some(missing_help(path, &joined)))
-        }
-        Err(e) => (format!("cannot read artifact \"{}\": {e}", path.value), None),
+        Err(e) if e.kind() == ErrorKind::NotFound => (
+            format!("artifact \"{}\" not found", path.value),
+            Some(missing_help(path, &joined)),
+        ),
+        Err(e) => (
+            format!("cannot read artifact \"{}\": {e}", path.value),
+            None,
+        ),
     };
     problems.report(Loc::of(path), key, problem.0, problem.1);
     joined
@@ -186,14 +245,16 @@ fn artifact(base: &Path, path: &Spanned<String>, key: &str, problems: &mut Probl
 /// Where the missing artifact was looked for, and how to produce it.
 fn missing_help(written: &Spanned<String>, joined: &Path) -> String {
     let relative = match Path::new(&written.value).is_absolute() {
-        true => String::new(),
-        false => " (relative to the manifest's directory)".to_owned(),
+        true => "",
+        false => "`path` is relative to the manifest's directory: ",
     };
     let build = match package_of(joined) {
-        Some(package) => format!("build it with `cargo build -p {package}` and copy the library there"),
+        Some(package) => {
+            format!("build it with `cargo build -p {package}` and copy the library there")
+        }
         None => "build the plugin first".to_owned(),
     };
-    format!("looked for {}{relative}; {build}", joined.display())
+    format!("{relative}looked for {}; {build}", joined.display())
 }
 
 /// `libcovet_auth_jwt.so` → `covet-auth-jwt`, the cargo package it comes from.
@@ -235,7 +296,7 @@ mod tests {
         let help = missing_help(&written, Path::new("m/a/libx.so"));
         assert_eq!(
             help,
-            "looked for m/a/libx.so (relative to the manifest's directory); \
+            "`path` is relative to the manifest's directory: looked for m/a/libx.so; \
              build it with `cargo build -p x` and copy the library there"
         );
     }

@@ -25,8 +25,8 @@ pub struct TokenCache {
 impl TokenCache {
     /// A cache of at most `max_entries` tokens; `0` disables it.
     pub fn new(max_entries: u64) -> TokenCache {
-        let cache = (max_entries > 0)
-            .then(|| Cache::builder().max_capacity(max_entries).expire_after(UntilExpiry).build());
+        let cache =
+            (max_entries > 0).then(|| Cache::builder().max_capacity(max_entries).expire_after(UntilExpiry).build());
         TokenCache { cache }
     }
 

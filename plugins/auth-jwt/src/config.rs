@@ -115,11 +115,19 @@ impl Settings {
         if !self.scheme.is_empty() && !self.scheme.bytes().all(is_token_char) {
             return Err(ConfigError::BadScheme(self.scheme.clone()));
         }
+        self.check_forward_claims()
+    }
+
+    fn check_forward_claims(&self) -> Result<(), ConfigError> {
+        let mut headers = std::collections::HashSet::new();
         for (claim, header) in &self.forward_claims {
             if claim.is_empty() {
                 return Err(ConfigError::EmptyValue("forward_claims"));
             }
             check_header_name(&format!("forward_claims.{claim}"), header)?;
+            if !headers.insert(header.to_ascii_lowercase()) {
+                return Err(ConfigError::DuplicateForwardHeader(header.clone()));
+            }
         }
         Ok(())
     }
@@ -161,8 +169,9 @@ fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::E
         }
 
         fn visit_str<E: de::Error>(self, text: &str) -> Result<Duration, E> {
-            humantime::parse_duration(text)
-                .map_err(|e| E::custom(format_args!("invalid duration \"{text}\" ({e}): write it like \"30s\" or \"2m\"")))
+            humantime::parse_duration(text).map_err(|e| {
+                E::custom(format_args!("invalid duration \"{text}\" ({e}): write it like \"30s\" or \"2m\""))
+            })
         }
     }
 
@@ -252,6 +261,8 @@ mod tests {
     fn check_refuses_bad_header_names_and_empty_lists() {
         let s = parse(r#"{"keys": [{}], "forward_claims": {"sub": "x user"}}"#).unwrap();
         assert_eq!(s.check().unwrap_err().to_string(), "forward_claims.sub: `x user` is not a valid header name");
+        let s = parse(r#"{"keys": [{}], "forward_claims": {"sub": "x-user", "email": "X-User"}}"#).unwrap();
+        assert_eq!(s.check().unwrap_err().to_string(), "forward_claims: header `x-user` is set from two claims");
         let s = parse(r#"{"keys": [{}], "audience": []}"#).unwrap();
         assert_eq!(s.check().unwrap_err().to_string(), "audience: the list is empty; remove the field or give values");
         let s = parse(r#"{"keys": []}"#).unwrap();

@@ -1,0 +1,100 @@
+"""Shared benchmark plumbing: start a server pinned to CPU 0, drive it with
+wrk pinned to CPU 1, take the median of several runs, and read the server's
+CPU time per request from /proc/PID/stat (the steadier figure when the load
+generator saturates its own core)."""
+import os
+import re
+import statistics
+import subprocess
+import time
+import urllib.request
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+SERVER_CPU = os.environ.get("SERVER_CPU", "0")
+CLIENT_CPU = os.environ.get("CLIENT_CPU", "1")
+
+
+class Server:
+    """A server process pinned to SERVER_CPU that prints `listening on http://ADDR`."""
+
+    def __init__(self, argv, env=None, cwd=None):
+        self.started = time.monotonic()
+        full_env = dict(os.environ, **(env or {}))
+        self.proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, *argv], stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, env=full_env, cwd=cwd, text=True)
+        line = self.proc.stdout.readline()
+        if not line.startswith("listening on http://"):
+            raise RuntimeError(f"{argv[0]} did not start: {line!r}")
+        self.addr = line.strip().removeprefix("listening on http://")
+
+    def url(self, path="/"):
+        return f"http://{self.addr}{path}"
+
+    def cpu_seconds(self):
+        fields = open(f"/proc/{self.proc.pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+    def rss_kib(self):
+        for line in open(f"/proc/{self.proc.pid}/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    def wait_200(self, path="/", headers=None, timeout=10.0):
+        """Seconds from process start until `path` first answers 200."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                req = urllib.request.Request(self.url(path), headers=headers or {})
+                if urllib.request.urlopen(req, timeout=1).status == 200:
+                    return time.monotonic() - self.started
+            except Exception:
+                time.sleep(0.001)
+        raise RuntimeError(f"{path} never answered 200")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+_UNITS = {"us": 1.0, "ms": 1000.0, "s": 1_000_000.0}
+
+
+def _micros(text):
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def wrk(url, seconds, conns, headers=()):
+    """One wrk run pinned to CLIENT_CPU: requests, rps, p50 and p99 in µs, non-2xx count."""
+    argv = ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency", url]
+    for h in headers:
+        argv[5:5] = ["-H", h]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50": _micros(pct["50"]),
+        "p99": _micros(pct["99"]),
+        "non2xx": int(errors.group(1)) if errors else 0,
+    }
+
+
+def measure(server, path, seconds, runs, conns, warmup, headers=()):
+    """Warm up, then `runs` runs; the median of each figure plus CPU µs per request."""
+    wrk(server.url(path), warmup, conns, headers)
+    results = []
+    for _ in range(runs):
+        cpu0 = server.cpu_seconds()
+        r = wrk(server.url(path), seconds, conns, headers)
+        r["cpu_us"] = (server.cpu_seconds() - cpu0) * 1e6 / max(r["requests"], 1)
+        results.append(r)
+    keys = ["rps", "p50", "p99", "cpu_us"]
+    median = {k: statistics.median(r[k] for r in results) for k in keys}
+    median["non2xx"] = sum(r["non2xx"] for r in results)
+    return median
