@@ -150,8 +150,8 @@ fn load_pem(kid: Option<String>, algorithms: Vec<Algorithm>, path: &Path) -> Res
 
 fn load_jwks(path: &Path, listed: &[Algorithm]) -> Result<Vec<KeyMaterial>, KeyError> {
     let text = fs::read_to_string(path).map_err(|error| KeyError::Read { path: path.to_path_buf(), error })?;
-    let set: JwkSet =
-        serde_json::from_str(&text).map_err(|e| KeyError::BadJwks { path: path.to_path_buf(), error: e.to_string() })?;
+    let set: JwkSet = serde_json::from_str(&text)
+        .map_err(|e| KeyError::BadJwks { path: path.to_path_buf(), error: e.to_string() })?;
     let mut keys = Vec::with_capacity(set.keys.len());
     for (index, jwk) in set.keys.iter().enumerate().filter(|(_, jwk)| is_signing_key(jwk)) {
         let kid = jwk.common.key_id.clone();

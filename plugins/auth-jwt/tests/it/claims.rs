@@ -32,9 +32,7 @@ fn claims_to_metadata_false_leaves_metadata_alone() {
 fn forward_claims_set_headers_and_replace_client_values() {
     let plugin = plugin(config_with(json!({ "forward_claims": { "sub": "x-user-id", "tenant": "x-tenant" } })));
     let token = token(Algorithm::ES384, Some("ec384"), &claims(json!({ "tenant": 42 })));
-    let req = TestRequest::get("/")
-        .header("authorization", &format!("Bearer {token}"))
-        .header("x-user-id", "mallory");
+    let req = TestRequest::get("/").header("authorization", &format!("Bearer {token}")).header("x-user-id", "mallory");
     let out = run(&plugin, req);
     out.assert_continues();
     assert_eq!(out.req.get_header("x-user-id"), Some("alice"));
