@@ -2,7 +2,7 @@
 //! its roles (a handler must implement `handle`, a filter a filter phase)
 //! before anything serves; then run every `init` and fill the slots.
 
-use std::sync::Arc;
+use std::{path::Path, sync::Arc};
 
 use covet_plugin_api::Phases;
 
@@ -12,6 +12,12 @@ use crate::{
     registry::{Instance, Registry},
     runtime::native::NativeLibrary,
 };
+
+/// The directory relative paths in a manifest start from (absolute).
+pub fn base_dir(manifest: &Manifest) -> std::path::PathBuf {
+    let dir = manifest.source.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
 
 /// A plugin whose library is loaded and checked, not yet initialised.
 pub struct Loaded {
@@ -65,12 +71,13 @@ fn at(manifest: &Manifest, loc: &Loc, key: String, message: String, help: Option
 }
 
 /// Runs every plugin's `init` and makes the instances live.
-/// Their slots must exist (see [`Registry::slot`]).
-pub fn init_all(loaded: &[Loaded], registry: &Registry) -> Result<(), HostError> {
+/// Their slots must exist (see [`Registry::slot`]); relative paths in
+/// configs resolve against `base_dir` (the manifest's directory).
+pub fn init_all(loaded: &[Loaded], registry: &Registry, base_dir: &Path) -> Result<(), HostError> {
     for plugin in loaded {
         let Some(slot) = registry.get(&plugin.spec.name) else { continue };
         let config = plugin.spec.config.to_string();
-        let executor = plugin.library.instantiate(&plugin.spec.name, &config)?;
+        let executor = plugin.library.instantiate(&plugin.spec.name, &config, base_dir)?;
         slot.store(Arc::new(Instance::new(Box::new(executor))));
         let d = plugin.library.descriptor();
         tracing::info!(plugin = %plugin.spec.name, implementation = %d.name, version = %d.version, "plugin ready");

@@ -11,7 +11,7 @@ use abi_stable::{
 
 use crate::{
     Config, Flow, Plugin, Request, Response, ResponseMut,
-    ffi::{Descriptor, Fault, FaultKind, FfiFlow, PluginBox, PluginObj, PluginObj_TO, RequestRef, ResponseRef},
+    ffi::{Descriptor, Fault, FaultKind, InitContext, FfiFlow, PluginBox, PluginObj, PluginObj_TO, RequestRef, ResponseRef},
 };
 
 pub use abi_stable;
@@ -62,8 +62,9 @@ impl<P: Plugin> PluginObj for Adapter<P> {
 }
 
 /// The `instantiate` entry of the root module for plugin type `P`.
-pub extern "C" fn instantiate<P: Plugin>(config: RStr<'_>) -> RResult<PluginBox, Fault> {
-    let made = guard(|| P::init(Config::from_json(config.as_str())));
+pub extern "C" fn instantiate<P: Plugin>(ctx: InitContext<'_>) -> RResult<PluginBox, Fault> {
+    let base_dir = std::path::Path::new(ctx.base_dir.as_str());
+    let made = guard(|| P::init(Config::new(ctx.config_json.as_str(), base_dir, ctx.instance.as_str())));
     match made {
         ROk(Ok(plugin)) => ROk(PluginObj_TO::from_value(Adapter(plugin), TD_Opaque)),
         ROk(Err(message)) => RErr(Fault { kind: FaultKind::Error, message: RString::from(message) }),

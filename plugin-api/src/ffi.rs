@@ -49,6 +49,18 @@ pub enum FaultKind {
     Error,
 }
 
+/// What `instantiate` gets: the config and where relative paths in it start.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy)]
+pub struct InitContext<'a> {
+    /// The manifest's `config:` block as JSON (`null` when absent).
+    pub config_json: RStr<'a>,
+    /// The manifest's directory, absolute: relative paths in the config are relative to it.
+    pub base_dir: RStr<'a>,
+    /// The manifest's name for this plugin instance.
+    pub instance: RStr<'a>,
+}
+
 /// A failed phase call: what happened and the message to log.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone)]
@@ -160,9 +172,9 @@ pub type PluginBox = PluginObj_TO<'static, RBox<()>>;
 pub struct PluginMod {
     /// Name, versions and phases of the plugin.
     pub descriptor: extern "C" fn() -> Descriptor,
-    /// Makes a new instance from its JSON config, or says why the config is refused.
+    /// Makes a new instance from its config, or says why the config is refused.
     #[sabi(last_prefix_field)]
-    pub instantiate: extern "C" fn(config: RStr<'_>) -> RResult<PluginBox, Fault>,
+    pub instantiate: extern "C" fn(ctx: InitContext<'_>) -> RResult<PluginBox, Fault>,
 }
 
 impl RootModule for PluginMod_Ref {

@@ -1,6 +1,8 @@
 //! Plain FFI-safe value types shared by host and plugins: phase sets, HTTP
 //! versions, headers and the plugin's config.
 
+use std::path::{Path, PathBuf};
+
 use abi_stable::{StableAbi, std_types::RString};
 use serde::de::DeserializeOwned;
 
@@ -94,16 +96,42 @@ impl Header {
     }
 }
 
-/// A plugin's `config:` block from the manifest, handed over as JSON.
+/// A plugin's `config:` block from the manifest, handed over as JSON, with
+/// the manifest's directory so relative paths in the config mean what the
+/// operator meant (the same rule as the plugin's own `path:`).
 #[derive(Debug, Clone)]
 pub struct Config<'a> {
     json: &'a str,
+    base_dir: &'a Path,
+    instance: &'a str,
 }
 
 impl<'a> Config<'a> {
-    /// Wraps the JSON text the host passed in.
+    /// Wraps JSON text; relative paths resolve against the current directory.
+    /// (For tests; the host uses [`Config::new`].)
     pub fn from_json(json: &'a str) -> Config<'a> {
-        Config { json }
+        Config { json, base_dir: Path::new(""), instance: "" }
+    }
+
+    /// A config as the host passes it: JSON, the manifest's directory, the instance name.
+    pub fn new(json: &'a str, base_dir: &'a Path, instance: &'a str) -> Config<'a> {
+        Config { json, base_dir, instance }
+    }
+
+    /// The manifest's directory.
+    pub fn base_dir(&self) -> &'a Path {
+        self.base_dir
+    }
+
+    /// A path from the config, made relative to the manifest's directory
+    /// unless it is absolute.
+    pub fn resolve(&self, path: impl AsRef<Path>) -> PathBuf {
+        self.base_dir.join(path)
+    }
+
+    /// The manifest's name for this instance (e.g. `jwt`), for messages.
+    pub fn instance(&self) -> &'a str {
+        self.instance
     }
 
     /// The raw JSON text (`null` when the manifest gave no config).
@@ -152,6 +180,13 @@ mod tests {
         let err = Config::from_json(r#"{"rat": "1/s"}"#).parse::<C>().unwrap_err();
         assert!(err.starts_with("unknown field `rat`, expected `rate`"), "{err}");
         assert!(!err.contains("line"), "{err}");
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_manifest_dir() {
+        let config = Config::new("null", Path::new("/etc/covet"), "jwt");
+        assert_eq!(config.resolve("keys/a.pem"), Path::new("/etc/covet/keys/a.pem"));
+        assert_eq!(config.resolve("/abs/b.pem"), Path::new("/abs/b.pem"));
     }
 
     #[test]

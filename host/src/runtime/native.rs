@@ -13,7 +13,7 @@ use abi_stable::{
     std_types::{RErr, ROk, RResult, RStr},
 };
 use covet_plugin_api::ffi::{
-    ABI_VERSION, Descriptor, Fault as FfiFault, FaultKind, FfiFlow, PluginBox, PluginMod_Ref, RequestOps_TO,
+    ABI_VERSION, Descriptor, Fault as FfiFault, FaultKind, FfiFlow, InitContext, PluginBox, PluginMod_Ref, RequestOps_TO,
     ResponseOps_TO,
 };
 
@@ -51,9 +51,16 @@ impl NativeLibrary {
         &self.path
     }
 
-    /// Makes a new instance from its JSON config (runs the plugin's `init`).
-    pub fn instantiate(&self, name: &str, config_json: &str) -> Result<NativeExecutor, HostError> {
-        let made = (self.module.instantiate())(RStr::from_str(config_json));
+    /// Makes a new instance from its JSON config (runs the plugin's `init`);
+    /// relative paths in the config resolve against `base_dir`.
+    pub fn instantiate(&self, name: &str, config_json: &str, base_dir: &Path) -> Result<NativeExecutor, HostError> {
+        let base_dir = base_dir.to_string_lossy();
+        let ctx = InitContext {
+            config_json: RStr::from_str(config_json),
+            base_dir: RStr::from_str(&base_dir),
+            instance: RStr::from_str(name),
+        };
+        let made = (self.module.instantiate())(ctx);
         let instance = made.into_result().map_err(|fault| HostError::PluginInit {
             plugin: name.into(),
             reason: describe_fault(&fault),

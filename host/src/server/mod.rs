@@ -43,7 +43,8 @@ pub async fn run(manifest: Manifest) -> Result<(), HostError> {
     }
     let init = {
         let shared = shared.clone();
-        tokio::task::spawn_blocking(move || loader::init_all(&loaded, &shared.registry))
+        let base_dir = loader::base_dir(&manifest);
+        tokio::task::spawn_blocking(move || loader::init_all(&loaded, &shared.registry, &base_dir))
     };
     tokio::select! {
         joined = init => {

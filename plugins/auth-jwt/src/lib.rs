@@ -51,8 +51,8 @@
 //!   its key type. `kid` cannot be set on this entry.
 //!
 //! `kid` is optional; kids must be unique. `algorithms` pins the key: it
-//! verifies only those algorithms, all of one family. Relative paths are read
-//! from the host's working directory.
+//! verifies only those algorithms, all of one family. Relative paths are
+//! relative to the manifest's directory.
 //!
 //! ## Which key verifies a token
 //!
@@ -98,8 +98,12 @@ impl AuthJwt {
     /// Builds the filter from its JSON config, checking everything (keys are
     /// read and validated here, never per request).
     pub fn from_config(config: Config<'_>) -> Result<AuthJwt, ConfigError> {
-        let settings: Settings = config.parse().map_err(ConfigError::Parse)?;
+        let mut settings: Settings = config.parse().map_err(ConfigError::Parse)?;
         settings.check()?;
+        for key in &mut settings.keys {
+            key.pem_file = key.pem_file.take().map(|p| config.resolve(p));
+            key.jwks_file = key.jwks_file.take().map(|p| config.resolve(p));
+        }
         let keys = keys::load_all(&settings.keys)?;
         Ok(AuthJwt {
             source: TokenSource::new(&settings.header, &settings.scheme),

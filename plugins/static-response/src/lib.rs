@@ -39,8 +39,8 @@
 //! | `content_type` | see below | the `content-type` header |
 //!
 //! `body` and `body_file` exclude each other. A relative `body_file` is
-//! resolved against the current directory of the covet process (where it was
-//! started), not against the manifest's directory. Editing the file later
+//! resolved against the manifest's directory, like the plugin's own `path:`.
+//! Editing the file later
 //! changes nothing until the plugin is reloaded.
 //!
 //! Without `content_type`, an inline `body` is `text/plain; charset=utf-8`,
@@ -68,7 +68,8 @@ impl Plugin for StaticResponse {
     const PHASES: Phases = Phases::HANDLE;
 
     fn init(config: Config<'_>) -> Result<Self, String> {
-        let settings: settings::Settings = config.parse()?;
+        let mut settings: settings::Settings = config.parse()?;
+        settings.body_file = settings.body_file.map(|p| config.resolve(p));
         Ok(StaticResponse { response: settings.into_response()? })
     }
 

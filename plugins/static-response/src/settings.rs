@@ -16,7 +16,7 @@ pub(crate) struct Settings {
     #[serde(default)]
     headers: BTreeMap<String, String>,
     body: Option<String>,
-    body_file: Option<PathBuf>,
+    pub(crate) body_file: Option<PathBuf>,
     content_type: Option<String>,
 }
 
@@ -77,12 +77,12 @@ fn load_body(inline: Option<String>, file: Option<&Path>) -> Result<Body, String
     }
 }
 
-/// Reads `body_file`; a relative path is resolved against the current directory.
+/// Reads `body_file` (already resolved against the manifest's directory).
 fn read_body_file(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| {
         let resolved = std::env::current_dir().map(|dir| dir.join(path)).unwrap_or_else(|_| path.to_path_buf());
         format!(
-            "cannot read `body_file: {}` (looked at {}): {e}; relative paths are relative to the directory covet was started in",
+            "cannot read `body_file: {}` (looked at {}): {e}; relative paths are relative to the manifest's directory",
             path.display(),
             resolved.display()
         )

@@ -114,7 +114,7 @@ fn refuses_body_and_body_file_together() {
 fn refuses_an_unreadable_body_file_and_says_where_it_looked() {
     let err = refusal(json!({"body_file": "no/such/file.html"}));
     assert!(err.starts_with("cannot read `body_file: no/such/file.html` (looked at /"), "{err}");
-    assert!(err.contains("relative to the directory covet was started in"), "{err}");
+    assert!(err.contains("relative to the manifest's directory"), "{err}");
 }
 
 #[test]
