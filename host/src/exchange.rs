@@ -35,11 +35,16 @@ pub struct Exchange {
     pub body: Bytes,
     /// Metadata set by plugins.
     pub metadata: Vec<(String, String)>,
-    /// The request id.
-    pub request_id: String,
+    /// The request id (visible ASCII).
+    pub request_id: HeaderValue,
 }
 
 impl Exchange {
+    /// The request id as text.
+    pub fn id(&self) -> &str {
+        crate::request_id::as_str(&self.request_id)
+    }
+
     /// A metadata value.
     pub fn metadata_value(&self, key: &str) -> Option<&str> {
         self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
@@ -71,7 +76,8 @@ impl HostResponse {
     /// Converts a plugin's response, refusing invalid status codes and headers.
     pub fn from_plugin(resp: Response) -> Result<HostResponse, String> {
         let status = StatusCode::from_u16(resp.status).map_err(|_| format!("invalid status code {}", resp.status))?;
-        let mut headers = HeaderMap::with_capacity(resp.headers.len());
+        // Room for what the host adds later (x-request-id, content-length).
+        let mut headers = HeaderMap::with_capacity(resp.headers.len() + 2);
         for h in resp.headers.iter() {
             let (name, value) = parse_header(h.name.as_str(), h.value.as_str())?;
             headers.append(name, value);
@@ -174,7 +180,7 @@ impl RequestOps for Exchange {
         }
     }
     fn request_id(&self) -> RStr<'_> {
-        self.request_id.as_str().into()
+        crate::request_id::as_str(&self.request_id).into()
     }
 }
 

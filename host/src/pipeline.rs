@@ -58,7 +58,7 @@ async fn request_phase(filters: &[Arc<Instance>], ex: &mut Exchange, timings: &m
             continue;
         }
         let started = Instant::now();
-        let outcome = filter.executor.on_request(ex).resolve().await;
+        let outcome = crate::resolve!(filter.executor.on_request(ex));
         record(timings, filter, started);
         match outcome {
             Ok(Decision::Continue) => {}
@@ -71,7 +71,7 @@ async fn request_phase(filters: &[Arc<Instance>], ex: &mut Exchange, timings: &m
 
 async fn handle_phase(handler: &Instance, ex: &mut Exchange, timings: &mut Timings) -> HostResponse {
     let started = Instant::now();
-    let outcome = handler.executor.handle(ex).resolve().await;
+    let outcome = crate::resolve!(handler.executor.handle(ex));
     record(timings, handler, started);
     outcome.unwrap_or_else(|fault| fault_response(handler, "handle", &fault, ex))
 }
@@ -81,7 +81,7 @@ async fn response_phase(filter: &Instance, ex: &mut Exchange, resp: &mut HostRes
         return;
     }
     let started = Instant::now();
-    let outcome = filter.executor.on_response(ex, resp).resolve().await;
+    let outcome = crate::resolve!(filter.executor.on_response(ex, resp));
     record(timings, filter, started);
     if let Err(fault) = outcome {
         *resp = fault_response(filter, "on_response", &fault, ex);
@@ -104,12 +104,12 @@ fn fault_response(instance: &Instance, phase: &str, fault: &Fault, ex: &Exchange
     match fault {
         Fault::Panic(msg) => {
             PluginStats::bump(&instance.stats.panics);
-            tracing::error!(plugin = %name, phase, request_id = %ex.request_id, "plugin panicked: {msg}");
+            tracing::error!(plugin = %name, phase, request_id = ex.id(), "plugin panicked: {msg}");
         }
         Fault::Error(msg) => {
             PluginStats::bump(&instance.stats.errors);
-            tracing::error!(plugin = %name, phase, request_id = %ex.request_id, "plugin failed: {msg}");
+            tracing::error!(plugin = %name, phase, request_id = ex.id(), "plugin failed: {msg}");
         }
     }
-    problem::plugin_fault(name, phase, fault, &ex.request_id)
+    problem::plugin_fault(name, phase, fault, ex.id())
 }

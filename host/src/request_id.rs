@@ -8,7 +8,7 @@ use std::{
     time::SystemTime,
 };
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue};
 
 /// The header carrying the id, in and out.
 pub const HEADER: &str = "x-request-id";
@@ -30,22 +30,40 @@ impl Default for RequestIds {
 }
 
 impl RequestIds {
-    /// The incoming id when it is 1..=128 visible ASCII characters, else a new one.
-    pub fn for_request(&self, headers: &HeaderMap) -> String {
-        match headers.get(HEADER).and_then(|v| v.to_str().ok()).filter(|v| acceptable(v)) {
-            Some(incoming) => incoming.to_string(),
+    /// The incoming id when it is 1..=128 visible ASCII characters, else a
+    /// new one. The value is always valid UTF-8 (`to_str` cannot fail).
+    pub fn for_request(&self, headers: &HeaderMap) -> HeaderValue {
+        match headers.get(HEADER).filter(|v| acceptable(v.as_bytes())) {
+            Some(incoming) => incoming.clone(),
             None => self.next(),
         }
     }
 
-    fn next(&self) -> String {
+    fn next(&self) -> HeaderValue {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        format!("{:08x}{:016x}", self.prefix, n)
+        let mut id = [0u8; 24];
+        hex(&mut id[..8], u64::from(self.prefix));
+        hex(&mut id[8..], n);
+        HeaderValue::from_bytes(&id).expect("hex digits are a valid header value")
     }
 }
 
-fn acceptable(id: &str) -> bool {
-    !id.is_empty() && id.len() <= MAX_LEN && id.bytes().all(|b| b.is_ascii_graphic())
+/// Writes `value`'s low `out.len()` hex digits into `out`, most significant first.
+fn hex(out: &mut [u8], mut value: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for slot in out.iter_mut().rev() {
+        *slot = DIGITS[(value & 0xf) as usize];
+        value >>= 4;
+    }
+}
+
+fn acceptable(id: &[u8]) -> bool {
+    !id.is_empty() && id.len() <= MAX_LEN && id.iter().all(|b| b.is_ascii_graphic())
+}
+
+/// The id as text (ids are visible ASCII by construction).
+pub fn as_str(id: &HeaderValue) -> &str {
+    id.to_str().unwrap_or("-")
 }
 
 #[cfg(test)]
@@ -59,7 +77,9 @@ mod tests {
         headers.insert(HEADER, "abc-123".parse().unwrap());
         assert_eq!(ids.for_request(&headers), "abc-123");
         headers.insert(HEADER, "has space".parse().unwrap());
-        assert_eq!(ids.for_request(&headers).len(), 24);
+        let made = ids.for_request(&headers);
+        assert_eq!(made.len(), 24);
+        assert!(as_str(&made).bytes().all(|b| b.is_ascii_hexdigit()));
     }
 
     #[test]

@@ -60,16 +60,17 @@ pub struct ConnInfo {
 pub async fn serve(shared: Arc<Shared>, conn: Arc<ConnInfo>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let _in_flight = conn.state.begin_request();
     let started = Instant::now();
-    let request_id = shared.ids.for_request(req.headers());
+    let id = shared.ids.for_request(req.headers());
+    let request_id = request_id::as_str(&id);
     let (parts, body) = req.into_parts();
     let log = shared.access_log.then(|| (parts.method.clone(), parts.uri.path().to_string()));
     let mut timings: Timings = shared.access_log.then(Vec::new);
     let head = parts.method == Method::HEAD;
-    let (resp, route) = dispatch(&shared, &conn, parts, body, &request_id, &mut timings).await;
+    let (resp, route) = dispatch(&shared, &conn, parts, body, &id, &mut timings).await;
     if let Some((method, path)) = log {
-        access_line(&method, &path, route.as_deref(), resp.status.as_u16(), started, &timings, &request_id, &conn.client);
+        access_line(&method, &path, route.as_deref(), resp.status.as_u16(), started, &timings, request_id, &conn.client);
     }
-    Ok(finish(resp, request_id, head))
+    Ok(finish(resp, id, head))
 }
 
 async fn dispatch(
@@ -77,9 +78,10 @@ async fn dispatch(
     conn: &ConnInfo,
     parts: Parts,
     body: Incoming,
-    request_id: &str,
+    id: &HeaderValue,
     timings: &mut Timings,
 ) -> (HostResponse, Option<Arc<str>>) {
+    let request_id = request_id::as_str(id);
     if let Some(rest) = parts.uri.path().strip_prefix("/_covet/") {
         return (health(shared, rest, &parts.method, request_id), None);
     }
@@ -96,7 +98,14 @@ async fn dispatch(
     };
     let entry = &table.entries[found.route];
     let route = Some(entry.pattern.clone());
-    let body = match read_body(body, &parts.headers, shared.limits.max_body, request_id).await {
+    // Boxed: reading a body is the rarer path, and keeping its state out of
+    // this future keeps every request's future small.
+    let body = if body.is_end_stream() {
+        Ok(Bytes::new())
+    } else {
+        Box::pin(read_body(body, &parts.headers, shared.limits.max_body, request_id)).await
+    };
+    let body = match body {
         Ok(body) => body,
         Err(resp) => return (resp, route),
     };
@@ -110,7 +119,7 @@ async fn dispatch(
         params: found.params,
         body,
         metadata: Vec::new(),
-        request_id: request_id.to_string(),
+        request_id: id.clone(),
     };
     let resp = pipeline::run(&entry.chain, &mut ex, timings).await;
     (resp.unwrap_or_else(|| problem::not_ready(request_id)), route)
@@ -147,9 +156,6 @@ fn check_headers(headers: &HeaderMap, limits: &Limits, request_id: &str) -> Opti
 }
 
 async fn read_body(body: Incoming, headers: &HeaderMap, max: u64, request_id: &str) -> Result<Bytes, HostResponse> {
-    if body.is_end_stream() {
-        return Ok(Bytes::new());
-    }
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|len| len > max) {
         return Err(problem::payload_too_large(max, request_id));
@@ -161,11 +167,9 @@ async fn read_body(body: Incoming, headers: &HeaderMap, max: u64, request_id: &s
     }
 }
 
-fn finish(resp: HostResponse, request_id: String, head: bool) -> Response<Body> {
+fn finish(resp: HostResponse, id: HeaderValue, head: bool) -> Response<Body> {
     let HostResponse { status, mut headers, body } = resp;
-    if let Ok(id) = HeaderValue::try_from(request_id) {
-        headers.insert(request_id::HEADER, id);
-    }
+    headers.insert(request_id::HEADER, id);
     let body = if head {
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
         Bytes::new()

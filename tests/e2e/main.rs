@@ -1,1 +1,12 @@
-//! placeholder
+//! End-to-end tests: each test starts the real `covet` binary on port 0 with
+//! real plugin libraries (see `harness/`), talks HTTP to it and stops it.
+//! One file per area; build everything first with `cargo build --workspace`.
+
+mod common;
+
+mod chain;
+mod faults;
+mod lifecycle;
+mod limits;
+mod plugins;
+mod routing;

@@ -25,14 +25,16 @@ pub enum Outcome<'a, T> {
     Pending(BoxFuture<'a, Result<T, Fault>>),
 }
 
-impl<T> Outcome<'_, T> {
-    /// Waits for the call to finish.
-    pub async fn resolve(self) -> Result<T, Fault> {
-        match self {
-            Outcome::Ready(result) => result,
-            Outcome::Pending(future) => future.await,
+/// Waits for an [`Outcome`]. A macro rather than an `async fn` so a ready
+/// outcome costs no nested future (and no copy of one) on the request path.
+#[macro_export]
+macro_rules! resolve {
+    ($outcome:expr) => {
+        match $outcome {
+            $crate::runtime::Outcome::Ready(result) => result,
+            $crate::runtime::Outcome::Pending(future) => future.await,
         }
-    }
+    };
 }
 
 /// Why a phase call failed. Every variant becomes a 5xx for that one request.

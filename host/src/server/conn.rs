@@ -26,9 +26,12 @@ pub fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // Our own checks answer 431 with the structured body below these; hyper's
     // hard limits (twice ours) only catch what is far beyond them.
+    // No hyper timer on HTTP/1: with one, hyper arms its own 30 s
+    // header-read timer on every request (a clock read and a timer-wheel
+    // insert per request). The watchdog covers header-read and idle timeouts.
     builder
         .http1()
-        .timer(TokioTimer::new())
+        .header_read_timeout(None)
         .keep_alive(true)
         .pipeline_flush(true)
         .max_headers(limits.max_headers.saturating_mul(2).max(100))

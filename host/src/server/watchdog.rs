@@ -14,7 +14,7 @@ use std::{
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed},
     },
     task::{Context, Poll},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -30,9 +30,18 @@ pub enum Expiry {
     Idle,
 }
 
+/// Milliseconds on the coarse monotonic clock (a few ms resolution, a few ns
+/// to read): this runs on every read and write, and the timeouts it feeds are
+/// seconds long.
+fn coarse_now_ms() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC_COARSE is always supported on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000 + 1
+}
+
 /// Activity of one connection, shared by its I/O, its service and its watchdog.
 pub struct ConnState {
-    epoch: Instant,
     last_activity: AtomicU64,
     head_started: AtomicU64,
     in_flight: AtomicUsize,
@@ -43,8 +52,7 @@ pub struct ConnState {
 impl Default for ConnState {
     fn default() -> Self {
         ConnState {
-            epoch: Instant::now(),
-            last_activity: AtomicU64::new(1),
+            last_activity: AtomicU64::new(coarse_now_ms()),
             head_started: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             is_h2: AtomicBool::new(false),
@@ -55,7 +63,7 @@ impl Default for ConnState {
 
 impl ConnState {
     fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64 + 1
+        coarse_now_ms()
     }
 
     fn on_read(&self, bytes: &[u8]) {

@@ -25,6 +25,18 @@ pub struct HostBuilder {
     manifest: String,
     listeners: usize,
     env: Vec<(String, String)>,
+    files: Vec<(String, Vec<u8>)>,
+}
+
+/// How a host process that ran to its end finished.
+#[derive(Debug)]
+pub struct Exited {
+    /// Its exit status.
+    pub status: ExitStatus,
+    /// What it wrote to stdout.
+    pub stdout: String,
+    /// What it wrote to stderr.
+    pub stderr: String,
 }
 
 impl HostBuilder {
@@ -40,33 +52,73 @@ impl HostBuilder {
         self
     }
 
+    /// Writes a file next to the manifest before the host starts (for
+    /// configs with paths relative to the manifest's directory).
+    pub fn file(mut self, name: &str, contents: impl Into<Vec<u8>>) -> Self {
+        self.files.push((name.into(), contents.into()));
+        self
+    }
+
     /// Starts the host and waits for its listeners.
     pub fn start(self) -> Host {
+        let (dir, mut cmd) = self.command("host");
+        let mut child = cmd.spawn().expect("spawn covet");
+        let logs = Arc::new(Mutex::new(String::new()));
+        let _ = collect(child.stderr.take().expect("stderr"), logs.clone());
+        let addrs = read_addrs(&mut child, self.listeners, &logs);
+        Host { child, addrs, logs, dir }
+    }
+
+    /// Runs the host without talking to it and waits for it to exit on its
+    /// own (panics after `limit`): for hosts that must refuse to start.
+    pub fn run_to_exit(self, limit: Duration) -> Exited {
+        self.run("host", limit)
+    }
+
+    /// Runs `covet check --plugins <manifest>` and waits for it (panics after `limit`).
+    pub fn check(self, limit: Duration) -> Exited {
+        self.run("check", limit)
+    }
+
+    fn run(self, subcommand: &str, limit: Duration) -> Exited {
+        let (_dir, mut cmd) = self.command(subcommand);
+        let mut child = cmd.spawn().expect("spawn covet");
+        let (stdout, stderr) = (Arc::new(Mutex::new(String::new())), Arc::new(Mutex::new(String::new())));
+        let readers = [
+            collect(child.stdout.take().expect("stdout"), stdout.clone()),
+            collect(child.stderr.take().expect("stderr"), stderr.clone()),
+        ];
+        let status = wait_with_limit(&mut child, limit);
+        readers.into_iter().for_each(|r| r.join().expect("reader"));
+        let take = |s: Arc<Mutex<String>>| s.lock().unwrap().clone();
+        Exited { status, stdout: take(stdout), stderr: take(stderr) }
+    }
+
+    fn command(&self, subcommand: &str) -> (tempfile::TempDir, Command) {
         let dir = tempfile::tempdir().expect("temp dir");
         let manifest = dir.path().join("plugins.yaml");
         std::fs::write(&manifest, &self.manifest).expect("write manifest");
+        for (name, contents) in &self.files {
+            std::fs::write(dir.path().join(name), contents).expect("write file");
+        }
         let mut cmd = Command::new(covet_bin());
-        cmd.arg("host").arg("--plugins").arg(&manifest).current_dir(dir.path());
+        cmd.arg(subcommand).arg("--plugins").arg(&manifest).current_dir(dir.path());
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).env("COVET_LOG", "info");
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("spawn covet");
-        let logs = Arc::new(Mutex::new(String::new()));
-        collect(child.stderr.take().expect("stderr"), logs.clone());
-        let addrs = read_addrs(&mut child, self.listeners, &logs);
-        Host { child, addrs, logs, dir }
+        (dir, cmd)
     }
 }
 
-fn collect(stream: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
+fn collect(stream: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines().map_while(Result::ok) {
             let mut logs = into.lock().unwrap();
             logs.push_str(&line);
             logs.push('\n');
         }
-    });
+    })
 }
 
 fn read_addrs(child: &mut Child, n: usize, logs: &Arc<Mutex<String>>) -> Vec<SocketAddr> {
@@ -94,7 +146,7 @@ impl Host {
     /// A builder for a host serving `manifest` (YAML text; relative paths are
     /// relative to a fresh temp dir, so use absolute artifact paths).
     pub fn builder(manifest: impl Into<String>) -> HostBuilder {
-        HostBuilder { manifest: manifest.into(), listeners: 1, env: Vec::new() }
+        HostBuilder { manifest: manifest.into(), listeners: 1, env: Vec::new(), files: Vec::new() }
     }
 
     /// Starts a host on `manifest` and waits until it is ready.
@@ -158,6 +210,28 @@ impl Host {
     pub fn stop(mut self, limit: Duration) -> ExitStatus {
         self.terminate();
         wait_with_limit(&mut self.child, limit)
+    }
+
+    /// Waits for the process to exit without signalling it (panics after
+    /// `limit`); e.g. after [`Host::terminate`] while requests are in flight.
+    pub fn wait_for_exit(&mut self, limit: Duration) -> ExitStatus {
+        wait_with_limit(&mut self.child, limit)
+    }
+
+    /// The first log line containing every one of `needles`, waiting up to
+    /// 5 s for it to be written (log lines arrive through a pipe).
+    pub async fn log_line(&self, needles: &[&str]) -> Option<String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let logs = self.logs();
+            if let Some(line) = logs.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
+                return Some(line.to_string());
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 

@@ -8,9 +8,13 @@
 
 mod client;
 mod host;
+mod manifest;
+mod raw;
 
 pub use client::{Client, Reply};
-pub use host::{Host, HostBuilder};
+pub use host::{Exited, Host, HostBuilder};
+pub use manifest::{Manifest, Route};
+pub use raw::{Closed, RawConn, RawResponse, get_request};
 
 use std::path::PathBuf;
 
