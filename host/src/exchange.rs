@@ -13,6 +13,7 @@ use covet_plugin_api::{
     Header, HttpVersion, Response,
     ffi::{RequestOps, ResponseOps},
 };
+use crate::metadata::Metadata;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version, header};
 
 /// A request on its way through the pipeline.
@@ -34,7 +35,7 @@ pub struct Exchange {
     /// The buffered body.
     pub body: Bytes,
     /// Metadata set by plugins.
-    pub metadata: Vec<(String, String)>,
+    pub metadata: Metadata,
     /// The request id (visible ASCII).
     pub request_id: HeaderValue,
 }
@@ -47,7 +48,7 @@ impl Exchange {
 
     /// A metadata value.
     pub fn metadata_value(&self, key: &str) -> Option<&str> {
-        self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.metadata.get(key)
     }
 }
 
@@ -174,10 +175,7 @@ impl RequestOps for Exchange {
         ropt(self.metadata_value(key.as_str()))
     }
     fn set_metadata(&mut self, key: RStr<'_>, value: RStr<'_>) {
-        match self.metadata.iter_mut().find(|(k, _)| k == key.as_str()) {
-            Some(entry) => entry.1 = value.to_string(),
-            None => self.metadata.push((key.to_string(), value.to_string())),
-        }
+        self.metadata.set(key.as_str(), value.as_str());
     }
     fn request_id(&self) -> RStr<'_> {
         crate::request_id::as_str(&self.request_id).into()

@@ -21,6 +21,7 @@ pub mod error;
 pub mod exchange;
 pub mod loader;
 pub mod manifest;
+pub mod metadata;
 pub mod pipeline;
 pub mod problem;
 pub mod registry;

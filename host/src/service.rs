@@ -118,7 +118,7 @@ async fn dispatch(
         route: entry.pattern.clone(),
         params: found.params,
         body,
-        metadata: Vec::new(),
+        metadata: Default::default(),
         request_id: id.clone(),
     };
     let resp = pipeline::run(&entry.chain, &mut ex, timings).await;
