@@ -8,6 +8,21 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's `arena_eager_commit` (see mimalloc.h): 0 commits arena memory
+/// as it is used. Its default (eager on overcommitting systems) doubles idle RSS.
+const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+
+/// Runs from `.preinit_array`, before any constructor (mimalloc reserves its
+/// first arena in one), so the option applies to every arena.
+extern "C" fn configure_allocator() {
+    // SAFETY: a plain store into mimalloc's option table; no allocation.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0) };
+}
+
+#[used]
+#[unsafe(link_section = ".preinit_array")]
+static CONFIGURE_ALLOCATOR: extern "C" fn() = configure_allocator;
+
 fn main() -> std::process::ExitCode {
     covet::cli::main()
 }

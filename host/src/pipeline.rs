@@ -57,7 +57,7 @@ async fn request_phase(filters: &[Arc<Instance>], ex: &mut Exchange, timings: &m
         if !filter.executor.info().phases.contains(Phases::ON_REQUEST) {
             continue;
         }
-        let started = Instant::now();
+        let started = timings.is_some().then(Instant::now);
         let outcome = crate::resolve!(filter.executor.on_request(ex));
         record(timings, filter, started);
         match outcome {
@@ -70,7 +70,7 @@ async fn request_phase(filters: &[Arc<Instance>], ex: &mut Exchange, timings: &m
 }
 
 async fn handle_phase(handler: &Instance, ex: &mut Exchange, timings: &mut Timings) -> HostResponse {
-    let started = Instant::now();
+    let started = timings.is_some().then(Instant::now);
     let outcome = crate::resolve!(handler.executor.handle(ex));
     record(timings, handler, started);
     outcome.unwrap_or_else(|fault| fault_response(handler, "handle", &fault, ex))
@@ -80,7 +80,7 @@ async fn response_phase(filter: &Instance, ex: &mut Exchange, resp: &mut HostRes
     if !filter.executor.info().phases.contains(Phases::ON_RESPONSE) {
         return;
     }
-    let started = Instant::now();
+    let started = timings.is_some().then(Instant::now);
     let outcome = crate::resolve!(filter.executor.on_response(ex, resp));
     record(timings, filter, started);
     if let Err(fault) = outcome {
@@ -88,9 +88,10 @@ async fn response_phase(filter: &Instance, ex: &mut Exchange, resp: &mut HostRes
     }
 }
 
-fn record(timings: &mut Timings, instance: &Instance, started: Instant) {
+/// Counts the call; with the access log on, adds its time to the request's timings.
+fn record(timings: &mut Timings, instance: &Instance, started: Option<Instant>) {
     PluginStats::bump(&instance.stats.calls);
-    let Some(timings) = timings else { return };
+    let (Some(timings), Some(started)) = (timings, started) else { return };
     let micros = started.elapsed().as_micros() as u64;
     let name = &instance.executor.info().name;
     match timings.iter_mut().find(|t| *t.plugin == **name) {

@@ -95,10 +95,18 @@ async fn too_many_header_bytes_over_http2_is_431() {
     assert_problem(&reply, 431, "HEADERS_TOO_LARGE");
 }
 
+/// Opens a connection and waits a moment before sending anything, as a
+/// slowloris client does (the host's timers are then already running).
+async fn connect_then_pause(host: &Host) -> RawConn {
+    let conn = RawConn::connect(host.addr()).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    conn
+}
+
 #[tokio::test]
 async fn partial_head_is_cut_off_after_header_read_timeout_while_others_are_served() {
     let host = Host::start(echo_with_limits(&[("header_read_timeout", "1s")])).await;
-    let mut slow = RawConn::connect(host.addr()).await;
+    let mut slow = connect_then_pause(&host).await;
     slow.send("GET /echo HTTP/1.1\r\nhost: covet.test\r\n").await.unwrap();
     assert_eq!(slow.closed_within(Duration::from_millis(300)).await, Closed::StillOpen, "cut off at once");
 
@@ -112,7 +120,7 @@ async fn partial_head_is_cut_off_after_header_read_timeout_while_others_are_serv
 #[tokio::test]
 async fn trickling_a_head_does_not_extend_header_read_timeout() {
     let host = Host::start(echo_with_limits(&[("header_read_timeout", "1s")])).await;
-    let mut slow = RawConn::connect(host.addr()).await;
+    let mut slow = connect_then_pause(&host).await;
     slow.send("GET /echo HTTP/1.1\r\nhost: covet.test\r\nx-slow: ").await.unwrap();
     let started = Instant::now();
     let disconnected = loop {
@@ -127,6 +135,18 @@ async fn trickling_a_head_does_not_extend_header_read_timeout() {
         }
     };
     assert!(disconnected, "a byte every 100 ms kept the connection open for {PATIENCE:?}");
+}
+
+#[tokio::test]
+async fn partial_head_on_a_kept_alive_connection_is_cut_off_after_header_read_timeout() {
+    let host = Host::start(echo_with_limits(&[("header_read_timeout", "1s")])).await;
+    let mut conn = RawConn::connect(host.addr()).await;
+    conn.send(get_request("/echo")).await.unwrap();
+    assert_eq!(conn.response(PATIENCE).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    conn.send("GET /echo HTTP/1.1\r\nhost: covet.test\r\n").await.unwrap();
+    let closed = conn.closed_within(PATIENCE).await;
+    assert!(matches!(closed, Closed::After(_)), "the second, partial head was never cut off");
 }
 
 #[tokio::test]

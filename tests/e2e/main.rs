@@ -3,7 +3,9 @@
 //! One file per area; build everything first with `cargo build --workspace`.
 
 mod common;
+mod tokens;
 
+mod auth_jwt;
 mod chain;
 mod faults;
 mod lifecycle;

@@ -31,17 +31,10 @@ async fn static_response_sends_its_status_headers_and_inline_body() {
 async fn static_response_serves_a_body_file_relative_to_the_manifest() {
     let page = "<!doctype html><h1>covet</h1>\n";
     let manifest = Manifest::new()
-        .plugin("index", "covet-static-response", json!({ "body_file": "site/index.html" }))
+        .plugin("index", "covet-static-response", json!({ "body_file": "index.html" }))
         .route(Route::new("/").methods(["GET"]).handler("index"));
-    let host = Host::builder(manifest).file("site", "").start();
-    drop(host);
-    let host = Host::builder(
-        Manifest::new()
-            .plugin("index", "covet-static-response", json!({ "body_file": "index.html" }))
-            .route(Route::new("/").methods(["GET"]).handler("index")),
-    )
-    .file("index.html", page)
-    .start();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let host = Host::builder(manifest).file("index.html", page).current_dir(elsewhere.path()).start();
     host.wait_ready().await;
     let reply = host.http1().get("/").await.unwrap();
     assert_eq!(reply.status, 200);

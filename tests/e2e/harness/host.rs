@@ -26,6 +26,7 @@ pub struct HostBuilder {
     listeners: usize,
     env: Vec<(String, String)>,
     files: Vec<(String, Vec<u8>)>,
+    cwd: Option<PathBuf>,
 }
 
 /// How a host process that ran to its end finished.
@@ -56,6 +57,13 @@ impl HostBuilder {
     /// configs with paths relative to the manifest's directory).
     pub fn file(mut self, name: &str, contents: impl Into<Vec<u8>>) -> Self {
         self.files.push((name.into(), contents.into()));
+        self
+    }
+
+    /// Runs the host in `dir` instead of the manifest's directory (to show
+    /// that relative paths resolve against the manifest, not the cwd).
+    pub fn current_dir(mut self, dir: &Path) -> Self {
+        self.cwd = Some(dir.to_path_buf());
         self
     }
 
@@ -102,7 +110,7 @@ impl HostBuilder {
             std::fs::write(dir.path().join(name), contents).expect("write file");
         }
         let mut cmd = Command::new(covet_bin());
-        cmd.arg(subcommand).arg("--plugins").arg(&manifest).current_dir(dir.path());
+        cmd.arg(subcommand).arg("--plugins").arg(&manifest).current_dir(self.cwd.as_deref().unwrap_or(dir.path()));
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).env("COVET_LOG", "info");
         for (k, v) in &self.env {
             cmd.env(k, v);
@@ -146,7 +154,7 @@ impl Host {
     /// A builder for a host serving `manifest` (YAML text; relative paths are
     /// relative to a fresh temp dir, so use absolute artifact paths).
     pub fn builder(manifest: impl Into<String>) -> HostBuilder {
-        HostBuilder { manifest: manifest.into(), listeners: 1, env: Vec::new(), files: Vec::new() }
+        HostBuilder { manifest: manifest.into(), listeners: 1, env: Vec::new(), files: Vec::new(), cwd: None }
     }
 
     /// Starts a host on `manifest` and waits until it is ready.
