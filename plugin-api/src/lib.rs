@@ -86,6 +86,7 @@
 #![deny(missing_docs)]
 
 pub mod ffi;
+pub mod http_syntax;
 mod plugin;
 mod request;
 mod response;

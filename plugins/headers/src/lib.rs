@@ -72,7 +72,6 @@
 //! (metadata holding a line break) is likewise not sent.
 #![deny(missing_docs)]
 
-mod http_syntax;
 mod rules;
 mod template;
 

@@ -6,7 +6,9 @@ use std::{borrow::Cow, collections::BTreeMap};
 use covet_plugin_api::{Request, ResponseMut};
 use serde::Deserialize;
 
-use crate::{http_syntax, template::Template};
+use covet_plugin_api::http_syntax;
+
+use crate::template::Template;
 
 /// The `config:` block, as written in the manifest.
 #[derive(Debug, Deserialize)]

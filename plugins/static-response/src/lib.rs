@@ -51,7 +51,6 @@
 //! its own key, the second is set by covet from the body.
 #![deny(missing_docs)]
 
-mod http_syntax;
 mod settings;
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, path::Path, path::PathBuf};
 use covet_plugin_api::{Header, Response};
 use serde::Deserialize;
 
-use crate::http_syntax;
+use covet_plugin_api::http_syntax;
 
 /// The `config:` block, as written in the manifest.
 #[derive(Debug, Deserialize)]

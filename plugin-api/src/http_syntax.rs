@@ -1,11 +1,12 @@
-//! Header name and value checks (RFC 9110 §5.1 and §5.5), run at init so a
-//! bad manifest is refused before the plugin takes traffic.
+//! Header name and value checks (RFC 9110 §5.1 and §5.5) for plugins to run
+//! in `init`, so a bad manifest is refused before the plugin takes traffic,
+//! with a message saying what is wrong and how to fix it.
 
 /// The characters besides letters and digits that a header name may use.
 const TOKEN_PUNCTUATION: &str = "!#$%&'*+-.^_`|~";
 
 /// Checks a header name and returns it lower-cased (the form covet sends).
-pub(crate) fn header_name(name: &str) -> Result<String, String> {
+pub fn header_name(name: &str) -> Result<String, String> {
     if name.is_empty() {
         return Err("a header name is empty; name the header, e.g. `x-served-by`".to_string());
     }
@@ -20,7 +21,7 @@ pub(crate) fn header_name(name: &str) -> Result<String, String> {
 
 /// Checks a header value: no control characters (tab excepted), no
 /// whitespace at either end (HTTP strips it, so it would be silently lost).
-pub(crate) fn header_value(name: &str, value: &str) -> Result<(), String> {
+pub fn header_value(name: &str, value: &str) -> Result<(), String> {
     if let Some(bad) = value.chars().find(|c| c.is_control() && *c != '\t') {
         return Err(format!(
             "the value of header `{name}` contains {}; header values cannot hold control characters or line breaks",
