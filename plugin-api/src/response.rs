@@ -41,6 +41,24 @@ impl Response {
             .with_body(json.into().into_bytes())
     }
 
+    /// A structured error in the shape the host uses for its own errors, so
+    /// clients see one format whoever refused the request:
+    /// `{"error": {"code", "message", "details", "request_id", "timestamp"}}`
+    /// with `content-type: application/json`. Pass `Value::Null` for no details.
+    pub fn error(status: u16, code: &str, message: &str, details: serde_json::Value, request_id: &str) -> Response {
+        let timestamp = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+        let body = serde_json::json!({
+            "error": {
+                "code": code,
+                "message": message,
+                "details": details,
+                "request_id": request_id,
+                "timestamp": timestamp,
+            }
+        });
+        Response::json(status, body.to_string())
+    }
+
     /// Adds a header.
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Response {
         self.headers.push(Header::new(name, value));
@@ -56,6 +74,22 @@ impl Response {
     /// The first value of a header (case-insensitive), if present.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|h| h.name.as_str().eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_has_the_host_shape() {
+        let resp = Response::error(429, "RATE_LIMITED", "slow down", serde_json::json!({"n": 1}), "r-1");
+        assert_eq!(resp.header("content-type"), Some("application/json"));
+        let body: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+        assert_eq!(body["error"]["code"], "RATE_LIMITED");
+        assert_eq!(body["error"]["details"]["n"], 1);
+        assert_eq!(body["error"]["request_id"], "r-1");
+        assert!(body["error"]["timestamp"].as_str().unwrap().ends_with('Z'));
     }
 }
 

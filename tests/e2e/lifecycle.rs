@@ -22,7 +22,10 @@ fn slow_gateway(shutdown_file: &Path) -> Manifest {
 
 /// Starts `GET /slow` on its own connection and gives it time to reach the handler.
 async fn slow_request_in_flight(host: &Host) -> tokio::task::JoinHandle<Result<covet_e2e::Reply, String>> {
-    let client = host.http1();
+    slow_request_on(host.http1()).await
+}
+
+async fn slow_request_on(client: Client) -> tokio::task::JoinHandle<Result<covet_e2e::Reply, String>> {
     let request = tokio::spawn(async move { client.get("/slow").await });
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!request.is_finished(), "the slow request finished early");
@@ -54,6 +57,19 @@ async fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
         "the plugin was shut down {:?} before its request could have finished",
         (sent + SLOW).duration_since(written).unwrap_or_default()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_an_http2_request_in_flight_finish() {
+    let files = tempfile::tempdir().unwrap();
+    let mut host = Host::start(slow_gateway(&files.path().join("shutdown.txt"))).await;
+    let request = slow_request_on(host.http2()).await;
+
+    host.terminate();
+    let reply = request.await.unwrap().expect("the stream in flight completes");
+    assert_eq!(reply.version, http::Version::HTTP_2);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(host.wait_for_exit(PATIENCE).code(), Some(0), "logs:\n{}", host.logs());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -47,6 +47,13 @@ async fn body_over_max_body_with_content_length_is_413() {
 }
 
 #[tokio::test]
+async fn body_over_max_body_over_http2_is_413() {
+    let host = Host::start(echo_with_limits(&[("max_body", "16")])).await;
+    let reply = host.http2().send(Method::POST, "/echo", &[], vec![b'a'; 17]).await.unwrap();
+    assert_problem(&reply, 413, "PAYLOAD_TOO_LARGE");
+}
+
+#[tokio::test]
 async fn chunked_body_over_max_body_is_413() {
     let host = Host::start(echo_with_limits(&[("max_body", "16")])).await;
     let mut conn = RawConn::connect(host.addr()).await;

@@ -2,7 +2,6 @@
 //! is answered (401, a `WWW-Authenticate` challenge, the covet JSON error body).
 
 use covet_plugin_api::{Request, Response};
-use serde_json::json;
 
 /// The message when no token was sent.
 pub const MISSING_TOKEN: &str = "missing bearer token";
@@ -56,10 +55,8 @@ fn strip_scheme<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
 }
 
 fn unauthorized(challenge: String, message: &str, request_id: &str) -> Response {
-    let body = json!({
-        "error": { "code": "UNAUTHORIZED", "message": message, "details": null, "request_id": request_id }
-    });
-    Response::json(401, body.to_string()).with_header("www-authenticate", challenge)
+    Response::error(401, "UNAUTHORIZED", message, serde_json::Value::Null, request_id)
+        .with_header("www-authenticate", challenge)
 }
 
 #[cfg(test)]

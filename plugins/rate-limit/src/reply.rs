@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use covet_plugin_api::{Response, ResponseMut};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::{key::KeySpec, limiter::ceil_secs};
 
@@ -15,7 +15,7 @@ pub(crate) fn too_many_requests(request_id: &str, burst: u32, wait: Duration) ->
     let message = format!("rate limit exceeded: {burst} requests allowed in a burst; retry in {seconds} s");
     let details = json!({ "retry_after_seconds": seconds });
     let seconds = seconds.to_string();
-    Response::json(429, error_body("RATE_LIMITED", &message, details, request_id))
+    Response::error(429, "RATE_LIMITED", &message, details, request_id)
         .with_header("retry-after", &seconds)
         .with_header("ratelimit-limit", burst.to_string())
         .with_header("ratelimit-remaining", "0")
@@ -27,14 +27,7 @@ pub(crate) fn too_many_requests(request_id: &str, burst: u32, wait: Duration) ->
 pub(crate) fn missing_key(request_id: &str, key: &KeySpec) -> Response {
     let message = format!("this endpoint is rate-limited per `{key}`, which the request does not carry");
     let details = json!({ "key": key.to_string() });
-    Response::json(400, error_body("RATE_LIMIT_KEY_MISSING", &message, details, request_id))
-}
-
-fn error_body(code: &str, message: &str, details: Value, request_id: &str) -> String {
-    json!({
-        "error": { "code": code, "message": message, "details": details, "request_id": request_id }
-    })
-    .to_string()
+    Response::error(400, "RATE_LIMIT_KEY_MISSING", &message, details, request_id)
 }
 
 /// Adds `RateLimit-Limit`, `-Remaining` and `-Reset` (seconds until the
@@ -50,7 +43,7 @@ pub(crate) fn add_headers(resp: &mut ResponseMut<'_>, burst: u32, remaining: u32
 mod tests {
     use super::*;
 
-    fn body(resp: &Response) -> Value {
+    fn body(resp: &Response) -> serde_json::Value {
         serde_json::from_slice(&resp.body).unwrap()
     }
 
@@ -72,8 +65,10 @@ mod tests {
         let resp = missing_key("r2", &KeySpec::Metadata("jwt.sub".into()));
         assert_eq!(resp.status, 400);
         assert_eq!(resp.header("content-type"), Some("application/json"));
+        let mut body = body(&resp);
+        assert!(body["error"].as_object_mut().unwrap().remove("timestamp").is_some());
         assert_eq!(
-            body(&resp),
+            body,
             json!({"error": {
                 "code": "RATE_LIMIT_KEY_MISSING",
                 "message": "this endpoint is rate-limited per `metadata:jwt.sub`, which the request does not carry",

@@ -180,7 +180,9 @@ impl Outcome {
         assert_eq!(resp.status, 401);
         assert_eq!(resp.header("www-authenticate"), Some(challenge));
         assert_eq!(resp.header("content-type"), Some("application/json"));
-        let body: Value = serde_json::from_slice(&resp.body).unwrap();
+        let mut body: Value = serde_json::from_slice(&resp.body).unwrap();
+        let timestamp = body["error"].as_object_mut().and_then(|e| e.remove("timestamp"));
+        assert!(timestamp.and_then(|t| t.as_str().map(|t| t.ends_with('Z'))).unwrap_or(false), "timestamp: {body}");
         let expected = json!({
             "error": { "code": "UNAUTHORIZED", "message": message, "details": null, "request_id": "test-request" }
         });
