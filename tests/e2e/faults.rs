@@ -111,9 +111,7 @@ async fn plugin_refusing_its_config_stops_the_host_with_the_reason() {
 }
 
 fn abi_mismatch_manifest() -> Manifest {
-    Manifest::new()
-        .plugin("legacy", "covet-abi-mismatch", json!({}))
-        .route(Route::new("/x").handler("legacy"))
+    Manifest::new().plugin("legacy", "covet-abi-mismatch", json!({})).route(Route::new("/x").handler("legacy"))
 }
 
 #[test]

@@ -17,7 +17,10 @@ use std::{
     time::Duration,
 };
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    sync::Notify,
+};
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
 
@@ -47,6 +50,8 @@ pub struct ConnState {
     in_flight: AtomicUsize,
     is_h2: AtomicBool,
     sniffed: AtomicBool,
+    /// Wakes [`watch`] when a head starts: its deadline moved earlier.
+    head_begun: Notify,
 }
 
 impl Default for ConnState {
@@ -57,6 +62,7 @@ impl Default for ConnState {
             in_flight: AtomicUsize::new(0),
             is_h2: AtomicBool::new(false),
             sniffed: AtomicBool::new(false),
+            head_begun: Notify::new(),
         }
     }
 }
@@ -74,6 +80,7 @@ impl ConnState {
         }
         if self.in_flight.load(Relaxed) == 0 && self.head_started.load(Relaxed) == 0 {
             self.head_started.store(now, Relaxed);
+            self.head_begun.notify_one();
         }
     }
 
@@ -114,10 +121,14 @@ impl Drop for InFlight {
 pub async fn watch(state: &ConnState, header_read: Duration, idle: Duration) -> Expiry {
     loop {
         let now = state.now_ms();
-        match state.next_deadline(header_read, idle) {
+        let nap = match state.next_deadline(header_read, idle) {
             Some((at, expiry)) if at <= now => return expiry,
-            Some((at, _)) => tokio::time::sleep(Duration::from_millis(at - now)).await,
-            None => tokio::time::sleep(idle.min(header_read)).await,
+            Some((at, _)) => Duration::from_millis(at - now),
+            None => idle.min(header_read),
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(nap) => {}
+            _ = state.head_begun.notified() => {}
         }
     }
 }
