@@ -17,10 +17,7 @@ use std::{
     time::Duration,
 };
 
-use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
-    sync::Notify,
-};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
 
@@ -50,8 +47,6 @@ pub struct ConnState {
     in_flight: AtomicUsize,
     is_h2: AtomicBool,
     sniffed: AtomicBool,
-    /// Wakes [`watch`] when a head starts: its deadline moved earlier.
-    head_begun: Notify,
 }
 
 impl Default for ConnState {
@@ -62,7 +57,6 @@ impl Default for ConnState {
             in_flight: AtomicUsize::new(0),
             is_h2: AtomicBool::new(false),
             sniffed: AtomicBool::new(false),
-            head_begun: Notify::new(),
         }
     }
 }
@@ -80,7 +74,6 @@ impl ConnState {
         }
         if self.in_flight.load(Relaxed) == 0 && self.head_started.load(Relaxed) == 0 {
             self.head_started.store(now, Relaxed);
-            self.head_begun.notify_one();
         }
     }
 
@@ -121,15 +114,15 @@ impl Drop for InFlight {
 pub async fn watch(state: &ConnState, header_read: Duration, idle: Duration) -> Expiry {
     loop {
         let now = state.now_ms();
+        // Never nap longer than header_read: a head that starts during the
+        // nap is then seen, and its exact deadline set, in time. (Waking the
+        // watchdog from the read path instead cost an extra task poll per request.)
         let nap = match state.next_deadline(header_read, idle) {
             Some((at, expiry)) if at <= now => return expiry,
-            Some((at, _)) => Duration::from_millis(at - now),
+            Some((at, _)) => Duration::from_millis(at - now).min(header_read),
             None => idle.min(header_read),
         };
-        tokio::select! {
-            _ = tokio::time::sleep(nap) => {}
-            _ = state.head_begun.notified() => {}
-        }
+        tokio::time::sleep(nap).await;
     }
 }
 
