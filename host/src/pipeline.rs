@@ -93,10 +93,9 @@ fn record(timings: &mut Timings, instance: &Instance, started: Option<Instant>) 
     PluginStats::bump(&instance.stats.calls);
     let (Some(timings), Some(started)) = (timings, started) else { return };
     let micros = started.elapsed().as_micros() as u64;
-    let name = &instance.executor.info().name;
-    match timings.iter_mut().find(|t| *t.plugin == **name) {
+    match timings.iter_mut().find(|t| Arc::ptr_eq(&t.plugin, &instance.name)) {
         Some(t) => t.micros += micros,
-        None => timings.push(Timing { plugin: Arc::from(name.as_str()), micros }),
+        None => timings.push(Timing { plugin: instance.name.clone(), micros }),
     }
 }
 

@@ -35,6 +35,8 @@ impl PluginStats {
 
 /// A live plugin instance and its counters.
 pub struct Instance {
+    /// The manifest name, shared with per-request timings without copying.
+    pub name: Arc<str>,
     /// The executor.
     pub executor: Box<dyn Executor>,
     /// Counters.
@@ -44,7 +46,7 @@ pub struct Instance {
 impl Instance {
     /// Wraps an executor.
     pub fn new(executor: Box<dyn Executor>) -> Instance {
-        Instance { executor, stats: PluginStats::default() }
+        Instance { name: Arc::from(executor.info().name.as_str()), executor, stats: PluginStats::default() }
     }
 }
 

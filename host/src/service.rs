@@ -193,8 +193,6 @@ fn access_line(
     request_id: &str,
     client: &str,
 ) {
-    let plugins = timings.as_deref().unwrap_or_default();
-    let plugins: Vec<String> = plugins.iter().map(|t| format!("{}={}us", t.plugin, t.micros)).collect();
     tracing::info!(
         target: "covet::access",
         method = %method,
@@ -202,8 +200,21 @@ fn access_line(
         route = route.unwrap_or("-"),
         status,
         latency_us = started.elapsed().as_micros() as u64,
-        plugins = %plugins.join(","),
+        plugins = %PluginTimes(timings),
         request_id,
         client,
     );
+}
+
+/// `name=12us,other=3us`, formatted straight into the log line.
+struct PluginTimes<'a>(&'a Timings);
+
+impl std::fmt::Display for PluginTimes<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, t) in self.0.as_deref().unwrap_or_default().iter().enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            write!(f, "{sep}{}={}us", t.plugin, t.micros)?;
+        }
+        Ok(())
+    }
 }

@@ -11,7 +11,7 @@ use hyper_util::{
 };
 use tokio::{net::TcpStream, sync::{OwnedSemaphorePermit, watch}};
 
-use super::watchdog::{ConnState, Expiry, TrackedIo, watch as watch_timeouts};
+use super::watchdog::{self, ConnState, Expiry, TrackedIo};
 use crate::{
     exchange::client_string,
     manifest::Limits,
@@ -57,7 +57,7 @@ pub struct ConnContext {
 }
 
 /// Serves one connection to its end. Holds `permit` (the connection limit) throughout.
-pub async fn serve(stream: TcpStream, peer: SocketAddr, mut ctx: ConnContext, permit: OwnedSemaphorePermit) {
+pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnContext, permit: OwnedSemaphorePermit) {
     let _permit = permit;
     let _ = stream.set_nodelay(true);
     let state = Arc::new(ConnState::default());
@@ -68,17 +68,21 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, mut ctx: ConnContext, pe
     let conn = ctx.builder.serve_connection(io, svc);
     tokio::pin!(conn);
     let limits = &ctx.shared.limits;
-    tokio::select! {
-        result = conn.as_mut() => return log_end(peer, result),
-        expiry = watch_timeouts(&state, limits.header_read_timeout, limits.idle_timeout) => {
-            if expiry == Expiry::HeaderRead {
-                tracing::debug!(%peer, "closing connection: request head not received within header_read_timeout");
-                return;
-            }
-            conn.as_mut().graceful_shutdown();
+    let (mut alarm, watchdog) =
+        watchdog::spawn(state, limits.header_read_timeout, limits.idle_timeout, ctx.shutdown.clone());
+    let verdict = tokio::select! {
+        biased;
+        result = conn.as_mut() => {
+            watchdog.abort();
+            return log_end(peer, result);
         }
-        _ = super::stopped(&mut ctx.shutdown) => conn.as_mut().graceful_shutdown(),
+        Ok(verdict) = &mut alarm => verdict,
+    };
+    if verdict == Some(Expiry::HeaderRead) {
+        tracing::debug!(%peer, "closing connection: request head not received within header_read_timeout");
+        return;
     }
+    conn.as_mut().graceful_shutdown();
     log_end(peer, conn.await);
 }
 

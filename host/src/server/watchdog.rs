@@ -126,6 +126,27 @@ pub async fn watch(state: &ConnState, header_read: Duration, idle: Duration) -> 
     }
 }
 
+/// Runs the watchdog of one connection as its own task, so the connection's
+/// hot loop polls only a oneshot receiver, not timers and the shutdown watch,
+/// on every wake-up. The receiver yields why the connection must close:
+/// `None` means the host is shutting down (close gracefully).
+pub fn spawn(
+    state: Arc<ConnState>,
+    header_read: Duration,
+    idle: Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> (tokio::sync::oneshot::Receiver<Option<Expiry>>, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        let verdict = tokio::select! {
+            expiry = watch(&state, header_read, idle) => Some(expiry),
+            _ = super::stopped(&mut shutdown) => None,
+        };
+        let _ = tx.send(verdict);
+    });
+    (rx, task)
+}
+
 /// An I/O stream that reports its activity to a [`ConnState`].
 pub struct TrackedIo<T> {
     inner: T,
