@@ -6,7 +6,7 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 
-use crate::{error::HostError, loader, manifest::Manifest, server, telemetry};
+use crate::{access_log::AccessLog, error::HostError, loader, manifest::Manifest, server, telemetry};
 
 /// covet: a plugin host for HTTP gateways.
 #[derive(Parser, Debug)]
@@ -66,12 +66,13 @@ fn host(path: PathBuf) -> ExitCode {
         Ok(m) => m,
         Err(e) => return fail(&HostError::Manifest(e)),
     };
-    let _log_guard = telemetry::init(&manifest.log);
+    let (_log_guard, log_writer) = telemetry::init(&manifest.log);
+    let access_log = manifest.log.access.then(|| AccessLog::new(manifest.log.format, log_writer));
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(&HostError::Io(e)),
     };
-    let result = runtime.block_on(server::run(manifest));
+    let result = runtime.block_on(server::run(manifest, access_log));
     // Do not wait on plugin calls still blocking a thread past the deadline.
     runtime.shutdown_timeout(Duration::from_millis(200));
     match result {

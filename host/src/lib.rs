@@ -16,6 +16,7 @@
 //! - [`loader`] — loading and initialising a manifest's plugins;
 //! - [`problem`] — the one place errors become responses.
 
+pub mod access_log;
 pub mod cli;
 pub mod error;
 pub mod exchange;

@@ -63,10 +63,10 @@ impl Router {
         if let Some(m) = direct {
             return Ok(found(m, false));
         }
-        if method == Method::HEAD {
-            if let Some(m) = self.tree(&Method::GET).and_then(|t| t.at(path).ok()) {
-                return Ok(found(m, true));
-            }
+        if method == Method::HEAD
+            && let Some(m) = self.tree(&Method::GET).and_then(|t| t.at(path).ok())
+        {
+            return Ok(found(m, true));
         }
         Err(self.miss(path))
     }

@@ -18,6 +18,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body as _, Incoming};
 
 use crate::{
+    access_log::{AccessLog, Entry},
     exchange::{Exchange, HostResponse},
     manifest::Limits,
     pipeline::{self, Timings},
@@ -40,8 +41,8 @@ pub struct Shared {
     pub registry: Registry,
     /// Request limits.
     pub limits: Limits,
-    /// Whether to write an access-log line per request.
-    pub access_log: bool,
+    /// The access log, when the manifest turns it on.
+    pub access_log: Option<AccessLog>,
     /// Set once every plugin has initialised.
     pub ready: AtomicBool,
     /// Request id source.
@@ -63,12 +64,21 @@ pub async fn serve(shared: Arc<Shared>, conn: Arc<ConnInfo>, req: Request<Incomi
     let id = shared.ids.for_request(req.headers());
     let request_id = request_id::as_str(&id);
     let (parts, body) = req.into_parts();
-    let log = shared.access_log.then(|| (parts.method.clone(), parts.uri.path().to_string()));
-    let mut timings: Timings = shared.access_log.then(Vec::new);
+    let log = shared.access_log.as_ref().map(|_| (parts.method.clone(), parts.uri.path().to_string()));
+    let mut timings: Timings = log.as_ref().map(|_| Vec::new());
     let head = parts.method == Method::HEAD;
     let (resp, route) = dispatch(&shared, &conn, parts, body, &id, &mut timings).await;
-    if let Some((method, path)) = log {
-        access_line(&method, &path, route.as_deref(), resp.status.as_u16(), started, &timings, request_id, &conn.client);
+    if let (Some(access), Some((method, path))) = (&shared.access_log, log) {
+        access.record(&Entry {
+            method: method.as_str(),
+            path: &path,
+            route: route.as_deref(),
+            status: resp.status.as_u16(),
+            latency_us: started.elapsed().as_micros() as u64,
+            timings: &timings,
+            request_id,
+            client: &conn.client,
+        });
     }
     Ok(finish(resp, id, head))
 }
@@ -180,41 +190,4 @@ fn finish(resp: HostResponse, id: HeaderValue, head: bool) -> Response<Body> {
     *out.status_mut() = status;
     *out.headers_mut() = headers;
     out
-}
-
-#[allow(clippy::too_many_arguments)]
-fn access_line(
-    method: &Method,
-    path: &str,
-    route: Option<&str>,
-    status: u16,
-    started: Instant,
-    timings: &Timings,
-    request_id: &str,
-    client: &str,
-) {
-    tracing::info!(
-        target: "covet::access",
-        method = %method,
-        path,
-        route = route.unwrap_or("-"),
-        status,
-        latency_us = started.elapsed().as_micros() as u64,
-        plugins = %PluginTimes(timings),
-        request_id,
-        client,
-    );
-}
-
-/// `name=12us,other=3us`, formatted straight into the log line.
-struct PluginTimes<'a>(&'a Timings);
-
-impl std::fmt::Display for PluginTimes<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, t) in self.0.as_deref().unwrap_or_default().iter().enumerate() {
-            let sep = if i == 0 { "" } else { "," };
-            write!(f, "{sep}{}={}us", t.plugin, t.micros)?;
-        }
-        Ok(())
-    }
 }

@@ -5,6 +5,7 @@
 mod common;
 mod tokens;
 
+mod access_log;
 mod auth_jwt;
 mod chain;
 mod faults;

@@ -18,6 +18,7 @@ use tokio::{
 };
 
 use crate::{
+    access_log::AccessLog,
     error::HostError,
     loader,
     manifest::{ListenSpec, Manifest},
@@ -29,9 +30,9 @@ use crate::{
 
 /// Runs the host for `manifest` until a shutdown signal. Returns once every
 /// connection has finished (or the shutdown deadline passed).
-pub async fn run(manifest: Manifest) -> Result<(), HostError> {
+pub async fn run(manifest: Manifest, access_log: Option<AccessLog>) -> Result<(), HostError> {
     let loaded = loader::load_all(&manifest)?;
-    let shared = Arc::new(shared_state(&manifest)?);
+    let shared = Arc::new(shared_state(&manifest, access_log)?);
     let listeners = bind_all(&manifest.listen).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let permits = shared.limits.max_connections.min(Semaphore::MAX_PERMITS);
@@ -61,7 +62,7 @@ pub async fn run(manifest: Manifest) -> Result<(), HostError> {
     Ok(())
 }
 
-fn shared_state(manifest: &Manifest) -> Result<Shared, HostError> {
+fn shared_state(manifest: &Manifest, access_log: Option<AccessLog>) -> Result<Shared, HostError> {
     let mut registry = Registry::default();
     for plugin in &manifest.plugins {
         registry.slot(&plugin.name);
@@ -71,7 +72,7 @@ fn shared_state(manifest: &Manifest) -> Result<Shared, HostError> {
         routes: ArcSwap::from_pointee(table),
         registry,
         limits: manifest.limits.clone(),
-        access_log: manifest.log.access,
+        access_log,
         ready: Default::default(),
         ids: RequestIds::default(),
     })

@@ -1,0 +1,164 @@
+//! The access log: one line per request with method, path, route, status,
+//! latency and the time spent in each plugin.
+//!
+//! Formatted by hand into a reused buffer and handed to the same
+//! non-blocking writer as the rest of the log, so lines interleave in order.
+//! Going through `tracing`'s formatter cost ~7 µs of CPU per request on the
+//! benchmark machine; this costs about one.
+//!
+//! ```text
+//! 2026-11-23T01:02:03.456789Z  INFO covet::access: method=GET path="/api/x" route="/api/{*rest}" status=200 latency_us=184 plugins=auth=136us,api=5us request_id="…" client="127.0.0.1:40160"
+//! {"timestamp":"…","level":"INFO","target":"covet::access","method":"GET","path":"/api/x","route":"/api/{*rest}","status":200,"latency_us":184,"plugins":{"auth":136,"api":5},"request_id":"…","client":"127.0.0.1:40160"}
+//! ```
+
+use std::{cell::RefCell, fmt::Write as _, io::Write as _, time::SystemTime};
+
+use tracing_appender::non_blocking::NonBlocking;
+
+use crate::{manifest::LogFormat, pipeline::Timings};
+
+/// One request, as the access log records it.
+pub struct Entry<'a> {
+    /// Method.
+    pub method: &'a str,
+    /// Path (without the query).
+    pub path: &'a str,
+    /// The matched route's pattern, if any.
+    pub route: Option<&'a str>,
+    /// Response status.
+    pub status: u16,
+    /// Time from request head to response, in µs.
+    pub latency_us: u64,
+    /// Time per plugin.
+    pub timings: &'a Timings,
+    /// Request id.
+    pub request_id: &'a str,
+    /// Client address.
+    pub client: &'a str,
+}
+
+/// Writes access-log lines.
+#[derive(Clone)]
+pub struct AccessLog {
+    format: LogFormat,
+    writer: NonBlocking,
+}
+
+thread_local! {
+    static LINE: RefCell<String> = RefCell::new(String::with_capacity(512));
+}
+
+impl AccessLog {
+    /// An access log writing through `writer`.
+    pub fn new(format: LogFormat, writer: NonBlocking) -> AccessLog {
+        AccessLog { format, writer }
+    }
+
+    /// Writes one line.
+    pub fn record(&self, entry: &Entry<'_>) {
+        LINE.with_borrow_mut(|line| {
+            line.clear();
+            let now = humantime::format_rfc3339_micros(SystemTime::now());
+            let _ = match self.format {
+                LogFormat::Pretty => pretty(line, now, entry),
+                LogFormat::Json => json(line, now, entry),
+            };
+            line.push('\n');
+            let _ = self.writer.clone().write_all(line.as_bytes());
+        });
+    }
+}
+
+fn pretty(line: &mut String, now: humantime::Rfc3339Timestamp, e: &Entry<'_>) -> std::fmt::Result {
+    write!(line, "{now}  INFO covet::access: method={} path={:?} route={:?} status={} latency_us={} plugins=",
+        e.method, e.path, e.route.unwrap_or("-"), e.status, e.latency_us)?;
+    for (i, t) in e.timings.as_deref().unwrap_or_default().iter().enumerate() {
+        write!(line, "{}{}={}us", if i == 0 { "" } else { "," }, t.plugin, t.micros)?;
+    }
+    write!(line, " request_id={:?} client={:?}", e.request_id, e.client)
+}
+
+fn json(line: &mut String, now: humantime::Rfc3339Timestamp, e: &Entry<'_>) -> std::fmt::Result {
+    write!(line, r#"{{"timestamp":"{now}","level":"INFO","target":"covet::access","method":"#)?;
+    json_str(line, e.method);
+    line.push_str(",\"path\":");
+    json_str(line, e.path);
+    line.push_str(",\"route\":");
+    match e.route {
+        Some(route) => json_str(line, route),
+        None => line.push_str("null"),
+    }
+    write!(line, r#","status":{},"latency_us":{},"plugins":{{"#, e.status, e.latency_us)?;
+    for (i, t) in e.timings.as_deref().unwrap_or_default().iter().enumerate() {
+        if i > 0 {
+            line.push(',');
+        }
+        json_str(line, &t.plugin);
+        write!(line, ":{}", t.micros)?;
+    }
+    line.push_str("},\"request_id\":");
+    json_str(line, e.request_id);
+    line.push_str(",\"client\":");
+    json_str(line, e.client);
+    line.push('}');
+    Ok(())
+}
+
+/// Appends `s` as a JSON string literal.
+fn json_str(line: &mut String, s: &str) {
+    line.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => line.push_str("\\\""),
+            '\\' => line.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(line, "\\u{:04x}", c as u32);
+            }
+            c => line.push(c),
+        }
+    }
+    line.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::pipeline::Timing;
+
+    fn entry<'a>(timings: &'a Timings) -> Entry<'a> {
+        Entry {
+            method: "GET",
+            path: "/a\"b",
+            route: Some("/{x}"),
+            status: 200,
+            latency_us: 12,
+            timings,
+            request_id: "r1",
+            client: "127.0.0.1:1",
+        }
+    }
+
+    #[test]
+    fn json_lines_are_valid_json_with_every_field() {
+        let timings = Some(vec![Timing { plugin: Arc::from("jwt"), micros: 3 }, Timing { plugin: Arc::from("h"), micros: 1 }]);
+        let mut line = String::new();
+        json(&mut line, humantime::format_rfc3339_micros(SystemTime::now()), &entry(&timings)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["path"], "/a\"b");
+        assert_eq!(v["route"], "/{x}");
+        assert_eq!(v["status"], 200);
+        assert_eq!(v["plugins"]["jwt"], 3);
+        assert_eq!(v["plugins"]["h"], 1);
+        assert_eq!(v["target"], "covet::access");
+    }
+
+    #[test]
+    fn pretty_lines_list_plugin_times() {
+        let timings = Some(vec![Timing { plugin: Arc::from("jwt"), micros: 3 }]);
+        let mut line = String::new();
+        pretty(&mut line, humantime::format_rfc3339_micros(SystemTime::now()), &entry(&timings)).unwrap();
+        assert!(line.contains(r#"path="/a\"b" route="/{x}" status=200 latency_us=12 plugins=jwt=3us request_id="r1""#), "{line}");
+    }
+}
