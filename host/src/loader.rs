@@ -70,14 +70,22 @@ fn at(manifest: &Manifest, loc: &Loc, key: String, message: String, help: Option
     HostError::Manifest(ManifestError::single(&manifest.source, text, diagnostic))
 }
 
-/// Runs every plugin's `init` and makes the instances live.
-/// Their slots must exist (see [`Registry::slot`]); relative paths in
-/// configs resolve against `base_dir` (the manifest's directory).
-pub fn init_all(loaded: &[Loaded], registry: &Registry, base_dir: &Path) -> Result<(), HostError> {
+/// Runs every plugin's `init` and makes the instances live. Their slots
+/// must exist (see [`Registry::slot`]). A refused config is reported at the
+/// plugin's place in the manifest.
+pub fn init_all(manifest: &Manifest, loaded: &[Loaded], registry: &Registry) -> Result<(), HostError> {
+    let base_dir = base_dir(manifest);
     for plugin in loaded {
         let Some(slot) = registry.get(&plugin.spec.name) else { continue };
         let config = plugin.spec.config.to_string();
-        let executor = plugin.library.instantiate(&plugin.spec.name, &config, base_dir)?;
+        let executor = plugin.library.instantiate(&plugin.spec.name, &config, &base_dir).map_err(|e| match e {
+            HostError::PluginInit { plugin: name, reason } => {
+                let message = format!("plugin \"{name}\" refused its config: {reason}");
+                let help = Some("fix this plugin's `config:` (its crate docs list every key)".to_string());
+                at(manifest, &plugin.spec.location, format!("plugins.{name}.config"), message, help)
+            }
+            other => other,
+        })?;
         slot.store(Arc::new(Instance::new(Box::new(executor))));
         let d = plugin.library.descriptor();
         tracing::info!(plugin = %plugin.spec.name, implementation = %d.name, version = %d.version, "plugin ready");

@@ -178,3 +178,27 @@ fn check_accepts_plugins_in_their_roles() {
     assert_eq!(exited.status.code(), Some(0), "stderr:\n{}", exited.stderr);
     assert!(exited.stdout.contains("ok"), "stdout:\n{}", exited.stdout);
 }
+
+/// A rate limiter whose config has a typo'd key.
+fn bad_config_manifest() -> Manifest {
+    Manifest::new()
+        .plugin("limiter", "covet-rate-limit", json!({ "rate": "10/s", "brust": 5 }))
+        .plugin("hello", "covet-static-response", json!({ "body": "hi" }))
+        .route(Route::new("/").filters(["limiter"]).handler("hello"))
+}
+
+#[test]
+fn check_runs_each_plugins_init_and_points_at_a_refused_config() {
+    let exited = Host::builder(bad_config_manifest()).check(PATIENCE);
+    assert_eq!(exited.status.code(), Some(2), "stderr:\n{}", exited.stderr);
+    for needle in ["plugins.yaml:", "plugins.limiter.config", "refused its config", "unknown field `brust`"] {
+        assert!(exited.stderr.contains(needle), "{needle:?} not in stderr:\n{}", exited.stderr);
+    }
+}
+
+#[test]
+fn host_refuses_to_start_when_a_plugin_refuses_its_config() {
+    let exited = Host::builder(bad_config_manifest()).run_to_exit(PATIENCE);
+    assert_eq!(exited.status.code(), Some(2), "stderr:\n{}", exited.stderr);
+    assert!(exited.stderr.contains("unknown field `brust`"), "stderr:\n{}", exited.stderr);
+}

@@ -44,8 +44,8 @@ pub async fn run(manifest: Manifest, access_log: Option<AccessLog>) -> Result<()
     }
     let init = {
         let shared = shared.clone();
-        let base_dir = loader::base_dir(&manifest);
-        tokio::task::spawn_blocking(move || loader::init_all(&loaded, &shared.registry, &base_dir))
+        let manifest = manifest.clone();
+        tokio::task::spawn_blocking(move || loader::init_all(&manifest, &loaded, &shared.registry))
     };
     tokio::select! {
         joined = init => {
