@@ -8,6 +8,7 @@ mod tokens;
 mod access_log;
 mod auth_jwt;
 mod chain;
+mod cli;
 mod faults;
 mod lifecycle;
 mod limits;

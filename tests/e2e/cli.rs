@@ -1,0 +1,55 @@
+//! The command line beyond `host`: `schema`, `check` on the shipped example,
+//! and a manifest with several listeners.
+
+use std::process::Command;
+
+use covet_e2e::{Host, covet_bin, plugin, workspace_root};
+
+#[test]
+fn schema_prints_a_strict_json_schema_of_the_manifest() {
+    let out = Command::new(covet_bin()).arg("schema").output().expect("run covet schema");
+    assert!(out.status.success());
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the schema is JSON");
+    for key in ["listen", "limits", "log", "plugins", "routes"] {
+        assert!(schema["properties"][key].is_object(), "{key} missing from the schema");
+    }
+    assert_eq!(schema["additionalProperties"], false, "unknown top-level keys must be refused");
+    assert_eq!(schema["required"], serde_json::json!(["listen"]));
+}
+
+#[test]
+fn the_example_manifest_passes_check() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(workspace_root().join("examples/plugins.yaml"), dir.path().join("plugins.yaml")).unwrap();
+    let artifacts = dir.path().join("artifacts");
+    std::fs::create_dir(&artifacts).unwrap();
+    for name in ["covet-static-response", "covet-headers", "covet-rate-limit", "covet-auth-jwt"] {
+        let lib = plugin(name);
+        std::os::unix::fs::symlink(&lib, artifacts.join(lib.file_name().unwrap())).unwrap();
+    }
+    let out = Command::new(covet_bin())
+        .args(["check", "--plugins", "plugins.yaml"])
+        .current_dir(dir.path())
+        .env("DEMO_JWT_SECRET", "change-me-demo-secret-0123456789")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (5 plugins, 2 routes, 1 listeners)"));
+}
+
+#[tokio::test]
+async fn every_listener_serves_the_same_routes() {
+    let yaml = format!(
+        "listen:\n  - addr: 127.0.0.1:0\n  - addr: 127.0.0.1:0\nplugins:\n  hi: {{ kind: native, path: {:?}, config: {{ body: hi }} }}\nroutes:\n  - {{ path: /, handler: hi }}\n",
+        plugin("covet-static-response").display().to_string()
+    );
+    let host = Host::builder(yaml).listeners(2).start();
+    host.wait_ready().await;
+    assert_eq!(host.addrs.len(), 2);
+    assert_ne!(host.addrs[0], host.addrs[1]);
+    for addr in &host.addrs {
+        let reply = covet_e2e::Client::http1(*addr).get("/").await.unwrap();
+        assert_eq!((reply.status.as_u16(), reply.text().as_str()), (200, "hi"), "listener {addr}");
+    }
+}
