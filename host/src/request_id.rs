@@ -8,10 +8,10 @@ use std::{
     time::SystemTime,
 };
 
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
-/// The header carrying the id, in and out.
-pub const HEADER: &str = "x-request-id";
+/// The header carrying the id, in and out (parsed once, at compile time).
+pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Longest incoming id that is honoured.
 const MAX_LEN: usize = 128;
@@ -33,7 +33,7 @@ impl RequestIds {
     /// The incoming id when it is 1..=128 visible ASCII characters, else a
     /// new one. The value is always valid UTF-8 (`to_str` cannot fail).
     pub fn for_request(&self, headers: &HeaderMap) -> HeaderValue {
-        match headers.get(HEADER).filter(|v| acceptable(v.as_bytes())) {
+        match headers.get(&HEADER).filter(|v| acceptable(v.as_bytes())) {
             Some(incoming) => incoming.clone(),
             None => self.next(),
         }
