@@ -83,7 +83,10 @@ impl HostResponse {
             let (name, value) = parse_header(h.name.as_str(), h.value.as_str())?;
             headers.append(name, value);
         }
-        Ok(HostResponse { status, headers, body: Bytes::from(resp.body.into_vec()) })
+        // Zero copy: the plugin's reference-counted body becomes the Bytes
+        // hyper writes (a cdylib is never unloaded, so its deallocator stays valid).
+        let body = if resp.body.is_empty() { Bytes::new() } else { Bytes::from_owner(resp.body) };
+        Ok(HostResponse { status, headers, body })
     }
 }
 

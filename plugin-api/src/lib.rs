@@ -90,6 +90,7 @@ pub mod http_syntax;
 mod plugin;
 mod request;
 mod response;
+mod shared;
 mod types;
 
 pub mod testing;
@@ -100,4 +101,5 @@ pub mod __export;
 pub use plugin::Plugin;
 pub use request::Request;
 pub use response::{Flow, Response, ResponseMut};
+pub use shared::{Body, Headers};
 pub use types::{Config, Header, HttpVersion, Phases};

@@ -7,24 +7,25 @@ use abi_stable::{
     std_types::{RString, RVec},
 };
 
-use crate::{Header, ffi::ResponseRef};
+use crate::{Body, Header, Headers, ffi::ResponseRef};
 
-/// An HTTP response made by a plugin.
+/// An HTTP response made by a plugin. Headers and body are shared by
+/// reference count: cloning a prebuilt response copies nothing.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     /// Status code.
     pub status: u16,
     /// Headers, in order.
-    pub headers: RVec<Header>,
+    pub headers: Headers,
     /// Body bytes (the host sets `content-length`).
-    pub body: RVec<u8>,
+    pub body: Body,
 }
 
 impl Response {
     /// An empty response with this status.
     pub fn new(status: u16) -> Response {
-        Response { status, headers: RVec::new(), body: RVec::new() }
+        Response { status, headers: Headers::default(), body: Body::default() }
     }
 
     /// A `text/plain` response.
@@ -67,7 +68,7 @@ impl Response {
 
     /// Sets the body.
     pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Response {
-        self.body = RVec::from(body.into());
+        self.body = Body::from(body.into());
         self
     }
 
