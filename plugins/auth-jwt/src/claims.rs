@@ -42,12 +42,6 @@ impl Verified {
     pub fn is_live(&self, now: SystemTime) -> bool {
         self.exp.is_none_or(|exp| now < at(exp))
     }
-
-    /// How long a cache may keep the token: until `exp`, or unbounded without one.
-    pub fn time_to_live(&self, now: SystemTime) -> Option<Duration> {
-        let exp = at(self.exp?);
-        Some(exp.duration_since(now).unwrap_or(Duration::ZERO))
-    }
 }
 
 fn at(epoch_secs: u64) -> SystemTime {
