@@ -91,9 +91,31 @@ impl HostResponse {
 }
 
 fn parse_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> {
-    let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("invalid header name {name:?}"))?;
+    let name = header_name(name)?;
     let value = HeaderValue::from_str(value).map_err(|_| format!("invalid value for header {name}"))?;
     Ok((name, value))
+}
+
+/// Header names plugins have set, per thread: parsing a custom name (say
+/// `ratelimit-remaining`) allocates, and the same few names come back on
+/// every request. A clone of a cached name only bumps a reference count.
+const NAME_CACHE_SIZE: usize = 64;
+
+thread_local! {
+    static NAMES: std::cell::RefCell<Vec<HeaderName>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn header_name(name: &str) -> Result<HeaderName, String> {
+    NAMES.with_borrow_mut(|names| {
+        if let Some(known) = names.iter().find(|n| n.as_str() == name) {
+            return Ok(known.clone());
+        }
+        let parsed = HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("invalid header name {name:?}"))?;
+        if names.len() < NAME_CACHE_SIZE && parsed.as_str() == name {
+            names.push(parsed.clone());
+        }
+        Ok(parsed)
+    })
 }
 
 fn ropt(value: Option<&str>) -> ROption<RStr<'_>> {

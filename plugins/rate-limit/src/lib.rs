@@ -138,7 +138,7 @@ impl Plugin for RateLimit {
         match self.limiter.check(&key) {
             Decision::Allowed { remaining } => {
                 req.set_metadata(META_KEY, key.as_deref().unwrap_or(""));
-                req.set_metadata(META_REMAINING, &remaining.to_string());
+                req.set_metadata(META_REMAINING, itoa::Buffer::new().format(remaining));
                 Flow::Continue
             }
             Decision::Limited { wait } => {

@@ -14,7 +14,15 @@ use governor::{
 /// `None` the one bucket shared by every request that carried no key.
 pub(crate) type BucketKey = Option<String>;
 
-type Keyed = RateLimiter<BucketKey, DashMapStateStore<BucketKey>, DefaultClock, StateInformationMiddleware>;
+/// foldhash with a per-limiter random seed instead of std's SipHash: keys
+/// are hashed on every request, and SipHash was the costliest step of the
+/// check. A random seed keeps keys chosen by clients from being aimed at one
+/// shard (foldhash's resistance is not cryptographic; a key is at most a
+/// header value or a metadata value).
+type KeyHasher = foldhash::fast::RandomState;
+
+type Keyed =
+    RateLimiter<BucketKey, DashMapStateStore<BucketKey, KeyHasher>, DefaultClock, StateInformationMiddleware>;
 
 /// The outcome of one request against its bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +41,8 @@ pub(crate) struct Limiter {
 
 impl Limiter {
     pub fn new(quota: Quota) -> Limiter {
-        let buckets = RateLimiter::dashmap(quota).with_middleware::<StateInformationMiddleware>();
+        let buckets = RateLimiter::dashmap_with_hasher(quota, KeyHasher::default())
+            .with_middleware::<StateInformationMiddleware>();
         Limiter { buckets, quota }
     }
 
