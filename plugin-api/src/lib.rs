@@ -102,4 +102,7 @@ pub use plugin::Plugin;
 pub use request::Request;
 pub use response::{Flow, Response, ResponseMut};
 pub use shared::{Body, Headers};
+/// JSON values, as [`Response::error`] takes for `details` (re-exported so a
+/// plugin needs no serde_json of its own).
+pub use serde_json::Value as JsonValue;
 pub use types::{Config, Header, HttpVersion, Phases};

@@ -8,6 +8,7 @@ mod tokens;
 mod access_log;
 mod auth_jwt;
 mod chain;
+mod example_plugin;
 mod cli;
 mod faults;
 mod lifecycle;
