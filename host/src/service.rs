@@ -60,7 +60,7 @@ pub struct ConnInfo {
 /// Serves one request.
 pub async fn serve(shared: Arc<Shared>, conn: Arc<ConnInfo>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let _in_flight = conn.state.begin_request();
-    let started = Instant::now();
+    let started = shared.access_log.is_some().then(Instant::now);
     let id = shared.ids.for_request(req.headers());
     let request_id = request_id::as_str(&id);
     let (parts, body) = req.into_parts();
@@ -68,7 +68,7 @@ pub async fn serve(shared: Arc<Shared>, conn: Arc<ConnInfo>, req: Request<Incomi
     let mut timings: Timings = log.as_ref().map(|_| Vec::new());
     let head = parts.method == Method::HEAD;
     let (resp, route) = dispatch(&shared, &conn, parts, body, &id, &mut timings).await;
-    if let (Some(access), Some((method, path))) = (&shared.access_log, log) {
+    if let (Some(access), Some((method, path)), Some(started)) = (&shared.access_log, log, started) {
         access.record(&Entry {
             method: method.as_str(),
             path: &path,
