@@ -7,10 +7,11 @@
 
 use std::{net::SocketAddr, sync::Arc};
 
+use arc_swap::ArcSwapOption;
 use abi_stable::std_types::{RErr, RNone, ROk, ROption, RResult, RSlice, RSome, RStr, RString, RVec};
 use bytes::Bytes;
 use covet_plugin_api::{
-    Header, HttpVersion, Response,
+    Body, Header, Headers, HttpVersion, Response,
     ffi::{RequestOps, ResponseOps},
 };
 use crate::metadata::Metadata;
@@ -87,6 +88,45 @@ impl HostResponse {
         // hyper writes (a cdylib is never unloaded, so its deallocator stays valid).
         let body = if resp.body.is_empty() { Bytes::new() } else { Bytes::from_owner(resp.body) };
         Ok(HostResponse { status, headers, body })
+    }
+}
+
+/// The last prebuilt response a handler returned, already converted: a
+/// handler that answers with the same shared `Headers` and `Body` every time
+/// (static content) skips header parsing and body wrapping after the first.
+#[derive(Default)]
+pub struct ConvertCache {
+    last: ArcSwapOption<Converted>,
+}
+
+struct Converted {
+    headers: Headers,
+    map: HeaderMap,
+    body: Body,
+    bytes: Bytes,
+}
+
+impl HostResponse {
+    /// Like [`HostResponse::from_plugin`], through `cache` for shared responses.
+    pub fn from_plugin_cached(resp: Response, cache: &ConvertCache) -> Result<HostResponse, String> {
+        if !(resp.headers.is_shared() && resp.body.is_shared()) {
+            return HostResponse::from_plugin(resp);
+        }
+        if let Some(hit) = cache.last.load().as_ref()
+            && hit.headers.same(&resp.headers)
+            && hit.body.same(&resp.body)
+        {
+            let status = StatusCode::from_u16(resp.status).map_err(|_| format!("invalid status code {}", resp.status))?;
+            let mut headers = HeaderMap::with_capacity(hit.map.len() + 2);
+            for (name, value) in &hit.map {
+                headers.append(name.clone(), value.clone());
+            }
+            return Ok(HostResponse { status, headers, body: hit.bytes.clone() });
+        }
+        let converted = HostResponse::from_plugin(resp.clone())?;
+        let entry = Converted { headers: resp.headers, map: converted.headers.clone(), body: resp.body, bytes: converted.body.clone() };
+        cache.last.store(Some(Arc::new(entry)));
+        Ok(converted)
     }
 }
 
@@ -238,5 +278,36 @@ impl ResponseOps for HostResponse {
     fn set_body(&mut self, body: RVec<u8>) {
         self.body = Bytes::from(body.into_vec());
         self.headers.remove(header::CONTENT_LENGTH);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prebuilt(body: &str) -> Response {
+        Response::text(200, body).with_header("x-a", "1")
+    }
+
+    #[test]
+    fn a_shared_response_converts_the_same_through_the_cache() {
+        let cache = ConvertCache::default();
+        let kept = prebuilt("hello");
+        let first = HostResponse::from_plugin_cached(kept.clone(), &cache).unwrap();
+        let second = HostResponse::from_plugin_cached(kept.clone(), &cache).unwrap();
+        assert_eq!((first.status, &first.headers, &first.body), (second.status, &second.headers, &second.body));
+        assert_eq!(second.body, "hello");
+        assert_eq!(second.headers["x-a"], "1");
+    }
+
+    #[test]
+    fn another_response_is_not_answered_from_the_cache() {
+        let cache = ConvertCache::default();
+        let a = prebuilt("a");
+        let b = prebuilt("b");
+        HostResponse::from_plugin_cached(a.clone(), &cache).unwrap();
+        assert_eq!(HostResponse::from_plugin_cached(b.clone(), &cache).unwrap().body, "b");
+        let fresh = HostResponse::from_plugin_cached(Response::text(201, "new"), &cache).unwrap();
+        assert_eq!((fresh.status.as_u16(), &fresh.body[..]), (201, &b"new"[..]));
     }
 }

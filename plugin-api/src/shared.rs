@@ -23,6 +23,17 @@ impl Body {
     pub fn as_slice(&self) -> &[u8] {
         self.0.as_slice()
     }
+
+    /// Whether another owner holds these bytes too (a prebuilt response the
+    /// plugin keeps); the host caches its conversion of such bodies.
+    pub fn is_shared(&self) -> bool {
+        RArc::strong_count(&self.0) > 1
+    }
+
+    /// Whether both are the same shared bytes (identity, not equality).
+    pub fn same(&self, other: &Body) -> bool {
+        std::ptr::eq(&*self.0, &*other.0)
+    }
 }
 
 impl Default for Body {
@@ -66,6 +77,17 @@ impl Headers {
     pub fn push(&mut self, header: Header) {
         RArc::make_mut(&mut self.0).push(header);
     }
+
+    /// Whether another owner holds this list too (a prebuilt response the
+    /// plugin keeps); the host caches its conversion of such lists.
+    pub fn is_shared(&self) -> bool {
+        RArc::strong_count(&self.0) > 1
+    }
+
+    /// Whether both are the same shared list (identity, not equality).
+    pub fn same(&self, other: &Headers) -> bool {
+        std::ptr::eq(&*self.0, &*other.0)
+    }
 }
 
 impl Default for Headers {
@@ -97,7 +119,10 @@ mod tests {
         let b = a.clone();
         a.push(Header::new("x-b", "2"));
         assert_eq!((a.len(), b.len()), (2, 1));
+        assert!(!a.is_shared() && !b.is_shared() && !a.same(&b));
         let body = Body::from(b"hi".to_vec());
-        assert_eq!(&*body.clone(), b"hi");
+        let copy = body.clone();
+        assert!(body.is_shared() && body.same(&copy));
+        assert_eq!(&*copy, b"hi");
     }
 }

@@ -20,7 +20,7 @@ use covet_plugin_api::ffi::{
 use super::{Decision, Executor, Fault, Outcome, PluginInfo};
 use crate::{
     error::HostError,
-    exchange::{Exchange, HostResponse},
+    exchange::{ConvertCache, Exchange, HostResponse},
 };
 
 /// A loaded plugin library: its root module and what it says about itself.
@@ -65,7 +65,8 @@ impl NativeLibrary {
             plugin: name.into(),
             reason: describe_fault(&fault),
         })?;
-        Ok(NativeExecutor { instance, info: self.info(name), blocking: self.descriptor.blocking })
+        let (info, blocking) = (self.info(name), self.descriptor.blocking);
+        Ok(NativeExecutor { instance, info, blocking, responses: ConvertCache::default() })
     }
 
     fn info(&self, name: &str) -> PluginInfo {
@@ -115,6 +116,7 @@ pub struct NativeExecutor {
     instance: PluginBox,
     info: PluginInfo,
     blocking: bool,
+    responses: ConvertCache,
 }
 
 impl NativeExecutor {
@@ -143,7 +145,7 @@ impl Executor for NativeExecutor {
 
     fn handle<'a>(&'a self, ex: &'a mut Exchange) -> Outcome<'a, HostResponse> {
         let resp = self.call(|| self.instance.handle(RequestOps_TO::from_ptr(ex, TD_Opaque)));
-        Outcome::Ready(resp.and_then(|r| HostResponse::from_plugin(r).map_err(Fault::Error)))
+        Outcome::Ready(resp.and_then(|r| HostResponse::from_plugin_cached(r, &self.responses).map_err(Fault::Error)))
     }
 
     fn on_response<'a>(&'a self, ex: &'a mut Exchange, resp: &'a mut HostResponse) -> Outcome<'a, ()> {
