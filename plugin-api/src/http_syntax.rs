@@ -36,6 +36,12 @@ pub fn header_value(name: &str, value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether `text` is a non-empty RFC 9110 token (what header names and auth
+/// schemes are made of).
+pub fn is_token(text: &str) -> bool {
+    !text.is_empty() && text.chars().all(is_token_char)
+}
+
 fn is_token_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || TOKEN_PUNCTUATION.contains(c)
 }
@@ -60,6 +66,12 @@ mod tests {
         assert!(header_name("x served").unwrap_err().contains("a space"));
         assert!(header_name("x:y").unwrap_err().contains("`:`"));
         assert!(header_name("").is_err());
+    }
+
+    #[test]
+    fn tokens_are_non_empty_tchar_runs() {
+        assert!(is_token("Bearer") && is_token("x-api_key.v1"));
+        assert!(!is_token("") && !is_token("a b") && !is_token("a:b"));
     }
 
     #[test]

@@ -9,6 +9,8 @@ use serde::{
     de::{self, SeqAccess, Visitor},
 };
 
+use covet_plugin_api::http_syntax;
+
 use crate::error::ConfigError;
 
 /// The whole `config:` block.
@@ -112,7 +114,7 @@ impl Settings {
         check_values("audience", self.audience.as_deref())?;
         check_values("required_claims", Some(self.required_claims.as_slice()).filter(|c| !c.is_empty()))?;
         check_header_name("header", &self.header)?;
-        if !self.scheme.is_empty() && !self.scheme.bytes().all(is_token_char) {
+        if !self.scheme.is_empty() && !http_syntax::is_token(&self.scheme) {
             return Err(ConfigError::BadScheme(self.scheme.clone()));
         }
         self.check_forward_claims()
@@ -142,15 +144,10 @@ fn check_values(field: &'static str, values: Option<&[String]>) -> Result<(), Co
 }
 
 fn check_header_name(field: &str, name: &str) -> Result<(), ConfigError> {
-    if !name.is_empty() && name.bytes().all(is_token_char) {
+    if http_syntax::is_token(name) {
         return Ok(());
     }
     Err(ConfigError::BadHeaderName { field: field.to_string(), name: name.to_string() })
-}
-
-/// RFC 9110 `tchar`: what header names and auth schemes are made of.
-fn is_token_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// Reads `"30s"`, `"2m"`, `"1h 30m"` (humantime) or a plain number of seconds.
