@@ -6,7 +6,7 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 
-use crate::{access_log::AccessLog, error::HostError, registry::Registry, loader, manifest::Manifest, server, telemetry};
+use crate::{access_log::AccessLog, error::HostError, manifest::Manifest, server, telemetry};
 
 /// covet: a plugin host for HTTP gateways.
 #[derive(Parser, Debug)]
@@ -51,7 +51,7 @@ fn check(path: PathBuf) -> ExitCode {
         Ok(m) => m,
         Err(e) => return fail(&HostError::Manifest(e)),
     };
-    match loader::load_all(&manifest).and_then(|loaded| init_and_retire(&manifest, &loaded)) {
+    match crate::control::reload::check(&manifest) {
         Ok(()) => {
             let (p, r, l) = (manifest.plugins.len(), manifest.routes.len(), manifest.listen.len());
             println!("{}: ok ({p} plugins, {r} routes, {l} listeners)", path.display());
@@ -59,18 +59,6 @@ fn check(path: PathBuf) -> ExitCode {
         }
         Err(e) => fail(&e),
     }
-}
-
-/// Runs every plugin's `init` (so configs are checked too), then retires
-/// the instances, which runs their `shutdown`.
-fn init_and_retire(manifest: &Manifest, loaded: &[loader::Loaded]) -> Result<(), HostError> {
-    let mut registry = Registry::default();
-    for plugin in &manifest.plugins {
-        registry.slot(&plugin.name);
-    }
-    let result = loader::init_all(manifest, loaded, &registry);
-    registry.retire_all();
-    result
 }
 
 fn host(path: PathBuf) -> ExitCode {

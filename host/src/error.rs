@@ -29,6 +29,17 @@ pub enum HostError {
         /// What the plugin said.
         reason: String,
     },
+    /// A control-plane request named a plugin the manifest does not define.
+    #[error("no plugin named \"{plugin}\" (the manifest defines: {known})")]
+    UnknownPlugin {
+        /// The name asked for.
+        plugin: String,
+        /// The names that exist, comma-separated.
+        known: String,
+    },
+    /// The admin API cannot start as configured.
+    #[error("admin API: {0}")]
+    Admin(String),
     /// A listener could not bind.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

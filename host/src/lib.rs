@@ -14,15 +14,19 @@
 //! - [`runtime`] — the executor trait and its native implementation;
 //! - [`registry`] — the plugin slots a request takes its instances from;
 //! - [`loader`] — loading and initialising a manifest's plugins;
+//! - [`control`] — the control plane: start-up, swaps, reloads, events;
+//! - [`metrics`] — request and plugin metrics, Prometheus exposition;
 //! - [`problem`] — the one place errors become responses.
 
 pub mod access_log;
 pub mod cli;
+pub mod control;
 pub mod error;
 pub mod exchange;
 pub mod loader;
 pub mod manifest;
 pub mod metadata;
+pub mod metrics;
 pub mod pipeline;
 pub mod problem;
 pub mod registry;

@@ -1,56 +1,74 @@
-//! Loading plugins for a manifest: open every library and check its ABI and
-//! its roles (a handler must implement `handle`, a filter a filter phase)
-//! before anything serves; then run every `init` and fill the slots.
+//! Building plugin instances for a manifest: open every library (by content,
+//! see [`crate::runtime::artifact`]), check its roles (a handler must
+//! implement `handle`, a filter a filter phase), and run `init`. Problems are
+//! reported at the plugin's place in the manifest.
 
-use std::{path::Path, sync::Arc};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::SystemTime,
+};
 
 use covet_plugin_api::Phases;
 
 use crate::{
     error::HostError,
     manifest::{Diagnostic, Loc, Manifest, ManifestError, PluginSpec},
-    registry::{Instance, Registry},
-    runtime::native::NativeLibrary,
+    registry::{Instance, PluginStats, Provenance},
+    runtime::artifact::{LibraryCache, Opened},
 };
 
 /// The directory relative paths in a manifest start from (absolute).
-pub fn base_dir(manifest: &Manifest) -> std::path::PathBuf {
+pub fn base_dir(manifest: &Manifest) -> PathBuf {
     let dir = manifest.source.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
 /// A plugin whose library is loaded and checked, not yet initialised.
+#[derive(Clone)]
 pub struct Loaded {
     /// Its manifest entry.
     pub spec: PluginSpec,
-    /// Its library.
-    pub library: NativeLibrary,
+    /// Its library and artifact hash.
+    pub opened: Opened,
 }
 
-/// Loads every plugin library and checks each route's use of it.
-pub fn load_all(manifest: &Manifest) -> Result<Vec<Loaded>, HostError> {
-    let mut loaded = Vec::with_capacity(manifest.plugins.len());
-    for spec in &manifest.plugins {
-        let library = NativeLibrary::load(&spec.name, &spec.path)
+/// Opens the library of every plugin `wanted` accepts and checks every
+/// route's use of the manifest's plugins; `known` gives the phases of
+/// plugins that are not reopened (already live).
+pub fn open_all(
+    manifest: &Manifest,
+    cache: &mut LibraryCache,
+    wanted: impl Fn(&PluginSpec) -> bool,
+    known: impl Fn(&str) -> Option<Phases>,
+) -> Result<Vec<Loaded>, HostError> {
+    let mut loaded = Vec::new();
+    for spec in manifest.plugins.iter().filter(|s| wanted(s)) {
+        let opened = cache
+            .open(&spec.name, &spec.path)
             .map_err(|e| at(manifest, &spec.location, format!("plugins.{}", spec.name), e.to_string(), None))?;
-        loaded.push(Loaded { spec: spec.clone(), library });
+        loaded.push(Loaded { spec: spec.clone(), opened });
     }
-    check_roles(manifest, &loaded)?;
+    let phases = |name: &str| {
+        let fresh = loaded.iter().find(|l| l.spec.name == name).map(|l| l.opened.library.descriptor().phases);
+        fresh.or_else(|| known(name))
+    };
+    check_roles(manifest, phases)?;
     Ok(loaded)
 }
 
-fn check_roles(manifest: &Manifest, loaded: &[Loaded]) -> Result<(), HostError> {
-    let phases = |name: &str| loaded.iter().find(|l| l.spec.name == name).map(|l| l.library.descriptor().phases);
+/// Checks that every route uses its plugins in a role they implement.
+pub fn check_roles(manifest: &Manifest, phases: impl Fn(&str) -> Option<Phases>) -> Result<(), HostError> {
     for (i, route) in manifest.routes.iter().enumerate() {
         let handler = &route.handler;
         if let Some(p) = phases(&handler.name).filter(|p| !p.contains(Phases::HANDLE)) {
-            let msg = format!("plugin \"{}\" cannot be a handler: it implements {}", handler.name, list(p));
+            let msg = format!("plugin \"{}\" cannot be a handler: it {}", handler.name, implements(p));
             let help = Some("use it in `filters:`, or pick a plugin that implements `handle`".to_string());
             return Err(at(manifest, &handler.location, format!("routes[{i}].handler"), msg, help));
         }
         for (j, filter) in route.filters.iter().enumerate() {
             if let Some(p) = phases(&filter.name).filter(|p| !p.is_filter()) {
-                let msg = format!("plugin \"{}\" cannot be a filter: it implements {}", filter.name, list(p));
+                let msg = format!("plugin \"{}\" cannot be a filter: it {}", filter.name, implements(p));
                 let help = Some("use it as the route's `handler:`".to_string());
                 return Err(at(manifest, &filter.location, format!("routes[{i}].filters[{j}]"), msg, help));
             }
@@ -59,9 +77,23 @@ fn check_roles(manifest: &Manifest, loaded: &[Loaded]) -> Result<(), HostError> 
     Ok(())
 }
 
-fn list(phases: Phases) -> String {
+/// Checks that a plugin implementing `phases` can fill every role the
+/// manifest's routes give `name` (for a swap); the reason when it cannot.
+pub fn check_swap_roles(manifest: &Manifest, name: &str, phases: Phases) -> Result<(), String> {
+    let handler = manifest.routes.iter().any(|r| r.handler.name == name);
+    let filter = manifest.routes.iter().any(|r| r.filters.iter().any(|f| f.name == name));
+    if handler && !phases.contains(Phases::HANDLE) {
+        return Err(format!("routes use \"{name}\" as a handler, but the new build {}", implements(phases)));
+    }
+    if filter && !phases.is_filter() {
+        return Err(format!("routes use \"{name}\" as a filter, but the new build {}", implements(phases)));
+    }
+    Ok(())
+}
+
+fn implements(phases: Phases) -> String {
     let names = phases.names();
-    if names.is_empty() { "no phase".into() } else { format!("only {}", names.join(", ")) }
+    if names.is_empty() { "implements no phase".into() } else { format!("implements only {}", names.join(", ")) }
 }
 
 fn at(manifest: &Manifest, loc: &Loc, key: String, message: String, help: Option<String>) -> HostError {
@@ -70,25 +102,33 @@ fn at(manifest: &Manifest, loc: &Loc, key: String, message: String, help: Option
     HostError::Manifest(ManifestError::single(&manifest.source, text, diagnostic))
 }
 
-/// Runs every plugin's `init` and makes the instances live. Their slots
-/// must exist (see [`Registry::slot`]). A refused config is reported at the
-/// plugin's place in the manifest.
-pub fn init_all(manifest: &Manifest, loaded: &[Loaded], registry: &Registry) -> Result<(), HostError> {
-    let base_dir = base_dir(manifest);
-    for plugin in loaded {
-        let Some(slot) = registry.get(&plugin.spec.name) else { continue };
-        let config = plugin.spec.config.to_string();
-        let executor = plugin.library.instantiate(&plugin.spec.name, &config, &base_dir).map_err(|e| match e {
-            HostError::PluginInit { plugin: name, reason } => {
-                let message = format!("plugin \"{name}\" refused its config: {reason}");
-                let help = Some("fix this plugin's `config:` (its crate docs list every key)".to_string());
-                at(manifest, &plugin.spec.location, format!("plugins.{name}.config"), message, help)
-            }
-            other => other,
-        })?;
-        slot.store(Arc::new(Instance::new(Box::new(executor))));
-        let d = plugin.library.descriptor();
-        tracing::info!(plugin = %plugin.spec.name, implementation = %d.name, version = %d.version, "plugin ready");
-    }
-    Ok(())
+/// Runs `init` for one loaded plugin and wraps the instance.
+pub fn instantiate(plugin: &Loaded, base_dir: &Path, stats: Arc<PluginStats>) -> Result<Instance, HostError> {
+    let Loaded { spec, opened } = plugin;
+    let executor = opened.library.instantiate(&spec.name, &spec.config.to_string(), base_dir)?;
+    let provenance = Provenance {
+        path: spec.path.clone(),
+        sha256: opened.sha256.clone(),
+        loaded_at: SystemTime::now(),
+        config: spec.config.clone(),
+    };
+    Ok(Instance::new(Box::new(executor), stats, provenance))
+}
+
+/// [`instantiate`], with a refused config reported at the plugin's place in
+/// the manifest (for start-up and manifest reloads).
+pub fn instantiate_at(
+    manifest: &Manifest,
+    plugin: &Loaded,
+    base_dir: &Path,
+    stats: Arc<PluginStats>,
+) -> Result<Instance, HostError> {
+    instantiate(plugin, base_dir, stats).map_err(|e| match e {
+        HostError::PluginInit { plugin: name, reason } => {
+            let message = format!("plugin \"{name}\" refused its config: {reason}");
+            let help = Some("fix this plugin's `config:` (its crate docs list every key)".to_string());
+            at(manifest, &plugin.spec.location, format!("plugins.{name}.config"), message, help)
+        }
+        other => other,
+    })
 }

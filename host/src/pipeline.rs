@@ -57,7 +57,7 @@ async fn request_phase(filters: &[Arc<Instance>], ex: &mut Exchange, timings: &m
         if !filter.executor.info().phases.contains(Phases::ON_REQUEST) {
             continue;
         }
-        let started = timings.is_some().then(Instant::now);
+        let started = Instant::now();
         let outcome = crate::resolve!(filter.executor.on_request(ex));
         record(timings, filter, started);
         match outcome {
@@ -70,7 +70,7 @@ async fn request_phase(filters: &[Arc<Instance>], ex: &mut Exchange, timings: &m
 }
 
 async fn handle_phase(handler: &Instance, ex: &mut Exchange, timings: &mut Timings) -> HostResponse {
-    let started = timings.is_some().then(Instant::now);
+    let started = Instant::now();
     let outcome = crate::resolve!(handler.executor.handle(ex));
     record(timings, handler, started);
     outcome.unwrap_or_else(|fault| fault_response(handler, "handle", &fault, ex))
@@ -80,7 +80,7 @@ async fn response_phase(filter: &Instance, ex: &mut Exchange, resp: &mut HostRes
     if !filter.executor.info().phases.contains(Phases::ON_RESPONSE) {
         return;
     }
-    let started = timings.is_some().then(Instant::now);
+    let started = Instant::now();
     let outcome = crate::resolve!(filter.executor.on_response(ex, resp));
     record(timings, filter, started);
     if let Err(fault) = outcome {
@@ -88,11 +88,14 @@ async fn response_phase(filter: &Instance, ex: &mut Exchange, resp: &mut HostRes
     }
 }
 
-/// Counts the call; with the access log on, adds its time to the request's timings.
-fn record(timings: &mut Timings, instance: &Instance, started: Option<Instant>) {
+/// Counts the call and its latency; with the access log on, adds its time
+/// to the request's timings.
+fn record(timings: &mut Timings, instance: &Instance, started: Instant) {
+    let elapsed = started.elapsed();
     PluginStats::bump(&instance.stats.calls);
-    let (Some(timings), Some(started)) = (timings, started) else { return };
-    let micros = started.elapsed().as_micros() as u64;
+    instance.stats.latency.observe(elapsed);
+    let Some(timings) = timings else { return };
+    let micros = elapsed.as_micros() as u64;
     match timings.iter_mut().find(|t| Arc::ptr_eq(&t.plugin, &instance.name)) {
         Some(t) => t.micros += micros,
         None => timings.push(Timing { plugin: instance.name.clone(), micros }),

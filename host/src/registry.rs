@@ -1,21 +1,26 @@
-//! The plugin registry: one [`Slot`] per manifest plugin holding its live
-//! instance, plus the per-plugin counters. A request takes an `Arc` of each
-//! instance it uses when it starts; an instance's `shutdown` runs when the
-//! last `Arc` drops, i.e. after its last in-flight request.
+//! The plugin registry: one [`Slot`] per manifest plugin name holding its
+//! live instance, plus that name's counters (which survive swaps).
+//!
+//! A request takes an `Arc` of each instance its chain uses when it starts,
+//! so it runs start to end on the instances that were live then. A swap
+//! stores a new instance in the slot with one atomic store; the old one's
+//! `shutdown` runs when its last `Arc` drops, i.e. after its last request.
 
 use std::{
     collections::HashMap,
+    path::PathBuf,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
+    time::SystemTime,
 };
 
 use arc_swap::ArcSwapOption;
 
-use crate::runtime::Executor;
+use crate::{metrics::Histogram, runtime::Executor};
 
-/// Call counters for one plugin instance.
+/// Counters of one plugin name, across all its instances.
 #[derive(Default, Debug)]
 pub struct PluginStats {
     /// Phase calls.
@@ -24,6 +29,12 @@ pub struct PluginStats {
     pub errors: AtomicU64,
     /// Calls that panicked.
     pub panics: AtomicU64,
+    /// Time spent in the plugin per call.
+    pub latency: Histogram,
+    /// Instances made live by a swap or reload (not counting the first).
+    pub swaps: AtomicU64,
+    /// Swaps or reloads of this plugin that were refused.
+    pub swap_failures: AtomicU64,
 }
 
 impl PluginStats {
@@ -33,26 +44,42 @@ impl PluginStats {
     }
 }
 
-/// A live plugin instance and its counters.
+/// Where an instance came from: what `ListPlugins` reports.
+#[derive(Debug, Clone)]
+pub struct Provenance {
+    /// The artifact path it was loaded from (the manifest's, not the copy).
+    pub path: PathBuf,
+    /// The artifact's SHA-256, lowercase hex.
+    pub sha256: String,
+    /// When the instance went live.
+    pub loaded_at: SystemTime,
+    /// The config it was initialised with.
+    pub config: serde_json::Value,
+}
+
+/// A live plugin instance.
 pub struct Instance {
     /// The manifest name, shared with per-request timings without copying.
     pub name: Arc<str>,
     /// The executor.
     pub executor: Box<dyn Executor>,
-    /// Counters.
-    pub stats: PluginStats,
+    /// The name's counters (shared by every instance of the name).
+    pub stats: Arc<PluginStats>,
+    /// Where it came from.
+    pub provenance: Provenance,
 }
 
 impl Instance {
     /// Wraps an executor.
-    pub fn new(executor: Box<dyn Executor>) -> Instance {
-        Instance { name: Arc::from(executor.info().name.as_str()), executor, stats: PluginStats::default() }
+    pub fn new(executor: Box<dyn Executor>, stats: Arc<PluginStats>, provenance: Provenance) -> Instance {
+        Instance { name: Arc::from(executor.info().name.as_str()), executor, stats, provenance }
     }
 }
 
 impl Drop for Instance {
     fn drop(&mut self) {
-        tracing::debug!(plugin = %self.executor.info().name, "plugin instance retired; calling shutdown");
+        let info = self.executor.info();
+        tracing::info!(plugin = %info.name, version = %info.version, "plugin instance retired; calling shutdown");
         self.executor.shutdown();
     }
 }
@@ -61,17 +88,23 @@ impl Drop for Instance {
 pub struct Slot {
     name: Arc<str>,
     current: ArcSwapOption<Instance>,
+    stats: Arc<PluginStats>,
 }
 
 impl Slot {
     /// An empty slot.
     pub fn new(name: &str) -> Slot {
-        Slot { name: Arc::from(name), current: ArcSwapOption::empty() }
+        Slot { name: Arc::from(name), current: ArcSwapOption::empty(), stats: Arc::default() }
     }
 
     /// The manifest name.
     pub fn name(&self) -> &Arc<str> {
         &self.name
+    }
+
+    /// The name's counters.
+    pub fn stats(&self) -> &Arc<PluginStats> {
+        &self.stats
     }
 
     /// The live instance, if any.
@@ -90,32 +123,55 @@ impl Slot {
     }
 }
 
-/// All slots, by manifest name.
+/// All slots, by manifest name. Changed only by the control plane; requests
+/// reach slots through the route table, never through this map.
 #[derive(Default)]
 pub struct Registry {
-    slots: HashMap<String, Arc<Slot>>,
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
 }
 
 impl Registry {
     /// The slot for `name`, created empty on first use.
-    pub fn slot(&mut self, name: &str) -> Arc<Slot> {
-        self.slots.entry(name.to_string()).or_insert_with(|| Arc::new(Slot::new(name))).clone()
+    pub fn slot(&self, name: &str) -> Arc<Slot> {
+        self.lock().entry(name.to_string()).or_insert_with(|| Arc::new(Slot::new(name))).clone()
+    }
+
+    /// Registers `slot` under its name (replacing any slot of that name).
+    pub fn insert(&self, slot: Arc<Slot>) {
+        self.lock().insert(slot.name().to_string(), slot);
     }
 
     /// The slot for `name`, if it exists.
-    pub fn get(&self, name: &str) -> Option<&Arc<Slot>> {
-        self.slots.get(name)
+    pub fn get(&self, name: &str) -> Option<Arc<Slot>> {
+        self.lock().get(name).cloned()
+    }
+
+    /// Every slot, sorted by name.
+    pub fn all(&self) -> Vec<Arc<Slot>> {
+        let mut slots: Vec<_> = self.lock().values().cloned().collect();
+        slots.sort_by(|a, b| a.name.cmp(&b.name));
+        slots
+    }
+
+    /// Forgets `name`'s slot. Route tables still holding it keep it (and its
+    /// instance) alive until their last request ends.
+    pub fn remove(&self, name: &str) -> Option<Arc<Slot>> {
+        self.lock().remove(name)
     }
 
     /// Whether every slot holds a live instance.
     pub fn all_live(&self) -> bool {
-        self.slots.values().all(|s| s.load().is_some())
+        self.lock().values().all(|s| s.load().is_some())
     }
 
     /// Empties every slot; instances shut down as their last requests end.
     pub fn retire_all(&self) {
-        for slot in self.slots.values() {
+        for slot in self.all() {
             drop(slot.take());
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Slot>>> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

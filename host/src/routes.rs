@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::{
     manifest::{Diagnostic, Manifest, ManifestError},
     pipeline::Chain,
-    registry::Registry,
+    registry::Slot,
     router::Router,
 };
 
@@ -27,8 +27,8 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    /// Builds the table, creating registry slots for every plugin a route names.
-    pub fn build(manifest: &Manifest, registry: &mut Registry) -> Result<RouteTable, ManifestError> {
+    /// Builds the table; `slot` gives the slot of every plugin a route names.
+    pub fn build(manifest: &Manifest, slot: impl Fn(&str) -> Arc<Slot>) -> Result<RouteTable, ManifestError> {
         let mut router = Router::default();
         let mut entries = Vec::with_capacity(manifest.routes.len());
         for (index, route) in manifest.routes.iter().enumerate() {
@@ -41,8 +41,8 @@ impl RouteTable {
                 };
                 ManifestError::single(&manifest.source, None, diagnostic)
             })?;
-            let filters = route.filters.iter().map(|f| registry.slot(&f.name)).collect();
-            let chain = Chain { filters, handler: registry.slot(&route.handler.name) };
+            let filters = route.filters.iter().map(|f| slot(&f.name)).collect();
+            let chain = Chain { filters, handler: slot(&route.handler.name) };
             entries.push(RouteEntry { pattern: Arc::from(route.path.as_str()), chain });
         }
         Ok(RouteTable { router, entries })

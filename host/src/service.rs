@@ -21,6 +21,7 @@ use crate::{
     access_log::{AccessLog, Entry},
     exchange::{Exchange, HostResponse},
     manifest::Limits,
+    metrics::RequestMetrics,
     pipeline::{self, Timings},
     problem,
     registry::Registry,
@@ -47,6 +48,8 @@ pub struct Shared {
     pub ready: AtomicBool,
     /// Request id source.
     pub ids: RequestIds,
+    /// Request counters and latency.
+    pub metrics: RequestMetrics,
 }
 
 /// What the service knows about the connection a request came on.
@@ -60,7 +63,7 @@ pub struct ConnInfo {
 /// Serves one request.
 pub async fn serve(shared: Arc<Shared>, conn: Arc<ConnInfo>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let _in_flight = conn.state.begin_request();
-    let started = shared.access_log.is_some().then(Instant::now);
+    let started = Instant::now();
     let id = shared.ids.for_request(req.headers());
     let request_id = request_id::as_str(&id);
     let (parts, body) = req.into_parts();
@@ -68,13 +71,15 @@ pub async fn serve(shared: Arc<Shared>, conn: Arc<ConnInfo>, req: Request<Incomi
     let mut timings: Timings = log.as_ref().map(|_| Vec::new());
     let head = parts.method == Method::HEAD;
     let (resp, route) = dispatch(&shared, &conn, parts, body, &id, &mut timings).await;
-    if let (Some(access), Some((method, path)), Some(started)) = (&shared.access_log, log, started) {
+    let elapsed = started.elapsed();
+    shared.metrics.record(resp.status.as_u16(), elapsed);
+    if let (Some(access), Some((method, path))) = (&shared.access_log, log) {
         access.record(&Entry {
             method: method.as_str(),
             path: &path,
             route: route.as_deref(),
             status: resp.status.as_u16(),
-            latency_us: started.elapsed().as_micros() as u64,
+            latency_us: elapsed.as_micros() as u64,
             timings: &timings,
             request_id,
             client: &conn.client,

@@ -6,6 +6,7 @@
 //! that must await (a WASM epoch, a Python event loop) returns
 //! [`Outcome::Pending`]. The pipeline never asks which kind it is talking to.
 
+pub mod artifact;
 pub mod native;
 
 use std::{future::Future, pin::Pin};

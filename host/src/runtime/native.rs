@@ -46,9 +46,14 @@ impl NativeLibrary {
         &self.descriptor
     }
 
-    /// The file the library was loaded from.
+    /// The artifact the library was loaded for.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The same library, reported as loaded for the artifact at `path`.
+    pub fn with_path(&self, path: &Path) -> NativeLibrary {
+        NativeLibrary { path: path.into(), ..self.clone() }
     }
 
     /// Makes a new instance from its JSON config (runs the plugin's `init`);

@@ -19,20 +19,23 @@ use tokio::{
 
 use crate::{
     access_log::AccessLog,
+    control::{ControlPlane, reload::{self, Plan}},
     error::HostError,
-    loader,
     manifest::{ListenSpec, Manifest},
     registry::Registry,
     request_id::RequestIds,
-    routes::RouteTable,
+    runtime::artifact::LibraryCache,
     service::Shared,
 };
 
 /// Runs the host for `manifest` until a shutdown signal. Returns once every
 /// connection has finished (or the shutdown deadline passed).
 pub async fn run(manifest: Manifest, access_log: Option<AccessLog>) -> Result<(), HostError> {
-    let loaded = loader::load_all(&manifest)?;
-    let shared = Arc::new(shared_state(&manifest, access_log)?);
+    let mut libraries = LibraryCache::default();
+    let registry = Registry::default();
+    let plan = reload::plan(&manifest, &mut libraries, &registry)?;
+    let shared = Arc::new(shared_state(&manifest, &plan, registry, access_log));
+    let control = Arc::new(ControlPlane::new(shared.clone(), manifest.clone(), libraries));
     let listeners = bind_all(&manifest.listen).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let permits = shared.limits.max_connections.min(Semaphore::MAX_PERMITS);
@@ -43,9 +46,8 @@ pub async fn run(manifest: Manifest, access_log: Option<AccessLog>) -> Result<()
         tokio::spawn(accept_loop(listener, ctx, connections.clone()));
     }
     let init = {
-        let shared = shared.clone();
-        let manifest = manifest.clone();
-        tokio::task::spawn_blocking(move || loader::init_all(&manifest, &loaded, &shared.registry))
+        let control = control.clone();
+        tokio::spawn(async move { control.start(plan).await })
     };
     tokio::select! {
         joined = init => {
@@ -62,20 +64,16 @@ pub async fn run(manifest: Manifest, access_log: Option<AccessLog>) -> Result<()
     Ok(())
 }
 
-fn shared_state(manifest: &Manifest, access_log: Option<AccessLog>) -> Result<Shared, HostError> {
-    let mut registry = Registry::default();
-    for plugin in &manifest.plugins {
-        registry.slot(&plugin.name);
-    }
-    let table = RouteTable::build(manifest, &mut registry)?;
-    Ok(Shared {
-        routes: ArcSwap::from_pointee(table),
+fn shared_state(manifest: &Manifest, plan: &Plan, registry: Registry, access_log: Option<AccessLog>) -> Shared {
+    Shared {
+        routes: ArcSwap::new(plan.table().clone()),
         registry,
         limits: manifest.limits.clone(),
         access_log,
         ready: Default::default(),
         ids: RequestIds::default(),
-    })
+        metrics: Default::default(),
+    }
 }
 
 async fn bind_all(specs: &[ListenSpec]) -> Result<Vec<TcpListener>, HostError> {

@@ -1,0 +1,181 @@
+//! Start-up and manifest reloads: diff a manifest against what is live,
+//! build only what changed, then commit with atomic stores.
+
+use std::{collections::HashMap, sync::Arc};
+
+use serde::Serialize;
+
+use super::{ControlPlane, Event, EventKind, State, retire};
+use crate::{
+    error::HostError,
+    loader::{self, Loaded},
+    manifest::{Manifest, PluginSpec},
+    registry::{Instance, PluginStats, Registry, Slot},
+    routes::RouteTable,
+    runtime::artifact::{LibraryCache, sha256_of},
+};
+
+/// What applying a manifest will do; nothing is live until it is applied.
+pub struct Plan {
+    manifest: Manifest,
+    /// Plugins to build (new, or changed in kind, path, config or content).
+    fresh: Vec<Loaded>,
+    /// The slot of every plugin the manifest names (existing or new).
+    slots: HashMap<String, Arc<Slot>>,
+    unchanged: Vec<String>,
+    removed: Vec<String>,
+    table: Arc<RouteTable>,
+}
+
+impl Plan {
+    /// The route table the plan makes live.
+    pub fn table(&self) -> &Arc<RouteTable> {
+        &self.table
+    }
+}
+
+/// The result of a manifest reload.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReloadOutcome {
+    /// Plugins that were not there before.
+    pub added: Vec<String>,
+    /// Plugins rebuilt because their kind, path, config or artifact changed.
+    pub changed: Vec<String>,
+    /// Plugins kept as they were (same instance).
+    pub unchanged: Vec<String>,
+    /// Plugins no longer in the manifest.
+    pub removed: Vec<String>,
+    /// Routes now live.
+    pub routes: usize,
+    /// Settings that changed but only take effect after a restart.
+    pub warnings: Vec<String>,
+}
+
+/// Loads what `manifest` needs that is not live in `registry` and builds its
+/// route table. Fails with file:line:column diagnostics; changes nothing.
+pub fn plan(manifest: &Manifest, libraries: &mut LibraryCache, registry: &Registry) -> Result<Plan, HostError> {
+    let live = |spec: &PluginSpec| -> Option<Arc<Instance>> {
+        let instance = registry.get(&spec.name)?.load()?;
+        let p = &instance.provenance;
+        let same = p.path == spec.path && p.config == spec.config;
+        (same && sha256_of(&spec.path).is_ok_and(|sha| sha == p.sha256)).then_some(instance)
+    };
+    let kept: HashMap<String, Arc<Instance>> =
+        manifest.plugins.iter().filter_map(|s| live(s).map(|i| (s.name.clone(), i))).collect();
+    let fresh = loader::open_all(
+        manifest,
+        libraries,
+        |spec| !kept.contains_key(&spec.name),
+        |name| kept.get(name).map(|i| i.executor.info().phases),
+    )?;
+    let slots: HashMap<String, Arc<Slot>> = manifest
+        .plugins
+        .iter()
+        .map(|p| (p.name.clone(), registry.get(&p.name).unwrap_or_else(|| Arc::new(Slot::new(&p.name)))))
+        .collect();
+    let table = RouteTable::build(manifest, |name| slots[name].clone())?;
+    let removed = registry.all().iter().map(|s| s.name().to_string()).filter(|n| !slots.contains_key(n)).collect();
+    let mut unchanged: Vec<String> = kept.into_keys().collect();
+    unchanged.sort();
+    Ok(Plan { manifest: manifest.clone(), fresh, slots, unchanged, removed, table: Arc::new(table) })
+}
+
+/// Runs every `init` of `manifest` and retires the instances (for `covet check`).
+pub fn check(manifest: &Manifest) -> Result<(), HostError> {
+    let plan = plan(manifest, &mut LibraryCache::default(), &Registry::default())?;
+    let base_dir = loader::base_dir(manifest);
+    for plugin in &plan.fresh {
+        drop(loader::instantiate_at(manifest, plugin, &base_dir, Arc::default())?);
+    }
+    Ok(())
+}
+
+impl ControlPlane {
+    /// Makes the start-up plan live: runs every `init`, then fills the slots.
+    pub async fn start(&self, plan: Plan) -> Result<(), HostError> {
+        let mut state = self.state.lock().await;
+        tokio::task::block_in_place(|| self.apply_locked(&mut state, plan)).map(drop)
+    }
+
+    /// Re-reads the manifest file and applies what changed. An invalid
+    /// manifest, or any plugin that fails to load or init, changes nothing.
+    pub async fn reload_manifest(&self) -> Result<ReloadOutcome, HostError> {
+        let mut state = self.state.lock().await;
+        let result = tokio::task::block_in_place(|| {
+            let manifest = Manifest::load(&self.manifest_path)?;
+            let plan = plan(&manifest, &mut state.libraries, &self.shared.registry)?;
+            self.apply_locked(&mut state, plan)
+        });
+        match &result {
+            Ok(outcome) => {
+                let (a, c, r) = (outcome.added.len(), outcome.changed.len(), outcome.removed.len());
+                let message = format!("manifest reloaded: {a} added, {c} changed, {r} removed, {} routes", outcome.routes);
+                self.publish(Event::new(EventKind::ManifestReloaded, None, message));
+            }
+            Err(e) => self.publish(Event::failed(None, e)),
+        }
+        result
+    }
+
+    fn apply_locked(&self, state: &mut State, plan: Plan) -> Result<ReloadOutcome, HostError> {
+        let base_dir = loader::base_dir(&plan.manifest);
+        let mut built = Vec::with_capacity(plan.fresh.len());
+        for plugin in &plan.fresh {
+            let slot = &plan.slots[&plugin.spec.name];
+            // On error, the instances built so far drop here (running their shutdown).
+            let instance = loader::instantiate_at(&plan.manifest, plugin, &base_dir, slot.stats().clone())?;
+            built.push((slot.clone(), Arc::new(instance)));
+        }
+        let mut outcome = ReloadOutcome {
+            unchanged: plan.unchanged,
+            removed: plan.removed,
+            routes: plan.manifest.routes.len(),
+            warnings: restart_warnings(&state.manifest, &plan.manifest),
+            ..ReloadOutcome::default()
+        };
+        for (slot, instance) in built {
+            let (name, info) = (slot.name().to_string(), instance.executor.info().clone());
+            let sha256 = instance.provenance.sha256.clone();
+            self.shared.registry.insert(slot.clone());
+            match slot.store(instance) {
+                Some(old) => {
+                    PluginStats::bump(&slot.stats().swaps);
+                    let message = format!("{name} rebuilt by manifest reload: {} → {}", old.executor.info().version, info.version);
+                    let mut event = Event::new(EventKind::Swapped, Some(&name), message);
+                    (event.version, event.sha256) = (Some(info.version), Some(sha256));
+                    self.publish(event);
+                    retire(old);
+                    outcome.changed.push(name);
+                }
+                None => {
+                    self.publish(Event::loaded(&name, &info.version, &sha256));
+                    outcome.added.push(name);
+                }
+            }
+        }
+        for name in &outcome.removed {
+            self.shared.registry.remove(name);
+            self.publish(Event::new(EventKind::Removed, Some(name), format!("{name} removed by manifest reload")));
+        }
+        retire(self.shared.routes.swap(plan.table));
+        state.manifest = plan.manifest;
+        for warning in &outcome.warnings {
+            tracing::warn!("{warning}");
+        }
+        Ok(outcome)
+    }
+}
+
+fn restart_warnings(old: &Manifest, new: &Manifest) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if old.listen != new.listen {
+        warnings.push("`listen` changed: it takes effect after a restart".to_string());
+    }
+    if old.limits != new.limits {
+        warnings.push("`limits` changed: they take effect after a restart".to_string());
+    }
+    if old.log != new.log {
+        warnings.push("`log` changed: it takes effect after a restart".to_string());
+    }
+    warnings
+}

@@ -1,0 +1,26 @@
+//! Host metrics: request counters and latency, per-plugin counters (kept on
+//! the registry's slots), and their Prometheus text exposition.
+
+mod histogram;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use histogram::{Histogram, Snapshot};
+
+/// Host-wide request metrics.
+#[derive(Debug, Default)]
+pub struct RequestMetrics {
+    /// Responses by status class: index 0 = 1xx … 4 = 5xx.
+    pub by_class: [AtomicU64; 5],
+    /// Request latency, from the head read to the response handed to hyper.
+    pub latency: Histogram,
+}
+
+impl RequestMetrics {
+    /// Counts one finished request.
+    pub fn record(&self, status: u16, elapsed: std::time::Duration) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.by_class[class].fetch_add(1, Ordering::Relaxed);
+        self.latency.observe(elapsed);
+    }
+}
