@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The demo, from a fresh machine: builds covet and its plugins (release),
-# stages the plugin libraries in examples/artifacts/, and serves
+# The demo, from a fresh machine: builds covet and its plugins (release) and
+# the ab-tagger WASM plugin, stages them in examples/artifacts/, and serves
 # examples/plugins.yaml. Try the curl lines printed at start-up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,11 +12,13 @@ mkdir -p examples/artifacts
 for p in "${plugins[@]}"; do
   cp "$CARGO_TARGET_DIR/release/lib${p//-/_}.so" examples/artifacts/
 done
+bash scripts/wasm-plugins.sh -p ab-tagger   # a WASM filter (installs the wasm32-wasip2 target if missing)
+cp "$CARGO_TARGET_DIR/wasm32-wasip2/release/ab_tagger.wasm" examples/artifacts/
 
 export DEMO_JWT_SECRET="${DEMO_JWT_SECRET:-change-me-demo-secret-0123456789}"
 cat <<'TXT'
 covet demo — in another terminal:
-  curl -i localhost:8080/                              # static-response
+  curl -i localhost:8080/                              # static-response, behind the WASM A/B tagger (x-ab-variant, set-cookie)
   curl -i localhost:8080/api/hello                     # 401: auth-jwt wants a token
   TOKEN=$(python3 examples/make_token.py)              # an HS256 token for the demo secret
   curl -i -H "authorization: Bearer $TOKEN" localhost:8080/api/hello

@@ -1,6 +1,10 @@
 //! The `covet` command line: `host` serves a manifest, `check` validates one
 //! (exit 2 with file:line:column errors when invalid), `schema` prints the
-//! manifest's JSON Schema.
+//! manifest's JSON Schema; `plugin list|reload|swap` and `reload` drive a
+//! running host through its admin API ([`control`]).
+
+pub mod admin_client;
+pub mod control;
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
@@ -23,6 +27,9 @@ enum Command {
         /// The manifest (YAML).
         #[arg(long, short = 'p', value_name = "FILE")]
         plugins: PathBuf,
+        /// Watch the manifest and every plugin artifact; reload what changes.
+        #[arg(long, env = "COVET_WATCH", value_parser = clap::builder::BoolishValueParser::new())]
+        watch: bool,
     },
     /// Validate a manifest, its plugin libraries and their configs without serving.
     Check {
@@ -32,17 +39,31 @@ enum Command {
     },
     /// Print the manifest's JSON Schema (for editors).
     Schema,
+    /// List, reload or swap the plugins of a running host (admin API).
+    #[command(after_help = control::EXIT_CODES)]
+    Plugin {
+        #[command(subcommand)]
+        command: control::PluginCommand,
+    },
+    /// Re-read a running host's manifest and apply what changed (admin API).
+    #[command(after_help = control::EXIT_CODES)]
+    Reload {
+        #[command(flatten)]
+        admin: control::AdminArgs,
+    },
 }
 
 /// Runs the command line; the process exit code is the result.
 pub fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Host { plugins } => host(plugins),
+        Command::Host { plugins, watch } => host(plugins, server::RunOptions { watch }),
         Command::Check { plugins } => check(plugins),
         Command::Schema => {
             println!("{}", crate::manifest::json_schema());
             ExitCode::SUCCESS
         }
+        Command::Plugin { command } => control::plugin(command),
+        Command::Reload { admin } => control::reload(admin),
     }
 }
 
@@ -61,7 +82,7 @@ fn check(path: PathBuf) -> ExitCode {
     }
 }
 
-fn host(path: PathBuf) -> ExitCode {
+fn host(path: PathBuf, options: server::RunOptions) -> ExitCode {
     let manifest = match Manifest::load(&path) {
         Ok(m) => m,
         Err(e) => return fail(&HostError::Manifest(e)),
@@ -72,7 +93,7 @@ fn host(path: PathBuf) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&HostError::Io(e)),
     };
-    let result = runtime.block_on(server::run(manifest, access_log));
+    let result = runtime.block_on(server::run(manifest, access_log, options));
     // Do not wait on plugin calls still blocking a thread past the deadline.
     runtime.shutdown_timeout(Duration::from_millis(200));
     match result {
@@ -85,7 +106,7 @@ fn host(path: PathBuf) -> ExitCode {
 fn fail(err: &HostError) -> ExitCode {
     eprintln!("{err}");
     match err {
-        HostError::Manifest(_) | HostError::PluginLoad { .. } => ExitCode::from(2),
+        HostError::Manifest(_) | HostError::PluginLoad { .. } | HostError::Admin(_) => ExitCode::from(2),
         _ => ExitCode::from(1),
     }
 }

@@ -15,10 +15,13 @@
 //! - [`registry`] — the plugin slots a request takes its instances from;
 //! - [`loader`] — loading and initialising a manifest's plugins;
 //! - [`control`] — the control plane: start-up, swaps, reloads, events;
+//! - [`admin`] — the admin API (HTTP+JSON and gRPC) over the control plane;
+//! - [`watch`] — `covet host --watch`: reloads changed manifests and artifacts;
 //! - [`metrics`] — request and plugin metrics, Prometheus exposition;
 //! - [`problem`] — the one place errors become responses.
 
 pub mod access_log;
+pub mod admin;
 pub mod cli;
 pub mod control;
 pub mod error;
@@ -37,3 +40,4 @@ pub mod runtime;
 pub mod server;
 pub mod service;
 pub mod telemetry;
+pub mod watch;

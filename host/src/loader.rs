@@ -45,12 +45,12 @@ pub fn open_all(
     let mut loaded = Vec::new();
     for spec in manifest.plugins.iter().filter(|s| wanted(s)) {
         let opened = cache
-            .open(&spec.name, &spec.path)
+            .open(&spec.name, spec.kind, &spec.path)
             .map_err(|e| at(manifest, &spec.location, format!("plugins.{}", spec.name), e.to_string(), None))?;
         loaded.push(Loaded { spec: spec.clone(), opened });
     }
     let phases = |name: &str| {
-        let fresh = loaded.iter().find(|l| l.spec.name == name).map(|l| l.opened.library.descriptor().phases);
+        let fresh = loaded.iter().find(|l| l.spec.name == name).map(|l| l.opened.library.phases());
         fresh.or_else(|| known(name))
     };
     check_roles(manifest, phases)?;
@@ -105,14 +105,15 @@ fn at(manifest: &Manifest, loc: &Loc, key: String, message: String, help: Option
 /// Runs `init` for one loaded plugin and wraps the instance.
 pub fn instantiate(plugin: &Loaded, base_dir: &Path, stats: Arc<PluginStats>) -> Result<Instance, HostError> {
     let Loaded { spec, opened } = plugin;
-    let executor = opened.library.instantiate(&spec.name, &spec.config.to_string(), base_dir)?;
+    let executor = opened.library.instantiate(spec, base_dir)?;
     let provenance = Provenance {
         path: spec.path.clone(),
         sha256: opened.sha256.clone(),
         loaded_at: SystemTime::now(),
         config: spec.config.clone(),
+        wasm: spec.wasm.clone(),
     };
-    Ok(Instance::new(Box::new(executor), stats, provenance))
+    Ok(Instance::new(executor, stats, provenance))
 }
 
 /// [`instantiate`], with a refused config reported at the plugin's place in

@@ -5,8 +5,9 @@
 //!        └── Respond(r) short-circuits: the handler is skipped and the filters
 //!            that already passed run on_response on r, in reverse order.
 //! ```
-//! A plugin fault (panic, error, invalid response) becomes a 500 with the
-//! structured body, is counted on the plugin, and logged with its name.
+//! A plugin fault (panic or trap, error, invalid response) becomes a 500 with
+//! the structured body (a timeout a 504), is counted on the plugin, and
+//! logged with its name.
 
 use std::{sync::Arc, time::Instant};
 
@@ -112,6 +113,10 @@ fn fault_response(instance: &Instance, phase: &str, fault: &Fault, ex: &Exchange
         Fault::Error(msg) => {
             PluginStats::bump(&instance.stats.errors);
             tracing::error!(plugin = %name, phase, request_id = ex.id(), "plugin failed: {msg}");
+        }
+        Fault::Timeout(msg) => {
+            PluginStats::bump(&instance.stats.errors);
+            tracing::error!(plugin = %name, phase, request_id = ex.id(), "plugin timed out: {msg}");
         }
     }
     problem::plugin_fault(name, phase, fault, ex.id())

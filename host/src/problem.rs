@@ -68,12 +68,14 @@ pub fn not_ready(request_id: &str) -> HostResponse {
     error(status, "NOT_READY", "the host is starting: plugins are still initialising", Value::Null, request_id)
 }
 
-/// 500: a plugin panicked or failed. The details name the plugin, never its internals.
+/// 500: a plugin panicked (or trapped) or failed; 504: it ran past its time
+/// limit. The details name the plugin, never its internals.
 pub fn plugin_fault(plugin: &str, phase: &str, fault: &Fault, request_id: &str) -> HostResponse {
-    let (code, message) = match fault {
-        Fault::Panic(_) => ("PLUGIN_PANIC", "a plugin failed while handling the request"),
-        Fault::Error(_) => ("PLUGIN_ERROR", "a plugin returned an invalid result"),
+    let (status, code, message) = match fault {
+        Fault::Panic(_) => (StatusCode::INTERNAL_SERVER_ERROR, "PLUGIN_PANIC", "a plugin failed while handling the request"),
+        Fault::Error(_) => (StatusCode::INTERNAL_SERVER_ERROR, "PLUGIN_ERROR", "a plugin returned an invalid result"),
+        Fault::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "PLUGIN_TIMEOUT", "a plugin ran past its time limit"),
     };
     let details = json!({ "plugin": plugin, "phase": phase });
-    error(StatusCode::INTERNAL_SERVER_ERROR, code, message, details, request_id)
+    error(status, code, message, details, request_id)
 }

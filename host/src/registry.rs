@@ -55,6 +55,8 @@ pub struct Provenance {
     pub loaded_at: SystemTime,
     /// The config it was initialised with.
     pub config: serde_json::Value,
+    /// The limits and capabilities it runs with (WASM plugins).
+    pub wasm: Option<crate::manifest::WasmSettings>,
 }
 
 /// A live plugin instance.

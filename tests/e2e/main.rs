@@ -6,12 +6,18 @@ mod common;
 mod tokens;
 
 mod access_log;
+mod admin;
 mod auth_jwt;
 mod chain;
 mod example_plugin;
 mod cli;
+mod control_cli;
 mod faults;
 mod lifecycle;
 mod limits;
 mod plugins;
 mod routing;
+mod reload;
+mod swap;
+mod swap_load;
+mod wasm;

@@ -103,6 +103,7 @@ pub struct ControlPlane {
     state: Mutex<State>,
     events: broadcast::Sender<Event>,
     manifest_path: PathBuf,
+    reloads: reload::ReloadCounters,
 }
 
 impl ControlPlane {
@@ -111,7 +112,8 @@ impl ControlPlane {
     pub fn new(shared: Arc<Shared>, manifest: Manifest, libraries: LibraryCache) -> ControlPlane {
         let (events, _) = broadcast::channel(1024);
         let manifest_path = manifest.source.clone();
-        ControlPlane { shared, state: Mutex::new(State { manifest, libraries }), events, manifest_path }
+        let state = Mutex::new(State { manifest, libraries });
+        ControlPlane { shared, state, events, manifest_path, reloads: Default::default() }
     }
 
     /// The state every connection shares.
@@ -182,10 +184,9 @@ impl ControlPlane {
             spec.config = config;
         }
         let before = state.libraries.len();
-        let opened = state.libraries.open(name, &spec.path)?;
+        let opened = state.libraries.open(name, spec.kind, &spec.path)?;
         let new_code = state.libraries.len() > before;
-        let descriptor = opened.library.descriptor();
-        loader::check_swap_roles(&state.manifest, name, descriptor.phases)
+        loader::check_swap_roles(&state.manifest, name, opened.library.phases())
             .map_err(|reason| HostError::PluginLoad { plugin: name.into(), path: spec.path.clone(), reason })?;
         let plugin = Loaded { spec: spec.clone(), opened };
         let instance = Arc::new(loader::instantiate(&plugin, &base_dir, slot.stats().clone())?);

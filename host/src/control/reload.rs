@@ -1,7 +1,13 @@
 //! Start-up and manifest reloads: diff a manifest against what is live,
 //! build only what changed, then commit with atomic stores.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering::Relaxed},
+    },
+};
 
 use serde::Serialize;
 
@@ -51,13 +57,20 @@ pub struct ReloadOutcome {
     pub warnings: Vec<String>,
 }
 
+/// How many manifest reloads were applied and refused (for `/metrics`).
+#[derive(Debug, Default)]
+pub struct ReloadCounters {
+    ok: AtomicU64,
+    failed: AtomicU64,
+}
+
 /// Loads what `manifest` needs that is not live in `registry` and builds its
 /// route table. Fails with file:line:column diagnostics; changes nothing.
 pub fn plan(manifest: &Manifest, libraries: &mut LibraryCache, registry: &Registry) -> Result<Plan, HostError> {
     let live = |spec: &PluginSpec| -> Option<Arc<Instance>> {
         let instance = registry.get(&spec.name)?.load()?;
         let p = &instance.provenance;
-        let same = p.path == spec.path && p.config == spec.config;
+        let same = p.path == spec.path && p.config == spec.config && p.wasm == spec.wasm;
         (same && sha256_of(&spec.path).is_ok_and(|sha| sha == p.sha256)).then_some(instance)
     };
     let kept: HashMap<String, Arc<Instance>> =
@@ -108,13 +121,22 @@ impl ControlPlane {
         });
         match &result {
             Ok(outcome) => {
+                self.reloads.ok.fetch_add(1, Relaxed);
                 let (a, c, r) = (outcome.added.len(), outcome.changed.len(), outcome.removed.len());
                 let message = format!("manifest reloaded: {a} added, {c} changed, {r} removed, {} routes", outcome.routes);
                 self.publish(Event::new(EventKind::ManifestReloaded, None, message));
             }
-            Err(e) => self.publish(Event::failed(None, e)),
+            Err(e) => {
+                self.reloads.failed.fetch_add(1, Relaxed);
+                self.publish(Event::failed(None, e));
+            }
         }
         result
+    }
+
+    /// Manifest reloads so far: `(applied, refused)`.
+    pub fn manifest_reloads(&self) -> (u64, u64) {
+        (self.reloads.ok.load(Relaxed), self.reloads.failed.load(Relaxed))
     }
 
     fn apply_locked(&self, state: &mut State, plan: Plan) -> Result<ReloadOutcome, HostError> {
@@ -176,6 +198,9 @@ fn restart_warnings(old: &Manifest, new: &Manifest) -> Vec<String> {
     }
     if old.log != new.log {
         warnings.push("`log` changed: it takes effect after a restart".to_string());
+    }
+    if old.admin != new.admin {
+        warnings.push("`admin` changed: it takes effect after a restart".to_string());
     }
     warnings
 }

@@ -34,6 +34,7 @@ mod source_index;
 mod suggest;
 mod units;
 mod validate;
+mod wasm;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -41,6 +42,7 @@ use std::time::Duration;
 
 pub use diagnostic::{Diagnostic, ManifestError};
 pub use schema::json_schema;
+pub use wasm::{Capabilities, DirGrant, InstanceMode, WasmLimits, WasmSettings};
 
 /// A loaded and validated manifest. Everything in it has been checked: the
 /// plugin artifacts exist, every route names defined plugins and no two
@@ -59,6 +61,8 @@ pub struct Manifest {
     pub plugins: Vec<PluginSpec>,
     /// The routes, in manifest order.
     pub routes: Vec<RouteSpec>,
+    /// The admin API settings.
+    pub admin: AdminSettings,
 }
 
 /// One address to listen on.
@@ -127,6 +131,39 @@ impl Default for LogSettings {
     }
 }
 
+/// The admin API settings (`admin:`), as written in the manifest; the
+/// environment (`COVET_ADMIN_LISTEN`, `COVET_ADMIN_TOKEN`) is applied when
+/// the admin server starts (see `crate::admin`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AdminSettings {
+    /// Where the admin API listens; `None` when the manifest says `listen: off`.
+    pub listen: Option<SocketAddr>,
+    /// The file holding the bearer token, resolved against the manifest's directory.
+    pub token_file: Option<PathBuf>,
+}
+
+impl AdminSettings {
+    /// Reads an admin listen value: `IP:PORT`, or `off` (→ `Ok(None)`).
+    pub fn parse_listen(text: &str) -> Result<Option<SocketAddr>, std::net::AddrParseError> {
+        match text.trim() {
+            "off" => Ok(None),
+            addr => addr.parse().map(Some),
+        }
+    }
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        let listen = AdminSettings::parse_listen(raw::DEFAULT_ADMIN_LISTEN)
+            .ok()
+            .flatten();
+        AdminSettings {
+            listen,
+            token_file: None,
+        }
+    }
+}
+
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -149,15 +186,19 @@ pub struct PluginSpec {
     pub path: PathBuf,
     /// The plugin's `config:` as JSON; `Null` when absent.
     pub config: serde_json::Value,
+    /// A WASM plugin's limits, capabilities and instance mode; `None` for natives.
+    pub wasm: Option<WasmSettings>,
     /// Where the plugin's name (its key under `plugins:`) is written.
     pub location: Loc,
 }
 
-/// The runtimes a plugin can be built for. This build runs native plugins.
+/// The runtimes a plugin can be built for. This build runs native and WASM plugins.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PluginKind {
     /// A Rust `cdylib` built against `covet-plugin-api`.
     Native,
+    /// A WebAssembly component run by wasmtime (see `runtime::wasm`).
+    Wasm,
 }
 
 /// One route: a path pattern, the methods it answers, its filters and handler.

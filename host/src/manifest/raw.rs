@@ -46,6 +46,9 @@ pub struct RawManifest {
     /// The routes. Two routes that could match the same request are an error; matchit picks static segments over `{param}` over `{*catch_all}`.
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+    /// The admin API (HTTP+JSON and gRPC on one listener); on by default on `127.0.0.1:9901`.
+    #[serde(default)]
+    pub admin: RawAdmin,
 }
 
 /// One address to listen on.
@@ -126,12 +129,41 @@ impl Default for RawLog {
     }
 }
 
+/// The admin API.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+#[schemars(rename = "Admin")]
+pub struct RawAdmin {
+    /// `IP:PORT` of the admin listener (default `127.0.0.1:9901`), or `off` to disable the admin API. `COVET_ADMIN_LISTEN` overrides it. A non-loopback address needs a token.
+    #[schemars(with = "String")]
+    pub listen: Spanned<String>,
+    /// A file holding the bearer token every admin request must carry, relative to the manifest's directory. `COVET_ADMIN_TOKEN` takes precedence.
+    #[schemars(with = "Option<String>")]
+    pub token_file: Option<Spanned<String>>,
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        RawAdmin {
+            listen: Spanned::new(
+                DEFAULT_ADMIN_LISTEN.to_owned(),
+                Location::UNKNOWN,
+                Location::UNKNOWN,
+            ),
+            token_file: None,
+        }
+    }
+}
+
+/// Where the admin API listens when the manifest does not say.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9901";
+
 /// One plugin.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Plugin")]
 pub struct RawPlugin {
-    /// The runtime: `native` (a Rust cdylib built against covet-plugin-api).
+    /// The runtime: `native` (a Rust cdylib built against covet-plugin-api) or `wasm` (a WebAssembly component: the covet:plugin world, or a wasi:http/incoming-handler as a handler).
     #[schemars(with = "super::schema::KindSchema")]
     pub kind: Spanned<String>,
     /// The artifact (e.g. `artifacts/libcovet_auth_jwt.so`), relative to the manifest's directory.
@@ -140,6 +172,18 @@ pub struct RawPlugin {
     /// Settings handed to the plugin's `init`; any YAML.
     #[serde(default)]
     pub config: Option<serde_json::Value>,
+    /// `kind: wasm` only: memory, time and fuel limits of one phase call (defaults: 64MiB, 1s, unmetered).
+    #[serde(default)]
+    #[schemars(with = "Option<super::wasm::RawWasmLimits>")]
+    pub limits: Option<Spanned<super::wasm::RawWasmLimits>>,
+    /// `kind: wasm` only: what the plugin may reach outside its sandbox; nothing by default.
+    #[serde(default)]
+    #[schemars(with = "Option<super::wasm::RawCapabilities>")]
+    pub capabilities: Option<Spanned<super::wasm::RawCapabilities>>,
+    /// `kind: wasm` only: `fresh` (default: a new instance per phase call, nothing survives between requests) or `reused`.
+    #[serde(default)]
+    #[schemars(with = "Option<super::wasm::InstanceMode>")]
+    pub instances: Option<Spanned<super::wasm::InstanceMode>>,
 }
 
 /// One route.

@@ -21,6 +21,8 @@ pub fn json_schema() -> String {
 pub enum KindSchema {
     /// A Rust cdylib built against covet-plugin-api.
     Native,
+    /// A WebAssembly component (covet:plugin@0.1.0, or wasi:http/incoming-handler as a handler).
+    Wasm,
 }
 
 /// The methods a route may name.
@@ -67,6 +69,8 @@ mod tests {
         let defs = &schema["$defs"];
         assert_eq!(defs["Plugin"]["additionalProperties"], false);
         assert_eq!(defs["PluginKind"]["oneOf"][0]["const"], "native");
+        assert_eq!(defs["PluginKind"]["oneOf"][1]["const"], "wasm");
+        assert!(defs["WasmCapabilities"]["properties"]["outbound_http"].is_object());
         assert!(defs["Method"]["enum"].to_string().contains("PATCH"));
         assert!(
             defs["Route"]["properties"]["methods"]

@@ -199,7 +199,9 @@ mod tests {
         let d = diagnose_text("listen: []\nbanana: 1\n");
         assert_eq!(
             d.help.as_deref(),
-            Some("valid keys here: \"listen\", \"limits\", \"log\", \"plugins\", \"routes\"")
+            Some(
+                "valid keys here: \"listen\", \"limits\", \"log\", \"plugins\", \"routes\", \"admin\""
+            )
         );
     }
 

@@ -9,11 +9,13 @@ use std::path::{Path, PathBuf};
 
 use serde_saphyr::Spanned;
 
-use super::raw::{PluginEntries, RawLimits, RawListen, RawLog, RawManifest, RawPlugin};
+use super::raw::{PluginEntries, RawAdmin, RawLimits, RawListen, RawLog, RawManifest, RawPlugin};
 use super::source_index::join;
 use super::suggest::did_you_mean;
+use super::wasm;
 use super::{
-    Diagnostic, Limits, ListenSpec, Loc, LogSettings, Manifest, PluginKind, PluginSpec, routes,
+    AdminSettings, Diagnostic, Limits, ListenSpec, Loc, LogSettings, Manifest, PluginKind,
+    PluginSpec, routes,
 };
 
 /// The problems found so far.
@@ -70,6 +72,7 @@ pub fn manifest(source: &Path, raw: RawManifest) -> Result<Manifest, Vec<Diagnos
         log: log(raw.log, &mut problems),
         plugins: plugins(base, raw.plugins, &mut problems),
         routes: routes::check(raw.routes, &names, &mut problems),
+        admin: admin(base, raw.admin, &mut problems),
     };
     problems.finish(manifest)
 }
@@ -139,6 +142,34 @@ fn log(raw: RawLog, problems: &mut Problems) -> LogSettings {
     }
 }
 
+fn admin(base: &Path, raw: RawAdmin, problems: &mut Problems) -> AdminSettings {
+    let listen = AdminSettings::parse_listen(&raw.listen.value).unwrap_or_else(|_| {
+        let message = format!("invalid admin listen address \"{}\"", raw.listen.value);
+        let help = "write IP:PORT, e.g. 127.0.0.1:9901 (host names are not resolved), \
+                    or `off` to turn the admin API off";
+        problems.report(
+            Loc::of(&raw.listen),
+            "admin.listen",
+            message,
+            Some(help.to_owned()),
+        );
+        None
+    });
+    let token_file = raw.token_file.map(|file| {
+        if file.value.trim().is_empty() {
+            let help = "name the file holding the admin token, or remove `token_file`".to_owned();
+            problems.report(
+                Loc::of(&file),
+                "admin.token_file",
+                "empty token file path".to_owned(),
+                Some(help),
+            );
+        }
+        base.join(&file.value)
+    });
+    AdminSettings { listen, token_file }
+}
+
 fn plugins(base: &Path, entries: PluginEntries, problems: &mut Problems) -> Vec<PluginSpec> {
     let specs = entries
         .0
@@ -155,12 +186,14 @@ fn plugin(
 ) -> PluginSpec {
     let key = join("plugins", &name.value);
     check_name(&name, &key, problems);
-    check_kind(&raw.kind, &join(&key, "kind"), problems);
+    let kind = check_kind(&raw.kind, &join(&key, "kind"), problems);
+    let sandbox = wasm::RawWasm { limits: raw.limits, capabilities: raw.capabilities, instances: raw.instances };
     PluginSpec {
         path: artifact(base, &raw.path, &join(&key, "path"), problems),
         name: name.value.clone(),
-        kind: PluginKind::Native,
+        kind,
         config: raw.config.unwrap_or(serde_json::Value::Null),
+        wasm: wasm::settings(base, kind == PluginKind::Wasm, sandbox, &key, problems),
         location: Loc::of(&name),
     }
 }
@@ -189,26 +222,30 @@ fn check_name(name: &Spanned<String>, key: &str, problems: &mut Problems) {
     problems.report(Loc::of(name), key, message, Some(help));
 }
 
-/// The kinds a manifest may name; only `native` runs in this build.
+/// The kinds a manifest may name; `native` and `wasm` run in this build.
 const KINDS: [&str; 3] = ["native", "wasm", "python"];
 
-fn check_kind(kind: &Spanned<String>, key: &str, problems: &mut Problems) {
+/// The plugin's kind (`native` when it is invalid, which is reported).
+fn check_kind(kind: &Spanned<String>, key: &str, problems: &mut Problems) -> PluginKind {
     let (message, help) = match kind.value.as_str() {
-        "native" => return,
-        "wasm" | "python" => (
+        "native" => return PluginKind::Native,
+        "wasm" => return PluginKind::Wasm,
+        "python" => (
             format!(
                 "plugin kind \"{}\" is not supported by this build yet",
                 kind.value
             ),
-            "this build runs `kind: native` plugins (a Rust cdylib built against covet-plugin-api)"
+            "this build runs `kind: native` (a Rust cdylib built against covet-plugin-api) \
+             and `kind: wasm` (a WebAssembly component) plugins"
                 .to_owned(),
         ),
         other => (
             format!("unknown plugin kind \"{other}\""),
-            did_you_mean(other, KINDS).unwrap_or_else(|| "the kind is \"native\"".to_owned()),
+            did_you_mean(other, KINDS).unwrap_or_else(|| "the kind is \"native\" or \"wasm\"".to_owned()),
         ),
     };
     problems.report(Loc::of(kind), key, message, Some(help));
+    PluginKind::Native
 }
 
 /// The artifact's absolute path; a missing file or directory is reported.
@@ -267,6 +304,42 @@ fn package_of(library: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_admin_section_defaults_to_loopback_and_resolves_the_token_file() {
+        let listen = "listen:\n  - addr: 127.0.0.1:0\n";
+        let parse = |text: &str| Manifest::parse(Path::new("conf/m.yaml"), text);
+        assert_eq!(parse(listen).unwrap().admin, AdminSettings::default());
+        assert_eq!(
+            AdminSettings::default().listen,
+            Some("127.0.0.1:9901".parse().unwrap())
+        );
+        let text = format!("{listen}admin:\n  listen: off\n  token_file: secrets/admin.token\n");
+        let admin = parse(&text).unwrap().admin;
+        assert_eq!(admin.listen, None);
+        assert_eq!(
+            admin.token_file,
+            Some(PathBuf::from("conf/secrets/admin.token"))
+        );
+        let admin = parse(&format!("{listen}admin: {{ listen: \"[::1]:0\" }}\n"))
+            .unwrap()
+            .admin;
+        assert_eq!(admin.listen, Some("[::1]:0".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_bad_admin_address_is_reported_at_its_value() {
+        let text = "listen:\n  - addr: 127.0.0.1:0\nadmin:\n  listen: localhost:9901\n";
+        let error = Manifest::parse(Path::new("m.yaml"), text).unwrap_err();
+        let d = &error.diagnostics[0];
+        assert_eq!(d.key, "admin.listen");
+        let at = Loc {
+            line: 4,
+            column: 11,
+        };
+        assert_eq!(d.loc, Some(at));
+        assert_eq!(d.message, "invalid admin listen address \"localhost:9901\"");
+    }
 
     #[test]
     fn plugin_names_are_lower_case_words() {

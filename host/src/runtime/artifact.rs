@@ -1,4 +1,5 @@
-//! Content-addressed loading of native libraries.
+//! Content-addressed loading of plugin builds: native libraries and WASM
+//! components.
 //!
 //! A Rust cdylib must never be `dlclose`d, and `dlopen` of a path (or inode)
 //! that is already loaded returns the old code. So every artifact is hashed
@@ -7,6 +8,10 @@
 //! copy, and the copy is unlinked at once (the mapping stays valid, nothing
 //! is left on disk). Loading the same content again reuses the library
 //! already in memory, so a config-only change costs no new `dlopen`.
+//!
+//! A WASM component is compiled from the bytes read for the hash (no copy
+//! needed); the same content is compiled once, and a dropped component's
+//! code is freed with its last instance.
 
 use std::{
     collections::HashMap,
@@ -16,33 +21,84 @@ use std::{
 
 use sha2::{Digest, Sha256};
 
-use super::native::NativeLibrary;
-use crate::error::HostError;
+use super::{Executor, native::NativeLibrary, wasm::WasmComponent};
+use crate::{error::HostError, manifest::{PluginKind, PluginSpec}};
+use covet_plugin_api::Phases;
 
-/// Libraries loaded by this process, by content hash.
+/// Builds loaded by this process, by content hash.
 #[derive(Default)]
 pub struct LibraryCache {
-    by_hash: HashMap<String, NativeLibrary>,
+    by_hash: HashMap<String, Code>,
 }
 
-/// A library and the hash of the artifact it came from.
+/// A loaded plugin build, of either kind.
+#[derive(Clone)]
+pub enum Code {
+    /// A native library.
+    Native(NativeLibrary),
+    /// A compiled WASM component.
+    Wasm(WasmComponent),
+}
+
+impl Code {
+    /// The phases the build implements.
+    pub fn phases(&self) -> Phases {
+        match self {
+            Code::Native(library) => library.descriptor().phases,
+            Code::Wasm(component) => component.phases(),
+        }
+    }
+
+    fn kind(&self) -> PluginKind {
+        match self {
+            Code::Native(_) => PluginKind::Native,
+            Code::Wasm(_) => PluginKind::Wasm,
+        }
+    }
+
+    /// The same build, reported as loaded for the artifact at `path`.
+    pub fn with_path(&self, path: &Path) -> Code {
+        match self {
+            Code::Native(library) => Code::Native(library.with_path(path)),
+            Code::Wasm(component) => Code::Wasm(component.with_path(path)),
+        }
+    }
+
+    /// Makes a live instance for manifest entry `spec` (runs its `init`);
+    /// relative paths in a native plugin's config resolve against `base_dir`.
+    pub fn instantiate(&self, spec: &PluginSpec, base_dir: &Path) -> Result<Box<dyn Executor>, HostError> {
+        match self {
+            Code::Native(library) => Ok(Box::new(library.instantiate(&spec.name, &spec.config.to_string(), base_dir)?)),
+            Code::Wasm(component) => component.instantiate(spec),
+        }
+    }
+}
+
+/// A build and the hash of the artifact it came from.
 #[derive(Clone)]
 pub struct Opened {
-    /// The library (shared with every other load of the same content).
-    pub library: NativeLibrary,
+    /// The build (shared with every other load of the same content).
+    pub library: Code,
     /// SHA-256 of the artifact, lowercase hex.
     pub sha256: String,
 }
 
 impl LibraryCache {
-    /// Opens the artifact at `path` for plugin `plugin`, loading its code
-    /// only if this content has not been loaded before.
-    pub fn open(&mut self, plugin: &str, path: &Path) -> Result<Opened, HostError> {
+    /// Opens the artifact at `path` for plugin `plugin` of `kind`, loading
+    /// its code only if this content has not been loaded before.
+    pub fn open(&mut self, plugin: &str, kind: PluginKind, path: &Path) -> Result<Opened, HostError> {
         let refuse = |reason: String| HostError::PluginLoad { plugin: plugin.into(), path: path.into(), reason };
         let bytes = std::fs::read(path).map_err(|e| refuse(format!("cannot read the artifact: {e}")))?;
         let sha256 = hex(&Sha256::digest(&bytes));
-        if let Some(library) = self.by_hash.get(&sha256) {
+        if let Some(library) = self.by_hash.get(&sha256).filter(|code| code.kind() == kind) {
             return Ok(Opened { library: library.with_path(path), sha256 });
+        }
+        if kind == PluginKind::Wasm {
+            let component = WasmComponent::compile(path, &bytes, &sha256).map_err(refuse)?;
+            let library = Code::Wasm(component);
+            self.by_hash.insert(sha256.clone(), library.clone());
+            tracing::debug!(plugin, path = %path.display(), sha256, "component compiled");
+            return Ok(Opened { library, sha256 });
         }
         let copy = private_copy(&bytes, &sha256).map_err(|e| refuse(format!("cannot stage a private copy: {e}")))?;
         let loaded = NativeLibrary::load(plugin, &copy);
@@ -52,7 +108,7 @@ impl LibraryCache {
             HostError::PluginLoad { reason, .. } => refuse(reason),
             other => other,
         })?;
-        let library = library.with_path(path);
+        let library = Code::Native(library.with_path(path));
         self.by_hash.insert(sha256.clone(), library.clone());
         tracing::debug!(plugin, path = %path.display(), sha256, "library loaded");
         Ok(Opened { library, sha256 })

@@ -1,13 +1,15 @@
 //! The executor trait: how the pipeline calls a plugin, whatever its kind.
 //!
-//! Each runtime (native today; WASM and Python are siblings behind the same
-//! trait) turns the four request phases into [`Outcome`]s. A native call is
-//! synchronous and comes back [`Outcome::Ready`] with no allocation; a runtime
-//! that must await (a WASM epoch, a Python event loop) returns
-//! [`Outcome::Pending`]. The pipeline never asks which kind it is talking to.
+//! Each runtime ([`native`], [`wasm`]; Python is the next sibling behind the
+//! same trait) turns the four request phases into [`Outcome`]s. A native call
+//! is synchronous and comes back [`Outcome::Ready`] with no allocation; a
+//! runtime that must await (a WASM instance yielding at an epoch, a Python
+//! event loop) returns [`Outcome::Pending`]. The pipeline never asks which
+//! kind it is talking to.
 
 pub mod artifact;
 pub mod native;
+pub mod wasm;
 
 use std::{future::Future, pin::Pin};
 
@@ -45,13 +47,15 @@ pub enum Fault {
     Panic(String),
     /// The plugin returned an error, or produced an invalid response.
     Error(String),
+    /// The plugin ran past its time limit (a WASM plugin's `limits.timeout`).
+    Timeout(String),
 }
 
 impl Fault {
     /// The fault's message.
     pub fn message(&self) -> &str {
         match self {
-            Fault::Panic(m) | Fault::Error(m) => m,
+            Fault::Panic(m) | Fault::Error(m) | Fault::Timeout(m) => m,
         }
     }
 }

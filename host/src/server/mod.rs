@@ -1,6 +1,7 @@
 //! The server: binds the listeners, accepts connections under the connection
-//! limit, initialises plugins (readiness flips when they are all live), and
-//! shuts down gracefully on SIGINT/SIGTERM within `limits.shutdown_timeout`.
+//! limit, starts the admin API ([`crate::admin`]), initialises plugins
+//! (readiness flips when they are all live), and shuts down gracefully on
+//! SIGINT/SIGTERM within `limits.shutdown_timeout`.
 
 mod conn;
 pub mod watchdog;
@@ -19,6 +20,7 @@ use tokio::{
 
 use crate::{
     access_log::AccessLog,
+    admin::AdminConfig,
     control::{ControlPlane, reload::{self, Plan}},
     error::HostError,
     manifest::{ListenSpec, Manifest},
@@ -28,9 +30,17 @@ use crate::{
     service::Shared,
 };
 
+/// How the host runs, beyond what the manifest says.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Reload the manifest and artifacts when they change on disk ([`crate::watch`]).
+    pub watch: bool,
+}
+
 /// Runs the host for `manifest` until a shutdown signal. Returns once every
 /// connection has finished (or the shutdown deadline passed).
-pub async fn run(manifest: Manifest, access_log: Option<AccessLog>) -> Result<(), HostError> {
+pub async fn run(manifest: Manifest, access_log: Option<AccessLog>, options: RunOptions) -> Result<(), HostError> {
+    let admin = AdminConfig::resolve(&manifest.admin)?;
     let mut libraries = LibraryCache::default();
     let registry = Registry::default();
     let plan = reload::plan(&manifest, &mut libraries, &registry)?;
@@ -45,6 +55,10 @@ pub async fn run(manifest: Manifest, access_log: Option<AccessLog>) -> Result<()
         let ctx = conn::ConnContext { shared: shared.clone(), builder: builder.clone(), shutdown: stop_rx.clone() };
         tokio::spawn(accept_loop(listener, ctx, connections.clone()));
     }
+    let admin = match admin {
+        Some(config) => Some(crate::admin::start(config, control.clone(), stop_rx.clone()).await?),
+        None => None,
+    };
     let init = {
         let control = control.clone();
         tokio::spawn(async move { control.start(plan).await })
@@ -58,9 +72,15 @@ pub async fn run(manifest: Manifest, access_log: Option<AccessLog>) -> Result<()
         _ = shutdown_signal() => tracing::info!("shutdown requested during start-up"),
     }
     if shared.ready.load(Ordering::Acquire) {
+        if options.watch {
+            tokio::spawn(crate::watch::run(control.clone(), stop_rx.clone()));
+        }
         shutdown_signal().await;
     }
     drain(stop_tx, &connections, permits, &shared).await;
+    if let Some(admin) = admin {
+        admin.abort();
+    }
     Ok(())
 }
 

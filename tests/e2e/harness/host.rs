@@ -1,4 +1,9 @@
 //! Starting and stopping the real `covet host` process.
+//!
+//! Every host gets `COVET_ADMIN_LISTEN=127.0.0.1:0` (so parallel hosts never
+//! collide on the admin API's default port) and no `COVET_ADMIN_TOKEN` from
+//! the test's own environment, unless the test sets or removes them; the
+//! admin address is read from the `admin listening on http://…` line.
 
 use std::{
     io::{BufRead, BufReader, Read},
@@ -16,6 +21,7 @@ pub struct Host {
     child: Child,
     /// Every address it printed, in listener order.
     pub addrs: Vec<SocketAddr>,
+    admin: Arc<Mutex<Option<SocketAddr>>>,
     logs: Arc<Mutex<String>>,
     dir: tempfile::TempDir,
 }
@@ -25,6 +31,7 @@ pub struct HostBuilder {
     manifest: String,
     listeners: usize,
     env: Vec<(String, String)>,
+    env_removed: Vec<String>,
     files: Vec<(String, Vec<u8>)>,
     cwd: Option<PathBuf>,
 }
@@ -44,6 +51,14 @@ impl HostBuilder {
     /// Sets an environment variable for the host process.
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Runs the host without environment variable `key` (e.g.
+    /// `COVET_ADMIN_LISTEN`, to use the manifest's `admin.listen`).
+    pub fn env_remove(mut self, key: &str) -> Self {
+        self.env.retain(|(k, _)| k != key);
+        self.env_removed.push(key.into());
         self
     }
 
@@ -73,8 +88,9 @@ impl HostBuilder {
         let mut child = cmd.spawn().expect("spawn covet");
         let logs = Arc::new(Mutex::new(String::new()));
         let _ = collect(child.stderr.take().expect("stderr"), logs.clone());
-        let addrs = read_addrs(&mut child, self.listeners, &logs);
-        Host { child, addrs, logs, dir }
+        let admin = Arc::new(Mutex::new(None));
+        let addrs = read_addrs(&mut child, self.listeners, &logs, admin.clone());
+        Host { child, addrs, admin, logs, dir }
     }
 
     /// Runs the host without talking to it and waits for it to exit on its
@@ -112,6 +128,10 @@ impl HostBuilder {
         let mut cmd = Command::new(covet_bin());
         cmd.arg(subcommand).arg("--plugins").arg(&manifest).current_dir(self.cwd.as_deref().unwrap_or(dir.path()));
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).env("COVET_LOG", "info");
+        cmd.env("COVET_ADMIN_LISTEN", "127.0.0.1:0").env_remove("COVET_ADMIN_TOKEN");
+        for key in &self.env_removed {
+            cmd.env_remove(key);
+        }
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -129,7 +149,9 @@ fn collect(stream: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> std:
     })
 }
 
-fn read_addrs(child: &mut Child, n: usize, logs: &Arc<Mutex<String>>) -> Vec<SocketAddr> {
+/// Reads the `listening on` lines of the first `n` listeners; a thread then
+/// reads on and records the `admin listening on` line in `admin`.
+fn read_addrs(child: &mut Child, n: usize, logs: &Arc<Mutex<String>>, admin: Arc<Mutex<Option<SocketAddr>>>) -> Vec<SocketAddr> {
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
     let mut addrs = Vec::new();
@@ -146,7 +168,13 @@ fn read_addrs(child: &mut Child, n: usize, logs: &Arc<Mutex<String>>) -> Vec<Soc
             }
         }
     }
-    std::thread::spawn(move || lines.for_each(drop));
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("admin listening on http://") {
+                *admin.lock().unwrap() = Some(addr.parse().expect("admin address"));
+            }
+        }
+    });
     addrs
 }
 
@@ -154,7 +182,7 @@ impl Host {
     /// A builder for a host serving `manifest` (YAML text; relative paths are
     /// relative to a fresh temp dir, so use absolute artifact paths).
     pub fn builder(manifest: impl Into<String>) -> HostBuilder {
-        HostBuilder { manifest: manifest.into(), listeners: 1, env: Vec::new(), files: Vec::new(), cwd: None }
+        HostBuilder { manifest: manifest.into(), listeners: 1, env: Vec::new(), env_removed: Vec::new(), files: Vec::new(), cwd: None }
     }
 
     /// Starts a host on `manifest` and waits until it is ready.
@@ -167,6 +195,19 @@ impl Host {
     /// The first listener's address.
     pub fn addr(&self) -> SocketAddr {
         self.addrs[0]
+    }
+
+    /// The admin API's address, from its `admin listening on` line (waits up
+    /// to 10 s for it; panics if the host never printed one).
+    pub fn admin_addr(&self) -> SocketAddr {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(addr) = *self.admin.lock().unwrap() {
+                return addr;
+            }
+            assert!(Instant::now() < deadline, "the host printed no `admin listening on` line; logs:\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// An HTTP/1.1 client for the first listener.

@@ -1,0 +1,209 @@
+//! `GET /metrics`: the host's counters in the Prometheus text format.
+//!
+//! Nothing here is on the request path. The request path only bumps the
+//! atomics of [`crate::metrics::RequestMetrics`] and of each plugin's
+//! [`PluginStats`]; a collector registered with `prometheus-client` reads
+//! them (and the histogram snapshots) when a scrape comes in.
+//!
+//! | metric | labels |
+//! |---|---|
+//! | `covet_requests_total` | `class` (`1xx` … `5xx`) |
+//! | `covet_request_duration_seconds` (histogram) | |
+//! | `covet_plugin_calls_total`, `_errors_total`, `_panics_total` | `plugin` |
+//! | `covet_plugin_call_duration_seconds` (histogram) | `plugin` |
+//! | `covet_plugin_swaps_total`, `covet_plugin_swap_failures_total` | `plugin` |
+//! | `covet_plugin_info` (gauge, 1) | `plugin`, `kind`, `version`, `sha256` of the live instance |
+//! | `covet_manifest_reloads_total` | `result` (`ok`, `failed`) |
+//!
+//! The encoder writes counter families the OpenMetrics way (`# TYPE
+//! covet_requests counter`, samples `covet_requests_total`); Prometheus'
+//! 0.0.4 parser reads that as usual. No `# EOF` and no `info` type are
+//! written, so the body is valid 0.0.4 text.
+
+use std::{
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering::Relaxed},
+    },
+};
+
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet},
+    metrics::{MetricType, counter::ConstCounter},
+    registry::Registry,
+};
+
+use crate::{
+    control::ControlPlane,
+    metrics::{Histogram, Snapshot},
+    registry::{PluginStats, Slot},
+};
+
+/// The content type of the exposition.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The metrics registry of one admin server.
+pub struct Exposition {
+    registry: Registry,
+}
+
+impl Exposition {
+    /// A registry whose collector reads `control`'s host at scrape time.
+    pub fn new(control: Arc<ControlPlane>) -> Exposition {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(HostCollector { control }));
+        Exposition { registry }
+    }
+
+    /// The text exposition, read now.
+    pub fn render(&self) -> String {
+        let mut text = String::with_capacity(16 * 1024);
+        if let Err(e) = prometheus_client::encoding::text::encode_registry(&mut text, &self.registry) {
+            tracing::warn!("cannot encode metrics: {e}");
+        }
+        text
+    }
+}
+
+/// Reads the host's atomics on every scrape.
+struct HostCollector {
+    control: Arc<ControlPlane>,
+}
+
+impl fmt::Debug for HostCollector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HostCollector")
+    }
+}
+
+/// `(help, the counter)` of one per-plugin counter family.
+type PluginCounter = (&'static str, &'static str, fn(&PluginStats) -> &AtomicU64);
+
+const PLUGIN_COUNTERS: [PluginCounter; 5] = [
+    ("covet_plugin_calls", "Phase calls of the plugin, across its instances.", |s| &s.calls),
+    ("covet_plugin_errors", "Phase calls that failed or returned an invalid response.", |s| &s.errors),
+    ("covet_plugin_panics", "Phase calls that panicked.", |s| &s.panics),
+    ("covet_plugin_swaps", "Instances made live by a swap or reload (not the first).", |s| &s.swaps),
+    ("covet_plugin_swap_failures", "Swaps or reloads of the plugin that were refused.", |s| &s.swap_failures),
+];
+
+impl Collector for HostCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        let shared = self.control.shared();
+        let requests = &shared.metrics;
+        let help = "Finished requests, by response status class.";
+        let mut family = encoder.encode_descriptor("covet_requests", help, None, MetricType::Counter)?;
+        for (i, count) in requests.by_class.iter().enumerate() {
+            let labels = [("class", format!("{}xx", i + 1))];
+            counter(count).encode(family.encode_family(&labels)?)?;
+        }
+        let help = "Request latency, from the head read to the response handed to hyper.";
+        let mut family = encoder.encode_descriptor("covet_request_duration_seconds", help, None, MetricType::Histogram)?;
+        observations(&mut family, &requests.latency)?;
+
+        let slots = shared.registry.all();
+        for (name, help, field) in PLUGIN_COUNTERS {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for slot in &slots {
+                counter(field(slot.stats())).encode(family.encode_family(&plugin_label(slot))?)?;
+            }
+        }
+        let help = "Time spent in the plugin per phase call.";
+        let mut family = encoder.encode_descriptor("covet_plugin_call_duration_seconds", help, None, MetricType::Histogram)?;
+        for slot in &slots {
+            observations(&mut family.encode_family(&plugin_label(slot))?, &slot.stats().latency)?;
+        }
+        plugin_info(&mut encoder, &slots)?;
+
+        let (ok, failed) = self.control.manifest_reloads();
+        let help = "Manifest reloads, by result.";
+        let mut family = encoder.encode_descriptor("covet_manifest_reloads", help, None, MetricType::Counter)?;
+        ConstCounter::new(ok).encode(family.encode_family(&[("result", "ok")])?)?;
+        ConstCounter::new(failed).encode(family.encode_family(&[("result", "failed")])?)?;
+        Ok(())
+    }
+}
+
+fn counter(value: &AtomicU64) -> ConstCounter<u64> {
+    ConstCounter::new(value.load(Relaxed))
+}
+
+fn plugin_label(slot: &Slot) -> [(&'static str, String); 1] {
+    [("plugin", slot.name().to_string())]
+}
+
+/// Writes one histogram's samples (`_sum`, `_count`, `_bucket`).
+fn observations(encoder: &mut MetricEncoder, histogram: &Histogram) -> fmt::Result {
+    let Snapshot { sum, count, buckets } = histogram.snapshot();
+    encoder.encode_histogram::<NoLabelSet>(sum, count, &per_bucket(&buckets), None)
+}
+
+/// Cumulative buckets back to per-bucket counts (the encoder sums them again).
+fn per_bucket(cumulative: &[(f64, u64)]) -> Vec<(f64, u64)> {
+    let mut previous = 0;
+    cumulative
+        .iter()
+        .map(|&(bound, total)| {
+            let count = total.saturating_sub(previous);
+            previous = total;
+            (bound, count)
+        })
+        .collect()
+}
+
+fn plugin_info(encoder: &mut DescriptorEncoder, slots: &[Arc<Slot>]) -> fmt::Result {
+    let help = "The live instance of each plugin (always 1).";
+    let mut family = encoder.encode_descriptor("covet_plugin_info", help, None, MetricType::Gauge)?;
+    for slot in slots {
+        let Some(instance) = slot.load() else { continue };
+        let info = instance.executor.info();
+        let labels = [
+            ("plugin", slot.name().to_string()),
+            ("kind", info.kind.to_string()),
+            ("version", info.version.clone()),
+            ("sha256", instance.provenance.sha256.clone()),
+        ];
+        family.encode_family(&labels)?.encode_gauge(&1i64)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cumulative_buckets_become_per_bucket_counts() {
+        let buckets = [(0.1, 2), (1.0, 2), (f64::INFINITY, 5)];
+        assert_eq!(per_bucket(&buckets), vec![(0.1, 2), (1.0, 0), (f64::INFINITY, 3)]);
+    }
+
+    #[test]
+    fn a_histogram_renders_cumulative_prometheus_buckets() {
+        let latency = Histogram::default();
+        latency.observe(std::time::Duration::from_micros(5));
+        latency.observe(std::time::Duration::from_millis(3));
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(OneHistogram(latency)));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode_registry(&mut text, &registry).unwrap();
+        assert!(text.contains("# TYPE covet_test_seconds histogram\n"), "{text}");
+        assert!(text.contains("covet_test_seconds_count{plugin=\"p\"} 2\n"), "{text}");
+        assert!(text.contains("covet_test_seconds_bucket{le=\"0.00001\",plugin=\"p\"} 1\n"), "{text}");
+        assert!(text.contains("covet_test_seconds_bucket{le=\"0.005\",plugin=\"p\"} 2\n"), "{text}");
+        assert!(text.contains("covet_test_seconds_bucket{le=\"+Inf\",plugin=\"p\"} 2\n"), "{text}");
+        assert!(!text.contains("# EOF"), "0.0.4 text has no EOF marker");
+    }
+
+    #[derive(Debug)]
+    struct OneHistogram(Histogram);
+
+    impl Collector for OneHistogram {
+        fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+            let mut family = encoder.encode_descriptor("covet_test_seconds", "test", None, MetricType::Histogram)?;
+            observations(&mut family.encode_family(&[("plugin", "p")])?, &self.0)
+        }
+    }
+}

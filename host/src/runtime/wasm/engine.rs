@@ -1,0 +1,89 @@
+//! The one wasmtime [`Engine`] every WASM plugin shares, the thread that
+//! ticks its epoch, and the [`Linker`] every component is linked against.
+//!
+//! - **Pooling allocator**: instance slots, linear memories and async stacks
+//!   are reserved once and recycled (copy-on-write memory images), which is
+//!   what makes a fresh instance per call cost microseconds.
+//! - **Epochs** bound time: a thread bumps the epoch every [`TICK`]; a call
+//!   that is still running at a tick yields to tokio, and fails once past its
+//!   plugin's deadline (see `sandbox`).
+//! - **Fuel** metering is compiled in so that any plugin *may* set a fuel
+//!   limit; plugins without one run with unlimited fuel.
+//! - The **linker** holds WASI 0.2 (`wasmtime_wasi::p2`), `wasi:http`
+//!   (`wasmtime_wasi_http::p2`) and covet's own `covet:plugin/types`. What
+//!   each plugin can actually reach is decided per store by its capabilities.
+
+use std::{sync::OnceLock, time::Duration};
+
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
+    component::{HasSelf, Linker},
+};
+
+use super::{bindings, sandbox::Ctx};
+use crate::manifest::WasmLimits;
+
+/// How often the epoch advances: the granularity of time limits, and how
+/// often a long-running call yields its thread.
+pub const TICK: Duration = Duration::from_millis(1);
+
+/// Instance slots in the pool: the most WASM instances alive at once
+/// (every call in flight holds one; reused plugins keep a few idle).
+const POOL_INSTANCES: u32 = 1000;
+
+/// The engine and linker, made on first use.
+pub struct Runtime {
+    /// The shared engine.
+    pub engine: Engine,
+    /// WASI, wasi:http and covet:plugin/types.
+    pub linker: Linker<Ctx>,
+}
+
+/// The process's WASM runtime (made, and its ticker started, on first use).
+pub fn runtime() -> Result<&'static Runtime, String> {
+    static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+    RUNTIME.get_or_init(|| build().map_err(|e| format!("cannot start the WASM runtime: {e:#}"))).as_ref().map_err(Clone::clone)
+}
+
+fn build() -> wasmtime::Result<Runtime> {
+    let engine = Engine::new(&config())?;
+    let mut linker = Linker::new(&engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    bindings::Plugin::add_to_linker::<_, HasSelf<Ctx>>(&mut linker, |ctx| ctx)?;
+    start_ticker(engine.clone());
+    Ok(Runtime { engine, linker })
+}
+
+fn config() -> Config {
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(POOL_INSTANCES)
+        .total_core_instances(POOL_INSTANCES * 8)
+        .total_memories(POOL_INSTANCES * 2)
+        .total_tables(POOL_INSTANCES * 8)
+        .total_stacks(POOL_INSTANCES)
+        .max_memory_size(WasmLimits::MAX_MEMORY as usize)
+        // Keep the first pages of a recycled memory mapped instead of
+        // faulting them in again on the next instance.
+        .linear_memory_keep_resident(64 << 10);
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .consume_fuel(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    config
+}
+
+/// Advances the engine's epoch every [`TICK`], for the life of the process.
+fn start_ticker(engine: Engine) {
+    let spawned = std::thread::Builder::new().name("covet-wasm-epoch".into()).spawn(move || {
+        loop {
+            std::thread::sleep(TICK);
+            engine.increment_epoch();
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the WASM epoch thread ({e}); WASM time limits will not be enforced");
+    }
+}

@@ -1,0 +1,258 @@
+//! One live covet:plugin component: each phase call takes an instance
+//! (fresh, or an idle one when the plugin opted into reuse), lends it the
+//! request — and the response for `on-response` — calls the phase under the
+//! plugin's time limit, and takes them back.
+//!
+//! The request is moved into the store for the call, not copied: host
+//! functions read and edit it in place. It is moved back when the call
+//! ends, also when the time limit cuts the call short.
+
+use std::{
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use wasmtime::{Store, Trap, component::Resource};
+
+use super::{
+    bindings::{Flow, Plugin, PluginPre, Response},
+    new_store,
+    sandbox::{Ctx, Sandbox, Timeout},
+};
+use crate::{
+    exchange::{Exchange, HostResponse},
+    manifest::InstanceMode,
+    metadata::Metadata,
+    runtime::{Decision, Executor, Fault, Outcome, PluginInfo},
+};
+
+/// Idle instances a reused plugin keeps at most.
+const MAX_IDLE: usize = 32;
+
+/// A covet:plugin component, ready to serve calls.
+pub struct WasmExecutor {
+    info: PluginInfo,
+    pre: PluginPre<Ctx>,
+    sandbox: Sandbox,
+    config: String,
+    /// Idle instances, when the manifest opted into reuse.
+    idle: Option<Mutex<Vec<Live>>>,
+}
+
+/// An instance and its store.
+struct Live {
+    store: Store<Ctx>,
+    plugin: Plugin,
+}
+
+impl Live {
+    /// Takes back what was lent to the store.
+    fn restore(&mut self, ex: &mut Exchange, resp: Option<&mut HostResponse>) {
+        let data = self.store.data_mut();
+        if let Some(lent) = data.exchange.take() {
+            *ex = lent;
+        }
+        if let (Some(resp), Some(lent)) = (resp, data.response.take()) {
+            *resp = lent;
+        }
+    }
+}
+
+/// Which phase a call runs.
+#[derive(Clone, Copy)]
+enum Phase {
+    OnRequest,
+    Handle,
+    OnResponse,
+}
+
+/// What a phase returned.
+enum Returned {
+    Flow(Flow),
+    Response(Response),
+    Done,
+}
+
+impl WasmExecutor {
+    /// An executor for one manifest entry.
+    pub fn new(info: PluginInfo, pre: PluginPre<Ctx>, sandbox: Sandbox, config: String, mode: InstanceMode) -> WasmExecutor {
+        let idle = (mode == InstanceMode::Reused).then(|| Mutex::new(Vec::new()));
+        WasmExecutor { info, pre, sandbox, config, idle }
+    }
+
+    /// Makes one instance and runs `init` on the config (at load and swap):
+    /// the error is what the plugin said.
+    pub async fn check_init(&self) -> Result<(), String> {
+        let deadline = Instant::now() + self.sandbox.limits().timeout;
+        let live = tokio::time::timeout_at(deadline.into(), self.instantiate(deadline)).await;
+        let live = live.map_err(|_| self.timed_out().message().to_owned())?.map_err(|f| f.message().to_owned())?;
+        self.check_in(live);
+        Ok(())
+    }
+
+    /// An instance with `init` done: an idle one, or a new one.
+    async fn check_out(&self, deadline: Instant) -> Result<Live, Fault> {
+        let reused = self.idle.as_ref().and_then(|idle| idle.lock().unwrap_or_else(|e| e.into_inner()).pop());
+        match reused {
+            Some(mut live) => {
+                self.sandbox.arm(&mut live.store, deadline);
+                Ok(live)
+            }
+            None => self.instantiate(deadline).await,
+        }
+    }
+
+    /// Keeps `live` for a later call when instances are reused.
+    fn check_in(&self, live: Live) {
+        if let Some(idle) = &self.idle {
+            let mut idle = idle.lock().unwrap_or_else(|e| e.into_inner());
+            if idle.len() < MAX_IDLE {
+                idle.push(live);
+            }
+        }
+    }
+
+    async fn instantiate(&self, deadline: Instant) -> Result<Live, Fault> {
+        let mut store = new_store(&self.sandbox, self.pre.engine())?;
+        self.sandbox.arm(&mut store, deadline);
+        let plugin = match self.pre.instantiate_async(&mut store).await {
+            Ok(plugin) => plugin,
+            Err(e) => return Err(self.classify(e, &store, "instantiation failed")),
+        };
+        let init = plugin.covet_plugin_guest().call_init(&mut store, &self.config, &self.info.name).await;
+        match init {
+            Ok(Ok(())) => Ok(Live { store, plugin }),
+            Ok(Err(refusal)) => Err(Fault::Error(format!("init refused its config: {refusal}"))),
+            Err(e) => Err(self.classify(e, &store, "init failed")),
+        }
+    }
+
+    /// Runs `phase` under the time limit; `ex` (and `resp`) are back in
+    /// place when it returns, whatever happened.
+    async fn run(&self, ex: &mut Exchange, mut resp: Option<&mut HostResponse>, phase: Phase) -> Result<Returned, Fault> {
+        let deadline = Instant::now() + self.sandbox.limits().timeout;
+        let mut slot = None;
+        let attempt = self.attempt(&mut slot, ex, resp.as_deref_mut(), phase, deadline);
+        let result = match tokio::time::timeout_at(deadline.into(), attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(self.timed_out()),
+        };
+        if let Some(mut live) = slot {
+            live.restore(ex, resp);
+            if result.is_ok() {
+                self.check_in(live);
+            }
+        }
+        result
+    }
+
+    async fn attempt(
+        &self,
+        slot: &mut Option<Live>,
+        ex: &mut Exchange,
+        resp: Option<&mut HostResponse>,
+        phase: Phase,
+        deadline: Instant,
+    ) -> Result<Returned, Fault> {
+        let live = slot.insert(self.check_out(deadline).await?);
+        let data = live.store.data_mut();
+        data.exchange = Some(lend(ex));
+        if let Some(resp) = resp {
+            data.response = Some(std::mem::replace(resp, HostResponse::new(StatusCode::OK)));
+        }
+        let guest = live.plugin.covet_plugin_guest();
+        let store = &mut live.store;
+        let req = Resource::new_borrow(0);
+        let called = match phase {
+            Phase::OnRequest => guest.call_on_request(&mut *store, req).await.map(Returned::Flow),
+            Phase::Handle => guest.call_handle(&mut *store, req).await.map(Returned::Response),
+            Phase::OnResponse => guest.call_on_response(&mut *store, req, Resource::new_borrow(0)).await.map(|()| Returned::Done),
+        };
+        called.map_err(|e| self.classify(e, store, "trapped"))
+    }
+
+    fn timed_out(&self) -> Fault {
+        Fault::Timeout(format!("ran past its time limit of {}", ms(self.sandbox.limits().timeout)))
+    }
+
+    /// Names what went wrong in a failed call.
+    fn classify(&self, err: wasmtime::Error, store: &Store<Ctx>, what: &str) -> Fault {
+        classify(err, store.data(), self.sandbox.limits(), what)
+    }
+}
+
+/// Names what went wrong in a failed call of a store's instance.
+pub fn classify(err: wasmtime::Error, ctx: &Ctx, limits: &crate::manifest::WasmLimits, what: &str) -> Fault {
+    let trap = err.downcast_ref::<Trap>().copied();
+    if err.downcast_ref::<Timeout>().is_some() || trap == Some(Trap::Interrupt) {
+        return Fault::Timeout(format!("ran past its time limit of {}", ms(limits.timeout)));
+    }
+    if trap == Some(Trap::OutOfFuel) {
+        return Fault::Panic(format!("ran out of fuel ({} per call)", limits.fuel.unwrap_or(u64::MAX)));
+    }
+    if ctx.memory_exhausted() {
+        return Fault::Panic(format!("ran out of memory (limit {} bytes): {err:#}", limits.memory));
+    }
+    match trap {
+        Some(_) => Fault::Panic(format!("{what}: {err:#}")),
+        None => Fault::Error(format!("{what}: {err:#}")),
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{} ms", d.as_millis())
+}
+
+/// Moves the request out of `ex`, leaving a cheap stand-in.
+fn lend(ex: &mut Exchange) -> Exchange {
+    let stand_in = Exchange {
+        method: Method::GET,
+        uri: Uri::default(),
+        version: ex.version,
+        headers: HeaderMap::new(),
+        client: ex.client.clone(),
+        route: ex.route.clone(),
+        params: Vec::new(),
+        body: Bytes::new(),
+        metadata: Metadata::default(),
+        request_id: HeaderValue::from_static(""),
+    };
+    std::mem::replace(ex, stand_in)
+}
+
+impl Executor for WasmExecutor {
+    fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    fn on_request<'a>(&'a self, ex: &'a mut Exchange) -> Outcome<'a, Decision> {
+        Outcome::Pending(Box::pin(async move {
+            match self.run(ex, None, Phase::OnRequest).await? {
+                Returned::Flow(Flow::Continue) => Ok(Decision::Continue),
+                Returned::Flow(Flow::Respond(resp)) => resp.into_host().map(Decision::Respond).map_err(Fault::Error),
+                _ => Err(Fault::Error("on-request returned no flow".into())),
+            }
+        }))
+    }
+
+    fn handle<'a>(&'a self, ex: &'a mut Exchange) -> Outcome<'a, HostResponse> {
+        Outcome::Pending(Box::pin(async move {
+            match self.run(ex, None, Phase::Handle).await? {
+                Returned::Response(resp) => resp.into_host().map_err(Fault::Error),
+                _ => Err(Fault::Error("handle returned no response".into())),
+            }
+        }))
+    }
+
+    fn on_response<'a>(&'a self, ex: &'a mut Exchange, resp: &'a mut HostResponse) -> Outcome<'a, ()> {
+        Outcome::Pending(Box::pin(async move { self.run(ex, Some(resp), Phase::OnResponse).await.map(drop) }))
+    }
+
+    fn shutdown(&self) {
+        if let Some(idle) = &self.idle {
+            idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! A plugin's sandbox: the [`Store`] every call runs in, made from the
+//! manifest's limits and capabilities.
+//!
+//! - **Memory**: [`StoreLimits`] caps each linear memory; a refused growth is
+//!   remembered so a trap that follows is reported as "out of memory".
+//! - **Time**: the store's epoch deadline is one tick ahead; at every tick
+//!   the callback yields to tokio, or fails the call once it is past its
+//!   deadline ([`Timeout`]).
+//! - **Fuel**: the plugin's `fuel` per call, or unlimited.
+//! - **Capabilities**: only the granted environment variables and
+//!   preopened directories exist in the WASI context; outbound HTTP goes
+//!   through [`Outbound`], which refuses hosts not on the list; stdout and
+//!   stderr go to the host log when granted, and nowhere otherwise.
+
+use std::{fmt, sync::Arc, time::Instant};
+
+use wasmtime::{Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline, component::ResourceTable};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+use super::stdio::LogStream;
+use crate::{
+    exchange::{Exchange, HostResponse},
+    manifest::{DirGrant, WasmLimits, WasmSettings},
+};
+
+/// The data of a plugin's store: WASI state, limits, and the request and
+/// response lent to the guest for the current call.
+pub struct Ctx {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    outbound: Outbound,
+    limiter: Limiter,
+    deadline: Instant,
+    /// The request, while a phase call runs.
+    pub exchange: Option<Exchange>,
+    /// The outgoing response, while `on-response` runs.
+    pub response: Option<HostResponse>,
+}
+
+impl Ctx {
+    /// Whether a memory growth was refused since the store was armed.
+    pub fn memory_exhausted(&self) -> bool {
+        self.limiter.refused
+    }
+}
+
+impl WasiView for Ctx {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for Ctx {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.outbound }
+    }
+}
+
+/// The error a call fails with when it runs past its deadline.
+#[derive(Debug)]
+pub struct Timeout;
+
+impl fmt::Display for Timeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the call ran past its time limit")
+    }
+}
+
+impl std::error::Error for Timeout {}
+
+/// [`StoreLimits`], remembering whether it refused a growth.
+struct Limiter {
+    limits: StoreLimits,
+    refused: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        self.refused |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+}
+
+/// Outbound HTTP: allowed only to the listed hosts.
+struct Outbound {
+    allowed: Arc<[String]>,
+}
+
+impl Outbound {
+    /// `host` entries allow any port; `host:port` entries that port only
+    /// (the scheme's default port when the URI has none).
+    fn allows(&self, uri: &http::Uri) -> bool {
+        let Some(authority) = uri.authority() else { return false };
+        let host = authority.host().to_ascii_lowercase();
+        let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let with_port = format!("{host}:{port}");
+        self.allowed.iter().any(|a| *a == host || *a == with_port)
+    }
+}
+
+type SendResult = wasmtime_wasi_http::Result<(
+    http::Response<wasmtime_wasi_http::WasiBody>,
+    Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+)>;
+
+impl WasiHttpHooks for Outbound {
+    fn send_request(
+        &mut self,
+        request: http::Request<wasmtime_wasi_http::WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<dyn Future<Output = SendResult> + Send> {
+        drop(fut);
+        if !self.allows(request.uri()) {
+            tracing::warn!(uri = %request.uri(), "outbound request denied: the host is not in capabilities.outbound_http");
+            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+        }
+        Box::new(async move {
+            use http_body_util::BodyExt;
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            let io: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send> = Box::new(io);
+            Ok((response.map(BodyExt::boxed_unsync), io))
+        })
+    }
+}
+
+/// What a plugin may use, resolved once at load; makes its stores.
+pub struct Sandbox {
+    plugin: Arc<str>,
+    limits: WasmLimits,
+    env: Vec<(String, String)>,
+    dirs: Vec<DirGrant>,
+    outbound: Arc<[String]>,
+    stdio: bool,
+}
+
+impl Sandbox {
+    /// The sandbox of plugin `plugin`; granted environment variables are
+    /// read from the host's environment now (absent ones stay absent).
+    pub fn new(plugin: &str, settings: &WasmSettings) -> Sandbox {
+        let caps = &settings.capabilities;
+        let env = caps.env.iter().filter_map(|name| Some((name.clone(), std::env::var(name).ok()?))).collect();
+        Sandbox {
+            plugin: Arc::from(plugin),
+            limits: settings.limits.clone(),
+            env,
+            dirs: caps.dirs.clone(),
+            outbound: caps.outbound_http.iter().cloned().collect(),
+            stdio: caps.stdio,
+        }
+    }
+
+    /// The plugin's limits.
+    pub fn limits(&self) -> &WasmLimits {
+        &self.limits
+    }
+
+    /// A new store for one instance; call [`Sandbox::arm`] before each call.
+    pub fn store(&self, engine: &Engine) -> Result<Store<Ctx>, String> {
+        let ctx = Ctx {
+            wasi: self.wasi()?,
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            outbound: Outbound { allowed: self.outbound.clone() },
+            limiter: Limiter { limits: StoreLimitsBuilder::new().memory_size(self.limits.memory as usize).build(), refused: false },
+            deadline: Instant::now() + self.limits.timeout,
+            exchange: None,
+            response: None,
+        };
+        let mut store = Store::new(engine, ctx);
+        store.limiter(|ctx| &mut ctx.limiter);
+        store.epoch_deadline_callback(|ctx| match Instant::now() >= ctx.data().deadline {
+            true => Err(wasmtime::Error::new(Timeout)),
+            false => Ok(UpdateDeadline::Yield(1)),
+        });
+        self.arm(&mut store, Instant::now() + self.limits.timeout);
+        Ok(store)
+    }
+
+    /// Resets the time and fuel budgets of `store` for a call that must end by `deadline`.
+    pub fn arm(&self, store: &mut Store<Ctx>, deadline: Instant) {
+        store.data_mut().deadline = deadline;
+        store.data_mut().limiter.refused = false;
+        store.set_epoch_deadline(1);
+        // Fuel metering is always compiled in; a store starts with none.
+        let _ = store.set_fuel(self.limits.fuel.unwrap_or(u64::MAX));
+    }
+
+    fn wasi(&self) -> Result<WasiCtx, String> {
+        let mut builder = WasiCtxBuilder::new();
+        builder.envs(&self.env);
+        for dir in &self.dirs {
+            let perms = if dir.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+            builder
+                .preopened_dir(&dir.host, &dir.guest, perms)
+                .map_err(|e| format!("cannot open {} for the plugin: {e}", dir.host.display()))?;
+        }
+        if self.stdio {
+            builder.stdout(LogStream::stdout(&self.plugin)).stderr(LogStream::stderr(&self.plugin));
+        }
+        Ok(builder.build())
+    }
+}

@@ -1,0 +1,117 @@
+//! WASM and native plugins in one chain: the pipeline cannot tell them
+//! apart, metadata and header edits flow across kinds in both directions,
+//! and a WASM plugin's memory does not survive from one request to the next
+//! unless the manifest asks for reused instances.
+
+use covet_e2e::Reply;
+use http::Method;
+use serde_json::json;
+
+use super::Gateway;
+use crate::common::assert_problem;
+
+/// native tag → WASM A/B tagger → WASM probe echoing what it saw.
+fn mixed_chain() -> Gateway {
+    Gateway::new()
+        .native("native", "covet-test-plugin", json!({ "label": "n", "metadata": { "jwt.sub": "alice" } }))
+        .wasm("ab", "ab_tagger", json!({ "variants": { "a": 1, "b": 1 } }))
+        .wasm("echo", "covet_wasm_probe", json!({ "metadata_keys": ["ab.variant", "test.seen", "jwt.sub"] }))
+        .route("/mixed", &["native", "ab"], "echo")
+}
+
+fn variant_of(reply: &Reply) -> String {
+    let echoed = reply.json();
+    let variant = echoed["metadata"]["ab.variant"].as_str().expect("the handler saw ab.variant").to_string();
+    assert_eq!(echoed["headers"]["x-ab-variant"], variant, "the handler saw the filter's header: {echoed}");
+    variant
+}
+
+#[tokio::test]
+async fn native_filter_then_wasm_filter_then_wasm_handler_share_one_request() {
+    let host = mixed_chain().start().await;
+    let reply = host.http1().get("/mixed").await.expect("response");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let echoed = reply.json();
+    assert_eq!(echoed["metadata"]["test.seen"], "n", "the WASM handler read the native filter's metadata: {echoed}");
+    assert_eq!(echoed["metadata"]["jwt.sub"], "alice");
+    let variant = variant_of(&reply);
+    assert!(["a", "b"].contains(&variant.as_str()), "{variant}");
+
+    assert_eq!(reply.header("x-ab-variant"), Some(variant.as_str()), "the WASM filter's on-response ran");
+    let cookie = reply.header("set-cookie").expect("a new visitor gets the cookie");
+    assert!(cookie.starts_with(&format!("ab={variant};")), "{cookie}");
+    assert_eq!(reply.header("x-test-label"), Some("n"), "the native filter's on_response ran after the WASM one");
+}
+
+#[tokio::test]
+async fn a_returning_visitor_keeps_the_variant_of_the_cookie() {
+    let host = mixed_chain().start().await;
+    for variant in ["a", "b"] {
+        let cookie = format!("theme=dark; ab={variant}");
+        let reply = host.http1().send(Method::GET, "/mixed", &[("cookie", &cookie)], "").await.expect("response");
+        assert_eq!(variant_of(&reply), variant);
+        assert_eq!(reply.header("set-cookie"), None, "no new cookie for a known variant");
+    }
+}
+
+#[tokio::test]
+async fn a_wasm_filter_feeds_a_native_handler() {
+    let host = Gateway::new()
+        .wasm("ab", "ab_tagger", json!(null))
+        .native("echo", "covet-test-plugin", json!({ "label": "native-echo" }))
+        .route("/native", &["ab"], "echo")
+        .start()
+        .await;
+    let reply = host.http2().get("/native").await.expect("response over h2c");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let echoed = reply.json();
+    let variant = echoed["headers"]["x-ab-variant"].as_str().expect("the native handler saw the WASM filter's header");
+    assert_eq!(reply.header("x-ab-variant"), Some(variant));
+    assert_eq!(echoed["label"], "native-echo");
+}
+
+#[tokio::test]
+async fn json_transform_reshapes_the_body_with_metadata_from_a_filter() {
+    let config = json!({
+        "rename": { "userName": "user" },
+        "drop": ["password"],
+        "set": { "variant": "{ab.variant}", "missing": "{no.such.key}" },
+        "wrap": "data",
+    });
+    let host = Gateway::new()
+        .wasm("ab", "ab_tagger", json!(null))
+        .wasm("reshape", "json_transform", config)
+        .route("/users", &["ab"], "reshape")
+        .start()
+        .await;
+    let client = host.http1();
+    let body = json!({ "userName": "ada", "password": "hunter2", "age": 36 }).to_string();
+    let cookie = [("cookie", "ab=b"), ("content-type", "application/json")];
+    let reply = client.send(Method::POST, "/users", &cookie, body).await.expect("response");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json(), json!({ "data": { "user": "ada", "age": 36, "variant": "b" } }));
+
+    let bad = client.send(Method::POST, "/users", &[], "not json").await.expect("response");
+    let error = assert_problem(&bad, 400, "BAD_REQUEST");
+    assert_eq!(error["details"]["expected"], "a JSON object");
+}
+
+#[tokio::test]
+async fn instances_are_fresh_per_call_unless_the_manifest_opts_into_reuse() {
+    let host = Gateway::new()
+        .wasm("fresh", "covet_wasm_probe", json!({ "probe": "count" }))
+        .wasm_with("kept", "covet_wasm_probe", json!({ "probe": "count" }), json!({ "instances": "reused" }))
+        .route("/fresh", &[], "fresh")
+        .route("/kept", &[], "kept")
+        .start()
+        .await;
+    let client = host.http1();
+    let mut fresh = Vec::new();
+    let mut kept = Vec::new();
+    for _ in 0..3 {
+        fresh.push(client.get("/fresh").await.expect("response").json()["value"].clone());
+        kept.push(client.get("/kept").await.expect("response").json()["value"].clone());
+    }
+    assert_eq!(fresh, [json!(1), json!(1), json!(1)], "a fresh instance never sees an earlier request");
+    assert_eq!(kept, [json!(1), json!(2), json!(3)], "a reused instance keeps its memory (sequential requests, one idle instance)");
+}
