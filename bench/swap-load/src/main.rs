@@ -70,8 +70,10 @@ fn args() -> Args {
 /// What the load workers saw.
 #[derive(Default)]
 struct Tally {
-    /// Latencies in µs of the phase in progress.
-    latencies: Mutex<Vec<u32>>,
+    /// The phase in progress: 0 warm-up, 1 steady, 2 swapping.
+    phase: AtomicUsize,
+    /// Latencies in µs, by phase.
+    latencies: Mutex<[Vec<u32>; 3]>,
     non_200: AtomicU64,
     conn_errors: AtomicU64,
     bad_stamps: AtomicU64,
@@ -92,7 +94,7 @@ async fn connect(addr: SocketAddr) -> Option<hyper::client::conn::http1::SendReq
 }
 
 async fn worker(addr: SocketAddr, path: Arc<str>, stop: Arc<AtomicBool>, tally: Arc<Tally>) {
-    let mut local = Vec::with_capacity(1 << 16);
+    let mut local: [Vec<u32>; 3] = Default::default();
     let mut sender = None;
     while !stop.load(Ordering::Relaxed) {
         let Some(s) = sender.as_mut() else {
@@ -120,7 +122,8 @@ async fn worker(addr: SocketAddr, path: Arc<str>, stop: Arc<AtomicBool>, tally: 
             sender = None;
             continue;
         }
-        local.push(u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX));
+        let micros = u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX);
+        local[tally.phase.load(Ordering::Relaxed)].push(micros);
         if parts.status != 200 {
             tally.non_200.fetch_add(1, Ordering::Relaxed);
         }
@@ -141,11 +144,11 @@ async fn worker(addr: SocketAddr, path: Arc<str>, stop: Arc<AtomicBool>, tally: 
                 *flag = true;
             }
         }
-        if local.len() >= 4096 {
-            tally.latencies.lock().unwrap().append(&mut local);
-        }
     }
-    tally.latencies.lock().unwrap().append(&mut local);
+    let mut all = tally.latencies.lock().unwrap();
+    for (phase, latencies) in local.iter_mut().enumerate() {
+        all[phase].append(latencies);
+    }
 }
 
 fn percentiles(mut v: Vec<u32>) -> serde_json::Value {
@@ -189,10 +192,10 @@ async fn main() {
         (0..args.conns).map(|_| tokio::spawn(worker(args.target, path.clone(), stop.clone(), tally.clone()))).collect();
 
     tokio::time::sleep(Duration::from_secs(1)).await; // warm-up
-    tally.latencies.lock().unwrap().clear();
+    tally.phase.store(1, Ordering::Relaxed);
     let steady_started = Instant::now();
     tokio::time::sleep(args.steady).await;
-    let steady = std::mem::take(&mut *tally.latencies.lock().unwrap());
+    tally.phase.store(2, Ordering::Relaxed);
     let steady_secs = steady_started.elapsed().as_secs_f64();
 
     let swapping_started = Instant::now();
@@ -207,15 +210,12 @@ async fn main() {
         tally.epoch.store(i + 1, Ordering::Release);
         tokio::time::sleep(args.gap).await;
     }
-    let swapping = std::mem::take(&mut *tally.latencies.lock().unwrap());
     let swapping_secs = swapping_started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     for w in workers {
         let _ = w.await;
     }
-    let mut remainder = std::mem::take(&mut *tally.latencies.lock().unwrap());
-    let mut swapping = swapping;
-    swapping.append(&mut remainder);
+    let [_, steady, swapping] = std::mem::take(&mut *tally.latencies.lock().unwrap());
 
     swap_ms.sort_by(f64::total_cmp);
     let at = |q: f64| swap_ms.get(((swap_ms.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);

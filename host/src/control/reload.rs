@@ -15,10 +15,10 @@ use super::{ControlPlane, Event, EventKind, State, retire};
 use crate::{
     error::HostError,
     loader::{self, Loaded},
-    manifest::{Manifest, PluginSpec},
+    manifest::{Manifest, PluginKind, PluginSpec},
     registry::{Instance, PluginStats, Registry, Slot},
     routes::RouteTable,
-    runtime::artifact::{LibraryCache, sha256_of},
+    runtime::artifact::LibraryCache,
 };
 
 /// What applying a manifest will do; nothing is live until it is applied.
@@ -67,14 +67,12 @@ pub struct ReloadCounters {
 /// Loads what `manifest` needs that is not live in `registry` and builds its
 /// route table. Fails with file:line:column diagnostics; changes nothing.
 pub fn plan(manifest: &Manifest, libraries: &mut LibraryCache, registry: &Registry) -> Result<Plan, HostError> {
-    let live = |spec: &PluginSpec| -> Option<Arc<Instance>> {
-        let instance = registry.get(&spec.name)?.load()?;
-        let p = &instance.provenance;
-        let same = p.path == spec.path && p.config == spec.config && p.wasm == spec.wasm;
-        (same && sha256_of(&spec.path).is_ok_and(|sha| sha == p.sha256)).then_some(instance)
-    };
-    let kept: HashMap<String, Arc<Instance>> =
-        manifest.plugins.iter().filter_map(|s| live(s).map(|i| (s.name.clone(), i))).collect();
+    let mut kept: HashMap<String, Arc<Instance>> = HashMap::new();
+    for spec in &manifest.plugins {
+        if let Some(instance) = unchanged(spec, libraries, registry) {
+            kept.insert(spec.name.clone(), instance);
+        }
+    }
     let fresh = loader::open_all(
         manifest,
         libraries,
@@ -91,6 +89,19 @@ pub fn plan(manifest: &Manifest, libraries: &mut LibraryCache, registry: &Regist
     let mut unchanged: Vec<String> = kept.into_keys().collect();
     unchanged.sort();
     Ok(Plan { manifest: manifest.clone(), fresh, slots, unchanged, removed, table: Arc::new(table) })
+}
+
+/// The live instance of `spec`'s name if it runs exactly `spec`: same kind,
+/// path, config and WASM sandbox, and an artifact whose content has not changed.
+fn unchanged(spec: &PluginSpec, libraries: &mut LibraryCache, registry: &Registry) -> Option<Arc<Instance>> {
+    let instance = registry.get(&spec.name)?.load()?;
+    let p = &instance.provenance;
+    let kind = match spec.kind {
+        PluginKind::Native => "native",
+        PluginKind::Wasm => "wasm",
+    };
+    let same = p.path == spec.path && p.config == spec.config && p.wasm == spec.wasm && instance.executor.info().kind == kind;
+    (same && libraries.hash(&spec.path).is_ok_and(|sha| sha == p.sha256)).then_some(instance)
 }
 
 /// Runs every `init` of `manifest` and retires the instances (for `covet check`).

@@ -10,8 +10,7 @@
 //! already in memory, so a config-only change costs no new `dlopen`.
 //!
 //! A WASM component is compiled from the bytes read for the hash (no copy
-//! needed); the same content is compiled once, and a dropped component's
-//! code is freed with its last instance.
+//! needed); the same content is compiled once.
 
 use std::{
     collections::HashMap,
@@ -25,10 +24,37 @@ use super::{Executor, native::NativeLibrary, wasm::WasmComponent};
 use crate::{error::HostError, manifest::{PluginKind, PluginSpec}};
 use covet_plugin_api::Phases;
 
-/// Builds loaded by this process, by content hash.
+/// Builds loaded by this process, by content hash, plus the hash of each
+/// artifact path as of its last change (so an unchanged file is not re-read).
 #[derive(Default)]
 pub struct LibraryCache {
     by_hash: HashMap<String, Code>,
+    hashes: HashMap<PathBuf, (FileId, String)>,
+}
+
+/// What identifies one version of a file without reading it: a rewrite or a
+/// replacement changes the inode, the size, or the modification times.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileId {
+    fn of(path: &Path) -> std::io::Result<FileId> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path)?;
+        Ok(FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        })
+    }
 }
 
 /// A loaded plugin build, of either kind.
@@ -88,8 +114,16 @@ impl LibraryCache {
     /// its code only if this content has not been loaded before.
     pub fn open(&mut self, plugin: &str, kind: PluginKind, path: &Path) -> Result<Opened, HostError> {
         let refuse = |reason: String| HostError::PluginLoad { plugin: plugin.into(), path: path.into(), reason };
-        let bytes = std::fs::read(path).map_err(|e| refuse(format!("cannot read the artifact: {e}")))?;
+        let unreadable = |e: std::io::Error| refuse(format!("cannot read the artifact: {e}"));
+        if let Some(sha256) = self.known_hash(path).map_err(unreadable)?
+            && let Some(library) = self.by_hash.get(&sha256).filter(|code| code.kind() == kind)
+        {
+            return Ok(Opened { library: library.with_path(path), sha256 });
+        }
+        let id = FileId::of(path).map_err(unreadable)?;
+        let bytes = std::fs::read(path).map_err(unreadable)?;
         let sha256 = hex(&Sha256::digest(&bytes));
+        self.hashes.insert(path.to_path_buf(), (id, sha256.clone()));
         if let Some(library) = self.by_hash.get(&sha256).filter(|code| code.kind() == kind) {
             return Ok(Opened { library: library.with_path(path), sha256 });
         }
@@ -114,6 +148,24 @@ impl LibraryCache {
         Ok(Opened { library, sha256 })
     }
 
+    /// The SHA-256 of the file at `path`, read only if the file changed
+    /// since it was last hashed.
+    pub fn hash(&mut self, path: &Path) -> std::io::Result<String> {
+        if let Some(sha256) = self.known_hash(path)? {
+            return Ok(sha256);
+        }
+        let id = FileId::of(path)?;
+        let sha256 = sha256_of(path)?;
+        self.hashes.insert(path.to_path_buf(), (id, sha256.clone()));
+        Ok(sha256)
+    }
+
+    /// The hash recorded for `path` if the file has not changed since.
+    fn known_hash(&self, path: &Path) -> std::io::Result<Option<String>> {
+        let Some((id, sha256)) = self.hashes.get(path) else { return Ok(None) };
+        Ok((FileId::of(path)? == *id).then(|| sha256.clone()))
+    }
+
     /// How many distinct library builds this process has loaded.
     pub fn len(&self) -> usize {
         self.by_hash.len()
@@ -125,9 +177,12 @@ impl LibraryCache {
     }
 }
 
-/// Hashes the file at `path` (what `--watch` and reloads compare).
+/// Hashes the file at `path` (what `--watch` and reloads compare), streaming
+/// it rather than holding it in memory.
 pub fn sha256_of(path: &Path) -> std::io::Result<String> {
-    Ok(hex(&Sha256::digest(std::fs::read(path)?)))
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+    Ok(hex(&hasher.finalize()))
 }
 
 fn hex(digest: &[u8]) -> String {
@@ -143,7 +198,7 @@ fn private_copy(bytes: &[u8], sha256: &str) -> std::io::Result<PathBuf> {
     let dir = std::env::temp_dir();
     let path = dir.join(format!("covet-{}-{}.so", std::process::id(), &sha256[..16]));
     let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(&path)?;
+    // No fsync: only this process reads the copy, through the page cache.
     file.write_all(bytes)?;
-    file.sync_data()?;
     Ok(path)
 }
