@@ -2,7 +2,9 @@
 //!
 //! The contract between the covet host and a **native** plugin: a Rust
 //! `cdylib` the host loads at run time. The same contract has a WIT package
-//! (WASM) and a Python module; this crate is its Rust binding.
+//! for WebAssembly components (`covet:plugin@0.1.0` in `plugin-api/wit/`,
+//! see `docs/wasm.md`) and will have a Python module; this crate is its
+//! native Rust binding.
 //!
 //! ## The phases
 //!

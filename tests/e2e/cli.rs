@@ -27,6 +27,7 @@ fn the_example_manifest_passes_check() {
         let lib = plugin(name);
         std::os::unix::fs::symlink(&lib, artifacts.join(lib.file_name().unwrap())).unwrap();
     }
+    std::os::unix::fs::symlink(crate::wasm::component("ab_tagger"), artifacts.join("ab_tagger.wasm")).unwrap();
     let out = Command::new(covet_bin())
         .args(["check", "--plugins", "plugins.yaml"])
         .current_dir(dir.path())
@@ -35,7 +36,7 @@ fn the_example_manifest_passes_check() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "stderr:\n{stderr}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (5 plugins, 2 routes, 1 listeners)"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (6 plugins, 2 routes, 1 listeners)"));
 }
 
 #[tokio::test]

@@ -115,3 +115,18 @@ async fn instances_are_fresh_per_call_unless_the_manifest_opts_into_reuse() {
     assert_eq!(fresh, [json!(1), json!(1), json!(1)], "a fresh instance never sees an earlier request");
     assert_eq!(kept, [json!(1), json!(2), json!(3)], "a reused instance keeps its memory (sequential requests, one idle instance)");
 }
+
+#[tokio::test]
+async fn the_documented_example_answers_403_without_its_header() {
+    let host = Gateway::new()
+        .wasm("require-key", "require_header", json!({ "header": "X-Api-Key" }))
+        .wasm("echo", "covet_wasm_probe", json!({ "metadata_keys": ["require_header.checked"] }))
+        .route("/", &["require-key"], "echo")
+        .start()
+        .await;
+    let refused = host.http1().get("/").await.expect("response");
+    let error = assert_problem(&refused, 403, "FORBIDDEN");
+    assert_eq!(error["message"], "this route needs the `x-api-key` header");
+    let allowed = host.http1().send(Method::GET, "/", &[("x-api-key", "k")], "").await.expect("response");
+    assert_eq!(allowed.json()["metadata"]["require_header.checked"], "x-api-key");
+}

@@ -32,6 +32,27 @@ async fn an_unmodified_wasi_http_component_is_a_handler() {
 }
 
 #[tokio::test]
+async fn a_reused_instance_serves_request_after_request() {
+    let host = Gateway::new()
+        .wasm_with("hello", "hello_http", json!(null), json!({ "instances": "reused" }))
+        .route("/{*rest}", &[], "hello")
+        .start()
+        .await;
+    for i in 0..5 {
+        let reply = host.http1().get(&format!("/n{i}")).await.expect("response");
+        assert_eq!(reply.text(), format!("hello from wasi:http: GET /n{i}\n"));
+    }
+}
+
+#[test]
+fn a_wasi_http_component_takes_no_config() {
+    let manifest = Gateway::new().wasm("hello", "hello_http", json!({ "greeting": "hi" })).route("/", &[], "hello");
+    let exited = Host::builder(manifest).check(PATIENCE);
+    assert_eq!(exited.status.code(), Some(2), "{}", exited.stderr);
+    assert!(exited.stderr.contains("a wasi:http component takes no `config:`"), "{}", exited.stderr);
+}
+
+#[tokio::test]
 async fn it_is_listed_as_a_wasi_http_handler() {
     let host = hello().start().await;
     let live = crate::swap::status(&host, "hello").await;

@@ -39,7 +39,8 @@ async fn swapping_in_a_new_component_changes_the_next_response() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_in_flight_finishes_on_the_old_component() {
     let slow = json!({ "fault": "sleep", "sleep_ms": 1200, "probe": "echo", "label": "old" });
-    let host = Gateway::new().wasm("app", "covet_wasm_probe", slow).route("/app", &[], "app").start().await;
+    let limits = json!({ "limits": { "timeout": "10s" } });
+    let host = Gateway::new().wasm_with("app", "covet_wasm_probe", slow, limits).route("/app", &[], "app").start().await;
     let in_flight = {
         let client = host.http1();
         tokio::spawn(async move { client.get("/app").await })

@@ -2,7 +2,13 @@
 //!
 //! Implements `wasi:http/incoming-handler@0.2` with the `wasi` crate and
 //! nothing covet-specific, so the same `.wasm` runs under `wasmtime serve`
-//! and, unchanged, as a covet handler (`kind: wasm`).
+//! and, unchanged, as a covet handler (`kind: wasm`). Like any component
+//! built with Rust's std it also imports `wasi:cli/environment`, which
+//! `wasmtime serve` links with `-Scli`:
+//!
+//! ```sh
+//! wasmtime serve -Scli hello_http.wasm
+//! ```
 //!
 //! It answers `200 text/plain` with `hello from wasi:http: METHOD PATH`.
 

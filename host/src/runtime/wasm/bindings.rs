@@ -28,7 +28,7 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use covet::plugin::types::{Flow, HttpVersion, Phases, Response};
+pub use self::covet::plugin::types::{Flow, HttpVersion, Phases, Response};
 
 /// The guest's handle on the request of the current call.
 pub struct RequestHandle;
@@ -63,9 +63,9 @@ fn pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
     utf8.collect()
 }
 
-impl covet::plugin::types::Host for Ctx {}
+impl self::covet::plugin::types::Host for Ctx {}
 
-impl covet::plugin::types::HostRequest for Ctx {
+impl self::covet::plugin::types::HostRequest for Ctx {
     fn method(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<String> {
         Ok(self.request()?.method.as_str().to_owned())
     }
@@ -129,7 +129,7 @@ impl covet::plugin::types::HostRequest for Ctx {
     }
 }
 
-impl covet::plugin::types::HostOutgoingResponse for Ctx {
+impl self::covet::plugin::types::HostOutgoingResponse for Ctx {
     fn status(&mut self, _: Resource<ResponseHandle>) -> wasmtime::Result<u16> {
         Ok(self.outgoing()?.status.as_u16())
     }

@@ -16,7 +16,7 @@
 use std::{sync::OnceLock, time::Duration};
 
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
     component::{HasSelf, Linker},
 };
 
@@ -30,6 +30,9 @@ pub const TICK: Duration = Duration::from_millis(1);
 /// Instance slots in the pool: the most WASM instances alive at once
 /// (every call in flight holds one; reused plugins keep a few idle).
 const POOL_INSTANCES: u32 = 1000;
+
+/// Bytes of a recycled linear memory reset in place rather than unmapped.
+const KEEP_RESIDENT: usize = 4 << 20;
 
 /// The engine and linker, made on first use.
 pub struct Runtime {
@@ -63,9 +66,13 @@ fn config() -> Config {
         .total_tables(POOL_INSTANCES * 8)
         .total_stacks(POOL_INSTANCES)
         .max_memory_size(WasmLimits::MAX_MEMORY as usize)
-        // Keep the first pages of a recycled memory mapped instead of
-        // faulting them in again on the next instance.
-        .linear_memory_keep_resident(64 << 10);
+        // Reset a recycled memory by rewriting only the pages the last
+        // instance dirtied (found with Linux's PAGEMAP_SCAN, 6.7+) instead of
+        // unmapping it: the next instance then takes no page faults. Without
+        // PAGEMAP_SCAN only the first `KEEP_RESIDENT` bytes are rewritten.
+        .pagemap_scan(Enabled::Auto)
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(64 << 10);
     let mut config = Config::new();
     config
         .wasm_component_model(true)

@@ -83,12 +83,12 @@ impl WasmExecutor {
     }
 
     /// Makes one instance and runs `init` on the config (at load and swap):
-    /// the error is what the plugin said.
+    /// the error is what the plugin said. The instance is not kept: it ran
+    /// on the loader's runtime, not the one that serves requests.
     pub async fn check_init(&self) -> Result<(), String> {
         let deadline = Instant::now() + self.sandbox.limits().timeout;
         let live = tokio::time::timeout_at(deadline.into(), self.instantiate(deadline)).await;
-        let live = live.map_err(|_| self.timed_out().message().to_owned())?.map_err(|f| f.message().to_owned())?;
-        self.check_in(live);
+        live.map_err(|_| self.timed_out().message().to_owned())?.map_err(|f| f.message().to_owned())?;
         Ok(())
     }
 
@@ -192,12 +192,22 @@ pub fn classify(err: wasmtime::Error, ctx: &Ctx, limits: &crate::manifest::WasmL
     if trap == Some(Trap::OutOfFuel) {
         return Fault::Panic(format!("ran out of fuel ({} per call)", limits.fuel.unwrap_or(u64::MAX)));
     }
+    tracing::debug!("WASM call failed: {err:?}");
     if ctx.memory_exhausted() {
-        return Fault::Panic(format!("ran out of memory (limit {} bytes): {err:#}", limits.memory));
+        return Fault::Panic(format!("ran out of memory (limit {} bytes): {}", limits.memory, one_line(&err, trap)));
     }
     match trap {
-        Some(_) => Fault::Panic(format!("{what}: {err:#}")),
-        None => Fault::Error(format!("{what}: {err:#}")),
+        Some(_) => Fault::Panic(format!("{what}: {}", one_line(&err, trap))),
+        None => Fault::Error(format!("{what}: {}", one_line(&err, trap))),
+    }
+}
+
+/// The error as one log-friendly line: the trap, or the error's causes
+/// (the wasm backtrace is logged at debug level).
+fn one_line(err: &wasmtime::Error, trap: Option<Trap>) -> String {
+    match trap {
+        Some(trap) => format!("wasm trap: {trap}"),
+        None => format!("{err:#}").lines().next().unwrap_or_default().to_owned(),
     }
 }
 

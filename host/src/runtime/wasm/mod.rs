@@ -136,8 +136,8 @@ impl WasmComponent {
                 Ok(Box::new(executor))
             }
             Flavor::Proxy(pre) => {
-                proxy::check_settings(spec, &settings).map_err(refuse)?;
-                Ok(Box::new(proxy::ProxyExecutor::new(info, pre.clone(), sandbox)))
+                proxy::check_settings(spec).map_err(refuse)?;
+                Ok(Box::new(proxy::ProxyExecutor::new(info, pre.clone(), sandbox, settings.instances)))
             }
         }
     }

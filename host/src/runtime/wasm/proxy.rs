@@ -1,39 +1,41 @@
 //! A standard `wasi:http/incoming-handler` component — what `wasmtime serve`
 //! and Spin run — as a covet handler, unchanged.
 //!
-//! Per request, like `wasmtime serve`: a fresh instance in a new store; the
-//! request handed over as a `wasi:http` incoming request; the guest runs on
-//! its own task (it may keep writing the body after it has sent the head);
-//! the host waits for the head, then collects the body, all within the
-//! plugin's time limit. A trap before the head is a 500; past the limit, 504.
+//! Per request, like `wasmtime serve`: a fresh instance (or, with
+//! `instances: reused`, an idle one); the request handed over as a
+//! `wasi:http` incoming request; the guest's `handle` runs until it sends
+//! the response head, then on, concurrently with the host collecting the
+//! body (the guest may write it after the head), all in the request's own
+//! task and within the plugin's time limit. A trap is a 500; past the limit,
+//! 504.
 
-use std::time::Instant;
+use std::{pin::pin, sync::Mutex, time::Instant};
 
 use http::{HeaderValue, Uri, header, uri::Authority};
 use http_body_util::{BodyExt, Full};
 use tokio::sync::oneshot;
+use wasmtime::Store;
 use wasmtime_wasi_http::{
     WasiHttpView,
-    p2::bindings::{ProxyPre, http::types::Scheme},
+    p2::bindings::{Proxy, ProxyPre, http::types::Scheme},
 };
 
-use super::{executor::classify, new_store, sandbox::Sandbox};
-use super::sandbox::Ctx;
+use super::{executor::classify, new_store, sandbox::{Ctx, Sandbox}};
 use crate::{
     exchange::{Exchange, HostResponse},
-    manifest::{InstanceMode, PluginSpec, WasmSettings},
+    manifest::{InstanceMode, PluginSpec},
     runtime::{Decision, Executor, Fault, Outcome, PluginInfo},
 };
 
+/// Idle instances a reused component keeps at most.
+const MAX_IDLE: usize = 32;
+
 /// What a wasi:http component's manifest entry may not ask for.
-pub fn check_settings(spec: &PluginSpec, settings: &WasmSettings) -> Result<(), String> {
-    if !spec.config.is_null() {
-        return Err("a wasi:http component takes no `config:` (it has no init); remove it".into());
+pub fn check_settings(spec: &PluginSpec) -> Result<(), String> {
+    match spec.config.is_null() {
+        true => Ok(()),
+        false => Err("a wasi:http component takes no `config:` (it has no init); remove it".into()),
     }
-    if settings.instances == InstanceMode::Reused {
-        return Err("a wasi:http component serves one request per instance; remove `instances: reused`".into());
-    }
-    Ok(())
 }
 
 /// A wasi:http component as a handler.
@@ -41,66 +43,111 @@ pub struct ProxyExecutor {
     info: PluginInfo,
     pre: ProxyPre<Ctx>,
     sandbox: Sandbox,
+    /// Idle instances, when the manifest opted into reuse.
+    idle: Option<Mutex<Vec<Live>>>,
 }
 
-/// Aborts the guest's task when the request is done with it.
-struct AbortOnDrop(tokio::task::JoinHandle<Result<(), Fault>>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+struct Live {
+    store: Store<Ctx>,
+    proxy: Proxy,
 }
+
+type Head = Result<
+    hyper::Response<wasmtime_wasi_http::p2::body::HyperOutgoingBody>,
+    wasmtime_wasi_http::p2::bindings::http::types::ErrorCode,
+>;
 
 impl ProxyExecutor {
     /// An executor for one manifest entry.
-    pub fn new(info: PluginInfo, pre: ProxyPre<Ctx>, sandbox: Sandbox) -> ProxyExecutor {
-        ProxyExecutor { info, pre, sandbox }
+    pub fn new(info: PluginInfo, pre: ProxyPre<Ctx>, sandbox: Sandbox, mode: InstanceMode) -> ProxyExecutor {
+        let idle = (mode == InstanceMode::Reused).then(|| Mutex::new(Vec::new()));
+        ProxyExecutor { info, pre, sandbox, idle }
     }
 
     async fn serve(&self, ex: &Exchange) -> Result<HostResponse, Fault> {
-        let limits = self.sandbox.limits().clone();
-        let deadline = Instant::now() + limits.timeout;
-        let mut store = new_store(&self.sandbox, self.pre.engine())?;
-        self.sandbox.arm(&mut store, deadline);
-        let (tx, rx) = oneshot::channel();
-        let fail = |e: wasmtime::Error| Fault::Error(format!("cannot hand over the request: {e:#}"));
-        let req = store.data_mut().http().new_incoming_request(Scheme::Http, incoming(ex)).map_err(fail)?;
-        let out = store.data_mut().http().new_response_outparam(tx).map_err(fail)?;
-        let pre = self.pre.clone();
-        let guest = AbortOnDrop(tokio::spawn(async move {
-            let called = async {
-                let proxy = pre.instantiate_async(&mut store).await?;
-                proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
-            };
-            called.await.map_err(|e| classify(e, store.data(), &limits, "trapped"))
-        }));
-        let work = respond(rx, guest);
-        match tokio::time::timeout_at(deadline.into(), work).await {
+        let deadline = Instant::now() + self.sandbox.limits().timeout;
+        match tokio::time::timeout_at(deadline.into(), self.attempt(ex, deadline)).await {
             Ok(result) => result,
             Err(_) => Err(Fault::Timeout(format!("ran past its time limit of {} ms", self.sandbox.limits().timeout.as_millis()))),
         }
     }
+
+    async fn check_out(&self, deadline: Instant) -> Result<Live, Fault> {
+        let idle = self.idle.as_ref().and_then(|idle| idle.lock().unwrap_or_else(|e| e.into_inner()).pop());
+        let mut live = match idle {
+            Some(live) => live,
+            None => {
+                let mut store = new_store(&self.sandbox, self.pre.engine())?;
+                self.sandbox.arm(&mut store, deadline);
+                match self.pre.instantiate_async(&mut store).await {
+                    Ok(proxy) => Live { store, proxy },
+                    Err(e) => return Err(classify(e, store.data(), self.sandbox.limits(), "instantiation failed")),
+                }
+            }
+        };
+        self.sandbox.arm(&mut live.store, deadline);
+        Ok(live)
+    }
+
+    async fn attempt(&self, ex: &Exchange, deadline: Instant) -> Result<HostResponse, Fault> {
+        let mut live = self.check_out(deadline).await?;
+        let (tx, mut rx) = oneshot::channel();
+        let fail = |e: wasmtime::Error| Fault::Error(format!("cannot hand over the request: {e:#}"));
+        let req = live.store.data_mut().http().new_incoming_request(Scheme::Http, incoming(ex)).map_err(fail)?;
+        let out = live.store.data_mut().http().new_response_outparam(tx).map_err(fail)?;
+        let Live { store, proxy } = &mut live;
+        let (called, response) = {
+            let mut call = pin!(proxy.wasi_http_incoming_handler().call_handle(&mut *store, req, out));
+            let mut called = None;
+            let head = tokio::select! {
+                head = &mut rx => head.ok(),
+                result = &mut call => {
+                    called = Some(result);
+                    rx.try_recv().ok()
+                }
+            };
+            let response = respond(head, called.is_none().then_some(call.as_mut()), &mut called).await;
+            (called, response)
+        };
+        if let Some(Err(e)) = called {
+            return Err(classify(e, store.data(), self.sandbox.limits(), "trapped"));
+        }
+        let response = response?;
+        if let Some(idle) = &self.idle {
+            let mut idle = idle.lock().unwrap_or_else(|e| e.into_inner());
+            if idle.len() < MAX_IDLE {
+                idle.push(live);
+            }
+        }
+        Ok(response)
+    }
 }
 
-/// Waits for the response head, then the whole body; a guest that trapped
-/// or never answered is a fault.
-async fn respond(
-    head: oneshot::Receiver<Result<hyper::Response<wasmtime_wasi_http::p2::body::HyperOutgoingBody>, wasmtime_wasi_http::p2::bindings::http::types::ErrorCode>>,
-    mut guest: AbortOnDrop,
-) -> Result<HostResponse, Fault> {
-    let response = match head.await {
-        Ok(Ok(response)) => response,
-        Ok(Err(code)) => return Err(Fault::Error(format!("the component answered with an error: {code:?}"))),
-        // The sender went with the store: the guest finished or trapped without answering.
-        Err(_) => {
-            let ended = (&mut guest.0).await.map_err(|e| Fault::Error(format!("the guest task failed: {e}")))?;
-            ended?;
+/// Collects the response whose head the guest sent, letting a guest call
+/// still running (`call`) finish alongside; records its result in `called`.
+async fn respond<F>(head: Option<Head>, call: Option<std::pin::Pin<&mut F>>, called: &mut Option<wasmtime::Result<()>>) -> Result<HostResponse, Fault>
+where
+    F: Future<Output = wasmtime::Result<()>>,
+{
+    let finish = async {
+        if let Some(call) = call {
+            *called = Some(call.await);
+        }
+    };
+    let response = match head {
+        Some(Ok(response)) => response,
+        Some(Err(code)) => {
+            finish.await;
+            return Err(Fault::Error(format!("the component answered with an error: {code:?}")));
+        }
+        None => {
+            finish.await;
             return Err(Fault::Error("the component returned without setting a response".into()));
         }
     };
     let (parts, body) = response.into_parts();
-    let body = body.collect().await.map_err(|e| Fault::Error(format!("the component's body failed: {e:?}")))?.to_bytes();
+    let (body, ()) = tokio::join!(body.collect(), finish);
+    let body = body.map_err(|e| Fault::Error(format!("the component's body failed: {e:?}")))?.to_bytes();
     let mut headers = parts.headers;
     // The host frames the body it sends.
     headers.remove(header::CONTENT_LENGTH);
@@ -147,5 +194,9 @@ impl Executor for ProxyExecutor {
         Outcome::Ready(Err(Fault::Error("a wasi:http component is a handler only".into())))
     }
 
-    fn shutdown(&self) {}
+    fn shutdown(&self) {
+        if let Some(idle) = &self.idle {
+            idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+    }
 }

@@ -209,3 +209,35 @@ impl Sandbox {
         Ok(builder.build())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outbound(hosts: &[&str]) -> Outbound {
+        Outbound { allowed: hosts.iter().map(|h| h.to_string()).collect() }
+    }
+
+    fn allows(o: &Outbound, uri: &str) -> bool {
+        o.allows(&uri.parse().unwrap())
+    }
+
+    #[test]
+    fn a_bare_host_allows_any_port_and_host_port_only_that_port() {
+        let o = outbound(&["api.example.com", "10.0.0.7:8080"]);
+        assert!(allows(&o, "https://api.example.com/v1"));
+        assert!(allows(&o, "http://API.example.com:9000/"));
+        assert!(allows(&o, "http://10.0.0.7:8080/x"));
+        assert!(!allows(&o, "http://10.0.0.7/x"), "port 80 is not 8080");
+        assert!(!allows(&o, "http://evil.example.com/"));
+        assert!(!allows(&o, "/relative"));
+    }
+
+    #[test]
+    fn host_port_entries_match_the_scheme_default_port() {
+        let o = outbound(&["api.example.com:443"]);
+        assert!(allows(&o, "https://api.example.com/"));
+        assert!(!allows(&o, "http://api.example.com/"));
+        assert!(!allows(&outbound(&[]), "http://127.0.0.1/"), "nothing is granted by default");
+    }
+}

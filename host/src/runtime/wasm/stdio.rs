@@ -134,3 +134,19 @@ impl AsyncWrite for LineWriter {
         Poll::Ready(Ok(()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_is_split_into_lines_and_long_lines_are_cut() {
+        let mut writer = LogStream::stdout(&Arc::from("p")).writer();
+        writer.push(b"one\ntw");
+        assert_eq!(writer.line, b"tw");
+        writer.push(b"o\r\n");
+        assert!(writer.line.is_empty());
+        writer.push(&vec![b'x'; MAX_LINE + 10]);
+        assert_eq!(writer.line.len(), 10, "a full line was emitted, the rest waits");
+    }
+}
