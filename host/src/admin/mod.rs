@@ -78,26 +78,64 @@ impl AdminState {
     }
 }
 
-/// Binds the admin listener, prints `admin listening on http://ADDR` to
-/// stdout and serves until `stop` turns true. Requests still running then
-/// may be cut off when the runtime shuts down.
+/// The running admin API. It has its own runtime on its own thread, so a
+/// swap requested while every data-plane worker is busy is not queued behind
+/// their connections.
+pub struct AdminServer {
+    runtime: Option<tokio::runtime::Runtime>,
+    task: JoinHandle<()>,
+}
+
+impl AdminServer {
+    /// Stops serving; admin calls in flight are cut.
+    pub fn abort(mut self) {
+        self.task.abort();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Drop for AdminServer {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Binds the admin listener, prints `admin listening on http://ADDR`, and
+/// serves until `stop` turns true.
 pub async fn start(
     config: AdminConfig,
     control: Arc<ControlPlane>,
     stop: watch::Receiver<bool>,
-) -> Result<JoinHandle<()>, HostError> {
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| HostError::Bind { addr: config.listen, source })?;
+) -> Result<AdminServer, HostError> {
+    let bind_error = |source| HostError::Bind { addr: config.listen, source };
+    let listener = std::net::TcpListener::bind(config.listen).map_err(bind_error)?;
+    listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let metrics = metrics::Exposition::new(control.clone());
     let state = Arc::new(AdminState { control, metrics, stop: stop.clone() });
     let app = router(state, config.token)?;
+    // One worker (a multi-thread runtime, so control-plane calls may use
+    // `block_in_place`); it sleeps unless an operator is calling.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("covet-admin")
+        .enable_all()
+        .build()?;
+    let task = runtime.spawn(async move {
+        match TcpListener::from_std(listener) {
+            Ok(listener) => serve(listener, app, addr, stop).await,
+            Err(e) => tracing::error!(%addr, "admin API cannot listen: {e}"),
+        }
+    });
     // Tests and scripts read the admin port from this line.
     println!("admin listening on http://{addr}");
     std::io::stdout().flush()?;
     tracing::info!(%addr, "admin API listening");
-    Ok(tokio::spawn(serve(listener, app, addr, stop)))
+    Ok(AdminServer { runtime: Some(runtime), task })
 }
 
 async fn serve(listener: TcpListener, app: Router, addr: SocketAddr, mut stop: watch::Receiver<bool>) {
