@@ -72,7 +72,8 @@ fn check(path: PathBuf) -> ExitCode {
         Ok(m) => m,
         Err(e) => return fail(&HostError::Manifest(e)),
     };
-    match crate::control::reload::check(&manifest) {
+    let checked = crate::admin::AdminConfig::resolve(&manifest.admin).and_then(|_| crate::control::reload::check(&manifest));
+    match checked {
         Ok(()) => {
             let (p, r, l) = (manifest.plugins.len(), manifest.routes.len(), manifest.listen.len());
             println!("{}: ok ({p} plugins, {r} routes, {l} listeners)", path.display());

@@ -192,6 +192,18 @@ fn a_public_admin_address_without_a_token_stops_the_host() {
     assert!(!exited.stdout.contains("listening on"), "nothing was served: {}", exited.stdout);
 }
 
+#[test]
+fn check_refuses_a_public_admin_address_without_a_token_too() {
+    let exited = Host::builder(echo()).env("COVET_ADMIN_LISTEN", "0.0.0.0:0").check(PATIENCE);
+    assert_eq!(exited.status.code(), Some(2), "stderr: {}", exited.stderr);
+    assert!(exited.stderr.contains("refusing to listen on 0.0.0.0:0 without a token"), "{}", exited.stderr);
+    let with_token = Host::builder(echo())
+        .env("COVET_ADMIN_LISTEN", "0.0.0.0:0")
+        .env("COVET_ADMIN_TOKEN", TOKEN)
+        .check(PATIENCE);
+    assert_eq!(with_token.status.code(), Some(0), "stderr: {}", with_token.stderr);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_token_every_request_needs_it() {
     let manifest = format!("{}admin:\n  token_file: admin.token\n", echo().to_yaml());
