@@ -133,11 +133,6 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// The slot for `name`, created empty on first use.
-    pub fn slot(&self, name: &str) -> Arc<Slot> {
-        self.lock().entry(name.to_string()).or_insert_with(|| Arc::new(Slot::new(name))).clone()
-    }
-
     /// Registers `slot` under its name (replacing any slot of that name).
     pub fn insert(&self, slot: Arc<Slot>) {
         self.lock().insert(slot.name().to_string(), slot);
@@ -159,11 +154,6 @@ impl Registry {
     /// instance) alive until their last request ends.
     pub fn remove(&self, name: &str) -> Option<Arc<Slot>> {
         self.lock().remove(name)
-    }
-
-    /// Whether every slot holds a live instance.
-    pub fn all_live(&self) -> bool {
-        self.lock().values().all(|s| s.load().is_some())
     }
 
     /// Empties every slot; instances shut down as their last requests end.

@@ -30,10 +30,7 @@ use notify::{
 use notify_debouncer_full::{DebounceEventResult, DebouncedEvent, Debouncer, RecommendedCache, new_debouncer};
 use tokio::sync::{broadcast, mpsc, watch};
 
-use crate::{
-    control::{self, ControlPlane},
-    runtime::artifact::sha256_of,
-};
+use crate::control::{self, ControlPlane};
 
 /// How long file events are held back and merged before they are acted on.
 pub const DEBOUNCE: Duration = Duration::from_millis(250);
@@ -160,20 +157,16 @@ async fn on_change(control: &ControlPlane, watched: &Watched, batch: Vec<Debounc
 /// Whether the file at `path` now holds something other than what `name`
 /// runs. An unreadable file (mid-rename, deleted) is left for the next event.
 async fn differs_from_live(control: &ControlPlane, name: &str, path: &Path) -> bool {
-    let live = control.list().into_iter().find(|p| p.name == name).map(|p| p.sha256);
-    let owned = path.to_path_buf();
-    let on_disk = tokio::task::spawn_blocking(move || sha256_of(&owned)).await;
-    match on_disk {
-        Ok(Ok(sha)) if live.as_deref() == Some(sha.as_str()) => {
+    match control.artifact_changed(name).await {
+        Ok(true) => true,
+        Ok(false) => {
             tracing::debug!(plugin = name, "--watch: {} holds the live build already; nothing to do", path.display());
             false
         }
-        Ok(Ok(_)) => true,
-        Ok(Err(e)) => {
+        Err(e) => {
             tracing::debug!(plugin = name, "--watch: {} unreadable for now ({e}); waiting for the next change", path.display());
             false
         }
-        Err(_) => false,
     }
 }
 

@@ -148,6 +148,17 @@ impl ControlPlane {
         state.manifest.plugins.iter().map(|p| (p.name.clone(), p.path.clone())).collect()
     }
 
+    /// Whether the artifact at `name`'s path now holds something other than
+    /// the build `name` runs. The file is hashed only if it changed since it
+    /// was last hashed, and the hash is kept for the reload that follows.
+    pub async fn artifact_changed(&self, name: &str) -> Result<bool, HostError> {
+        let mut state = self.state.lock().await;
+        let path = state.manifest.plugin(name).ok_or_else(|| unknown(&state.manifest, name))?.path.clone();
+        let live = self.shared.registry.get(name).and_then(|slot| slot.load()).map(|i| i.provenance.sha256.clone());
+        let on_disk = tokio::task::block_in_place(|| state.libraries.hash(&path))?;
+        Ok(live.as_deref() != Some(on_disk.as_str()))
+    }
+
     /// Makes `name` run a new artifact and/or config. Nothing changes on failure.
     pub async fn swap(&self, name: &str, change: SwapRequest) -> Result<SwapOutcome, HostError> {
         let started = Instant::now();

@@ -177,9 +177,9 @@ impl LibraryCache {
     }
 }
 
-/// Hashes the file at `path` (what `--watch` and reloads compare), streaming
+/// Hashes the file at `path` (see [`LibraryCache::hash`]), streaming
 /// it rather than holding it in memory.
-pub fn sha256_of(path: &Path) -> std::io::Result<String> {
+fn sha256_of(path: &Path) -> std::io::Result<String> {
     let mut hasher = Sha256::new();
     std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
     Ok(hex(&hasher.finalize()))
