@@ -202,3 +202,33 @@ async fn connection_over_max_connections_waits_until_one_closes() {
     second.send(get_request("/echo")).await.unwrap();
     assert_eq!(second.response(PATIENCE).await.status, 200, "the second connection was kept");
 }
+
+/// Calls into a `blocking` plugin run through `block_in_place`; the host
+/// caps the threads that can take (32). Without the cap, 64 slow calls at
+/// once made 64+ threads (and 50 busy connections, 512 and 250 MB RSS).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_plugin_calls_use_a_bounded_thread_pool() {
+    let manifest = Manifest::new()
+        .access_log(false)
+        .plugin("slow", "covet-versioned-v1", serde_json::json!({}))
+        .route(Route::new("/slow").handler("slow"));
+    let host = Host::start(manifest).await;
+    let threads = || std::fs::read_dir(format!("/proc/{}/task", host.pid())).unwrap().count();
+    let requests: Vec<_> = (0..64)
+        .map(|_| {
+            let client = covet_e2e::Client::http1(host.addr());
+            tokio::spawn(async move { client.send(http::Method::GET, "/slow", &[("x-sleep-ms", "300")], "").await })
+        })
+        .collect();
+    let mut most = 0;
+    while !requests.iter().all(|r| r.is_finished()) {
+        most = most.max(threads());
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    for request in requests {
+        let reply = request.await.unwrap().expect("every slow request is answered");
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    assert!(most > 20, "the calls ran in parallel on blocking threads (most threads seen: {most})");
+    assert!(most <= 40, "{most} threads: the blocking pool is not capped");
+}

@@ -248,6 +248,11 @@ impl Host {
         panic!("host never became ready; logs:\n{}", self.logs());
     }
 
+    /// The host's process id (for `/proc/PID/...`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends SIGTERM.
     pub fn terminate(&self) {
         let pid = self.child.id().to_string();
