@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: builds every artifact the
 # end-to-end tests load (the covet binary, plugin .so files, test fixtures,
-# the WASM plugins in wasm-plugins/),
-# then runs unit, snapshot and end-to-end tests.
+# the WASM plugins in wasm-plugins/, the project venv .venv with FastAPI and
+# uvicorn for the Python tests), then runs unit, snapshot and end-to-end tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
 cargo build --workspace --locked
 bash scripts/wasm-plugins.sh
+bash scripts/python-env.sh
+# The `covet` Python package on its own (no host): python3 -m unittest discover host/python/tests
+"$PYO3_PYTHON" -m unittest discover -q host/python/tests
 cargo test --workspace --locked "$@"
+# The end-to-end suite again with every host on the io_uring backend (docs/io.md).
+COVET_IO=uring cargo test --locked -p covet-e2e --test e2e "$@"

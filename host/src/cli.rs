@@ -55,6 +55,7 @@ enum Command {
 
 /// Runs the command line; the process exit code is the result.
 pub fn main() -> ExitCode {
+    server::tls::install_provider();
     match Cli::parse().command {
         Command::Host { plugins, watch } => host(plugins, server::RunOptions { watch }),
         Command::Check { plugins } => check(plugins),

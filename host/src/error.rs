@@ -48,6 +48,14 @@ pub enum HostError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A TLS listener cannot start (certificates, keys, client CA).
+    #[error("TLS on {addr}: {reason}")]
+    Tls {
+        /// The listener.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
     /// Any other I/O failure while serving.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

@@ -65,14 +65,48 @@ pub struct HostResponse {
     pub status: StatusCode,
     /// Headers.
     pub headers: HeaderMap,
-    /// Body.
+    /// Body (with `stream`: the chunk sent before the stream's chunks).
     pub body: Bytes,
+    /// The rest of a streaming body (an ASGI app sending `more_body`), written
+    /// to the client chunk by chunk as the plugin produces it.
+    pub stream: Option<BodyStream>,
+}
+
+/// One chunk of a streaming body, or why the stream broke off.
+pub type Chunk = Result<Bytes, String>;
+
+/// The receiving end of a streaming body. Cloning shares it: whoever takes it
+/// first writes it. `guard` is dropped with the body (it tells the producer
+/// that the client went away, or that the response was written).
+#[derive(Clone)]
+pub struct BodyStream {
+    rx: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Chunk>>>>,
+    guard: Arc<dyn Send + Sync>,
+}
+
+impl BodyStream {
+    /// A stream of the chunks sent on `rx`; `guard` lives as long as the body.
+    pub fn new(rx: tokio::sync::mpsc::UnboundedReceiver<Chunk>, guard: Arc<dyn Send + Sync>) -> BodyStream {
+        BodyStream { rx: Arc::new(std::sync::Mutex::new(Some(rx))), guard }
+    }
+
+    /// Takes the receiver (once) and the guard.
+    pub fn take(&self) -> Option<(tokio::sync::mpsc::UnboundedReceiver<Chunk>, Arc<dyn Send + Sync>)> {
+        let rx = self.rx.lock().ok()?.take()?;
+        Some((rx, self.guard.clone()))
+    }
+}
+
+impl std::fmt::Debug for BodyStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BodyStream")
+    }
 }
 
 impl HostResponse {
     /// An empty response.
     pub fn new(status: StatusCode) -> HostResponse {
-        HostResponse { status, headers: HeaderMap::new(), body: Bytes::new() }
+        HostResponse { status, headers: HeaderMap::new(), body: Bytes::new(), stream: None }
     }
 
     /// Converts a plugin's response, refusing invalid status codes and headers.
@@ -87,7 +121,7 @@ impl HostResponse {
         // Zero copy: the plugin's reference-counted body becomes the Bytes
         // hyper writes (a cdylib is never unloaded, so its deallocator stays valid).
         let body = if resp.body.is_empty() { Bytes::new() } else { Bytes::from_owner(resp.body) };
-        Ok(HostResponse { status, headers, body })
+        Ok(HostResponse { status, headers, body, stream: None })
     }
 }
 
@@ -121,7 +155,7 @@ impl HostResponse {
             for (name, value) in &hit.map {
                 headers.append(name.clone(), value.clone());
             }
-            return Ok(HostResponse { status, headers, body: hit.bytes.clone() });
+            return Ok(HostResponse { status, headers, body: hit.bytes.clone(), stream: None });
         }
         let converted = HostResponse::from_plugin(resp.clone())?;
         let entry = Converted { headers: resp.headers, map: converted.headers.clone(), body: resp.body, bytes: converted.body.clone() };
@@ -277,6 +311,7 @@ impl ResponseOps for HostResponse {
     }
     fn set_body(&mut self, body: RVec<u8>) {
         self.body = Bytes::from(body.into_vec());
+        self.stream = None;
         self.headers.remove(header::CONTENT_LENGTH);
     }
 }

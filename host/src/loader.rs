@@ -112,6 +112,7 @@ pub fn instantiate(plugin: &Loaded, base_dir: &Path, stats: Arc<PluginStats>) ->
         loaded_at: SystemTime::now(),
         config: spec.config.clone(),
         wasm: spec.wasm.clone(),
+        python: spec.python.clone(),
     };
     Ok(Instance::new(executor, stats, provenance))
 }
@@ -126,9 +127,22 @@ pub fn instantiate_at(
 ) -> Result<Instance, HostError> {
     instantiate(plugin, base_dir, stats).map_err(|e| match e {
         HostError::PluginInit { plugin: name, reason } => {
-            let message = format!("plugin \"{name}\" refused its config: {reason}");
-            let help = Some("fix this plugin's `config:` (its crate docs list every key)".to_string());
-            at(manifest, &plugin.spec.location, format!("plugins.{name}.config"), message, help)
+            let (message, help) = match plugin.spec.kind {
+                crate::manifest::PluginKind::Python(_) => (
+                    format!("python plugin \"{name}\" failed to load: {reason}"),
+                    "fix the Python code (the traceback above names the line) or its `config:`",
+                ),
+                _ => (
+                    format!("plugin \"{name}\" refused its config: {reason}"),
+                    "fix this plugin's `config:` (its crate docs list every key)",
+                ),
+            };
+            let help = Some(help.to_string());
+            let key = match plugin.spec.kind {
+                crate::manifest::PluginKind::Python(_) => format!("plugins.{name}"),
+                _ => format!("plugins.{name}.config"),
+            };
+            at(manifest, &plugin.spec.location, key, message, help)
         }
         other => other,
     })

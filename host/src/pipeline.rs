@@ -118,6 +118,9 @@ fn fault_response(instance: &Instance, phase: &str, fault: &Fault, ex: &Exchange
             PluginStats::bump(&instance.stats.errors);
             tracing::error!(plugin = %name, phase, request_id = ex.id(), "plugin timed out: {msg}");
         }
+        Fault::Overloaded(msg) => {
+            tracing::warn!(plugin = %name, phase, request_id = ex.id(), "plugin overloaded: {msg}");
+        }
     }
     problem::plugin_fault(name, phase, fault, ex.id())
 }

@@ -69,13 +69,18 @@ pub fn not_ready(request_id: &str) -> HostResponse {
 }
 
 /// 500: a plugin panicked (or trapped) or failed; 504: it ran past its time
-/// limit. The details name the plugin, never its internals.
+/// limit; 503 with `Retry-After`: its runtime is saturated. The details name the plugin, never its internals.
 pub fn plugin_fault(plugin: &str, phase: &str, fault: &Fault, request_id: &str) -> HostResponse {
     let (status, code, message) = match fault {
         Fault::Panic(_) => (StatusCode::INTERNAL_SERVER_ERROR, "PLUGIN_PANIC", "a plugin failed while handling the request"),
         Fault::Error(_) => (StatusCode::INTERNAL_SERVER_ERROR, "PLUGIN_ERROR", "a plugin returned an invalid result"),
         Fault::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "PLUGIN_TIMEOUT", "a plugin ran past its time limit"),
+        Fault::Overloaded(_) => (StatusCode::SERVICE_UNAVAILABLE, "PLUGIN_OVERLOADED", "the plugin is saturated; retry shortly"),
     };
     let details = json!({ "plugin": plugin, "phase": phase });
-    error(status, code, message, details, request_id)
+    let mut resp = error(status, code, message, details, request_id);
+    if matches!(fault, Fault::Overloaded(_)) {
+        resp.headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    resp
 }

@@ -57,6 +57,8 @@ pub struct Provenance {
     pub config: serde_json::Value,
     /// The limits and capabilities it runs with (WASM plugins).
     pub wasm: Option<crate::manifest::WasmSettings>,
+    /// Its form, target and timeout (Python plugins).
+    pub python: Option<crate::manifest::PythonPlugin>,
 }
 
 /// A live plugin instance.

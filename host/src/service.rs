@@ -15,7 +15,6 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, header, request::Parts};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::{Body as _, Incoming};
 
 use crate::{
     access_log::{AccessLog, Entry},
@@ -31,8 +30,66 @@ use crate::{
     server::watchdog::ConnState,
 };
 
-/// The response body type of every covet response.
-pub type Body = Full<Bytes>;
+/// The response body of every covet response: one buffer (with its exact
+/// length, so hyper writes `content-length`), or a buffer followed by the
+/// chunks of a [`crate::exchange::BodyStream`], flushed as they arrive.
+pub struct Body(BodyKind);
+
+enum BodyKind {
+    Full(Full<Bytes>),
+    Stream {
+        first: Option<Bytes>,
+        rx: tokio::sync::mpsc::UnboundedReceiver<crate::exchange::Chunk>,
+        _guard: Arc<dyn Send + Sync>,
+    },
+}
+
+impl Body {
+    /// A body of one buffer.
+    pub fn full(bytes: Bytes) -> Body {
+        Body(BodyKind::Full(Full::new(bytes)))
+    }
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        use std::task::Poll;
+        match &mut self.get_mut().0 {
+            BodyKind::Full(full) => std::pin::Pin::new(full).poll_frame(cx).map_err(|never| match never {}),
+            BodyKind::Stream { first, rx, .. } => {
+                if let Some(bytes) = first.take().filter(|b| !b.is_empty()) {
+                    return Poll::Ready(Some(Ok(hyper::body::Frame::data(bytes))));
+                }
+                match rx.poll_recv(cx) {
+                    Poll::Ready(Some(Ok(bytes))) => Poll::Ready(Some(Ok(hyper::body::Frame::data(bytes)))),
+                    Poll::Ready(Some(Err(reason))) => Poll::Ready(Some(Err(reason.into()))),
+                    Poll::Ready(None) => Poll::Ready(None),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.0 {
+            BodyKind::Full(full) => full.is_end_stream(),
+            BodyKind::Stream { .. } => false,
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match &self.0 {
+            BodyKind::Full(full) => full.size_hint(),
+            BodyKind::Stream { .. } => hyper::body::SizeHint::default(),
+        }
+    }
+}
 
 /// State shared by every connection of the host.
 pub struct Shared {
@@ -58,10 +115,20 @@ pub struct ConnInfo {
     pub client: Arc<str>,
     /// Activity tracking for the connection's timeouts.
     pub state: Arc<ConnState>,
+    /// What the TLS handshake established (TLS and HTTP/3 connections).
+    pub tls: Option<Arc<crate::server::tls::identity::ConnTls>>,
 }
 
-/// Serves one request.
-pub async fn serve(shared: Arc<Shared>, conn: Arc<ConnInfo>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+/// The error of a request body: hyper's, or none for a buffered HTTP/3 body.
+type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Serves one request. Generic over the request body: hyper's
+/// on HTTP/1 and HTTP/2 (`hyper::body::Incoming`), a buffered body on HTTP/3 ([`crate::server::h3`]).
+pub async fn serve<B>(shared: Arc<Shared>, conn: Arc<ConnInfo>, req: Request<B>) -> Result<Response<Body>, Infallible>
+where
+    B: hyper::body::Body<Data = Bytes> + Send,
+    B::Error: Into<BodyError>,
+{
     let _in_flight = conn.state.begin_request();
     let started = Instant::now();
     let id = shared.ids.for_request(req.headers());
@@ -85,17 +152,25 @@ pub async fn serve(shared: Arc<Shared>, conn: Arc<ConnInfo>, req: Request<Incomi
             client: &conn.client,
         });
     }
-    Ok(finish(resp, id, head))
+    let mut out = finish(resp, id, head);
+    if let Some(alt_svc) = conn.tls.as_ref().and_then(|tls| tls.alt_svc.clone()) {
+        out.headers_mut().insert(header::ALT_SVC, alt_svc);
+    }
+    Ok(out)
 }
 
-async fn dispatch(
+async fn dispatch<B>(
     shared: &Shared,
     conn: &ConnInfo,
     parts: Parts,
-    body: Incoming,
+    body: B,
     id: &HeaderValue,
     timings: &mut Timings,
-) -> (HostResponse, Option<Arc<str>>) {
+) -> (HostResponse, Option<Arc<str>>)
+where
+    B: hyper::body::Body<Data = Bytes> + Send,
+    B::Error: Into<BodyError>,
+{
     let request_id = request_id::as_str(id);
     if let Some(rest) = parts.uri.path().strip_prefix("/_covet/") {
         return (health(shared, rest, &parts.method, request_id), None);
@@ -136,6 +211,9 @@ async fn dispatch(
         metadata: Default::default(),
         request_id: id.clone(),
     };
+    if let Some(tls) = &conn.tls {
+        tls.metadata.iter().for_each(|(key, value)| ex.metadata.set(key, value));
+    }
     let resp = pipeline::run(&entry.chain, &mut ex, timings).await;
     (resp.unwrap_or_else(|| problem::not_ready(request_id)), route)
 }
@@ -170,7 +248,11 @@ fn check_headers(headers: &HeaderMap, limits: &Limits, request_id: &str) -> Opti
     None
 }
 
-async fn read_body(body: Incoming, headers: &HeaderMap, max: u64, request_id: &str) -> Result<Bytes, HostResponse> {
+async fn read_body<B>(body: B, headers: &HeaderMap, max: u64, request_id: &str) -> Result<Bytes, HostResponse>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<BodyError>,
+{
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|len| len > max) {
         return Err(problem::payload_too_large(max, request_id));
@@ -183,15 +265,21 @@ async fn read_body(body: Incoming, headers: &HeaderMap, max: u64, request_id: &s
 }
 
 fn finish(resp: HostResponse, id: HeaderValue, head: bool) -> Response<Body> {
-    let HostResponse { status, mut headers, body } = resp;
+    let HostResponse { status, mut headers, body, stream } = resp;
     headers.insert(request_id::HEADER, id);
-    let body = if head {
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-        Bytes::new()
-    } else {
-        body
+    let body = match stream.and_then(|s| s.take()) {
+        Some(_) if head => Body::full(Bytes::new()),
+        Some((rx, guard)) => {
+            headers.remove(header::CONTENT_LENGTH);
+            Body(BodyKind::Stream { first: Some(body), rx, _guard: guard })
+        }
+        None if head => {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+            Body::full(Bytes::new())
+        }
+        None => Body::full(body),
     };
-    let mut out = Response::new(Full::new(body));
+    let mut out = Response::new(body);
     *out.status_mut() = status;
     *out.headers_mut() = headers;
     out

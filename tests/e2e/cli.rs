@@ -19,10 +19,17 @@ fn schema_prints_a_strict_json_schema_of_the_manifest() {
 
 #[test]
 fn the_example_manifest_passes_check() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(workspace_root().join("examples/plugins.yaml"), dir.path().join("plugins.yaml")).unwrap();
-    let artifacts = dir.path().join("artifacts");
-    std::fs::create_dir(&artifacts).unwrap();
+    // The demo's layout: examples/plugins.yaml, examples/artifacts/, and the
+    // Python plugins it names as ../python-plugins/ and the venv ../.venv
+    // (FastAPI, for the ASGI example).
+    let root = tempfile::tempdir().unwrap();
+    for linked in ["python-plugins", ".venv"] {
+        std::os::unix::fs::symlink(workspace_root().join(linked), root.path().join(linked)).unwrap();
+    }
+    let dir = root.path().join("examples");
+    let artifacts = dir.join("artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    std::fs::copy(workspace_root().join("examples/plugins.yaml"), dir.join("plugins.yaml")).unwrap();
     for name in ["covet-static-response", "covet-headers", "covet-rate-limit", "covet-auth-jwt"] {
         let lib = plugin(name);
         std::os::unix::fs::symlink(&lib, artifacts.join(lib.file_name().unwrap())).unwrap();
@@ -30,13 +37,14 @@ fn the_example_manifest_passes_check() {
     std::os::unix::fs::symlink(crate::wasm::component("ab_tagger"), artifacts.join("ab_tagger.wasm")).unwrap();
     let out = Command::new(covet_bin())
         .args(["check", "--plugins", "plugins.yaml"])
-        .current_dir(dir.path())
+        .current_dir(&dir)
         .env("DEMO_JWT_SECRET", "change-me-demo-secret-0123456789")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "stderr:\n{stderr}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (6 plugins, 2 routes, 1 listeners)"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("ok (10 plugins, 6 routes, 1 listeners)"), "stdout:\n{stdout}");
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ use super::{ControlPlane, Event, EventKind, State, retire};
 use crate::{
     error::HostError,
     loader::{self, Loaded},
-    manifest::{Manifest, PluginKind, PluginSpec},
+    manifest::{Manifest, PluginSpec},
     registry::{Instance, PluginStats, Registry, Slot},
     routes::RouteTable,
     runtime::artifact::LibraryCache,
@@ -96,11 +96,14 @@ pub fn plan(manifest: &Manifest, libraries: &mut LibraryCache, registry: &Regist
 fn unchanged(spec: &PluginSpec, libraries: &mut LibraryCache, registry: &Registry) -> Option<Arc<Instance>> {
     let instance = registry.get(&spec.name)?.load()?;
     let p = &instance.provenance;
-    let kind = match spec.kind {
-        PluginKind::Native => "native",
-        PluginKind::Wasm => "wasm",
-    };
-    let same = p.path == spec.path && p.config == spec.config && p.wasm == spec.wasm && instance.executor.info().kind == kind;
+    let kind = spec.kind.name();
+    // A python plugin's form, attribute or timeout may change with the same file.
+    let python = spec.python.is_none() || p.python == spec.python;
+    let same = p.path == spec.path
+        && p.config == spec.config
+        && p.wasm == spec.wasm
+        && python
+        && instance.executor.info().kind == kind;
     (same && libraries.hash(&spec.path).is_ok_and(|sha| sha == p.sha256)).then_some(instance)
 }
 
@@ -212,6 +215,9 @@ fn restart_warnings(old: &Manifest, new: &Manifest) -> Vec<String> {
     }
     if old.admin != new.admin {
         warnings.push("`admin` changed: it takes effect after a restart".to_string());
+    }
+    if old.python != new.python {
+        warnings.push("`python` changed: the interpreter's settings take effect after a restart".to_string());
     }
     warnings
 }

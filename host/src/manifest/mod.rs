@@ -26,12 +26,14 @@
 //! [`json_schema`] gives the JSON Schema of the same format, for editors.
 
 mod diagnostic;
+mod python;
 mod raw;
 mod routes;
 mod schema;
 mod serde_error;
 mod source_index;
 mod suggest;
+mod tls;
 mod units;
 mod validate;
 mod wasm;
@@ -42,6 +44,8 @@ use std::time::Duration;
 
 pub use diagnostic::{Diagnostic, ManifestError};
 pub use schema::json_schema;
+pub use python::{PythonForm, PythonPlugin, PythonSettings};
+pub use tls::{CertFiles, ClientAuth, SniCert, TlsSettings, TlsVersion};
 pub use wasm::{Capabilities, DirGrant, InstanceMode, WasmLimits, WasmSettings};
 
 /// A loaded and validated manifest. Everything in it has been checked: the
@@ -63,6 +67,22 @@ pub struct Manifest {
     pub routes: Vec<RouteSpec>,
     /// The admin API settings.
     pub admin: AdminSettings,
+    /// The embedded interpreter's settings (`python:`).
+    pub python: PythonSettings,
+    /// The I/O backend of the HTTP listeners (`io:`); `COVET_IO` overrides it.
+    pub io: IoBackend,
+}
+
+/// The I/O backend of the HTTP listeners (`io:`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum IoBackend {
+    /// tokio's multi-threaded runtime on epoll (the default).
+    #[default]
+    Epoll,
+    /// One io_uring runtime per core, each with its own SO_REUSEPORT listener;
+    /// falls back to `epoll` (with one log line) where io_uring is unavailable.
+    Uring,
 }
 
 /// One address to listen on.
@@ -72,6 +92,10 @@ pub struct ListenSpec {
     pub addr: SocketAddr,
     /// Where the address is written.
     pub location: Loc,
+    /// HTTPS settings; `None` for plain HTTP.
+    pub tls: Option<TlsSettings>,
+    /// Also serve HTTP/3 on UDP (only with `tls`).
+    pub http3: bool,
 }
 
 /// Connection and request limits (`limits:`); every field has a default.
@@ -93,6 +117,9 @@ pub struct Limits {
     pub shutdown_timeout: Duration,
     /// Most concurrent HTTP/2 streams per connection (default 256).
     pub h2_max_concurrent_streams: u32,
+    /// How often HTTP/2 pings an idle peer, and how long it waits for the
+    /// answer before closing the connection (default 20 s).
+    pub h2_keepalive_interval: Duration,
 }
 
 impl Default for Limits {
@@ -106,6 +133,7 @@ impl Default for Limits {
             max_connections: 10_000,
             shutdown_timeout: Duration::from_secs(30),
             h2_max_concurrent_streams: 256,
+            h2_keepalive_interval: Duration::from_secs(20),
         }
     }
 }
@@ -188,17 +216,32 @@ pub struct PluginSpec {
     pub config: serde_json::Value,
     /// A WASM plugin's limits, capabilities and instance mode; `None` for natives.
     pub wasm: Option<WasmSettings>,
+    /// A Python plugin's form, target and timeout; `None` for other kinds.
+    pub python: Option<PythonPlugin>,
     /// Where the plugin's name (its key under `plugins:`) is written.
     pub location: Loc,
 }
 
-/// The runtimes a plugin can be built for. This build runs native and WASM plugins.
+/// The runtimes a plugin can be built for: native, WASM and Python.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PluginKind {
     /// A Rust `cdylib` built against `covet-plugin-api`.
     Native,
     /// A WebAssembly component run by wasmtime (see `runtime::wasm`).
     Wasm,
+    /// Python code in the embedded interpreter (see `runtime::python`), of one form.
+    Python(PythonForm),
+}
+
+impl PluginKind {
+    /// `native`, `wasm` or `python`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PluginKind::Native => "native",
+            PluginKind::Wasm => "wasm",
+            PluginKind::Python(_) => "python",
+        }
+    }
 }
 
 /// One route: a path pattern, the methods it answers, its filters and handler.

@@ -49,6 +49,12 @@ pub struct RawManifest {
     /// The admin API (HTTP+JSON and gRPC on one listener); on by default on `127.0.0.1:9901`.
     #[serde(default)]
     pub admin: RawAdmin,
+    /// The embedded Python interpreter (for `kind: python` plugins): sys.path, threads and queue.
+    #[serde(default)]
+    pub python: Option<super::python::RawPython>,
+    /// The I/O backend of the HTTP listeners: `epoll` (tokio, the default) or `uring` (one io_uring runtime per core; falls back to epoll where io_uring is unavailable). The environment variable `COVET_IO` overrides it.
+    #[serde(default)]
+    pub io: super::IoBackend,
 }
 
 /// One address to listen on.
@@ -59,6 +65,14 @@ pub struct RawListen {
     /// `IP:PORT`, e.g. `127.0.0.1:8080` or `[::1]:8080`; port 0 picks a free port.
     #[schemars(with = "String")]
     pub addr: Spanned<String>,
+    /// Serve HTTPS (TLS 1.2/1.3, ALPN h2 and http/1.1) on this listener.
+    #[serde(default)]
+    #[schemars(with = "Option<super::tls::RawTls>")]
+    pub tls: Option<Spanned<super::tls::RawTls>>,
+    /// Also serve HTTP/3 (QUIC) on UDP, same port; needs `tls`.
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub http3: Option<Spanned<bool>>,
 }
 
 /// Connection and request limits.
@@ -82,6 +96,8 @@ pub struct RawLimits {
     pub shutdown_timeout: HumanDuration,
     /// Most concurrent HTTP/2 streams per connection (default 256).
     pub h2_max_concurrent_streams: NonZeroU32,
+    /// How often HTTP/2 pings a peer, and how long it waits for the answer before closing the connection (default 20s).
+    pub h2_keepalive_interval: HumanDuration,
 }
 
 impl Default for RawLimits {
@@ -97,6 +113,7 @@ impl Default for RawLimits {
             shutdown_timeout: HumanDuration(limits.shutdown_timeout),
             h2_max_concurrent_streams: NonZeroU32::new(limits.h2_max_concurrent_streams)
                 .unwrap_or(NonZeroU32::MIN),
+            h2_keepalive_interval: HumanDuration(limits.h2_keepalive_interval),
         }
     }
 }
@@ -163,16 +180,29 @@ pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9901";
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Plugin")]
 pub struct RawPlugin {
-    /// The runtime: `native` (a Rust cdylib built against covet-plugin-api) or `wasm` (a WebAssembly component: the covet:plugin world, or a wasi:http/incoming-handler as a handler).
+    /// The runtime: `native` (a Rust cdylib built against covet-plugin-api), `wasm` (a WebAssembly component: the covet:plugin world, or a wasi:http/incoming-handler as a handler) or `python` (a covet.Covet app, an ASGI app or a filter module).
     #[schemars(with = "super::schema::KindSchema")]
     pub kind: Spanned<String>,
-    /// The artifact (e.g. `artifacts/libcovet_auth_jwt.so`), relative to the manifest's directory.
-    #[schemars(with = "String")]
-    pub path: Spanned<String>,
+    /// The artifact (e.g. `artifacts/libcovet_auth_jwt.so`), relative to the manifest's directory (not used by `kind: python`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub path: Option<Spanned<String>>,
+    /// `kind: python` only: a covet.Covet decorator app, `FILE.py:ATTR`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub app: Option<Spanned<String>>,
+    /// `kind: python` only: any ASGI 3 app, `FILE.py:ATTR` or `pkg.module:attr` found through sys.path.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub asgi: Option<Spanned<String>>,
+    /// `kind: python` only: a filter module `FILE.py` with `on_request` and/or `on_response`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub filter: Option<Spanned<String>>,
     /// Settings handed to the plugin's `init`; any YAML.
     #[serde(default)]
     pub config: Option<serde_json::Value>,
-    /// `kind: wasm` only: memory, time and fuel limits of one phase call (defaults: 64MiB, 1s, unmetered).
+    /// `kind: wasm`: memory, time and fuel limits of one phase call (defaults: 64MiB, 1s, unmetered); `kind: python`: `timeout` only (default 30s).
     #[serde(default)]
     #[schemars(with = "Option<super::wasm::RawWasmLimits>")]
     pub limits: Option<Spanned<super::wasm::RawWasmLimits>>,

@@ -23,6 +23,8 @@ pub enum KindSchema {
     Native,
     /// A WebAssembly component (covet:plugin@0.1.0, or wasi:http/incoming-handler as a handler).
     Wasm,
+    /// Python code run by the embedded interpreter (`app:`, `asgi:` or `filter:`).
+    Python,
 }
 
 /// The methods a route may name.

@@ -200,7 +200,7 @@ mod tests {
         assert_eq!(
             d.help.as_deref(),
             Some(
-                "valid keys here: \"listen\", \"limits\", \"log\", \"plugins\", \"routes\", \"admin\""
+                "valid keys here: \"listen\", \"limits\", \"log\", \"plugins\", \"routes\", \"admin\", \"python\", \"io\""
             )
         );
     }
@@ -214,8 +214,8 @@ mod tests {
 
     #[test]
     fn a_missing_key_points_at_the_mapping_that_lacks_it() {
-        let d = diagnose_text("listen: []\nplugins:\n  jwt:\n    kind: native\n");
-        assert_eq!(d.key, "plugins.jwt.path");
+        let d = diagnose_text("listen: []\nplugins:\n  jwt:\n    path: a.so\n");
+        assert_eq!(d.key, "plugins.jwt.kind");
         assert_eq!(d.loc, Some(Loc { line: 3, column: 3 }));
     }
 

@@ -157,3 +157,21 @@ fn an_unreadable_manifest_is_one_diagnostic_without_location() {
             .ends_with("error: manifest no/such/manifest.yaml has 1 error")
     );
 }
+
+#[test]
+fn io_backend_and_h2_keepalive_interval_are_read() {
+    let defaults = parse(&with_plugins("")).expect("valid manifest");
+    assert_eq!(defaults.io, IoBackend::Epoll);
+    assert_eq!(defaults.limits.h2_keepalive_interval, Duration::from_secs(20));
+    let text = with_plugins("io: uring\nlimits:\n  h2_keepalive_interval: 5s\n");
+    let manifest = parse(&text).expect("valid manifest");
+    assert_eq!(manifest.io, IoBackend::Uring);
+    assert_eq!(manifest.limits.h2_keepalive_interval, Duration::from_secs(5));
+}
+
+#[test]
+fn an_unknown_io_backend_names_its_location_and_the_choices() {
+    let err = parse(&with_plugins("io: kqueue\n")).unwrap_err().to_string();
+    assert!(err.contains("kqueue") && err.contains("epoll") && err.contains("uring"), "{err}");
+    assert!(err.contains(":11:"), "line 11 (after 10 lines of listen and plugins): {err}");
+}

@@ -15,7 +15,7 @@ use super::suggest::did_you_mean;
 use super::wasm;
 use super::{
     AdminSettings, Diagnostic, Limits, ListenSpec, Loc, LogSettings, Manifest, PluginKind,
-    PluginSpec, routes,
+    PluginSpec, PythonForm, PythonSettings, python, routes,
 };
 
 /// The problems found so far.
@@ -65,19 +65,22 @@ pub fn manifest(source: &Path, raw: RawManifest) -> Result<Manifest, Vec<Diagnos
         .iter()
         .map(|(name, _)| name.value.clone())
         .collect();
+    let python = python::settings(base, raw.python, &mut problems);
     let manifest = Manifest {
         source: source.to_path_buf(),
-        listen: listen(&raw.listen, &mut problems),
+        listen: listen(base, &raw.listen, &mut problems),
         limits: limits(&raw.limits),
         log: log(raw.log, &mut problems),
-        plugins: plugins(base, raw.plugins, &mut problems),
+        plugins: plugins(base, source, raw.plugins, &python, &mut problems),
         routes: routes::check(raw.routes, &names, &mut problems),
         admin: admin(base, raw.admin, &mut problems),
+        python,
+        io: raw.io,
     };
     problems.finish(manifest)
 }
 
-fn listen(raw: &Spanned<Vec<RawListen>>, problems: &mut Problems) -> Vec<ListenSpec> {
+fn listen(base: &Path, raw: &Spanned<Vec<RawListen>>, problems: &mut Problems) -> Vec<ListenSpec> {
     if raw.value.is_empty() {
         let help = "add one, e.g. `listen: [{ addr: 127.0.0.1:8080 }]`".to_owned();
         problems.report(
@@ -111,7 +114,9 @@ fn listen(raw: &Spanned<Vec<RawListen>>, problems: &mut Problems) -> Vec<ListenS
                 Some(help),
             );
         }
-        specs.push(ListenSpec { addr, location });
+        let tls = super::tls::check(base, entry.tls.as_ref(), entry.http3.as_ref(), &format!("listen[{i}]"), problems);
+        let http3 = tls.is_some() && entry.http3.as_ref().is_some_and(|f| f.value);
+        specs.push(ListenSpec { addr, location, tls, http3 });
     }
     specs
 }
@@ -126,6 +131,7 @@ fn limits(raw: &RawLimits) -> Limits {
         max_connections: raw.max_connections.get(),
         shutdown_timeout: raw.shutdown_timeout.0,
         h2_max_concurrent_streams: raw.h2_max_concurrent_streams.get(),
+        h2_keepalive_interval: raw.h2_keepalive_interval.0,
     }
 }
 
@@ -170,31 +176,79 @@ fn admin(base: &Path, raw: RawAdmin, problems: &mut Problems) -> AdminSettings {
     AdminSettings { listen, token_file }
 }
 
-fn plugins(base: &Path, entries: PluginEntries, problems: &mut Problems) -> Vec<PluginSpec> {
+fn plugins(
+    base: &Path,
+    source: &Path,
+    entries: PluginEntries,
+    interpreter: &PythonSettings,
+    problems: &mut Problems,
+) -> Vec<PluginSpec> {
     let specs = entries
         .0
         .into_iter()
-        .map(|(name, raw)| plugin(base, name, raw, problems));
+        .map(|(name, raw)| plugin(base, source, name, raw, interpreter, problems));
     specs.collect()
 }
 
 fn plugin(
     base: &Path,
+    source: &Path,
     name: Spanned<String>,
-    raw: RawPlugin,
+    mut raw: RawPlugin,
+    interpreter: &PythonSettings,
     problems: &mut Problems,
 ) -> PluginSpec {
     let key = join("plugins", &name.value);
     check_name(&name, &key, problems);
-    let kind = check_kind(&raw.kind, &join(&key, "kind"), problems);
+    let mut kind = check_kind(&raw.kind, &join(&key, "kind"), problems);
+    let (path, python) = if kind == PluginKind::Python(PythonForm::App) {
+        let limits = raw.limits.take();
+        let fields = python::RawPythonPlugin {
+            app: raw.app.as_ref(),
+            asgi: raw.asgi.as_ref(),
+            filter: raw.filter.as_ref(),
+            path: raw.path.as_ref(),
+            limits,
+        };
+        let fallback = std::fs::canonicalize(source).unwrap_or_else(|_| source.to_path_buf());
+        let (path, spec) = python::plugin(base, fields, interpreter, &fallback, &key, Loc::of(&name), problems);
+        kind = PluginKind::Python(spec.form);
+        (path, Some(spec))
+    } else {
+        refuse_python_keys(&raw, &key, problems);
+        (native_artifact(base, &raw, &name, &key, problems), None)
+    };
     let sandbox = wasm::RawWasm { limits: raw.limits, capabilities: raw.capabilities, instances: raw.instances };
     PluginSpec {
-        path: artifact(base, &raw.path, &join(&key, "path"), problems),
+        path,
         name: name.value.clone(),
         kind,
         config: raw.config.unwrap_or(serde_json::Value::Null),
         wasm: wasm::settings(base, kind == PluginKind::Wasm, sandbox, &key, problems),
+        python,
         location: Loc::of(&name),
+    }
+}
+
+/// The `path:` of a native or WASM plugin (required).
+fn native_artifact(base: &Path, raw: &RawPlugin, name: &Spanned<String>, key: &str, problems: &mut Problems) -> PathBuf {
+    match &raw.path {
+        Some(path) => artifact(base, path, &join(key, "path"), problems),
+        None => {
+            let help = "add `path:` naming the plugin's artifact (a .so library or a .wasm component)";
+            problems.report(Loc::of(name), key, "missing `path`".to_owned(), Some(help.to_owned()));
+            base.to_path_buf()
+        }
+    }
+}
+
+fn refuse_python_keys(raw: &RawPlugin, key: &str, problems: &mut Problems) {
+    for (field, value) in [("app", &raw.app), ("asgi", &raw.asgi), ("filter", &raw.filter)] {
+        if let Some(value) = value {
+            let help = "it names Python code: set `kind: python`, or remove it";
+            let message = format!("`{field}` applies to `kind: python` plugins only");
+            problems.report(Loc::of(value), join(key, field), message, Some(help.to_owned()));
+        }
     }
 }
 
@@ -222,26 +276,20 @@ fn check_name(name: &Spanned<String>, key: &str, problems: &mut Problems) {
     problems.report(Loc::of(name), key, message, Some(help));
 }
 
-/// The kinds a manifest may name; `native` and `wasm` run in this build.
+/// The kinds a manifest may name.
 const KINDS: [&str; 3] = ["native", "wasm", "python"];
 
-/// The plugin's kind (`native` when it is invalid, which is reported).
+/// The plugin's kind (`native` when it is invalid, which is reported; a
+/// python plugin's form is filled in by the caller).
 fn check_kind(kind: &Spanned<String>, key: &str, problems: &mut Problems) -> PluginKind {
     let (message, help) = match kind.value.as_str() {
         "native" => return PluginKind::Native,
         "wasm" => return PluginKind::Wasm,
-        "python" => (
-            format!(
-                "plugin kind \"{}\" is not supported by this build yet",
-                kind.value
-            ),
-            "this build runs `kind: native` (a Rust cdylib built against covet-plugin-api) \
-             and `kind: wasm` (a WebAssembly component) plugins"
-                .to_owned(),
-        ),
+        "python" => return PluginKind::Python(PythonForm::App),
         other => (
             format!("unknown plugin kind \"{other}\""),
-            did_you_mean(other, KINDS).unwrap_or_else(|| "the kind is \"native\" or \"wasm\"".to_owned()),
+            did_you_mean(other, KINDS)
+                .unwrap_or_else(|| "the kind is \"native\", \"wasm\" or \"python\"".to_owned()),
         ),
     };
     problems.report(Loc::of(kind), key, message, Some(help));

@@ -10,7 +10,9 @@
 //! already in memory, so a config-only change costs no new `dlopen`.
 //!
 //! A WASM component is compiled from the bytes read for the hash (no copy
-//! needed); the same content is compiled once.
+//! needed); the same content is compiled once. A Python file is only hashed
+//! here: every instance executes it afresh (see `runtime::python`), so a
+//! changed file or config always gives a new namespace.
 
 use std::{
     collections::HashMap,
@@ -20,7 +22,7 @@ use std::{
 
 use sha2::{Digest, Sha256};
 
-use super::{Executor, native::NativeLibrary, wasm::WasmComponent};
+use super::{Executor, native::NativeLibrary, python::PythonCode, wasm::WasmComponent};
 use crate::{error::HostError, manifest::{PluginKind, PluginSpec}};
 use covet_plugin_api::Phases;
 
@@ -64,6 +66,8 @@ pub enum Code {
     Native(NativeLibrary),
     /// A compiled WASM component.
     Wasm(WasmComponent),
+    /// A Python file and the form it is used in.
+    Python(PythonCode),
 }
 
 impl Code {
@@ -72,6 +76,7 @@ impl Code {
         match self {
             Code::Native(library) => library.descriptor().phases,
             Code::Wasm(component) => component.phases(),
+            Code::Python(code) => code.phases(),
         }
     }
 
@@ -79,6 +84,7 @@ impl Code {
         match self {
             Code::Native(_) => PluginKind::Native,
             Code::Wasm(_) => PluginKind::Wasm,
+            Code::Python(code) => PluginKind::Python(code.form()),
         }
     }
 
@@ -87,6 +93,7 @@ impl Code {
         match self {
             Code::Native(library) => Code::Native(library.with_path(path)),
             Code::Wasm(component) => Code::Wasm(component.with_path(path)),
+            Code::Python(code) => Code::Python(code.with_path(path)),
         }
     }
 
@@ -96,6 +103,7 @@ impl Code {
         match self {
             Code::Native(library) => Ok(Box::new(library.instantiate(&spec.name, &spec.config.to_string(), base_dir)?)),
             Code::Wasm(component) => component.instantiate(spec),
+            Code::Python(code) => code.instantiate(spec),
         }
     }
 }
@@ -126,6 +134,11 @@ impl LibraryCache {
         self.hashes.insert(path.to_path_buf(), (id, sha256.clone()));
         if let Some(library) = self.by_hash.get(&sha256).filter(|code| code.kind() == kind) {
             return Ok(Opened { library: library.with_path(path), sha256 });
+        }
+        if let PluginKind::Python(form) = kind {
+            let library = Code::Python(PythonCode::new(form, path));
+            self.by_hash.insert(sha256.clone(), library.clone());
+            return Ok(Opened { library, sha256 });
         }
         if kind == PluginKind::Wasm {
             let component = WasmComponent::compile(path, &bytes, &sha256).map_err(refuse)?;

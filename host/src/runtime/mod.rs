@@ -1,7 +1,6 @@
 //! The executor trait: how the pipeline calls a plugin, whatever its kind.
 //!
-//! Each runtime ([`native`], [`wasm`]; Python is the next sibling behind the
-//! same trait) turns the four request phases into [`Outcome`]s. A native call
+//! Each runtime ([`native`], [`wasm`], [`python`]) turns the four request phases into [`Outcome`]s. A native call
 //! is synchronous and comes back [`Outcome::Ready`] with no allocation; a
 //! runtime that must await (a WASM instance yielding at an epoch, a Python
 //! event loop) returns [`Outcome::Pending`]. The pipeline never asks which
@@ -9,6 +8,7 @@
 
 pub mod artifact;
 pub mod native;
+pub mod python;
 pub mod wasm;
 
 use std::{future::Future, pin::Pin};
@@ -47,15 +47,17 @@ pub enum Fault {
     Panic(String),
     /// The plugin returned an error, or produced an invalid response.
     Error(String),
-    /// The plugin ran past its time limit (a WASM plugin's `limits.timeout`).
+    /// The plugin ran past its time limit (`limits.timeout`).
     Timeout(String),
+    /// The runtime is saturated (the Python pool's queue is full): 503.
+    Overloaded(String),
 }
 
 impl Fault {
     /// The fault's message.
     pub fn message(&self) -> &str {
         match self {
-            Fault::Panic(m) | Fault::Error(m) | Fault::Timeout(m) => m,
+            Fault::Panic(m) | Fault::Error(m) | Fault::Timeout(m) | Fault::Overloaded(m) => m,
         }
     }
 }

@@ -3,7 +3,11 @@
 //!
 //! Libraries are never unloaded (Rust cdylibs are not safe to `dlclose`).
 //! Phase calls are synchronous; a plugin that declares `blocking` is called
-//! through `block_in_place` so the reactor thread hands its other work away.
+//! through `block_in_place` so the reactor thread hands its other work away;
+//! on a current-thread runtime (the io_uring backend's per-core runtimes),
+//! where `block_in_place` would panic, it is called in place — which the
+//! io_uring backend avoids by running requests on the main runtime while a
+//! blocking instance is live ([`blocking_plugins_live`]).
 
 use std::path::{Path, PathBuf};
 
@@ -71,6 +75,9 @@ impl NativeLibrary {
             reason: describe_fault(&fault),
         })?;
         let (info, blocking) = (self.info(name), self.descriptor.blocking);
+        if blocking {
+            BLOCKING_LIVE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         Ok(NativeExecutor { instance, info, blocking, responses: ConvertCache::default() })
     }
 
@@ -116,6 +123,29 @@ fn describe_load_error(err: LibraryError) -> String {
     }
 }
 
+/// Live instances of `blocking` native plugins (the io_uring backend hands
+/// requests to the main runtime while there are any: see docs/io.md).
+static BLOCKING_LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Whether any `blocking` native plugin instance is live.
+pub fn blocking_plugins_live() -> bool {
+    BLOCKING_LIVE.load(std::sync::atomic::Ordering::Relaxed) > 0
+}
+
+impl Drop for NativeExecutor {
+    fn drop(&mut self) {
+        if self.blocking {
+            BLOCKING_LIVE.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// Whether `block_in_place` may be used here (it panics elsewhere).
+fn on_multi_thread_runtime() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+}
+
 /// One live native plugin instance.
 pub struct NativeExecutor {
     instance: PluginBox,
@@ -126,7 +156,7 @@ pub struct NativeExecutor {
 
 impl NativeExecutor {
     fn call<T>(&self, f: impl FnOnce() -> RResult<T, FfiFault>) -> Result<T, Fault> {
-        let result = if self.blocking { tokio::task::block_in_place(f) } else { f() };
+        let result = if self.blocking && on_multi_thread_runtime() { tokio::task::block_in_place(f) } else { f() };
         match result {
             ROk(v) => Ok(v),
             RErr(fault) if fault.kind == FaultKind::Panic => Err(Fault::Panic(fault.message.into_string())),

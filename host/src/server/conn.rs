@@ -2,14 +2,18 @@
 //! sniffs the preface), served until it ends, idles out, times out reading a
 //! head, or the host shuts down (graceful: in-flight requests finish).
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc};
 
 use hyper::service::service_fn;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::conn::auto,
 };
-use tokio::{net::TcpStream, sync::{OwnedSemaphorePermit, watch}};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpStream,
+    sync::{OwnedSemaphorePermit, watch},
+};
 
 use super::watchdog::{self, ConnState, Expiry, TrackedIo};
 use crate::{
@@ -20,9 +24,6 @@ use crate::{
 
 /// Headers hyper's HTTP/1 parser holds on the stack (its default limit).
 const HYPER_STACK_HEADERS: usize = 100;
-
-/// How often HTTP/2 pings an idle peer, and how long it waits for the answer.
-const H2_KEEPALIVE: Duration = Duration::from_secs(20);
 
 /// The connection builder for a listener, configured from the limits.
 pub fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
@@ -46,13 +47,18 @@ pub fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.h2_max_concurrent_streams)
-        .max_header_list_size(u32::try_from(limits.max_header_bytes.saturating_mul(2)).unwrap_or(u32::MAX))
-        .keep_alive_interval(Some(H2_KEEPALIVE))
-        .keep_alive_timeout(H2_KEEPALIVE);
+        .max_header_list_size(u32::try_from(limits.max_header_bytes.saturating_mul(2)).unwrap_or(u32::MAX));
+    // Ping the peer every interval; no answer within another interval closes
+    // the connection. `0s` turns pings off.
+    let keepalive = limits.h2_keepalive_interval;
+    if !keepalive.is_zero() {
+        builder.http2().keep_alive_interval(Some(keepalive)).keep_alive_timeout(keepalive);
+    }
     builder
 }
 
 /// Everything a connection task needs.
+#[derive(Clone)]
 pub struct ConnContext {
     /// Host state.
     pub shared: Arc<Shared>,
@@ -60,17 +66,64 @@ pub struct ConnContext {
     pub builder: Arc<auto::Builder<TokioExecutor>>,
     /// Flips to `true` when the host shuts down.
     pub shutdown: watch::Receiver<bool>,
+    /// The listener's TLS handshake side; `None` for plain HTTP.
+    pub tls: Option<Arc<super::tls::TlsEndpoint>>,
+    /// The main multi-threaded runtime, on io_uring threads: requests run
+    /// there while a `blocking` native plugin is live (see [`offloaded`]).
+    pub offload: Option<tokio::runtime::Handle>,
 }
 
-/// Serves one connection to its end. Holds `permit` (the connection limit) throughout.
-pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnContext, permit: OwnedSemaphorePermit) {
-    let _permit = permit;
+/// The service future of one request: on the connection's own thread, or,
+/// with `offload` set and a `blocking` native plugin live, on the main
+/// runtime. io_uring threads are current-thread runtimes where a blocking
+/// plugin call would stall every connection of that core; on the main
+/// runtime it goes through `block_in_place` as on epoll.
+fn offloaded<F>(offload: Option<&tokio::runtime::Handle>, fut: F) -> impl Future<Output = F::Output> + Send + use<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    use futures_util::future::Either;
+    match offload.filter(|_| crate::runtime::native::blocking_plugins_live()) {
+        None => Either::Left(fut),
+        Some(handle) => {
+            let task = handle.spawn(fut);
+            Either::Right(async move { task.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())) })
+        }
+    }
+}
+
+/// Serves one accepted TCP connection (epoll backend) to its end.
+pub async fn serve_tcp(stream: TcpStream, peer: SocketAddr, ctx: ConnContext, permit: OwnedSemaphorePermit) {
+    if let Some(tls) = ctx.tls.clone() {
+        return super::tls::serve(tls, stream, peer, ctx, permit).await;
+    }
     let _ = stream.set_nodelay(true);
+    serve(stream, peer, ctx, permit).await;
+}
+
+/// Serves one connection over any byte stream (plain TCP on tokio or
+/// io_uring, TLS on top of either) to its end. Holds `permit` (the
+/// connection limit) throughout. The caller sets socket options (nodelay).
+pub async fn serve<S>(stream: S, peer: SocketAddr, ctx: ConnContext, permit: OwnedSemaphorePermit)
+where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    serve_with(stream, peer, ctx, permit, None).await;
+}
+
+/// [`serve`] with the connection's TLS facts (request metadata, `Alt-Svc`).
+pub async fn serve_with<S>(stream: S, peer: SocketAddr, ctx: ConnContext, permit: OwnedSemaphorePermit, tls: Option<Arc<super::tls::identity::ConnTls>>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    let _permit = permit;
     let state = Arc::new(ConnState::default());
     let io = TokioIo::new(TrackedIo::new(stream, state.clone()));
-    let info = Arc::new(ConnInfo { client: client_string(peer), state: state.clone() });
+    let info = Arc::new(ConnInfo { client: client_string(peer), state: state.clone(), tls });
     let shared = ctx.shared.clone();
-    let svc = service_fn(move |req| service::serve(shared.clone(), info.clone(), req));
+    let offload = ctx.offload.clone();
+    let svc = service_fn(move |req| offloaded(offload.as_ref(), service::serve(shared.clone(), info.clone(), req)));
     let conn = ctx.builder.serve_connection(io, svc);
     tokio::pin!(conn);
     let limits = &ctx.shared.limits;

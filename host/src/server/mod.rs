@@ -2,8 +2,15 @@
 //! limit, starts the admin API ([`crate::admin`]), initialises plugins
 //! (readiness flips when they are all live), and shuts down gracefully on
 //! SIGINT/SIGTERM within `limits.shutdown_timeout`.
+//!
+//! The HTTP listeners run on one of two backends (`io:` / `COVET_IO`): epoll
+//! (tokio's multi-threaded runtime, the one this function runs on) or
+//! io_uring ([`uring`]: one runtime thread per core). Both feed [`conn::serve`].
 
-mod conn;
+pub mod conn;
+pub mod h3;
+pub mod tls;
+pub mod uring;
 pub mod watchdog;
 
 use std::{
@@ -23,7 +30,7 @@ use crate::{
     admin::AdminConfig,
     control::{ControlPlane, reload::{self, Plan}},
     error::HostError,
-    manifest::{ListenSpec, Manifest},
+    manifest::{IoBackend, ListenSpec, Manifest},
     registry::Registry,
     request_id::RequestIds,
     runtime::artifact::LibraryCache,
@@ -46,15 +53,13 @@ pub async fn run(manifest: Manifest, access_log: Option<AccessLog>, options: Run
     let plan = reload::plan(&manifest, &mut libraries, &registry)?;
     let shared = Arc::new(shared_state(&manifest, &plan, registry, access_log));
     let control = Arc::new(ControlPlane::new(shared.clone(), manifest.clone(), libraries));
-    let listeners = bind_all(&manifest.listen).await?;
+    let backend = uring::requested(manifest.io, std::env::var(uring::ENV).ok().as_deref())?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let permits = shared.limits.max_connections.min(Semaphore::MAX_PERMITS);
     let connections = Arc::new(Semaphore::new(permits));
     let builder = Arc::new(conn::builder(&shared.limits));
-    for listener in listeners {
-        let ctx = conn::ConnContext { shared: shared.clone(), builder: builder.clone(), shutdown: stop_rx.clone() };
-        tokio::spawn(accept_loop(listener, ctx, connections.clone()));
-    }
+    let ctx = conn::ConnContext { shared: shared.clone(), builder, shutdown: stop_rx.clone(), tls: None, offload: None };
+    serve_listeners(&manifest.listen, backend, ctx, &connections).await?;
     let admin = match admin {
         Some(config) => Some(crate::admin::start(config, control.clone(), stop_rx.clone()).await?),
         None => None,
@@ -96,17 +101,54 @@ fn shared_state(manifest: &Manifest, plan: &Plan, registry: Registry, access_log
     }
 }
 
+/// Binds the listeners on the backend that can serve and starts accepting.
+async fn serve_listeners(
+    specs: &[ListenSpec],
+    requested: IoBackend,
+    ctx: conn::ConnContext,
+    connections: &Arc<Semaphore>,
+) -> Result<(), HostError> {
+    let secure = specs.iter().any(|spec| spec.tls.is_some());
+    if secure && requested == IoBackend::Uring {
+        tracing::warn!("TLS listeners run on the epoll backend; io_uring is not used for this manifest");
+    }
+    if !secure && uring::choose(requested, uring::probe) == IoBackend::Uring {
+        let threads = uring::threads();
+        let addrs: Vec<_> = specs.iter().map(|spec| spec.addr).collect();
+        let (per_thread, bound) = uring::bind(&addrs, threads)?;
+        announce(specs, &bound)?;
+        uring::start(per_thread, ctx, connections.clone())?;
+        tracing::info!("io backend: uring ({threads} threads)");
+        return Ok(());
+    }
+    let listeners = bind_all(specs).await?;
+    for (listener, spec) in listeners.into_iter().zip(specs) {
+        let ctx = tls::listener_context(spec, listener.local_addr()?, &ctx, connections)?;
+        tokio::spawn(accept_loop(listener, ctx, connections.clone()));
+    }
+    tracing::info!("io backend: epoll");
+    Ok(())
+}
+
 async fn bind_all(specs: &[ListenSpec]) -> Result<Vec<TcpListener>, HostError> {
     let mut listeners = Vec::with_capacity(specs.len());
     for spec in specs {
         let listener = TcpListener::bind(spec.addr).await.map_err(|source| HostError::Bind { addr: spec.addr, source })?;
-        let addr = listener.local_addr()?;
-        // Tests and scripts read the real port from this line.
-        println!("listening on http://{addr}");
         listeners.push(listener);
     }
-    std::io::stdout().flush()?;
+    let bound = listeners.iter().map(TcpListener::local_addr).collect::<Result<Vec<_>, _>>()?;
+    announce(specs, &bound)?;
     Ok(listeners)
+}
+
+/// Tests and scripts read the real ports from these lines.
+fn announce(specs: &[ListenSpec], addrs: &[std::net::SocketAddr]) -> Result<(), HostError> {
+    for (spec, addr) in specs.iter().zip(addrs) {
+        let scheme = if spec.tls.is_some() { "https" } else { "http" };
+        println!("listening on {scheme}://{addr}");
+    }
+    std::io::stdout().flush()?;
+    Ok(())
 }
 
 async fn accept_loop(listener: TcpListener, ctx: conn::ConnContext, connections: Arc<Semaphore>) {
@@ -127,8 +169,7 @@ async fn accept_loop(listener: TcpListener, ctx: conn::ConnContext, connections:
             },
             _ = stopped(&mut stop) => return,
         };
-        let ctx = conn::ConnContext { shared: ctx.shared.clone(), builder: ctx.builder.clone(), shutdown: ctx.shutdown.clone() };
-        tokio::spawn(conn::serve(stream, peer, ctx, permit));
+        tokio::spawn(conn::serve_tcp(stream, peer, ctx.clone(), permit));
     }
 }
 

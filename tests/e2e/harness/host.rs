@@ -158,7 +158,9 @@ fn read_addrs(child: &mut Child, n: usize, logs: &Arc<Mutex<String>>, admin: Arc
     while addrs.len() < n {
         match lines.next() {
             Some(Ok(line)) => {
-                if let Some(addr) = line.strip_prefix("listening on http://") {
+                // Plain and TLS listeners; `listening on h3://` (UDP, same port as its https line) is not counted.
+                let addr = line.strip_prefix("listening on http://").or_else(|| line.strip_prefix("listening on https://"));
+                if let Some(addr) = addr {
                     addrs.push(addr.parse().expect("address"));
                 }
             }

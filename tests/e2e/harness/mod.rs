@@ -6,10 +6,12 @@
 //! executable's target dir, so any `CARGO_TARGET_DIR` works; build them first
 //! with `cargo build --workspace` (scripts/test.sh does).
 
+pub mod certs;
 mod client;
 mod host;
 mod manifest;
 mod raw;
+pub mod secure;
 
 pub use client::{Client, Reply};
 pub use host::{Exited, Host, HostBuilder};

@@ -28,6 +28,7 @@
 mod bindings;
 pub mod engine;
 mod executor;
+mod outbound;
 mod proxy;
 mod sandbox;
 mod stdio;

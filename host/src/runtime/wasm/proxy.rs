@@ -152,7 +152,7 @@ where
     // The host frames the body it sends.
     headers.remove(header::CONTENT_LENGTH);
     headers.remove(header::TRANSFER_ENCODING);
-    Ok(HostResponse { status: parts.status, headers, body })
+    Ok(HostResponse { status: parts.status, headers, body, stream: None })
 }
 
 /// The request as a `wasi:http` incoming request: an absolute URI (from the

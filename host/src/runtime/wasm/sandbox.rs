@@ -123,12 +123,7 @@ impl WasiHttpHooks for Outbound {
             tracing::warn!(uri = %request.uri(), "outbound request denied: the host is not in capabilities.outbound_http");
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
-        Box::new(async move {
-            use http_body_util::BodyExt;
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            let io: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send> = Box::new(io);
-            Ok((response.map(BodyExt::boxed_unsync), io))
-        })
+        Box::new(super::outbound::send(request, options))
     }
 }
 

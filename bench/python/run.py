@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""Python benchmark (run via bench/python.sh): the same apps under covet,
+Granian and uvicorn, in one run, each server pinned to CPU 0 (one core, one
+process: Granian `--workers 1 --runtime-threads 1`, uvicorn one worker with
+uvloop and httptools, covet one process whose Python pool has one thread),
+wrk pinned to CPU 1.
+
+1. raw ASGI hello (bench/python/hello_asgi.py): covet `asgi:` vs Granian vs uvicorn;
+2. decorator-API hello (bench/python/hello_covet.py) under covet vs Granian's raw ASGI;
+3. the FastAPI example (python-plugins/fastapi_app, GET /hello and GET /items/1): covet vs Granian vs uvicorn.
+
+Prints RPS, p50, p99 and server CPU µs per request (the process tree's
+utime+stime over the run ÷ requests), and the ratios the issue targets."""
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "lib"))
+from harness import CLK_TCK, SERVER_CPU, Server, measure  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VENV = os.path.join(ROOT, ".venv")
+BIN = os.path.join(VENV, "bin")
+COVET = os.path.join(os.environ["CARGO_TARGET_DIR"], "release", "covet")
+HERE = os.path.join(ROOT, "bench", "python")
+FASTAPI_DIR = os.path.join(ROOT, "python-plugins", "fastapi_app")
+SECONDS = int(os.environ.get("DURATION", "8"))
+RUNS = int(os.environ.get("RUNS", "3"))
+CONNS = int(os.environ.get("CONNS", "50"))
+WARMUP = int(os.environ.get("WARMUP", "2"))
+
+
+def tree_cpu_seconds(pid):
+    """utime+stime of `pid` and all its descendants (Granian forks a worker)."""
+    total, stack = 0.0, [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            fields = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+            for task in os.listdir(f"/proc/{p}/task"):
+                stack.extend(int(c) for c in open(f"/proc/{p}/task/{task}/children").read().split())
+        except FileNotFoundError:
+            continue
+    return total
+
+
+class Peer:
+    """A Python server on a free port, pinned to SERVER_CPU; same interface as harness.Server."""
+
+    def __init__(self, argv, cwd, ready_path):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        argv = [a.replace("{port}", str(self.port)) for a in argv]
+        self.proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, *argv], cwd=cwd,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addr = f"127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if urllib.request.urlopen(self.url(ready_path), timeout=1).status == 200:
+                    return
+            except Exception:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError(f"{argv[0]} did not start")
+                time.sleep(0.05)
+
+    def url(self, path="/"):
+        return f"http://{self.addr}{path}"
+
+    def cpu_seconds(self):
+        return tree_cpu_seconds(self.proc.pid)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def granian(module, cwd, ready):
+    return Peer([os.path.join(BIN, "granian"), "--interface", "asgi", "--host", "127.0.0.1", "--port", "{port}",
+                 "--workers", "1", "--runtime-threads", "1", "--no-ws", "--log-level", "warning", module], cwd, ready)
+
+
+def uvicorn(module, cwd, ready):
+    return Peer([os.path.join(BIN, "python"), "-m", "uvicorn", "--host", "127.0.0.1", "--port", "{port}",
+                 "--workers", "1", "--no-access-log", "--log-level", "warning", "--loop", "uvloop", "--http", "httptools",
+                 module], cwd, ready)
+
+
+def covet(tmp):
+    manifest = os.path.join(tmp, "plugins.yaml")
+    with open(manifest, "w") as f:
+        f.write(f"""
+listen: [{{ addr: 127.0.0.1:0 }}]
+log: {{ access: false }}
+admin: {{ listen: "off" }}
+python: {{ venv: {VENV}, threads: 1 }}
+plugins:
+  raw: {{ kind: python, asgi: {HERE}/hello_asgi.py:app }}
+  deco: {{ kind: python, app: {HERE}/hello_covet.py:app }}
+  shop: {{ kind: python, asgi: {FASTAPI_DIR}/main.py:app }}
+routes:
+  - {{ path: /raw, handler: raw }}
+  - {{ path: /deco, handler: deco }}
+  - {{ path: /deco-sync, handler: deco }}
+  - {{ path: "/{{*rest}}", handler: shop }}
+""")
+    env = {"COVET_ADMIN_LISTEN": "off"}
+    server = Server([COVET, "host", "--plugins", manifest], env=env)
+    server.wait_200("/raw")
+    return server
+
+
+def row(name, m, base=None):
+    ratio = f"{m['rps'] / base['rps']:.2f}" if base else "1.00"
+    errors = f"  non-2xx={m['non2xx']}" if m["non2xx"] else ""
+    print(f"| {name:<44} | {m['rps']:>9,.0f} | {m['p50']:>7,.0f} | {m['p99']:>7,.0f} | {m['cpu_us']:>6.1f} | {ratio:>5} |{errors}",
+          flush=True)
+
+
+def bench(server, path):
+    return measure(server, path, SECONDS, RUNS, CONNS, WARMUP)
+
+
+def main():
+    print(f"wrk -t1 -c{CONNS}, {RUNS}×{SECONDS}s (median), servers on CPU {SERVER_CPU}\n")
+    print("| server / app | RPS | p50 µs | p99 µs | CPU µs/req | ratio |")
+    print("|---|---|---|---|---|---|")
+    results = {}
+    for name, start, path in [
+        ("granian raw ASGI", lambda: granian("hello_asgi:app", HERE, "/"), "/"),
+        ("uvicorn raw ASGI", lambda: uvicorn("hello_asgi:app", HERE, "/"), "/"),
+        ("granian FastAPI /hello", lambda: granian("main:app", FASTAPI_DIR, "/hello"), "/hello"),
+        ("uvicorn FastAPI /hello", lambda: uvicorn("main:app", FASTAPI_DIR, "/hello"), "/hello"),
+        ("granian FastAPI /items/1", lambda: granian("main:app", FASTAPI_DIR, "/items/1"), "/items/1"),
+        ("uvicorn FastAPI /items/1", lambda: uvicorn("main:app", FASTAPI_DIR, "/items/1"), "/items/1"),
+    ]:
+        server = start()
+        try:
+            results[name] = bench(server, path)
+        finally:
+            server.stop()
+    with tempfile.TemporaryDirectory() as tmp:
+        server = covet(tmp)
+        try:
+            for name, path in [("covet raw ASGI", "/raw"), ("covet decorator API (async)", "/deco"),
+                               ("covet decorator API (sync)", "/deco-sync"), ("covet FastAPI /hello", "/hello"),
+                               ("covet FastAPI /items/1", "/items/1")]:
+                results[name] = bench(server, path)
+        finally:
+            server.stop()
+    base = results["granian raw ASGI"]
+    for name in ["granian raw ASGI", "uvicorn raw ASGI", "covet raw ASGI", "covet decorator API (async)",
+                 "covet decorator API (sync)"]:
+        row(name, results[name], base)
+    for path in ["/hello", "/items/1"]:
+        fbase = results[f"granian FastAPI {path}"]
+        for server in ["granian", "uvicorn", "covet"]:
+            row(f"{server} FastAPI {path}", results[f"{server} FastAPI {path}"], fbase)
+    print("\nratios are RPS ÷ Granian's on the same app (raw ASGI rows: ÷ Granian raw ASGI).")
+    print("targets: decorator ≥ 1.5× Granian raw ASGI; covet raw ASGI ≥ 1.2×; FastAPI ≥ 1.0×.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""covet's Python API: the `covet` package the host provides inside its
+embedded interpreter (there is nothing to install; `python-plugins/covet-stubs`
+holds type stubs for editors).
+
+- Decorator apps: `Covet` (`@app.get("/users/{user_id}")` with typed
+  parameters), served with `kind: python, app: FILE.py:ATTR`.
+- Filters: a module with `on_request(request)` / `on_response(request,
+  response)`, served with `kind: python, filter: FILE.py`.
+- Types: `Request`, `Response` (and `JSONResponse`, `PlainTextResponse`,
+  `HTMLResponse`, `RedirectResponse`), `HTTPException`,
+  `RequestValidationError`, `Headers`, `QueryParams`.
+
+The names starting with `_covet` / `_to_wire` are the hooks the host calls
+(docs/python.md, "The contract with the host").
+"""
+
+from ._app import Covet
+from ._datastructures import Headers, QueryParams
+from ._http import (
+    HTMLResponse,
+    HTTPException,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Request,
+    RequestValidationError,
+    Response,
+)
+from ._wire import to_wire as _to_wire
+
+__all__ = [
+    "Covet", "Request", "Response", "JSONResponse", "PlainTextResponse", "HTMLResponse",
+    "RedirectResponse", "HTTPException", "RequestValidationError", "Headers", "QueryParams",
+]
+
+__version__ = "0.1.0"

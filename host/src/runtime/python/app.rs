@@ -1,0 +1,150 @@
+//! `covet.Covet` decorator apps (`app:`). The app's routes
+//! (`_covet_routes()`) are read once at load into a matchit router, so
+//! routing happens in Rust: a request reaches Python only for an endpoint
+//! that matches its path and method. Sync endpoints run on the pool, async
+//! ones on the event loop (`_covet_is_async`, asked once per endpoint).
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use covet_plugin_api::Phases;
+use http::Method;
+use pyo3::prelude::*;
+
+use super::{
+    Target,
+    convert::{self, ReqData},
+    describe,
+    interp::{self, Interp},
+    on_loop, on_pool, run_hook,
+};
+use crate::{
+    exchange::{Exchange, HostResponse},
+    problem,
+    runtime::{Decision, Executor, Fault, Outcome, PluginInfo},
+};
+
+/// Endpoints for one path: (methods, index, is async); empty methods = any.
+type Endpoints = Vec<(Vec<Method>, usize, bool)>;
+
+/// One live decorator app.
+pub struct AppExecutor {
+    info: PluginInfo,
+    interp: &'static Interp,
+    app: Arc<Py<PyAny>>,
+    router: matchit::Router<Endpoints>,
+    timeout: Duration,
+}
+
+impl AppExecutor {
+    /// Loads the app, reads its routes and runs `_covet_init(config)`.
+    pub fn load(interp: &'static Interp, target: &Target, config: &serde_json::Value) -> Result<AppExecutor, String> {
+        let (app, routes) = Python::attach(|py| -> Result<_, String> {
+            let app = target.load(py)?;
+            let routes = read_routes(app.bind(py)).map_err(|e| format!("_covet_routes() failed: {}", describe(py, e)))?;
+            Ok((app, routes))
+        })?;
+        let router = build_router(routes)?;
+        let config = config.to_string();
+        let app_ref = Python::attach(|py| app.clone_ref(py));
+        run_hook(interp, "_covet_init", move |py| {
+            let config = py.import("json")?.getattr("loads")?.call1((config,))?;
+            app_ref.bind(py).call_method1("_covet_init", (config,)).map(Bound::unbind)
+        })?;
+        let info = PluginInfo {
+            name: target.plugin.clone(),
+            kind: "python",
+            plugin_name: target.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            version: "app".into(),
+            api_version: "covet-python 1".into(),
+            phases: Phases::HANDLE,
+        };
+        Ok(AppExecutor { info, interp, app: Arc::new(app), router, timeout: target.settings.timeout })
+    }
+
+    async fn call(&self, index: usize, is_async: bool, req: ReqData, request_id: String) -> Result<HostResponse, Fault> {
+        let app = self.app.clone();
+        let result = if is_async {
+            on_loop(self.interp, self.timeout, move |py| {
+                let bridge = interp::bridge(py)?;
+                let args = (app.clone_ref(py), index, req.to_py(py)?).into_pyobject(py)?;
+                Ok((bridge.getattr(pyo3::intern!(py, "app_call_async"))?.unbind(), args.unbind()))
+            })
+            .await?
+        } else {
+            on_pool(self.interp, self.timeout, move |py| {
+                let run = || -> PyResult<convert::PyResult_> {
+                    let bridge = interp::bridge(py)?;
+                    let result = bridge.getattr(pyo3::intern!(py, "app_call"))?.call1((app.bind(py), index, req.to_py(py)?))?;
+                    Ok(convert::read(&result))
+                };
+                run().unwrap_or_else(|e| convert::PyResult_::Error(describe(py, e)))
+            })
+            .await?
+        };
+        convert::handler_outcome(&self.info.name, &request_id, result)
+    }
+}
+
+type RouteRow = (Vec<String>, String, usize);
+
+fn read_routes(app: &Bound<'_, PyAny>) -> PyResult<Vec<(RouteRow, bool)>> {
+    let rows: Vec<RouteRow> = app.call_method0("_covet_routes")?.extract()?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let is_async: bool = app.call_method1("_covet_is_async", (row.2,))?.extract()?;
+        out.push((row, is_async));
+    }
+    Ok(out)
+}
+
+fn build_router(routes: Vec<(RouteRow, bool)>) -> Result<matchit::Router<Endpoints>, String> {
+    let mut by_path: BTreeMap<String, Endpoints> = BTreeMap::new();
+    for ((methods, path, index), is_async) in routes {
+        let methods = methods
+            .iter()
+            .map(|m| Method::from_bytes(m.as_bytes()).map_err(|_| format!("route {path}: invalid method {m:?}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        by_path.entry(path).or_default().push((methods, index, is_async));
+    }
+    let mut router = matchit::Router::new();
+    for (path, endpoints) in by_path {
+        router.insert(path.clone(), endpoints).map_err(|e| format!("route {path}: {e}"))?;
+    }
+    Ok(router)
+}
+
+impl Executor for AppExecutor {
+    fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    fn on_request<'a>(&'a self, _: &'a mut Exchange) -> Outcome<'a, Decision> {
+        Outcome::Ready(Ok(Decision::Continue))
+    }
+
+    fn handle<'a>(&'a self, ex: &'a mut Exchange) -> Outcome<'a, HostResponse> {
+        let Ok(found) = self.router.at(ex.uri.path()) else {
+            return Outcome::Ready(Ok(problem::not_found(ex.uri.path(), ex.id())));
+        };
+        let endpoint = found.value.iter().find(|(methods, _, _)| methods.is_empty() || methods.contains(&ex.method));
+        let Some(&(_, index, is_async)) = endpoint else {
+            let allowed: Vec<Method> = found.value.iter().flat_map(|(m, _, _)| m.iter().cloned()).collect();
+            return Outcome::Ready(Ok(problem::method_not_allowed(ex.method.as_str(), &allowed, ex.id())));
+        };
+        let params = found.params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        let req = ReqData::new(ex, params);
+        let request_id = ex.id().to_owned();
+        Outcome::Pending(Box::pin(self.call(index, is_async, req, request_id)))
+    }
+
+    fn on_response<'a>(&'a self, _: &'a mut Exchange, _: &'a mut HostResponse) -> Outcome<'a, ()> {
+        Outcome::Ready(Ok(()))
+    }
+
+    fn shutdown(&self) {
+        let app = self.app.clone();
+        if let Err(e) = run_hook(self.interp, "_covet_shutdown", move |py| app.bind(py).call_method0("_covet_shutdown").map(Bound::unbind)) {
+            tracing::error!(target: "covet::python", plugin = %self.info.name, "{e}");
+        }
+    }
+}

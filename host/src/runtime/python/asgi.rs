@@ -1,0 +1,337 @@
+//! ASGI 3.0 apps (`asgi:`): the `http` scope, `receive`/`send`, streaming
+//! responses and the lifespan protocol.
+//!
+//! Every request runs as a task on the event loop (bridge `asgi_http`).
+//! `send` writes into a [`Sink`] feeding a channel this side reads: the
+//! response head and the first body chunk make the [`HostResponse`]; if
+//! the app said `more_body`, the rest is forwarded as a streaming body,
+//! each chunk written to the client as it arrives. The request body is the
+//! buffered body (one `http.request` message); `receive` then waits and
+//! returns `http.disconnect` once the response is complete or the client
+//! went away. The time limit covers the wait for the head and first chunk.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use covet_plugin_api::Phases;
+use pyo3::{prelude::*, types::PyBytes};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::{
+    TaskCell, Target, cancel, describe,
+    hostmod::{AsgiMsg, Sink, SinkShared},
+    interp::{self, Interp},
+    workers,
+};
+use crate::{
+    exchange::{BodyStream, Exchange, HostResponse},
+    runtime::{Decision, Executor, Fault, Outcome, PluginInfo},
+};
+
+/// One live ASGI app instance.
+pub struct AsgiExecutor {
+    info: PluginInfo,
+    interp: &'static Interp,
+    app: Arc<Py<PyAny>>,
+    lifespan: Option<Arc<Py<PyAny>>>,
+    state: Option<Arc<Py<PyAny>>>,
+    timeout: Duration,
+}
+
+impl AsgiExecutor {
+    /// Loads the app and runs its lifespan startup (a failure refuses the plugin).
+    pub fn load(interp: &'static Interp, target: &Target) -> Result<AsgiExecutor, String> {
+        let app = Python::attach(|py| target.load(py))?;
+        let app_ref = Python::attach(|py| app.clone_ref(py));
+        let started = interp.aloop.call(Duration::from_secs(60), move |py, tx| {
+            let fail = tx.clone();
+            let run = interp::bridge(py).and_then(|bridge| {
+                let start = bridge.getattr("lifespan_start")?;
+                let done = move |r: &Bound<'_, PyAny>| {
+                    let _ = tx.send(lifespan_result(r));
+                };
+                workers::spawn(py, &start, pyo3::types::PyTuple::new(py, [app_ref])?, done).map(drop)
+            });
+            if let Err(e) = run {
+                let _ = fail.send(Err(describe(py, e)));
+            }
+        })?;
+        let (lifespan, state) = started.map_err(|m| format!("lifespan startup failed: {m}"))?;
+        let info = PluginInfo {
+            name: target.plugin.clone(),
+            kind: "python",
+            plugin_name: target.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            version: "asgi".into(),
+            api_version: "asgi 3.0".into(),
+            phases: Phases::HANDLE,
+        };
+        Ok(AsgiExecutor { info, interp, app: Arc::new(app), lifespan: Some(Arc::new(lifespan)), state: state.map(Arc::new), timeout: target.settings.timeout })
+    }
+
+    async fn serve(&self, head: Head) -> Result<HostResponse, Fault> {
+        let permit = self.interp.aloop.permit()?;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let shared = Arc::new(SinkShared { tx, finished: Mutex::new(None) });
+        let task: TaskCell = Arc::default();
+        self.start(head, shared.clone(), task.clone());
+        // Until the response is complete, dropping this (the client went
+        // away, or a timeout) makes the app's receive() return http.disconnect.
+        let mut disconnect = Disconnect { interp: self.interp, shared, armed: true };
+        let (status, headers, first, more) = match tokio::time::timeout(self.timeout, read_head(&mut rx)).await {
+            Ok(head) => head.map_err(|fault| self.log_fault(fault))?,
+            Err(_) => {
+                cancel(self.interp, task);
+                return Err(Fault::Timeout(format!("no response within {} ms (the task was cancelled)", self.timeout.as_millis())));
+            }
+        };
+        let mut resp = HostResponse::new(http::StatusCode::from_u16(status).map_err(|_| Fault::Error(format!("invalid status {status}")))?);
+        for (n, v) in headers {
+            let name = http::HeaderName::from_bytes(&n).map_err(|_| Fault::Error("invalid header name from the ASGI app".into()))?;
+            let value = http::HeaderValue::from_bytes(&v).map_err(|_| Fault::Error(format!("invalid value for header {name}")))?;
+            resp.headers.append(name, value);
+        }
+        resp.body = first;
+        if !more {
+            disconnect.armed = false;
+        } else {
+            let (ctx, crx) = tokio::sync::mpsc::unbounded_channel();
+            let plugin = self.info.name.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                forward(&plugin, rx, ctx).await;
+            });
+            let guard: Arc<dyn Send + Sync> = Arc::new(disconnect);
+            resp.stream = Some(BodyStream::new(crx, guard));
+        }
+        Ok(resp)
+    }
+
+    fn log_fault(&self, fault: Fault) -> Fault {
+        if let Fault::Error(tb) = &fault {
+            tracing::error!(target: "covet::python", plugin = %self.info.name, "ASGI app failed:\n{tb}");
+            let last = tb.trim_end().lines().last().unwrap_or("").to_owned();
+            return Fault::Error(format!("the ASGI app failed: {last}"));
+        }
+        fault
+    }
+
+    fn start(&self, head: Head, shared: Arc<SinkShared>, task: TaskCell) {
+        let (app, state) = (self.app.clone(), self.state.clone());
+        self.interp.aloop.submit(Box::new(move |py| {
+            let run = interp::bridge(py).and_then(|bridge| {
+                let headers: Vec<(Bound<'_, PyBytes>, Bound<'_, PyBytes>)> =
+                    head.headers.iter().map(|(n, v)| (PyBytes::new(py, n), PyBytes::new(py, v))).collect();
+                let scope_head = (
+                    &head.method,
+                    head.scheme,
+                    &head.path,
+                    PyBytes::new(py, &head.raw_path),
+                    PyBytes::new(py, &head.query),
+                    head.version,
+                    head.client.clone(),
+                    head.server.clone(),
+                );
+                let state = state.as_ref().map(|s| s.clone_ref(py));
+                let sink = Py::new(py, Sink::new(shared.clone()))?;
+                let args = (app.clone_ref(py), scope_head, headers, PyBytes::new(py, &head.body), state, sink);
+                bridge.getattr(pyo3::intern!(py, "asgi_start"))?.call1(args)
+            });
+            match run {
+                Ok(t) => *task.lock().unwrap_or_else(|p| p.into_inner()) = Some(t.unbind()),
+                Err(e) => {
+                    let _ = shared.tx.send(AsgiMsg::Finish(Some(describe(py, e))));
+                }
+            }
+        }));
+    }
+}
+
+/// The lifespan object and the state its startup filled (None: no lifespan support).
+type Started = (Py<PyAny>, Option<Py<PyAny>>);
+
+fn lifespan_result(r: &Bound<'_, PyAny>) -> Result<Started, String> {
+    let read = || -> PyResult<Result<Started, String>> {
+        let tag: String = r.get_item(0)?.extract()?;
+        if tag != "ok" {
+            return Ok(Err(r.get_item(1)?.str()?.to_string()));
+        }
+        let lifespan = r.get_item(1)?;
+        let state = lifespan.call_method0("state_items")?;
+        Ok(Ok((lifespan.unbind(), (!state.is_none()).then(|| state.unbind()))))
+    };
+    read().unwrap_or_else(|e| Err(e.to_string()))
+}
+
+/// Waits for `http.response.start` and the first body chunk.
+async fn read_head(rx: &mut UnboundedReceiver<AsgiMsg>) -> Result<(u16, Vec<(Bytes, Bytes)>, Bytes, bool), Fault> {
+    match rx.recv().await {
+        Some(AsgiMsg::Head(status, headers, body, more)) => Ok((status, headers, body, more)),
+        Some(AsgiMsg::Body(..)) => Err(Fault::Error("the ASGI app sent a body before http.response.start".into())),
+        Some(AsgiMsg::Finish(Some(tb))) => Err(Fault::Error(tb)),
+        Some(AsgiMsg::Finish(None)) | None => Err(Fault::Error("the ASGI app returned without sending a response".into())),
+    }
+}
+
+/// Moves the rest of a streaming body from the app's channel to the client's.
+async fn forward(plugin: &str, mut rx: UnboundedReceiver<AsgiMsg>, tx: tokio::sync::mpsc::UnboundedSender<crate::exchange::Chunk>) {
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            AsgiMsg::Body(body, more) => {
+                if tx.send(Ok(body)).is_err() || !more {
+                    return;
+                }
+            }
+            AsgiMsg::Finish(Some(tb)) => {
+                tracing::error!(target: "covet::python", plugin, "ASGI app failed while streaming:\n{tb}");
+                let _ = tx.send(Err("the ASGI app failed while streaming its response".into()));
+                return;
+            }
+            AsgiMsg::Finish(None) | AsgiMsg::Head(..) => return,
+        }
+    }
+}
+
+/// While armed (the response is not complete), dropping it — the client
+/// went away during the request or the streamed body, or the call timed
+/// out — sets the app's `finished` event so `receive()` returns
+/// `http.disconnect`. A streamed body holds it until written.
+struct Disconnect {
+    interp: &'static Interp,
+    shared: Arc<SinkShared>,
+    armed: bool,
+}
+
+impl Drop for Disconnect {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let shared = self.shared.clone();
+        self.interp.aloop.submit(Box::new(move |py| {
+            if let Some(event) = shared.finished.lock().ok().and_then(|mut e| e.take()) {
+                let _ = event.bind(py).call_method0("set");
+            }
+        }));
+    }
+}
+
+/// The request, as Rust data, for the scope.
+struct Head {
+    method: String,
+    scheme: &'static str,
+    path: String,
+    raw_path: Vec<u8>,
+    query: Vec<u8>,
+    version: &'static str,
+    headers: Vec<(Vec<u8>, Vec<u8>)>,
+    client: Option<(String, u16)>,
+    server: Option<(String, u16)>,
+    body: Bytes,
+}
+
+impl Head {
+    fn new(ex: &Exchange) -> Head {
+        let raw = ex.uri.path();
+        let version = match ex.version {
+            http::Version::HTTP_2 => "2",
+            http::Version::HTTP_3 => "3",
+            http::Version::HTTP_10 => "1.0",
+            _ => "1.1",
+        };
+        let headers = ex.headers.iter().map(|(n, v)| (n.as_str().as_bytes().to_vec(), v.as_bytes().to_vec())).collect();
+        let client = ex.client.parse::<std::net::SocketAddr>().ok().map(|a| (a.ip().to_string(), a.port()));
+        Head {
+            method: ex.method.as_str().to_owned(),
+            scheme: if ex.uri.scheme_str() == Some("https") { "https" } else { "http" },
+            path: percent_decode(raw),
+            raw_path: raw.as_bytes().to_vec(),
+            query: ex.uri.query().unwrap_or("").as_bytes().to_vec(),
+            version,
+            headers,
+            client,
+            server: server(ex),
+            body: ex.body.clone(),
+        }
+    }
+}
+
+/// `[host, port]` of the server, from the `Host` header (or the URI's authority).
+fn server(ex: &Exchange) -> Option<(String, u16)> {
+    let authority = ex.uri.authority().map(|a| a.as_str().to_owned()).or_else(|| ex.headers.get(http::header::HOST)?.to_str().ok().map(str::to_owned))?;
+    let authority: http::uri::Authority = authority.parse().ok()?;
+    Some((authority.host().trim_matches(['[', ']']).to_owned(), authority.port_u16().unwrap_or(80)))
+}
+
+/// `%XX` → the byte; invalid escapes stay as written; the result is UTF-8 (lossy).
+fn percent_decode(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Executor for AsgiExecutor {
+    fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    fn on_request<'a>(&'a self, _: &'a mut Exchange) -> Outcome<'a, Decision> {
+        Outcome::Ready(Ok(Decision::Continue))
+    }
+
+    fn handle<'a>(&'a self, ex: &'a mut Exchange) -> Outcome<'a, HostResponse> {
+        let head = Head::new(ex);
+        Outcome::Pending(Box::pin(self.serve(head)))
+    }
+
+    fn on_response<'a>(&'a self, _: &'a mut Exchange, _: &'a mut HostResponse) -> Outcome<'a, ()> {
+        Outcome::Ready(Ok(()))
+    }
+
+    fn shutdown(&self) {
+        let Some(lifespan) = self.lifespan.clone() else { return };
+        let stopped = self.interp.aloop.call(Duration::from_secs(15), move |py, tx| {
+            let run = interp::bridge(py).and_then(|bridge| {
+                let stop = bridge.getattr("lifespan_stop")?;
+                let args = pyo3::types::PyTuple::new(py, [lifespan.clone_ref(py)])?;
+                workers::spawn(py, &stop, args, move |_| {
+                    let _ = tx.send(());
+                })
+                .map(drop)
+            });
+            if let Err(e) = run {
+                tracing::error!(target: "covet::python", "lifespan shutdown: {}", describe(py, e));
+            }
+        });
+        if let Err(e) = stopped {
+            tracing::warn!(target: "covet::python", plugin = %self.info.name, "lifespan shutdown: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn paths_are_percent_decoded() {
+        assert_eq!(percent_decode("/a%20b/%E2%82%AC"), "/a b/€");
+        assert_eq!(percent_decode("/bad%zz/%4"), "/bad%zz/%4");
+    }
+}

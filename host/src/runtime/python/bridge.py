@@ -1,0 +1,400 @@
+"""The Python half of covet's Python runtime (embedded in the host binary).
+
+The Rust side (host/src/runtime/python) calls these functions: loading a
+plugin into a fresh module namespace, calling decorator-app endpoints and
+filters, driving ASGI apps (http and lifespan), and turning exceptions into
+plain tuples the host turns into structured error responses. Every result
+crossing back to Rust is a tuple of str/int/bytes/lists, nothing else.
+"""
+
+import asyncio
+import importlib.abc
+import importlib.util
+import itertools
+import json
+import sys
+import traceback
+
+import _covet_host
+
+_loop = None
+_counter = itertools.count()
+
+
+class _LogWriter:
+    """sys.stdout / sys.stderr: each line goes to the host log."""
+
+    encoding = "utf-8"
+    errors = "replace"
+
+    def __init__(self, level):
+        self.level = level
+        self.pending = ""
+
+    def write(self, text):
+        self.pending += text
+        while "\n" in self.pending:
+            line, self.pending = self.pending.split("\n", 1)
+            _covet_host.log(self.level, line)
+        return len(text)
+
+    def flush(self):
+        if self.pending:
+            _covet_host.log(self.level, self.pending)
+            self.pending = ""
+
+    def isatty(self):
+        return False
+
+    def writable(self):
+        return True
+
+
+class _EmbeddedFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Makes `import covet` find the package embedded in the host binary."""
+
+    def __init__(self, sources):
+        self.sources = {name: (is_pkg, src) for name, is_pkg, src in sources}
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in self.sources:
+            return None
+        is_pkg = self.sources[name][0]
+        return importlib.util.spec_from_loader(name, self, origin="<covet>/" + name, is_package=is_pkg)
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        is_pkg, src = self.sources[module.__name__]
+        if is_pkg:
+            module.__path__ = []
+        exec(compile(src, "<covet>/" + module.__name__.replace(".", "/") + ".py", "exec"), module.__dict__)
+
+
+def setup(sources, paths):
+    """Interpreter start: stdout/stderr to the log, `covet` importable, sys.path."""
+    sys.stdout = _LogWriter("info")
+    sys.stderr = _LogWriter("warn")
+    if sources:
+        sys.meta_path.insert(0, _EmbeddedFinder(sources))
+    for path in reversed(paths):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+
+
+def run_loop(fd, runner):
+    """The event-loop thread's body: wake on `fd`, drain the host's queue."""
+    global _loop
+    _loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(_loop)
+    _loop.add_reader(fd, runner)
+    _loop.run_forever()
+
+
+def load(plugin, path, module, attr):
+    """Loads the plugin's code into a fresh module (a new name on every load)."""
+    if module:
+        mod = importlib.import_module(module)
+    else:
+        directory = path.rsplit("/", 1)[0]
+        if directory not in sys.path:
+            sys.path.append(directory)
+        name = "_covet_plugin_%s_%d" % (plugin.replace("-", "_"), next(_counter))
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    if attr is None:
+        return mod
+    target = mod
+    for part in attr.split("."):
+        target = getattr(target, part)
+    return target
+
+
+def describe():
+    """The current exception's traceback, as text."""
+    return traceback.format_exc()
+
+
+def classify(exc):
+    """An exception as ("http", status, headers, message, details_json) or ("error", traceback)."""
+    covet = sys.modules.get("covet")
+    http_exc = getattr(covet, "HTTPException", None)
+    invalid = getattr(covet, "RequestValidationError", None)
+    if invalid is not None and isinstance(exc, invalid):
+        errors = getattr(exc, "errors", None)
+        errors = errors() if callable(errors) else errors
+        return ("http", 422, [], "the request is invalid", json.dumps(errors, default=str))
+    if http_exc is not None and isinstance(exc, http_exc):
+        detail = getattr(exc, "detail", None)
+        headers = getattr(exc, "headers", None) or {}
+        headers = [(str(k), str(v)) for k, v in (headers.items() if hasattr(headers, "items") else headers)]
+        message = detail if isinstance(detail, str) else None
+        details = None if detail is None or isinstance(detail, str) else detail
+        return ("http", int(exc.status_code), headers, message, json.dumps(details, default=str))
+    return ("error", "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+
+
+def _ok(wire):
+    status, headers, body = wire
+    return ("ok", status, headers, body)
+
+
+def app_call(app, index, args):
+    try:
+        return _ok(app._covet_call(index, sys.modules["covet"].Request(*args)))
+    except Exception as exc:
+        return classify(exc)
+
+
+async def app_call_async(app, index, args):
+    try:
+        return _ok(await app._covet_call(index, sys.modules["covet"].Request(*args)))
+    except Exception as exc:
+        return classify(exc)
+
+
+def _after_request(request, result):
+    metadata = [(str(k), str(v)) for k, v in request.metadata.items()]
+    changed = getattr(request, "_headers_changed", None)
+    headers = [(str(k), str(v)) for k, v in request.headers.items()] if changed and changed() else None
+    if result is None:
+        return ("continue", metadata, headers)
+    status, out_headers, body = sys.modules["covet"]._to_wire(result)
+    return ("respond", metadata, headers, status, out_headers, body)
+
+
+def filter_request(fn, args):
+    try:
+        request = sys.modules["covet"].Request(*args)
+        return _after_request(request, fn(request))
+    except Exception as exc:
+        return classify(exc)
+
+
+async def filter_request_async(fn, args):
+    try:
+        request = sys.modules["covet"].Request(*args)
+        return _after_request(request, await fn(request))
+    except Exception as exc:
+        return classify(exc)
+
+
+def _response(args, status, headers, body):
+    covet = sys.modules["covet"]
+    return covet.Request(*args), covet.Response(body, status, headers)
+
+
+def filter_response(fn, args, status, headers, body):
+    try:
+        request, response = _response(args, status, headers, body)
+        result = fn(request, response)
+        return _ok(sys.modules["covet"]._to_wire(response if result is None else result))
+    except Exception as exc:
+        return classify(exc)
+
+
+async def filter_response_async(fn, args, status, headers, body):
+    try:
+        request, response = _response(args, status, headers, body)
+        result = await fn(request, response)
+        return _ok(sys.modules["covet"]._to_wire(response if result is None else result))
+    except Exception as exc:
+        return classify(exc)
+
+
+def call_plain(fn, args):
+    """A hook (init, shutdown, _covet_init...): None, or ("error", traceback)."""
+    try:
+        result = fn(*args)
+        if asyncio.iscoroutine(result):
+            return result
+        return None
+    except Exception as exc:
+        return classify(exc)
+
+
+async def await_plain(coro):
+    try:
+        await coro
+        return None
+    except Exception as exc:
+        return classify(exc)
+
+
+def spawn(fn, args, done):
+    """On the loop thread: runs `fn(*args)` as a task; `done(result)` at its end."""
+    return _loop.create_task(_finish(fn, args, done))
+
+
+async def _finish(fn, args, done):
+    try:
+        result = await fn(*args)
+    except asyncio.CancelledError:
+        done(("cancelled",))
+        raise
+    except Exception as exc:
+        result = classify(exc)
+    done(result)
+
+
+# ---- ASGI -------------------------------------------------------------------
+
+_ASGI = {"version": "3.0", "spec_version": "2.3"}
+
+
+class _Finished:
+    """Set when the response is complete or the client went away; what the
+    second receive() waits on (a future only if someone waits)."""
+
+    __slots__ = ("done", "waiter")
+
+    def __init__(self):
+        self.done = False
+        self.waiter = None
+
+    def set(self):
+        self.done = True
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def wait(self):
+        if not self.done:
+            if self.waiter is None:
+                self.waiter = _loop.create_future()
+            await self.waiter
+
+
+def asgi_start(app, head, headers, body, state, sink):
+    """On the loop thread: one http request as a task."""
+    return _loop.create_task(asgi_http(app, head, headers, body, state, sink))
+
+
+async def asgi_http(app, head, headers, body, state, sink):
+    """One http request. `head` = (method, scheme, path, raw_path, query, http_version, client, server)."""
+    method, scheme, path, raw_path, query, version, client, server = head
+    scope = {
+        "type": "http",
+        "asgi": _ASGI,
+        "http_version": version,
+        "method": method,
+        "scheme": scheme,
+        "path": path,
+        "raw_path": raw_path,
+        "query_string": query,
+        "root_path": "",
+        "headers": headers,
+        "client": client,
+        "server": server,
+    }
+    if state is not None:
+        scope["state"] = dict(state)
+    finished = _Finished()
+    sink.bind(finished)
+    pending = [body]
+
+    async def receive():
+        if pending:
+            return {"type": "http.request", "body": pending.pop(), "more_body": False}
+        await finished.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        kind = message["type"]
+        if kind == "http.response.start":
+            sink.start(message["status"], message.get("headers") or [])
+        elif kind == "http.response.body":
+            more = bool(message.get("more_body", False))
+            sink.body(bytes(message.get("body", b"")), more)
+            if not more:
+                finished.set()
+
+    try:
+        await app(scope, receive, send)
+    except asyncio.CancelledError:
+        sink.finish("cancelled")
+        raise
+    except Exception as exc:
+        sink.finish("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        return None
+    finally:
+        finished.set()
+    sink.finish(None)
+    return None
+
+
+class Lifespan:
+    """The ASGI lifespan protocol for one app instance."""
+
+    def __init__(self, app):
+        self.app = app
+        self.state = {}
+        self.inbox = asyncio.Queue()
+        self.started = _loop.create_future()
+        self.stopped = _loop.create_future()
+        self.supported = True
+        self.task = None
+
+    async def _run(self):
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": self.state}
+        try:
+            await self.app(scope, self.inbox.get, self._send)
+        except BaseException:
+            if not self.started.done():
+                self.supported = False
+                self.started.set_result(None)
+            elif not self.stopped.done():
+                print("lifespan shutdown raised:\n" + traceback.format_exc(), file=sys.stderr)
+        finally:
+            for fut in (self.started, self.stopped):
+                if not fut.done():
+                    fut.set_result(None)
+
+    async def _send(self, message):
+        kind = message["type"]
+        if kind == "lifespan.startup.complete" and not self.started.done():
+            self.started.set_result(None)
+        elif kind == "lifespan.startup.failed" and not self.started.done():
+            self.started.set_result(message.get("message") or "lifespan startup failed")
+        elif kind == "lifespan.shutdown.complete" and not self.stopped.done():
+            self.stopped.set_result(None)
+        elif kind == "lifespan.shutdown.failed" and not self.stopped.done():
+            print("lifespan shutdown failed: %s" % message.get("message", ""), file=sys.stderr)
+            self.stopped.set_result(None)
+
+    async def startup(self):
+        """None when started (or unsupported), else ("error", message)."""
+        self.task = _loop.create_task(self._run())
+        await self.inbox.put({"type": "lifespan.startup"})
+        failed = await self.started
+        if failed is not None:
+            return ("error", str(failed))
+        return None
+
+    def state_items(self):
+        return self.state if self.supported else None
+
+    async def shutdown(self):
+        if not self.supported or self.task is None or self.task.done():
+            return None
+        await self.inbox.put({"type": "lifespan.shutdown"})
+        try:
+            await asyncio.wait_for(asyncio.shield(self.stopped), 10)
+        except asyncio.TimeoutError:
+            self.task.cancel()
+        return None
+
+
+async def lifespan_start(app):
+    lifespan = Lifespan(app)
+    failed = await lifespan.startup()
+    if failed is not None:
+        return failed
+    return ("ok", lifespan)
+
+
+async def lifespan_stop(lifespan):
+    await lifespan.shutdown()
+    return None

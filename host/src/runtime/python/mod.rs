@@ -1,0 +1,207 @@
+//! The Python runtime: CPython embedded with pyo3, running three plugin
+//! forms behind the [`Executor`](super::Executor) trait — a `covet.Covet`
+//! decorator app ([`app`]), any ASGI 3 app ([`asgi`]) and a filter module
+//! ([`filter`]).
+//!
+//! Rust does the network I/O, parsing and routing without the GIL; Python
+//! runs only user code, on the pool threads (sync code) or the event-loop
+//! thread (coroutines), see [`workers`]. Every load of a plugin executes its
+//! file into a fresh module (a new name each time), so a swap or reload
+//! never sees the previous instance's globals. See docs/python-runtime.md.
+
+mod app;
+mod asgi;
+mod convert;
+mod filter;
+mod hostmod;
+mod interp;
+mod workers;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use pyo3::{prelude::*, types::PyTuple};
+
+use super::{Executor, Fault};
+use crate::{
+    error::HostError,
+    manifest::{PluginSpec, PythonForm, PythonPlugin},
+};
+use convert::PyResult_;
+use covet_plugin_api::Phases;
+pub use interp::Interp;
+
+/// A Python plugin's code: its file (hashed by the artifact cache) and form.
+#[derive(Clone)]
+pub struct PythonCode {
+    form: PythonForm,
+    path: PathBuf,
+}
+
+impl PythonCode {
+    /// The code of `form` at `path`.
+    pub fn new(form: PythonForm, path: &Path) -> PythonCode {
+        PythonCode { form, path: path.to_path_buf() }
+    }
+
+    /// The form.
+    pub fn form(&self) -> PythonForm {
+        self.form
+    }
+
+    /// The phases a plugin of this form implements (a filter module's
+    /// missing hook is a no-op).
+    pub fn phases(&self) -> Phases {
+        match self.form {
+            PythonForm::App | PythonForm::Asgi => Phases::HANDLE,
+            PythonForm::Filter => Phases::ON_REQUEST.union(Phases::ON_RESPONSE),
+        }
+    }
+
+    /// The same code, reported as loaded for `path`.
+    pub fn with_path(&self, path: &Path) -> PythonCode {
+        PythonCode { form: self.form, path: path.to_path_buf() }
+    }
+
+    /// Loads the file into a fresh namespace and initialises it.
+    pub fn instantiate(&self, spec: &PluginSpec) -> Result<Box<dyn Executor>, HostError> {
+        let settings = spec.python.clone().unwrap_or_else(|| PythonPlugin {
+            form: self.form,
+            attr: None,
+            module: None,
+            timeout: PythonPlugin::DEFAULT_TIMEOUT,
+            interpreter: Default::default(),
+        });
+        let refuse = |reason: String| HostError::PluginLoad { plugin: spec.name.clone(), path: self.path.clone(), reason };
+        let interp = interp::get(&settings.interpreter).map_err(refuse)?;
+        let target = Target { plugin: spec.name.clone(), path: self.path.clone(), settings };
+        let init = |reason: String| HostError::PluginInit { plugin: spec.name.clone(), reason };
+        match self.form {
+            PythonForm::App => Ok(Box::new(app::AppExecutor::load(interp, &target, &spec.config).map_err(init)?)),
+            PythonForm::Asgi => Ok(Box::new(asgi::AsgiExecutor::load(interp, &target).map_err(init)?)),
+            PythonForm::Filter => Ok(Box::new(filter::FilterExecutor::load(interp, &target, &spec.config).map_err(init)?)),
+        }
+    }
+}
+
+/// What a loader needs to find a plugin's Python object.
+pub struct Target {
+    plugin: String,
+    path: PathBuf,
+    settings: PythonPlugin,
+}
+
+impl Target {
+    /// Runs the bridge's `load`: the file in a fresh module, then the attribute.
+    fn load(&self, py: Python<'_>) -> Result<Py<PyAny>, String> {
+        let bridge = interp::bridge(py).map_err(|e| e.to_string())?;
+        let path = self.path.to_string_lossy().into_owned();
+        let args = (&self.plugin, path, self.settings.module.clone(), self.settings.attr.clone());
+        bridge.getattr("load").and_then(|f| f.call1(args)).map(Bound::unbind).map_err(|e| describe(py, e))
+    }
+}
+
+/// A Python exception with its traceback, as text.
+fn describe(py: Python<'_>, err: PyErr) -> String {
+    let tb = err.traceback(py).and_then(|tb| tb.format().ok()).unwrap_or_default();
+    format!("{tb}{err}")
+}
+
+/// Runs a sync call on the pool, waiting at most `timeout` for its result.
+async fn on_pool(
+    interp: &Interp,
+    timeout: Duration,
+    call: impl FnOnce(Python<'_>) -> PyResult_ + Send + 'static,
+) -> Result<PyResult_, Fault> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    interp.pool.submit(Box::new(move |py| {
+        let _ = tx.send(call(py));
+    }))?;
+    match tokio::time::timeout(timeout, rx).await {
+        Ok(Ok(result)) => Ok(result),
+        Ok(Err(_)) => Err(Fault::Error("the Python thread dropped the call".into())),
+        Err(_) => Err(Fault::Timeout(format!("no answer within {} ms (the thread stays busy until the code returns)", timeout.as_millis()))),
+    }
+}
+
+/// `(function, args)` for the bridge's `spawn`, built on the loop thread.
+type Prepared = PyResult<(Py<PyAny>, Py<PyTuple>)>;
+
+/// The task of a coroutine, kept to cancel it on timeout.
+type TaskCell = Arc<Mutex<Option<Py<PyAny>>>>;
+
+/// Runs a coroutine function on the event loop; on timeout its task is cancelled.
+async fn on_loop(
+    interp: &'static Interp,
+    timeout: Duration,
+    prepare: impl FnOnce(Python<'_>) -> Prepared + Send + 'static,
+) -> Result<PyResult_, Fault> {
+    let _permit = interp.aloop.permit()?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task: TaskCell = Arc::default();
+    let cell = task.clone();
+    interp.aloop.submit(Box::new(move |py| {
+        let started = prepare(py).and_then(|(func, args)| {
+            let tx = Mutex::new(Some(tx));
+            let done = move |result: &Bound<'_, PyAny>| {
+                if let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) {
+                    let _ = tx.send(convert::read(result));
+                }
+            };
+            workers::spawn(py, func.bind(py), args.into_bound(py), done)
+        });
+        match started {
+            Ok(t) => *cell.lock().unwrap_or_else(|p| p.into_inner()) = Some(t.unbind()),
+            Err(e) => tracing::error!(target: "covet::python", "cannot start a coroutine: {}", describe(py, e)),
+        }
+    }));
+    match tokio::time::timeout(timeout, rx).await {
+        Ok(Ok(result)) => Ok(result),
+        Ok(Err(_)) => Err(Fault::Error("the coroutine could not be started".into())),
+        Err(_) => {
+            cancel(interp, task);
+            Err(Fault::Timeout(format!("no answer within {} ms (the task was cancelled)", timeout.as_millis())))
+        }
+    }
+}
+
+/// Cancels a task on the loop thread.
+fn cancel(interp: &Interp, task: TaskCell) {
+    interp.aloop.submit(Box::new(move |py| {
+        if let Some(t) = task.lock().ok().and_then(|mut t| t.take()) {
+            let _ = t.bind(py).call_method0("cancel");
+        }
+    }));
+}
+
+/// Runs a hook (`init`, `shutdown`, `_covet_init`...) at load or retire time:
+/// on the loop thread, awaiting it there if it is a coroutine. Call without the GIL.
+fn run_hook(interp: &'static Interp, what: &str, hook: impl FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send + 'static) -> Result<(), String> {
+    let wait = Duration::from_secs(60);
+    let answer = interp.aloop.call(wait, move |py, tx: std::sync::mpsc::Sender<Result<(), String>>| {
+        let fail = tx.clone();
+        let result = hook(py).and_then(|awaitable| {
+            let bridge = interp::bridge(py)?;
+            let awaitable = awaitable.into_bound(py);
+            if !py.import("asyncio")?.getattr("iscoroutine")?.call1((&awaitable,))?.is_truthy()? {
+                let _ = tx.send(Ok(()));
+                return Ok(());
+            }
+            let done = move |r: &Bound<'_, PyAny>| {
+                let _ = tx.send(match convert::read_optional(r) {
+                    Some(PyResult_::Error(tb)) => Err(tb),
+                    _ => Ok(()),
+                });
+            };
+            let await_plain = bridge.getattr("await_plain")?;
+            workers::spawn(py, &await_plain, PyTuple::new(py, [awaitable])?, done).map(drop)
+        });
+        if let Err(e) = result {
+            let _ = fail.send(Err(describe(py, e)));
+        }
+    });
+    answer?.map_err(|e| format!("{what} raised: {e}"))
+}

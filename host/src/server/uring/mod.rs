@@ -1,0 +1,224 @@
+//! The io_uring backend (`io: uring`): one tokio-uring runtime per core, each
+//! on its own thread with its own listener socket per address (SO_REUSEPORT:
+//! the kernel spreads new connections over them), driving hyper through
+//! [`stream::UringStream`].
+//!
+//! The control plane (plugin init, reloads, signals, the admin API) stays on
+//! the main multi-threaded tokio runtime; connection tasks here share its
+//! connection semaphore and shutdown signal, so the limit and the graceful
+//! drain in [`super::run`] cover both backends.
+//!
+//! Whether io_uring can be used is decided once, at start: [`probe`] builds
+//! the same runtime a worker builds; where that fails (kernel without
+//! io_uring, `kernel.io_uring_disabled`, a seccomp filter) the host logs one
+//! line and serves on epoll ([`choose`]).
+
+pub mod stream;
+
+use std::{
+    io,
+    net::{SocketAddr, TcpListener as StdListener},
+    sync::Arc,
+};
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::sync::Semaphore;
+
+use super::conn::{self, ConnContext};
+use crate::{error::HostError, manifest::IoBackend};
+
+/// Pending connections the kernel queues per listener socket.
+const BACKLOG: i32 = 1024;
+
+/// Submission-queue entries per ring (completion queue: twice that).
+const RING_ENTRIES: u32 = 1024;
+
+/// The environment variable that overrides the manifest's `io:`.
+pub const ENV: &str = "COVET_IO";
+
+/// The backend asked for: `COVET_IO` (when set) over the manifest's `io:`.
+pub fn requested(manifest: IoBackend, env: Option<&str>) -> Result<IoBackend, HostError> {
+    match env.map(str::trim) {
+        None | Some("") => Ok(manifest),
+        Some("epoll") => Ok(IoBackend::Epoll),
+        Some("uring") => Ok(IoBackend::Uring),
+        Some(other) => Err(HostError::Io(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{ENV}={other:?} is not a backend; set it to `epoll` or `uring`, or unset it"),
+        ))),
+    }
+}
+
+/// The backend that serves, given the one asked for and the result of
+/// probing io_uring (only run when `uring` is asked for). A failed probe is
+/// logged in one line and means epoll.
+pub fn choose(requested: IoBackend, probe: impl FnOnce() -> io::Result<()>) -> IoBackend {
+    if requested == IoBackend::Epoll {
+        return IoBackend::Epoll;
+    }
+    match probe() {
+        Ok(()) => IoBackend::Uring,
+        Err(e) => {
+            tracing::warn!("io_uring is unavailable ({}); falling back to epoll", explain(&e));
+            IoBackend::Epoll
+        }
+    }
+}
+
+fn explain(e: &io::Error) -> String {
+    let hint = match e.raw_os_error() {
+        Some(libc::ENOSYS) => "the kernel lacks io_uring or a seccomp filter blocks it",
+        Some(libc::EPERM) => "refused: see the kernel.io_uring_disabled sysctl or the sandbox's policy",
+        Some(libc::ENOMEM) => "not enough locked memory: raise RLIMIT_MEMLOCK",
+        _ => "io_uring_setup failed",
+    };
+    format!("{e}: {hint}")
+}
+
+/// Builds (and drops) one io_uring runtime, exactly as a worker would, on a
+/// thread of its own (a runtime cannot be dropped inside the main runtime).
+pub fn probe() -> io::Result<()> {
+    std::thread::Builder::new()
+        .name("covet-uring-probe".into())
+        .spawn(|| tokio_uring::Runtime::new(&ring()).map(drop))?
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("the io_uring probe panicked")))
+}
+
+/// The ring every runtime thread (and the probe) sets up.
+fn ring() -> tokio_uring::Builder {
+    let mut builder = tokio_uring::builder();
+    builder.entries(RING_ENTRIES);
+    builder
+}
+
+/// How many runtime threads: one per core this process may run on.
+pub fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// Binds `threads` SO_REUSEPORT sockets to each address (port 0: the first
+/// socket picks the port, the rest bind to it). Returns, per thread, one
+/// listener per address, and the bound addresses.
+pub fn bind(addrs: &[SocketAddr], threads: usize) -> Result<(Vec<Vec<StdListener>>, Vec<SocketAddr>), HostError> {
+    let mut per_thread: Vec<Vec<StdListener>> = (0..threads).map(|_| Vec::with_capacity(addrs.len())).collect();
+    let mut bound = Vec::with_capacity(addrs.len());
+    for &addr in addrs {
+        let first = reuseport_listener(addr).map_err(|source| HostError::Bind { addr, source })?;
+        let real = first.local_addr()?;
+        per_thread[0].push(first);
+        for listeners in per_thread.iter_mut().skip(1) {
+            listeners.push(reuseport_listener(real).map_err(|source| HostError::Bind { addr: real, source })?);
+        }
+        bound.push(real);
+    }
+    Ok((per_thread, bound))
+}
+
+fn reuseport_listener(addr: SocketAddr) -> io::Result<StdListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// Starts one runtime thread per listener set. The threads serve until the
+/// process exits; after the shutdown signal they accept nothing new and
+/// only finish their connections (the caller's drain waits for those).
+pub fn start(per_thread: Vec<Vec<StdListener>>, mut ctx: ConnContext, connections: Arc<Semaphore>) -> Result<(), HostError> {
+    ctx.offload = Some(tokio::runtime::Handle::current());
+    for (i, listeners) in per_thread.into_iter().enumerate() {
+        let (ctx, connections) = (ctx.clone(), connections.clone());
+        std::thread::Builder::new()
+            .name(format!("covet-uring-{i}"))
+            .spawn(move || serve_thread(listeners, ctx, connections))?;
+    }
+    Ok(())
+}
+
+fn serve_thread(listeners: Vec<StdListener>, ctx: ConnContext, connections: Arc<Semaphore>) {
+    let runtime = match tokio_uring::Runtime::new(&ring()) {
+        Ok(rt) => rt,
+        Err(e) => {
+            // The probe succeeded a moment ago; this thread's share of the
+            // listeners is dropped and the other threads serve.
+            tracing::error!("cannot start an io_uring runtime thread: {}", explain(&e));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        for listener in listeners {
+            let listener = tokio_uring::net::TcpListener::from_std(listener);
+            tokio_uring::spawn(accept_loop(listener, ctx.clone(), connections.clone()));
+        }
+        // Keep polling the connections until the process exits.
+        std::future::pending::<()>().await
+    });
+}
+
+/// Accepts, then waits for a connection permit (the epoll backend waits
+/// first). With SO_REUSEPORT the kernel queues each new connection on one
+/// thread's socket; a thread holding a freed permit must not wait on its own
+/// socket while the waiting connection sits on another's. So each thread
+/// holds at most one accepted connection beyond `max_connections`, unserved
+/// until a permit frees.
+async fn accept_loop(listener: tokio_uring::net::TcpListener, ctx: ConnContext, connections: Arc<Semaphore>) {
+    let mut stop = ctx.shutdown.clone();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            _ = super::stopped(&mut stop) => return,
+        };
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => return },
+            _ = super::stopped(&mut stop) => return,
+        };
+        let _ = stream.set_nodelay(true);
+        tokio_uring::spawn(conn::serve(stream::UringStream::new(stream), peer, ctx.clone(), permit));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_overrides_the_manifest() {
+        assert_eq!(requested(IoBackend::Epoll, Some("uring")).unwrap(), IoBackend::Uring);
+        assert_eq!(requested(IoBackend::Uring, Some("epoll")).unwrap(), IoBackend::Epoll);
+        assert_eq!(requested(IoBackend::Uring, None).unwrap(), IoBackend::Uring);
+        assert_eq!(requested(IoBackend::Uring, Some("")).unwrap(), IoBackend::Uring);
+        let err = requested(IoBackend::Epoll, Some("kqueue")).unwrap_err().to_string();
+        assert!(err.contains("COVET_IO") && err.contains("`epoll` or `uring`"), "{err}");
+    }
+
+    #[test]
+    fn a_refused_probe_falls_back_to_epoll() {
+        let refused = || Err(io::Error::from_raw_os_error(libc::EPERM));
+        assert_eq!(choose(IoBackend::Uring, refused), IoBackend::Epoll);
+        assert_eq!(choose(IoBackend::Uring, || Ok(())), IoBackend::Uring);
+        assert_eq!(choose(IoBackend::Epoll, || panic!("epoll must not probe")), IoBackend::Epoll);
+    }
+
+    #[test]
+    fn reuseport_sockets_share_one_picked_port() {
+        let (per_thread, bound) = bind(&["127.0.0.1:0".parse().unwrap()], 3).unwrap();
+        assert_eq!(per_thread.len(), 3);
+        assert_ne!(bound[0].port(), 0);
+        for listeners in &per_thread {
+            assert_eq!(listeners[0].local_addr().unwrap(), bound[0]);
+        }
+    }
+}

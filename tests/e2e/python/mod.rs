@@ -1,0 +1,16 @@
+//! Python plugins end to end: the real binary with `kind: python` plugins.
+//!
+//! - [`decorator`]: decorator apps (`covet.Covet`): typed parameters, 422s,
+//!   HTTPException, JSON bodies, sync and async handlers, faults;
+//! - [`filters`]: Python filters in chains with native and WASM plugins;
+//! - [`asgi`]: ASGI apps;
+//! - [`fastapi_diff`]: the FastAPI example under covet and under uvicorn;
+//! - [`faults`]: failures of Python plugins and the runtime;
+//! - [`swap`]: hot swap of Python plugins.
+
+mod asgi;
+mod decorator;
+mod fastapi_diff;
+mod faults;
+mod filters;
+mod swap;
