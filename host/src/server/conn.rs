@@ -95,11 +95,11 @@ where
 
 /// Serves one accepted TCP connection (epoll backend) to its end.
 pub async fn serve_tcp(stream: TcpStream, peer: SocketAddr, ctx: ConnContext, permit: OwnedSemaphorePermit) {
-    if let Some(tls) = ctx.tls.clone() {
-        return super::tls::serve(tls, stream, peer, ctx, permit).await;
-    }
     let _ = stream.set_nodelay(true);
-    serve(stream, peer, ctx, permit).await;
+    match ctx.tls.clone() {
+        Some(tls) => super::tls::serve(tls, stream, peer, ctx, permit).await,
+        None => serve(stream, peer, ctx, permit).await,
+    }
 }
 
 /// Serves one connection over any byte stream (plain TCP on tokio or

@@ -108,16 +108,18 @@ async fn serve_listeners(
     ctx: conn::ConnContext,
     connections: &Arc<Semaphore>,
 ) -> Result<(), HostError> {
-    let secure = specs.iter().any(|spec| spec.tls.is_some());
-    if secure && requested == IoBackend::Uring {
-        tracing::warn!("TLS listeners run on the epoll backend; io_uring is not used for this manifest");
-    }
-    if !secure && uring::choose(requested, uring::probe) == IoBackend::Uring {
+    if uring::choose(requested, uring::probe) == IoBackend::Uring {
         let threads = uring::threads();
         let addrs: Vec<_> = specs.iter().map(|spec| spec.addr).collect();
         let (per_thread, bound) = uring::bind(&addrs, threads)?;
         announce(specs, &bound)?;
-        uring::start(per_thread, ctx, connections.clone())?;
+        // TLS handshakes and HTTP/3 (on the main runtime) per listener.
+        let contexts = specs
+            .iter()
+            .zip(&bound)
+            .map(|(spec, addr)| tls::listener_context(spec, *addr, &ctx, connections))
+            .collect::<Result<Vec<_>, _>>()?;
+        uring::start(per_thread, contexts, connections.clone())?;
         tracing::info!("io backend: uring ({threads} threads)");
         return Ok(());
     }

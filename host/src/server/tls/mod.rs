@@ -19,7 +19,10 @@ use rustls::{
     server::{WebPkiClientVerifier, danger::ClientCertVerifier},
     version::{TLS12, TLS13},
 };
-use tokio::{net::TcpStream, sync::{OwnedSemaphorePermit, Semaphore, watch}};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    sync::{OwnedSemaphorePermit, Semaphore, watch},
+};
 use tokio_rustls::TlsAcceptor;
 
 use self::{
@@ -112,17 +115,19 @@ fn client_verifier(settings: &TlsSettings) -> Result<Option<Arc<dyn ClientCertVe
     builder.build().map(Some).map_err(|e| format!("client CA {}: {e}", ca.display()))
 }
 
-/// Completes the handshake on an accepted TCP connection, then serves it
+/// Completes the handshake on an accepted connection (a tokio or an
+/// io_uring TCP stream; the caller sets nodelay), then serves it
 /// like any other ([`conn::serve_with`]). A failed or too slow handshake
 /// costs only this connection (logged at debug).
-pub async fn serve(
+pub async fn serve<S>(
     tls: Arc<TlsEndpoint>,
-    stream: TcpStream,
+    stream: S,
     peer: SocketAddr,
     ctx: conn::ConnContext,
     permit: OwnedSemaphorePermit,
-) {
-    let _ = stream.set_nodelay(true);
+) where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+{
     let mut stop = ctx.shutdown.clone();
     let handshake = tokio::time::timeout(tls.handshake_timeout, tls.acceptor.accept(stream));
     let stream = tokio::select! {

@@ -130,10 +130,14 @@ fn reuseport_listener(addr: SocketAddr) -> io::Result<StdListener> {
 /// Starts one runtime thread per listener set. The threads serve until the
 /// process exits; after the shutdown signal they accept nothing new and
 /// only finish their connections (the caller's drain waits for those).
-pub fn start(per_thread: Vec<Vec<StdListener>>, mut ctx: ConnContext, connections: Arc<Semaphore>) -> Result<(), HostError> {
-    ctx.offload = Some(tokio::runtime::Handle::current());
+/// `contexts` holds one connection context per listen address, in the
+/// order of each thread's listeners (a TLS listener's carries its handshake
+/// side).
+pub fn start(per_thread: Vec<Vec<StdListener>>, mut contexts: Vec<ConnContext>, connections: Arc<Semaphore>) -> Result<(), HostError> {
+    let offload = tokio::runtime::Handle::current();
+    contexts.iter_mut().for_each(|ctx| ctx.offload = Some(offload.clone()));
     for (i, listeners) in per_thread.into_iter().enumerate() {
-        let (ctx, connections) = (ctx.clone(), connections.clone());
+        let (ctx, connections) = (contexts.clone(), connections.clone());
         std::thread::Builder::new()
             .name(format!("covet-uring-{i}"))
             .spawn(move || serve_thread(listeners, ctx, connections))?;
@@ -141,7 +145,7 @@ pub fn start(per_thread: Vec<Vec<StdListener>>, mut ctx: ConnContext, connection
     Ok(())
 }
 
-fn serve_thread(listeners: Vec<StdListener>, ctx: ConnContext, connections: Arc<Semaphore>) {
+fn serve_thread(listeners: Vec<StdListener>, contexts: Vec<ConnContext>, connections: Arc<Semaphore>) {
     let runtime = match tokio_uring::Runtime::new(&ring()) {
         Ok(rt) => rt,
         Err(e) => {
@@ -152,9 +156,9 @@ fn serve_thread(listeners: Vec<StdListener>, ctx: ConnContext, connections: Arc<
         }
     };
     runtime.block_on(async move {
-        for listener in listeners {
+        for (listener, ctx) in listeners.into_iter().zip(contexts) {
             let listener = tokio_uring::net::TcpListener::from_std(listener);
-            tokio_uring::spawn(accept_loop(listener, ctx.clone(), connections.clone()));
+            tokio_uring::spawn(accept_loop(listener, ctx, connections.clone()));
         }
         // Keep polling the connections until the process exits.
         std::future::pending::<()>().await
@@ -186,7 +190,11 @@ async fn accept_loop(listener: tokio_uring::net::TcpListener, ctx: ConnContext, 
             _ = super::stopped(&mut stop) => return,
         };
         let _ = stream.set_nodelay(true);
-        tokio_uring::spawn(conn::serve(stream::UringStream::new(stream), peer, ctx.clone(), permit));
+        let stream = stream::UringStream::new(stream);
+        match ctx.tls.clone() {
+            Some(tls) => drop(tokio_uring::spawn(super::tls::serve(tls, stream, peer, ctx.clone(), permit))),
+            None => drop(tokio_uring::spawn(conn::serve(stream, peer, ctx.clone(), permit))),
+        }
     }
 }
 
