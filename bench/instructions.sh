@@ -11,6 +11,8 @@ command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteract
 cargo build --release --locked -p covet -p hello-hyper -p covet-static-response -p covet-headers \
   -p covet-rate-limit -p covet-auth-jwt
 R="$CARGO_TARGET_DIR/release"
+# The admin API off: the default port 9901 may be taken, and it is not measured.
+export COVET_ADMIN_LISTEN=off
 SECONDS_LOAD="${SECONDS_LOAD:-6}"
 SECRET="bench-secret-bench-secret-bench-secret!"
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
