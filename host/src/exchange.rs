@@ -33,8 +33,12 @@ pub struct Exchange {
     pub route: Arc<str>,
     /// Route parameters.
     pub params: Vec<(String, String)>,
-    /// The buffered body.
+    /// The buffered body (empty when the body is streamed: see `body_stream`).
     pub body: Bytes,
+    /// The unread request body, for a route whose handler streams it
+    /// (`request_body: stream`); `None` otherwise. Filters in front of such a
+    /// handler see an empty `body`.
+    pub body_stream: Option<Box<RequestBody>>,
     /// Metadata set by plugins.
     pub metadata: Metadata,
     /// The request id (visible ASCII).
@@ -50,6 +54,34 @@ impl Exchange {
     /// A metadata value.
     pub fn metadata_value(&self, key: &str) -> Option<&str> {
         self.metadata.get(key)
+    }
+}
+
+/// An error reading a request body.
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A request body not read yet (HTTP/1 and HTTP/2: hyper's; HTTP/3: one
+/// buffered chunk) and the limit on its size. The mutex only makes it
+/// `Sync`; the one reader takes the body out with [`RequestBody::into_parts`].
+pub struct RequestBody {
+    body: std::sync::Mutex<http_body_util::combinators::UnsyncBoxBody<Bytes, BodyError>>,
+    max: u64,
+}
+
+impl RequestBody {
+    /// `body`, to be cut off past `max` bytes.
+    pub fn new<B>(body: B, max: u64) -> RequestBody
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BodyError>,
+    {
+        use http_body_util::BodyExt;
+        RequestBody { body: std::sync::Mutex::new(body.map_err(Into::into).boxed_unsync()), max }
+    }
+
+    /// The body and its limit.
+    pub fn into_parts(self) -> (http_body_util::combinators::UnsyncBoxBody<Bytes, BodyError>, u64) {
+        (self.body.into_inner().unwrap_or_else(|p| p.into_inner()), self.max)
     }
 }
 

@@ -16,6 +16,9 @@ pub struct RouteEntry {
     pub pattern: Arc<str>,
     /// Filters and handler.
     pub chain: Chain,
+    /// The handler reads the request body itself as it arrives (an ASGI app
+    /// with `request_body: stream`): the host does not buffer it.
+    pub stream_body: bool,
 }
 
 /// Router plus routes.
@@ -43,7 +46,8 @@ impl RouteTable {
             })?;
             let filters = route.filters.iter().map(|f| slot(&f.name)).collect();
             let chain = Chain { filters, handler: slot(&route.handler.name) };
-            entries.push(RouteEntry { pattern: Arc::from(route.path.as_str()), chain });
+            let stream_body = manifest.plugin(&route.handler.name).and_then(|p| p.python.as_ref()).is_some_and(|p| p.stream_body);
+            entries.push(RouteEntry { pattern: Arc::from(route.path.as_str()), chain, stream_body });
         }
         Ok(RouteTable { router, entries })
     }

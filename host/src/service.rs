@@ -1,6 +1,11 @@
 //! The hyper service: one HTTP request in, one response out. Applies the
 //! header and body limits, answers `/_covet/*`, routes, runs the pipeline,
 //! stamps `x-request-id`, and writes the access-log line.
+//!
+//! The request body is read whole (up to `limits.max_body`) before the
+//! pipeline runs, except on a route whose handler streams it (an ASGI app
+//! with `request_body: stream`): there it is left unread in
+//! [`Exchange::body_stream`] and filters see an empty `body`.
 
 use std::{
     convert::Infallible,
@@ -18,7 +23,7 @@ use http_body_util::{BodyExt, Full, Limited};
 
 use crate::{
     access_log::{AccessLog, Entry},
-    exchange::{Exchange, HostResponse},
+    exchange::{BodyError, Exchange, HostResponse, RequestBody},
     manifest::Limits,
     metrics::RequestMetrics,
     pipeline::{self, Timings},
@@ -119,14 +124,12 @@ pub struct ConnInfo {
     pub tls: Option<Arc<crate::server::tls::identity::ConnTls>>,
 }
 
-/// The error of a request body: hyper's, or none for a buffered HTTP/3 body.
-type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Serves one request. Generic over the request body: hyper's
 /// on HTTP/1 and HTTP/2 (`hyper::body::Incoming`), a buffered body on HTTP/3 ([`crate::server::h3`]).
 pub async fn serve<B>(shared: Arc<Shared>, conn: Arc<ConnInfo>, req: Request<B>) -> Result<Response<Body>, Infallible>
 where
-    B: hyper::body::Body<Data = Bytes> + Send,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BodyError>,
 {
     let _in_flight = conn.state.begin_request();
@@ -168,7 +171,7 @@ async fn dispatch<B>(
     timings: &mut Timings,
 ) -> (HostResponse, Option<Arc<str>>)
 where
-    B: hyper::body::Body<Data = Bytes> + Send,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BodyError>,
 {
     let request_id = request_id::as_str(id);
@@ -188,12 +191,19 @@ where
     };
     let entry = &table.entries[found.route];
     let route = Some(entry.pattern.clone());
+    let max = shared.limits.max_body;
+    let mut body_stream = None;
     // Boxed: reading a body is the rarer path, and keeping its state out of
     // this future keeps every request's future small.
     let body = if body.is_end_stream() {
         Ok(Bytes::new())
+    } else if entry.stream_body && declared_over(&parts.headers, max) {
+        Err(problem::payload_too_large(max, request_id))
+    } else if entry.stream_body {
+        body_stream = Some(Box::new(RequestBody::new(body, max)));
+        Ok(Bytes::new())
     } else {
-        Box::pin(read_body(body, &parts.headers, shared.limits.max_body, request_id)).await
+        Box::pin(read_body(body, &parts.headers, max, request_id)).await
     };
     let body = match body {
         Ok(body) => body,
@@ -208,6 +218,7 @@ where
         route: entry.pattern.clone(),
         params: found.params,
         body,
+        body_stream,
         metadata: Default::default(),
         request_id: id.clone(),
     };
@@ -253,8 +264,7 @@ where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<BodyError>,
 {
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > max) {
+    if declared_over(headers, max) {
         return Err(problem::payload_too_large(max, request_id));
     }
     match Limited::new(body, max as usize).collect().await {
@@ -262,6 +272,12 @@ where
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(problem::payload_too_large(max, request_id)),
         Err(e) => Err(problem::bad_body(&e.to_string(), request_id)),
     }
+}
+
+/// Whether the body's declared `content-length` is over the limit (413 at once).
+fn declared_over(headers: &HeaderMap, max: u64) -> bool {
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    declared.is_some_and(|len| len > max)
 }
 
 fn finish(resp: HostResponse, id: HeaderValue, head: bool) -> Response<Body> {

@@ -1,6 +1,7 @@
 //! The Python parts of the manifest: the top-level `python:` section (the
 //! one embedded interpreter) and the keys of a `kind: python` plugin
-//! (exactly one of `app`, `asgi`, `filter`, plus `limits.timeout`).
+//! (exactly one of `app`, `asgi`, `filter`, plus `limits.timeout` and, for
+//! `asgi`, `request_body: buffered | stream`).
 //!
 //! ```yaml
 //! python:
@@ -67,6 +68,9 @@ pub struct PythonPlugin {
     pub module: Option<String>,
     /// Time allowed for one call before the request gets 504.
     pub timeout: Duration,
+    /// `request_body: stream` (ASGI only): the app reads the body through
+    /// `receive()` as it arrives instead of the host buffering it first.
+    pub stream_body: bool,
     /// The interpreter's settings (the top-level `python:` section).
     pub interpreter: PythonSettings,
 }
@@ -74,6 +78,17 @@ pub struct PythonPlugin {
 impl PythonPlugin {
     /// The default per-call time limit.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+}
+
+/// `request_body:` of an ASGI plugin.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestBodyMode {
+    /// Read whole (up to `limits.max_body`) before the pipeline runs.
+    #[default]
+    Buffered,
+    /// Handed to the app's `receive()` chunk by chunk as it arrives.
+    Stream,
 }
 
 /// The top-level `python:` section, as written.
@@ -145,6 +160,8 @@ pub struct RawPythonPlugin<'a> {
     pub asgi: Option<&'a Spanned<String>>,
     /// `filter:`
     pub filter: Option<&'a Spanned<String>>,
+    /// `request_body:`
+    pub request_body: Option<&'a Spanned<RequestBodyMode>>,
     /// `path:` (not used by python plugins).
     pub path: Option<&'a Spanned<String>>,
     /// `limits:`
@@ -173,7 +190,7 @@ pub fn plugin(
             .filter_map(|(f, v)| v.map(|v| (f, v)))
             .collect();
     let timeout = timeout(raw.limits, key, problems);
-    let mut spec = PythonPlugin { form: PythonForm::App, attr: None, module: None, timeout, interpreter: interpreter.clone() };
+    let mut spec = PythonPlugin { form: PythonForm::App, attr: None, module: None, timeout, stream_body: false, interpreter: interpreter.clone() };
     let (form, target) = match given.as_slice() {
         [one] => *one,
         [] => {
@@ -189,6 +206,7 @@ pub fn plugin(
         }
     };
     spec.form = form;
+    spec.stream_body = request_body(raw.request_body, form, key, problems);
     let field = field_name(form);
     let key = join(key, field);
     let text = target.value.trim();
@@ -224,6 +242,18 @@ fn field_name(form: PythonForm) -> &'static str {
         PythonForm::Asgi => "asgi",
         PythonForm::Filter => "filter",
     }
+}
+
+/// Whether the body is streamed; `stream` on a form other than `asgi` is refused.
+fn request_body(mode: Option<&Spanned<RequestBodyMode>>, form: PythonForm, key: &str, problems: &mut Problems) -> bool {
+    let Some(mode) = mode else { return false };
+    if form != PythonForm::Asgi {
+        let help = "only an ASGI app reads its body through `receive()`: use `asgi:`, or remove `request_body`";
+        let message = format!("`request_body` applies to `asgi:` plugins only, not `{}:`", field_name(form));
+        problems.report(Loc::of(mode), join(key, "request_body"), message, Some(help.into()));
+        return false;
+    }
+    mode.value == RequestBodyMode::Stream
 }
 
 fn timeout(limits: Option<Spanned<RawWasmLimits>>, key: &str, problems: &mut Problems) -> Duration {
@@ -278,6 +308,33 @@ mod tests {
         let c = m.plugin("c").unwrap();
         assert_eq!(c.kind, PluginKind::Python(PythonForm::Filter));
         assert_eq!(c.python.as_ref().unwrap().timeout, std::time::Duration::from_secs(30));
+    }
+
+    #[test]
+    fn request_body_stream_is_for_asgi_plugins_only() {
+        let dir = std::env::temp_dir().join(format!("covet-py-body-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.py"), "app = None\n").unwrap();
+        let plugins = "  s: { kind: python, asgi: \"pkg.mod:app\", request_body: stream }\n  \
+                       b: { kind: python, asgi: \"pkg.mod:app\", request_body: buffered }\n  \
+                       d: { kind: python, asgi: \"pkg.mod:app\" }\n";
+        let m = parse(&dir, plugins).unwrap();
+        let streams = |name: &str| m.plugin(name).unwrap().python.as_ref().unwrap().stream_body;
+        assert_eq!((streams("s"), streams("b"), streams("d")), (true, false, false));
+        let plugins = "  a:\n    kind: python\n    app: a.py:app\n    request_body: stream\n  \
+                       n:\n    kind: native\n    path: a.py\n    request_body: stream\n";
+        let error = parse(&dir, plugins).unwrap_err();
+        let said: Vec<(String, String, u64, u64)> = error
+            .diagnostics
+            .iter()
+            .map(|d| (d.key.clone(), d.message.clone(), d.loc.as_ref().map_or(0, |l| l.line), d.loc.as_ref().map_or(0, |l| l.column)))
+            .collect();
+        let has = |key: &str, text: &str, line: u64| said.iter().any(|(k, m, l, c)| k == key && m.contains(text) && *l == line && *c == 19);
+        assert!(has("plugins.a.request_body", "applies to `asgi:` plugins only, not `app:`", 7), "{said:?}");
+        assert!(has("plugins.n.request_body", "applies to `kind: python` plugins with `asgi:` only", 11), "{said:?}");
+        assert_eq!(said.len(), 2, "{said:?}");
+        let wrong = parse(&dir, "  s: { kind: python, asgi: \"pkg.mod:app\", request_body: chunked }\n").unwrap_err();
+        assert!(wrong.to_string().contains("chunked"), "{wrong}");
     }
 
     #[test]

@@ -199,6 +199,10 @@ pub struct RawPlugin {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub filter: Option<Spanned<String>>,
+    /// `kind: python` with `asgi:` only: `buffered` (default: the body is read whole before the pipeline runs) or `stream` (the app's `receive()` gets it chunk by chunk as it arrives; filters in front see an empty body).
+    #[serde(default)]
+    #[schemars(with = "Option<super::python::RequestBodyMode>")]
+    pub request_body: Option<Spanned<super::python::RequestBodyMode>>,
     /// Settings handed to the plugin's `init`; any YAML.
     #[serde(default)]
     pub config: Option<serde_json::Value>,

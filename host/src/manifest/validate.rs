@@ -207,6 +207,7 @@ fn plugin(
             app: raw.app.as_ref(),
             asgi: raw.asgi.as_ref(),
             filter: raw.filter.as_ref(),
+            request_body: raw.request_body.as_ref(),
             path: raw.path.as_ref(),
             limits,
         };
@@ -249,6 +250,10 @@ fn refuse_python_keys(raw: &RawPlugin, key: &str, problems: &mut Problems) {
             let message = format!("`{field}` applies to `kind: python` plugins only");
             problems.report(Loc::of(value), join(key, field), message, Some(help.to_owned()));
         }
+    }    if let Some(mode) = &raw.request_body {
+        let help = "request body streaming is for ASGI apps: set `kind: python` with `asgi:`, or remove it";
+        let message = "`request_body` applies to `kind: python` plugins with `asgi:` only".to_owned();
+        problems.report(Loc::of(mode), join(key, "request_body"), message, Some(help.to_owned()));
     }
 }
 

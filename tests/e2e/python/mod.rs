@@ -4,11 +4,13 @@
 //!   HTTPException, JSON bodies, sync and async handlers, faults;
 //! - [`filters`]: Python filters in chains with native and WASM plugins;
 //! - [`asgi`]: ASGI apps;
+//! - [`asgi_stream`]: ASGI request bodies streamed through `receive`;
 //! - [`fastapi_diff`]: the FastAPI example under covet and under uvicorn;
 //! - [`faults`]: failures of Python plugins and the runtime;
 //! - [`swap`]: hot swap of Python plugins.
 
 mod asgi;
+mod asgi_stream;
 mod decorator;
 mod fastapi_diff;
 mod faults;

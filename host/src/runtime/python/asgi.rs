@@ -6,9 +6,12 @@
 //! response head and the first body chunk make the [`HostResponse`]; if
 //! the app said `more_body`, the rest is forwarded as a streaming body,
 //! each chunk written to the client as it arrives. The request body is the
-//! buffered body (one `http.request` message); `receive` then waits and
-//! returns `http.disconnect` once the response is complete or the client
-//! went away. The time limit covers the wait for the head and first chunk.
+//! buffered body (one `http.request` message), or with `request_body:
+//! stream` the client's body chunk by chunk as the app asks for it (see
+//! [`super::body`]); `receive` then waits and returns `http.disconnect` once
+//! the response is complete or the client went away. The time limit covers
+//! the wait for the head and first chunk (so, when streaming, the part of
+//! the upload the app reads before answering).
 
 use std::{
     sync::{Arc, Mutex},
@@ -22,12 +25,14 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::{
     TaskCell, Target, cancel, describe,
-    hostmod::{AsgiMsg, Sink, SinkShared},
+    body::{self, BodySource},
+    hostmod::{AsgiMsg, BodyFailure, Sink, SinkShared},
     interp::{self, Interp},
     workers,
 };
 use crate::{
-    exchange::{BodyStream, Exchange, HostResponse},
+    exchange::{BodyStream, Exchange, HostResponse, RequestBody},
+    problem,
     runtime::{Decision, Executor, Fault, Outcome, PluginInfo},
 };
 
@@ -71,17 +76,21 @@ impl AsgiExecutor {
         Ok(AsgiExecutor { info, interp, app: Arc::new(app), lifespan: Some(Arc::new(lifespan)), state: state.map(Arc::new), timeout: target.settings.timeout })
     }
 
-    async fn serve(&self, head: Head) -> Result<HostResponse, Fault> {
+    async fn serve(&self, head: Head, stream: Option<Box<RequestBody>>) -> Result<HostResponse, Fault> {
         let permit = self.interp.aloop.permit()?;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let source = stream.map(|body| body::start(self.interp, *body, tx.clone()));
         let shared = Arc::new(SinkShared { tx, finished: Mutex::new(None) });
         let task: TaskCell = Arc::default();
-        self.start(head, shared.clone(), task.clone());
+        let request_id = head.request_id.clone();
+        self.start(head, source, shared.clone(), task.clone());
         // Until the response is complete, dropping this (the client went
         // away, or a timeout) makes the app's receive() return http.disconnect.
         let mut disconnect = Disconnect { interp: self.interp, shared, armed: true };
         let (status, headers, first, more) = match tokio::time::timeout(self.timeout, read_head(&mut rx)).await {
-            Ok(head) => head.map_err(|fault| self.log_fault(fault))?,
+            Ok(Ok(Ok(head))) => head,
+            Ok(Ok(Err(failure))) => return Ok(refusal(failure, &request_id)),
+            Ok(Err(fault)) => return Err(self.log_fault(fault)),
             Err(_) => {
                 cancel(self.interp, task);
                 return Err(Fault::Timeout(format!("no response within {} ms (the task was cancelled)", self.timeout.as_millis())));
@@ -118,7 +127,7 @@ impl AsgiExecutor {
         fault
     }
 
-    fn start(&self, head: Head, shared: Arc<SinkShared>, task: TaskCell) {
+    fn start(&self, head: Head, source: Option<BodySource>, shared: Arc<SinkShared>, task: TaskCell) {
         let (app, state) = (self.app.clone(), self.state.clone());
         self.interp.aloop.submit(Box::new(move |py| {
             let run = interp::bridge(py).and_then(|bridge| {
@@ -136,7 +145,8 @@ impl AsgiExecutor {
                 );
                 let state = state.as_ref().map(|s| s.clone_ref(py));
                 let sink = Py::new(py, Sink::new(shared.clone()))?;
-                let args = (app.clone_ref(py), scope_head, headers, PyBytes::new(py, &head.body), state, sink);
+                let source = source.map(|s| Py::new(py, s)).transpose()?;
+                let args = (app.clone_ref(py), scope_head, headers, PyBytes::new(py, &head.body), source, state, sink);
                 bridge.getattr(pyo3::intern!(py, "asgi_start"))?.call1(args)
             });
             match run {
@@ -165,13 +175,26 @@ fn lifespan_result(r: &Bound<'_, PyAny>) -> Result<Started, String> {
     read().unwrap_or_else(|e| Err(e.to_string()))
 }
 
-/// Waits for `http.response.start` and the first body chunk.
-async fn read_head(rx: &mut UnboundedReceiver<AsgiMsg>) -> Result<(u16, Vec<(Bytes, Bytes)>, Bytes, bool), Fault> {
+/// `http.response.start` with the first body chunk: status, headers, chunk, `more_body`.
+type FirstPart = (u16, Vec<(Bytes, Bytes)>, Bytes, bool);
+
+/// Waits for `http.response.start` and the first body chunk, or a streamed
+/// request body's cut-off before them.
+async fn read_head(rx: &mut UnboundedReceiver<AsgiMsg>) -> Result<Result<FirstPart, BodyFailure>, Fault> {
     match rx.recv().await {
-        Some(AsgiMsg::Head(status, headers, body, more)) => Ok((status, headers, body, more)),
+        Some(AsgiMsg::Head(status, headers, body, more)) => Ok(Ok((status, headers, body, more))),
+        Some(AsgiMsg::BodyFailed(failure)) => Ok(Err(failure)),
         Some(AsgiMsg::Body(..)) => Err(Fault::Error("the ASGI app sent a body before http.response.start".into())),
         Some(AsgiMsg::Finish(Some(tb))) => Err(Fault::Error(tb)),
         Some(AsgiMsg::Finish(None)) | None => Err(Fault::Error("the ASGI app returned without sending a response".into())),
+    }
+}
+
+/// The host's answer to a request whose streamed body was cut off before the app answered.
+fn refusal(failure: BodyFailure, request_id: &str) -> HostResponse {
+    match failure {
+        BodyFailure::TooLarge(max) => problem::payload_too_large(max, request_id),
+        BodyFailure::Unreadable(reason) => problem::bad_body(&reason, request_id),
     }
 }
 
@@ -190,6 +213,8 @@ async fn forward(plugin: &str, mut rx: UnboundedReceiver<AsgiMsg>, tx: tokio::sy
                 return;
             }
             AsgiMsg::Finish(None) | AsgiMsg::Head(..) => return,
+            // The response has started: the app saw http.disconnect, the client gets what it sends.
+            AsgiMsg::BodyFailed(_) => {}
         }
     }
 }
@@ -230,6 +255,7 @@ struct Head {
     client: Option<(String, u16)>,
     server: Option<(String, u16)>,
     body: Bytes,
+    request_id: String,
 }
 
 impl Head {
@@ -254,6 +280,7 @@ impl Head {
             client,
             server: server(ex),
             body: ex.body.clone(),
+            request_id: ex.id().to_owned(),
         }
     }
 }
@@ -297,7 +324,7 @@ impl Executor for AsgiExecutor {
 
     fn handle<'a>(&'a self, ex: &'a mut Exchange) -> Outcome<'a, HostResponse> {
         let head = Head::new(ex);
-        Outcome::Pending(Box::pin(self.serve(head)))
+        Outcome::Pending(Box::pin(self.serve(head, ex.body_stream.take())))
     }
 
     fn on_response<'a>(&'a self, _: &'a mut Exchange, _: &'a mut HostResponse) -> Outcome<'a, ()> {

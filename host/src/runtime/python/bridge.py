@@ -267,13 +267,50 @@ class _Finished:
             await self.waiter
 
 
-def asgi_start(app, head, headers, body, state, sink):
+def asgi_start(app, head, headers, body, source, state, sink):
     """On the loop thread: one http request as a task."""
-    return _loop.create_task(asgi_http(app, head, headers, body, state, sink))
+    return _loop.create_task(asgi_http(app, head, headers, body, source, state, sink))
 
 
-async def asgi_http(app, head, headers, body, state, sink):
-    """One http request. `head` = (method, scheme, path, raw_path, query, http_version, client, server)."""
+def _buffered_receive(body, finished):
+    """receive() of a buffered body: the body as one message, then http.disconnect."""
+    pending = [body]
+
+    async def receive():
+        if pending:
+            return {"type": "http.request", "body": pending.pop(), "more_body": False}
+        await finished.wait()
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+def _streamed_receive(source, finished):
+    """receive() of a streamed body (`request_body: stream`): each call asks
+    the host for the next chunk; a cut-off (over the limit, unreadable, the
+    response complete) is http.disconnect, as is every call after it."""
+    state = {"reading": True}
+
+    async def receive():
+        if state["reading"]:
+            future = _loop.create_future()
+            got = await future if source.want(future) else None
+            if got is not None:
+                chunk, more = got
+                state["reading"] = more
+                return {"type": "http.request", "body": chunk, "more_body": more}
+            state["reading"] = False
+            finished.set()
+            return {"type": "http.disconnect"}
+        await finished.wait()
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+async def asgi_http(app, head, headers, body, source, state, sink):
+    """One http request. `head` = (method, scheme, path, raw_path, query,
+    http_version, client, server); `source` streams the body (else `body`)."""
     method, scheme, path, raw_path, query, version, client, server = head
     scope = {
         "type": "http",
@@ -293,13 +330,7 @@ async def asgi_http(app, head, headers, body, state, sink):
         scope["state"] = dict(state)
     finished = _Finished()
     sink.bind(finished)
-    pending = [body]
-
-    async def receive():
-        if pending:
-            return {"type": "http.request", "body": pending.pop(), "more_body": False}
-        await finished.wait()
-        return {"type": "http.disconnect"}
+    receive = _buffered_receive(body, finished) if source is None else _streamed_receive(source, finished)
 
     async def send(message):
         kind = message["type"]

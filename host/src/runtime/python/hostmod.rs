@@ -1,7 +1,8 @@
 //! `_covet_host`: the native module the bridge imports. It holds what
 //! Python calls back into Rust: `log` (print → the host log), `Runner` (the
 //! event loop's wake-up callback), `Done` (a task's completion, handed to a
-//! Rust closure) and `Sink` (an ASGI app's `send`, feeding a channel).
+//! Rust closure), `Sink` (an ASGI app's `send`, feeding a channel) and
+//! `BodySource` (a streamed request body, see [`super::body`]).
 
 use std::sync::{Arc, Mutex};
 
@@ -28,6 +29,7 @@ pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     m.add_class::<Runner>()?;
     m.add_class::<Done>()?;
     m.add_class::<Sink>()?;
+    m.add_class::<super::body::BodySource>()?;
     Ok(m)
 }
 
@@ -76,6 +78,17 @@ pub enum AsgiMsg {
     Body(Bytes, bool),
     /// The app returned (`None`) or raised (the traceback).
     Finish(Option<String>),
+    /// A streamed request body was cut off (see [`super::body`]).
+    BodyFailed(BodyFailure),
+}
+
+/// Why a streamed request body was cut off.
+#[derive(Debug)]
+pub enum BodyFailure {
+    /// Past `limits.max_body` (the limit).
+    TooLarge(u64),
+    /// The client's body could not be read (the reason).
+    Unreadable(String),
 }
 
 /// The Rust end of one ASGI request: its channel, and the app's

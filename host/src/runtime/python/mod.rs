@@ -11,6 +11,7 @@
 
 mod app;
 mod asgi;
+mod body;
 mod convert;
 mod filter;
 mod hostmod;
@@ -73,6 +74,7 @@ impl PythonCode {
             attr: None,
             module: None,
             timeout: PythonPlugin::DEFAULT_TIMEOUT,
+            stream_body: false,
             interpreter: Default::default(),
         });
         let refuse = |reason: String| HostError::PluginLoad { plugin: spec.name.clone(), path: self.path.clone(), reason };

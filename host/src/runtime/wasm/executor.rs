@@ -226,6 +226,7 @@ fn lend(ex: &mut Exchange) -> Exchange {
         route: ex.route.clone(),
         params: Vec::new(),
         body: Bytes::new(),
+        body_stream: None,
         metadata: Metadata::default(),
         request_id: HeaderValue::from_static(""),
     };
