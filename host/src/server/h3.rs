@@ -33,6 +33,10 @@ use crate::{
     service::{self, ConnInfo, Shared},
 };
 
+/// How long a finished connection waits for the peer to read the last
+/// responses and close before the host closes it.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// HTTP/3 `H3_NO_ERROR`: the code a connection closes with after shutdown.
 const H3_NO_ERROR: u32 = 0x100;
 
@@ -117,6 +121,9 @@ async fn serve_connection(incoming: quinn::Incoming, ctx: ConnContext, permit: O
         }
     }
     while requests.join_next().await.is_some() {}
+    // `finish()` only queues a response's last bytes, and closing discards
+    // what is unsent: give the peer a moment to read them and close first.
+    let _ = tokio::time::timeout(CLOSE_GRACE, quic.closed()).await;
     quic.close(H3_NO_ERROR.into(), b"");
 }
 
