@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use covet_e2e::{Client, Host, Manifest, Route, covet_bin};
+use covet_e2e::{Client, Host, Manifest, Route, covet_bin, io_uring_fds};
 
 use crate::common::{PATIENCE, labelled};
 
@@ -23,15 +23,6 @@ fn echo() -> Manifest {
 /// The manifest with a top-level `io:` key.
 fn echo_on(io: &str) -> String {
     format!("{}\nio: {io}\n", String::from(echo()))
-}
-
-/// How many of `pid`'s file descriptors are io_uring instances.
-fn io_uring_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("the host's fd table")
-        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
-        .filter(|link| link.to_string_lossy() == "anon_inode:[io_uring]")
-        .count()
 }
 
 #[tokio::test]

@@ -17,11 +17,15 @@ use crate::swap::{build_of, swap};
 const CONNECTIONS: usize = 50;
 const SWAPS: usize = 20;
 
+/// What the load connections saw: responses per build, and failures.
 #[derive(Default)]
-struct Tally {
-    ok: [AtomicU64; 2],
-    failures: AtomicU64,
-    first_failure: std::sync::Mutex<Option<String>>,
+pub struct Tally {
+    /// 200s stamped v1 and v2.
+    pub ok: [AtomicU64; 2],
+    /// Failed requests (bad status, stamps or transport).
+    pub failures: AtomicU64,
+    /// The first failure, for the assertion message.
+    pub first_failure: std::sync::Mutex<Option<String>>,
 }
 
 impl Tally {
@@ -31,8 +35,9 @@ impl Tally {
     }
 }
 
-/// One keep-alive connection requesting `/app` until `stop`.
-async fn load(client: Client, stop: Arc<AtomicBool>, tally: Arc<Tally>) {
+/// One keep-alive connection requesting `/app` until `stop` (also used by
+/// `python::swap`).
+pub async fn load(client: Client, stop: Arc<AtomicBool>, tally: Arc<Tally>) {
     while !stop.load(Ordering::Relaxed) {
         match client.get("/app").await {
             Ok(reply) if reply.status == 200 => {

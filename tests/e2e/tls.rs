@@ -227,15 +227,6 @@ async fn wasm_outbound_https_verifies_the_server_against_the_webpki_roots() {
     assert!(error.to_lowercase().contains("tls") || error.contains("certificate"), "{error}");
 }
 
-/// How many of `pid`'s file descriptors are io_uring instances.
-fn io_uring_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("the host's fd table")
-        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
-        .filter(|link| link.to_string_lossy() == "anon_inode:[io_uring]")
-        .count()
-}
-
 #[tokio::test]
 async fn tls_listeners_are_served_on_io_uring_when_asked() {
     let ca = Ca::new("test CA");
@@ -243,7 +234,7 @@ async fn tls_listeners_are_served_on_io_uring_when_asked() {
     let host = start(builder.env_remove("COVET_IO")).await;
     let line = host.log_line(&["io backend: uring ("]).await;
     assert!(line.is_some(), "TLS listeners kept the host off io_uring; logs:\n{}", host.logs());
-    assert!(io_uring_fds(host.pid()) >= 1, "no anon_inode:[io_uring] among the host's fds");
+    assert!(covet_e2e::io_uring_fds(host.pid()) >= 1, "no anon_inode:[io_uring] among the host's fds");
     for alpn in [&b"h2"[..], &b"http/1.1"[..]] {
         let mut conn = TlsConn::connect(tls_addr(&host), "localhost", config(&ca, &[alpn])).await.expect("TLS connect");
         let reply = conn.get("/echo").await.unwrap();

@@ -45,3 +45,13 @@ pub fn covet_bin() -> PathBuf {
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }
+
+/// How many of process `pid`'s file descriptors are io_uring instances
+/// (`anon_inode:[io_uring]`): proof that a host really runs on io_uring.
+pub fn io_uring_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("the host's fd table")
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter(|link| link.to_string_lossy() == "anon_inode:[io_uring]")
+        .count()
+}

@@ -7,18 +7,19 @@
 
 use std::{
     sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+        atomic::{AtomicBool, Ordering},
     },
     time::{Duration, Instant},
 };
 
-use covet_e2e::{Client, Host};
+use covet_e2e::Host;
 use serde_json::json;
 
 use crate::{
     common::PATIENCE,
     swap::{admin_post, build_of, swap},
+    swap_load::{Tally, load},
 };
 
 const CONNECTIONS: usize = 8;
@@ -55,32 +56,6 @@ fn manifest() -> String {
         .to_owned()
 }
 
-#[derive(Default)]
-struct Tally {
-    ok: [AtomicU64; 2],
-    failures: Mutex<Vec<String>>,
-}
-
-async fn load(client: Client, stop: Arc<AtomicBool>, tally: Arc<Tally>) {
-    while !stop.load(Ordering::Relaxed) {
-        match client.get("/app").await {
-            Ok(reply) if reply.status == 200 => {
-                let stamps: Vec<_> = reply.headers.get_all("x-plugin-build").iter().collect();
-                match stamps.as_slice() {
-                    [one] if *one == "v1" => tally.ok[0].fetch_add(1, Ordering::Relaxed),
-                    [one] if *one == "v2" => tally.ok[1].fetch_add(1, Ordering::Relaxed),
-                    other => {
-                        tally.failures.lock().unwrap().push(format!("stamps {other:?}"));
-                        0
-                    }
-                };
-            }
-            Ok(reply) => tally.failures.lock().unwrap().push(format!("status {}: {}", reply.status, reply.text())),
-            Err(e) => tally.failures.lock().unwrap().push(e),
-        }
-    }
-}
-
 async fn shutdowns(host: &Host, at_least: usize) -> Vec<String> {
     let deadline = Instant::now() + PATIENCE;
     loop {
@@ -113,8 +88,8 @@ async fn swapping_a_python_app_under_load_fails_no_request() {
     for worker in workers {
         worker.await.unwrap();
     }
-    let failures = tally.failures.lock().unwrap().clone();
-    assert!(failures.is_empty(), "{} failed requests, first: {:?}", failures.len(), failures.first());
+    let failures = tally.failures.load(Ordering::Relaxed);
+    assert_eq!(failures, 0, "failed requests, first: {:?}", tally.first_failure.lock().unwrap());
     let (v1, v2) = (tally.ok[0].load(Ordering::Relaxed), tally.ok[1].load(Ordering::Relaxed));
     assert!(v1 > 0 && v2 > 0, "both versions served under load: v1 {v1}, v2 {v2}");
     let retired = shutdowns(&host, SWAPS).await;
