@@ -14,4 +14,6 @@ bash scripts/python-env.sh
 "$PYO3_PYTHON" -m unittest discover -q host/python/tests
 cargo test --workspace --locked "$@"
 # The end-to-end suite again with every host on the io_uring backend (docs/io.md).
-COVET_IO=uring cargo test --locked -p covet-e2e --test e2e "$@"
+# `--workspace` (not `-p covet-e2e`) keeps the feature set of the run above,
+# so this pass reuses its build instead of recompiling dependencies.
+COVET_IO=uring cargo test --workspace --locked --test e2e "$@"
