@@ -2,7 +2,13 @@
 //! `#[sabi_trait]` objects that cross the boundary in both directions.
 //!
 //! Plugin authors do not use this module directly; [`crate::export_plugin!`]
-//! and the wrappers in [`crate::request`] sit on top of it. It is public
+//! and the wrappers in [`crate::Request`] and [`crate::BodyStream`] sit on top of it.
+//!
+//! Since ABI 0.2 a phase returns a [`PhaseResult`]: `Ready` (a synchronous
+//! plugin: no allocation, nothing to poll) or `Pending`, an FFI-safe future
+//! (`async_ffi::BorrowingFfiFuture`) the host polls with its own waker passed
+//! across as an [`FfiContext`]. Bodies cross as [`BodyStreamBox`] objects the
+//! reader pulls [`Chunk`]s from. It is public
 //! because the host and the export macro need it, and because its layout *is*
 //! the ABI: fields of prefix types are only ever appended (see `docs/abi.md`).
 
@@ -17,8 +23,10 @@ use abi_stable::{
     std_types::{RBox, ROption, RResult, RSlice, RStr, RString, RVec},
     RMut,
 };
+pub use async_ffi::{self, BorrowingFfiFuture, FfiContext, FfiPoll};
 
-use crate::{Phases, response::Response};
+pub use crate::body::Chunk;
+use crate::{BodyMode, Phases, response::Response};
 
 /// The version of the plugin ABI this crate defines (its package version).
 pub const ABI_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -37,6 +45,26 @@ pub struct Descriptor {
     pub phases: Phases,
     /// `true` when phase calls may block; the host then calls them off the reactor.
     pub blocking: bool,
+    /// Whether the plugin reads the request body buffered or as a stream.
+    pub body: BodyMode,
+    /// `true` for an `AsyncPlugin`: its phases return [`PhaseResult::Pending`].
+    pub asynchronous: bool,
+}
+
+/// What a phase call returns: the result now, or a future of it.
+///
+/// A synchronous [`crate::Plugin`] always answers `Ready` (no allocation); an
+/// [`crate::AsyncPlugin`] answers `Pending` with its `async fn`'s future,
+/// boxed once, which the host polls until it is ready or drops it (the
+/// client went away). Each poll runs under `catch_unwind` in the plugin
+/// library: a panic comes back as a ready [`Fault`] of kind `Panic`.
+#[repr(C, u8)]
+#[derive(StableAbi)]
+pub enum PhaseResult<'a, T> {
+    /// The call finished.
+    Ready(RResult<T, Fault>),
+    /// The call goes on; poll the future for its result.
+    Pending(BorrowingFfiFuture<'a, RResult<T, Fault>>),
 }
 
 /// Why a phase call did not return normally.
@@ -50,6 +78,9 @@ pub enum FaultKind {
 }
 
 /// What `instantiate` gets: the config and where relative paths in it start.
+///
+/// Passed by value and built only by the host: a new field is appended at
+/// the end (with the ABI version bumped), never inserted.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, Copy)]
 pub struct InitContext<'a> {
@@ -84,9 +115,9 @@ pub enum FfiFlow {
 /// The host's view of an in-flight request, handed to every phase call.
 ///
 /// Implemented by the host; every method borrows from host memory, so reading
-/// a header costs no copy.
+/// a header costs no copy. `Send`, so a pending phase future holding it is.
 #[sabi_trait]
-pub trait RequestOps {
+pub trait RequestOps: Send {
     /// The request method, e.g. `GET`.
     fn method(&self) -> RStr<'_>;
     /// The request target as received (path and query).
@@ -116,13 +147,20 @@ pub trait RequestOps {
     /// Sets a metadata value for later plugins.
     fn set_metadata(&mut self, key: RStr<'_>, value: RStr<'_>);
     /// The request id (the incoming `x-request-id`, or one the host made).
-    #[sabi(last_prefix_field)]
     fn request_id(&self) -> RStr<'_>;
+    /// Takes the request body as a stream: the unread body on a streaming
+    /// route, the buffered bytes (one chunk, not copied) otherwise, an empty
+    /// stream when it was taken already. `body()` is empty afterwards.
+    fn take_body(&mut self) -> BodyStreamBox;
+    /// Replaces the request body with a stream (a filter transforming it);
+    /// later plugins read this one.
+    #[sabi(last_prefix_field)]
+    fn set_body_stream(&mut self, body: BodyStreamBox);
 }
 
 /// The host's view of the response on its way out, for `on_response`.
 #[sabi_trait]
-pub trait ResponseOps {
+pub trait ResponseOps: Send {
     /// The status code.
     fn status(&self) -> u16;
     /// Changes the status code (100..=999).
@@ -138,9 +176,32 @@ pub trait ResponseOps {
     /// The response body.
     fn body(&self) -> RSlice<'_, u8>;
     /// Replaces the response body (the host fixes `content-length`).
-    #[sabi(last_prefix_field)]
     fn set_body(&mut self, body: RVec<u8>);
+    /// Takes the response body (buffered or streaming) as a stream; the
+    /// response is left with an empty body until one is set.
+    fn take_body(&mut self) -> BodyStreamBox;
+    /// Replaces the response body with a stream, written to the client as it is read.
+    #[sabi(last_prefix_field)]
+    fn set_body_stream(&mut self, body: BodyStreamBox);
 }
+
+/// A body read chunk by chunk: the reader pulls, so a slow reader holds the
+/// writer back (nothing is read from the socket that was not asked for).
+///
+/// Implemented on both sides: by the host for a request or response body it
+/// holds, by the plugin library for a body it makes (a channel, a transform).
+#[sabi_trait]
+pub trait BodyStreamOps: Send {
+    /// The next chunk: `RNone` at the end, `RErr` when the body broke off
+    /// (the client went away, or `limits.max_body` was passed).
+    fn poll_chunk(&mut self, cx: &mut FfiContext<'_>) -> FfiPoll<ROption<RResult<Chunk, RString>>>;
+    /// The exact number of bytes still to come, when known.
+    #[sabi(last_prefix_field)]
+    fn size_hint(&self) -> ROption<u64>;
+}
+
+/// An owned body stream as it crosses the boundary.
+pub type BodyStreamBox = BodyStreamOps_TO<'static, RBox<()>>;
 
 /// A borrowed request view as passed across the boundary.
 pub type RequestRef<'a> = RequestOps_TO<'a, RMut<'a, ()>>;
@@ -148,14 +209,19 @@ pub type RequestRef<'a> = RequestOps_TO<'a, RMut<'a, ()>>;
 pub type ResponseRef<'a> = ResponseOps_TO<'a, RMut<'a, ()>>;
 
 /// One live plugin instance, made by [`PluginMod::instantiate`].
+///
+/// A pending phase borrows the request (and the response) for `'a`: the
+/// host keeps them alive until the future is done or dropped. The future
+/// owns what it needs of the instance (the async adapter shares the plugin
+/// value with its futures by reference count).
 #[sabi_trait]
 pub trait PluginObj: Send + Sync {
     /// Filter phase before the handler.
-    fn on_request(&self, req: RequestRef<'_>) -> RResult<FfiFlow, Fault>;
+    fn on_request<'a>(&self, req: RequestRef<'a>) -> PhaseResult<'a, FfiFlow>;
     /// Handler phase.
-    fn handle(&self, req: RequestRef<'_>) -> RResult<Response, Fault>;
+    fn handle<'a>(&self, req: RequestRef<'a>) -> PhaseResult<'a, Response>;
     /// Filter phase after the handler, in reverse filter order.
-    fn on_response(&self, req: RequestRef<'_>, resp: ResponseRef<'_>) -> RResult<(), Fault>;
+    fn on_response<'a>(&self, req: RequestRef<'a>, resp: ResponseRef<'a>) -> PhaseResult<'a, ()>;
     /// Called once after the instance is retired and its last request ended.
     #[sabi(last_prefix_field)]
     fn shutdown(&self) -> RResult<(), Fault>;

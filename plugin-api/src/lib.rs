@@ -87,6 +87,9 @@
 //! ```
 #![deny(missing_docs)]
 
+mod async_plugin;
+mod body;
+mod body_channel;
 pub mod ffi;
 pub mod http_syntax;
 mod plugin;
@@ -100,11 +103,14 @@ pub mod testing;
 #[doc(hidden)]
 pub mod __export;
 
+pub use async_plugin::AsyncPlugin;
+pub use body::{BodyStream, Chunk};
+pub use body_channel::BodySender;
 pub use plugin::Plugin;
 pub use request::Request;
-pub use response::{Flow, Response, ResponseMut};
+pub use response::{Flow, Response, ResponseMut, StreamSlot};
 pub use shared::{Body, Headers};
 /// JSON values, as [`Response::error`] takes for `details` (re-exported so a
 /// plugin needs no serde_json of its own).
 pub use serde_json::Value as JsonValue;
-pub use types::{Config, Header, HttpVersion, Phases};
+pub use types::{BodyMode, Config, Header, HttpVersion, Phases};

@@ -1,14 +1,15 @@
 //! The [`Plugin`] trait: the phases of the contract as plain Rust methods with
 //! no-op defaults. Implement the phases you declare in [`Plugin::PHASES`].
 
-use crate::{Config, Flow, Phases, Request, Response, ResponseMut};
+use crate::{BodyMode, Config, Flow, Phases, Request, Response, ResponseMut};
 
 /// A native covet plugin. One value of this type is one live instance: the
 /// host makes it with [`Plugin::init`], calls its phases from many threads at
 /// once (hence `Send + Sync`), and calls [`Plugin::shutdown`] once after it is
 /// swapped out and its last request has finished.
 ///
-/// Every phase is synchronous and runs on the host's I/O threads, so it must
+/// Every phase is synchronous and runs on the host's I/O threads (a plugin
+/// that must wait for something implements [`crate::AsyncPlugin`] instead), so it must
 /// not block: parse, check, compute, and return. A plugin that must block
 /// (file or network I/O, a lock held by a slow thread) sets
 /// [`Plugin::BLOCKING`] and the host calls it via `tokio::task::block_in_place`,
@@ -23,6 +24,10 @@ pub trait Plugin: Send + Sync + Sized + 'static {
 
     /// Whether phase calls may block the calling thread (see the trait docs).
     const BLOCKING: bool = false;
+
+    /// How the plugin reads the request body: buffered by the host (the
+    /// default) or as a stream through [`Request::take_body`].
+    const BODY: BodyMode = BodyMode::Buffered;
 
     /// Builds an instance from the manifest's `config:` block. Runs once, off
     /// the request path; an `Err` aborts the load (or the swap, leaving the old

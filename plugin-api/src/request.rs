@@ -3,7 +3,7 @@
 
 use abi_stable::std_types::RString;
 
-use crate::{Header, HttpVersion, ffi::RequestRef};
+use crate::{BodyStream, Header, HttpVersion, ffi::RequestRef};
 
 /// The request as a plugin sees it in every phase.
 pub struct Request<'a> {
@@ -91,9 +91,25 @@ impl<'a> Request<'a> {
         self.ops.route().as_str()
     }
 
-    /// The buffered body (at most the listener's `max_body` bytes).
+    /// The buffered body (at most the listener's `max_body` bytes). Empty on
+    /// a route that streams its body (every plugin declares `BodyMode::Stream`)
+    /// and after [`Request::take_body`].
     pub fn body(&self) -> &[u8] {
         self.ops.body().as_slice()
+    }
+
+    /// Takes the body to read it chunk by chunk: as it arrives from the
+    /// client on a streaming route, as one chunk (not copied) when it was
+    /// buffered, empty when an earlier call took it. A body longer than
+    /// `limits.max_body` breaks off with an error (the client gets a 413).
+    pub fn take_body(&mut self) -> BodyStream {
+        BodyStream::from_ffi(self.ops.take_body())
+    }
+
+    /// Replaces the body with a stream (e.g. `req.take_body().map(..)`):
+    /// later plugins and the handler read this one.
+    pub fn set_body(&mut self, body: BodyStream) {
+        self.ops.set_body_stream(body.into_ffi());
     }
 
     /// A metadata value set by an earlier plugin, e.g. `jwt.sub`.

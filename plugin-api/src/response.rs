@@ -4,10 +4,11 @@
 
 use abi_stable::{
     StableAbi,
-    std_types::{RString, RVec},
+    external_types::RMutex,
+    std_types::{RArc, RNone, ROption, RSome, RString, RVec},
 };
 
-use crate::{Body, Header, Headers, ffi::ResponseRef};
+use crate::{Body, BodyStream, Header, Headers, ffi::{BodyStreamBox, ResponseRef}};
 
 /// An HTTP response made by a plugin. Headers and body are shared by
 /// reference count: cloning a prebuilt response copies nothing.
@@ -18,14 +19,71 @@ pub struct Response {
     pub status: u16,
     /// Headers, in order.
     pub headers: Headers,
-    /// Body bytes (the host sets `content-length`).
+    /// Body bytes (the host sets `content-length`); with `stream`, the bytes sent first.
     pub body: Body,
+    /// The rest of the body as a stream (see [`Response::stream`]).
+    pub stream: StreamSlot,
+}
+
+/// A response's streaming body, if it has one. Clones share it: whoever
+/// takes it first (the host, writing the response) reads it.
+#[repr(transparent)]
+#[derive(StableAbi, Clone, Default)]
+pub struct StreamSlot(ROption<RArc<RMutex<ROption<BodyStreamBox>>>>);
+
+impl StreamSlot {
+    /// A slot holding `body`.
+    pub fn new(body: BodyStream) -> StreamSlot {
+        StreamSlot(RSome(RArc::new(RMutex::new(RSome(body.into_ffi())))))
+    }
+
+    /// Takes the stream out (once; later takes and clones see none).
+    pub fn take(&self) -> Option<BodyStream> {
+        let RSome(slot) = &self.0 else { return None };
+        let taken = std::mem::replace(&mut *slot.lock(), RNone);
+        taken.into_option().map(BodyStream::from_ffi)
+    }
+
+    /// Whether a stream was set (and maybe taken since).
+    pub fn is_set(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+impl PartialEq for StreamSlot {
+    fn eq(&self, other: &StreamSlot) -> bool {
+        match (&self.0, &other.0) {
+            (RSome(a), RSome(b)) => std::ptr::eq(&**a, &**b),
+            (a, b) => a.is_none() && b.is_none(),
+        }
+    }
+}
+
+impl Eq for StreamSlot {}
+
+impl std::fmt::Debug for StreamSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.is_set() { "StreamSlot(set)" } else { "StreamSlot(none)" })
+    }
 }
 
 impl Response {
     /// An empty response with this status.
     pub fn new(status: u16) -> Response {
-        Response { status, headers: Headers::default(), body: Body::default() }
+        Response { status, headers: Headers::default(), body: Body::default(), stream: StreamSlot::default() }
+    }
+
+    /// A response whose body is `body`, written to the client as it is read
+    /// (make one with [`BodyStream::channel`] or [`BodyStream::map`]). When
+    /// the stream knows its exact length the host sends `content-length`,
+    /// otherwise the body is chunked (HTTP/1.1) or framed (HTTP/2).
+    pub fn stream(status: u16, body: BodyStream) -> Response {
+        Response { stream: StreamSlot::new(body), ..Response::new(status) }
+    }
+
+    /// Takes the streaming body out of this response, if it has one.
+    pub fn take_stream(&mut self) -> Option<BodyStream> {
+        self.stream.take()
     }
 
     /// A `text/plain` response.
@@ -152,5 +210,16 @@ impl<'a> ResponseMut<'a> {
     /// Replaces the body.
     pub fn set_body(&mut self, body: Vec<u8>) {
         self.ops.set_body(RVec::from(body));
+    }
+
+    /// Takes the body (buffered or streaming) to read or transform it chunk
+    /// by chunk; the response has an empty body until one is set.
+    pub fn take_body(&mut self) -> BodyStream {
+        BodyStream::from_ffi(self.ops.take_body())
+    }
+
+    /// Replaces the body with a stream, written to the client as it is read.
+    pub fn set_body_stream(&mut self, body: BodyStream) {
+        self.ops.set_body_stream(body.into_ffi());
     }
 }

@@ -14,8 +14,8 @@ use abi_stable::{
 };
 
 use crate::{
-    Header, HttpVersion, Request, ResponseMut,
-    ffi::{RequestOps, RequestOps_TO, ResponseOps, ResponseOps_TO},
+    BodyStream, Header, HttpVersion, Request, ResponseMut,
+    ffi::{BodyStreamBox, RequestOps, RequestOps_TO, ResponseOps, ResponseOps_TO},
 };
 
 /// A request held in memory; [`TestRequest::view`] gives the plugin's view of it.
@@ -156,6 +156,32 @@ impl RequestOps for TestRequest {
     fn request_id(&self) -> RStr<'_> {
         "test-request".into()
     }
+    fn take_body(&mut self) -> BodyStreamBox {
+        BodyStream::from_bytes(std::mem::take(&mut self.body)).into_ffi()
+    }
+    fn set_body_stream(&mut self, body: BodyStreamBox) {
+        self.body = block_on(BodyStream::from_ffi(body).collect(usize::MAX)).unwrap_or_default();
+    }
+}
+
+/// Runs a future to completion on this thread (parking it while the future
+/// waits): for testing an [`crate::AsyncPlugin`]'s phases without a host.
+pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let std::task::Poll::Ready(value) = fut.as_mut().poll(&mut cx) {
+            return value;
+        }
+        std::thread::park();
+    }
 }
 
 /// A response held in memory; [`TestResponse::view`] gives `on_response`'s view of it.
@@ -213,5 +239,11 @@ impl ResponseOps for TestResponse {
     }
     fn set_body(&mut self, body: RVec<u8>) {
         self.body = body.into_vec();
+    }
+    fn take_body(&mut self) -> BodyStreamBox {
+        BodyStream::from_bytes(std::mem::take(&mut self.body)).into_ffi()
+    }
+    fn set_body_stream(&mut self, body: BodyStreamBox) {
+        self.body = block_on(BodyStream::from_ffi(body).collect(usize::MAX)).unwrap_or_default();
     }
 }

@@ -53,6 +53,23 @@ impl std::ops::BitOr for Phases {
     }
 }
 
+/// How a plugin reads the request body.
+///
+/// `Buffered` (the default, and the only form before ABI 0.2): the host reads
+/// the whole body, up to `limits.max_body`, before the chain runs, and
+/// `Request::body` returns it. `Stream`: the plugin reads it with
+/// `Request::take_body` as it arrives (or leaves it alone). A route streams
+/// its request body only when every plugin of its chain says `Stream`.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BodyMode {
+    /// The host buffers the body; `Request::body` has it.
+    #[default]
+    Buffered,
+    /// The plugin streams the body (or does not read it).
+    Stream,
+}
+
 /// The HTTP version a request arrived with.
 #[repr(u8)]
 #[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
