@@ -6,7 +6,10 @@ use std::{fmt, num::NonZeroU32, str::FromStr, time::Duration};
 use governor::Quota;
 use serde::Deserialize;
 
-use crate::key::{KeySpec, MissingKey};
+use crate::{
+    backend::{self, BackendKind, RedisPolicy, RedisSettings},
+    key::{KeySpec, MissingKey},
+};
 
 /// The `config:` block exactly as written in the manifest.
 #[derive(Debug, Deserialize)]
@@ -21,6 +24,10 @@ pub(crate) struct Settings {
     missing_key: MissingKey,
     #[serde(default = "emit_headers_by_default")]
     headers: bool,
+    #[serde(default)]
+    backend: BackendKind,
+    #[serde(default)]
+    redis: Option<RedisSettings>,
 }
 
 fn emit_headers_by_default() -> bool {
@@ -34,6 +41,8 @@ pub(crate) struct Policy {
     pub key: KeySpec,
     pub missing_key: MissingKey,
     pub headers: bool,
+    /// `Some` with `backend: redis`: the buckets live in the host's shared state.
+    pub redis: Option<RedisPolicy>,
 }
 
 impl Settings {
@@ -50,7 +59,8 @@ impl Settings {
         };
         let quota = self.rate.quota().allow_burst(burst);
         check_refill_time(&quota, burst, &self.rate)?;
-        Ok(Policy { quota, key: self.key, missing_key: self.missing_key, headers: self.headers })
+        let redis = backend::validate(self.backend, self.redis, self.rate.per_second())?;
+        Ok(Policy { quota, key: self.key, missing_key: self.missing_key, headers: self.headers, redis })
     }
 }
 
@@ -98,6 +108,16 @@ impl Unit {
 }
 
 impl Rate {
+    /// Requests per second.
+    fn per_second(self) -> f64 {
+        let seconds = match self.unit {
+            Unit::Second => 1.0,
+            Unit::Minute => 60.0,
+            Unit::Hour => 3600.0,
+        };
+        f64::from(self.count.get()) / seconds
+    }
+
     fn quota(self) -> Quota {
         match self.unit {
             Unit::Second => Quota::per_second(self.count),
@@ -217,6 +237,54 @@ mod tests {
             "invalid burst `87601`: at rate `1/h` a drained bucket would take 3651 days to refill; \
              keep burst / rate under 10 years"
         );
+    }
+
+    #[test]
+    fn backend_defaults_to_memory_and_redis_has_defaults() {
+        assert_eq!(policy(r#"{"rate": "1/s"}"#).unwrap().redis, None);
+        let redis = policy(r#"{"rate": "1/s", "backend": "redis"}"#).unwrap().redis.unwrap();
+        assert_eq!(redis.namespace, "ratelimit");
+        assert_eq!(redis.timeout, Duration::from_millis(30));
+        assert_eq!(redis.on_error, crate::backend::OnError::Allow);
+        let redis = policy(
+            r#"{"rate": "1/s", "backend": "redis", "redis": {"namespace": "fleet", "timeout": "5ms", "on_error": "deny"}}"#,
+        )
+        .unwrap()
+        .redis
+        .unwrap();
+        assert_eq!((redis.namespace.as_str(), redis.timeout), ("fleet", Duration::from_millis(5)));
+        assert_eq!(redis.on_error, crate::backend::OnError::Deny);
+    }
+
+    #[test]
+    fn redis_settings_errors_say_what_is_wrong() {
+        for (json, message) in [
+            (
+                r#"{"rate": "1/s", "redis": {}}"#,
+                "the `redis:` block needs `backend: redis` (the default backend is `memory`)",
+            ),
+            (
+                r#"{"rate": "1/s", "backend": "redis", "redis": {"timeout": "0s"}}"#,
+                "invalid redis.timeout `0s`: it must be above 0 and at most 10s (e.g. `30ms`)",
+            ),
+            (
+                r#"{"rate": "1/s", "backend": "redis", "redis": {"namespace": "a:b"}}"#,
+                "invalid redis.namespace `a:b`: use 1-64 letters, digits, `_`, `-` or `.`",
+            ),
+            (
+                r#"{"rate": "2000000/s", "backend": "redis"}"#,
+                "with `backend: redis` the rate can be at most 1000000/s (the script counts whole microseconds)",
+            ),
+            (r#"{"rate": "1/s", "backend": "etcd"}"#, "unknown variant `etcd`, expected `memory` or `redis`"),
+            (
+                r#"{"rate": "1/s", "backend": "redis", "redis": {"on_error": "maybe"}}"#,
+                "unknown variant `maybe`, expected `allow` or `deny`",
+            ),
+        ] {
+            assert_eq!(policy(json).unwrap_err(), message, "{json}");
+        }
+        let err = policy(r#"{"rate": "1/s", "backend": "redis", "redis": {"timeout": "soon"}}"#).unwrap_err();
+        assert!(err.starts_with("invalid duration `soon`"), "{err}");
     }
 
     #[test]

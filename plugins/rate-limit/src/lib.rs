@@ -59,9 +59,12 @@
 //! phases read.
 #![deny(missing_docs)]
 
+mod backend;
 mod config;
 mod key;
 mod limiter;
+mod outage;
+mod remote;
 mod reply;
 mod sweeper;
 

@@ -22,6 +22,16 @@ pub(crate) fn too_many_requests(request_id: &str, burst: u32, wait: Duration) ->
         .with_header("ratelimit-reset", seconds)
 }
 
+/// The 503 of `on_error: deny` when the shared store (Redis) failed or did not
+/// answer in time. A 503, not a 429: the client did nothing wrong, and a 429
+/// would tell it that it spent a quota it did not. `reason` is the kind of
+/// failure (`timeout`, `connect`, ...), never the store's address.
+pub(crate) fn unavailable(request_id: &str, reason: &str) -> Response {
+    let message = "the rate limit cannot be checked right now: its shared store is unavailable; retry shortly";
+    let details = json!({ "reason": reason, "retry_after_seconds": 1 });
+    Response::error(503, "RATE_LIMIT_UNAVAILABLE", message, details, request_id).with_header("retry-after", "1")
+}
+
 /// The 400 for a request without the header or metadata it is limited by
 /// (only with `missing_key: reject`).
 pub(crate) fn missing_key(request_id: &str, key: &KeySpec) -> Response {
@@ -60,6 +70,17 @@ mod tests {
         let resp = too_many_requests("r1", 5, Duration::from_millis(2500));
         assert_eq!(resp.header("retry-after"), Some("3"));
         assert_eq!(body(&resp)["error"]["details"]["retry_after_seconds"], 3);
+    }
+
+    #[test]
+    fn unavailable_is_a_503_naming_the_reason_with_retry_after() {
+        let resp = unavailable("r3", "timeout");
+        assert_eq!(resp.status, 503);
+        assert_eq!(resp.header("retry-after"), Some("1"));
+        let body = body(&resp);
+        assert_eq!(body["error"]["code"], "RATE_LIMIT_UNAVAILABLE");
+        assert_eq!(body["error"]["details"], json!({"reason": "timeout", "retry_after_seconds": 1}));
+        assert_eq!(body["error"]["request_id"], "r3");
     }
 
     #[test]
