@@ -12,9 +12,12 @@ use abi_stable::std_types::{RErr, RNone, ROk, ROption, RResult, RSlice, RSome, R
 use bytes::Bytes;
 use covet_plugin_api::{
     Body, Header, Headers, HttpVersion, Response,
-    ffi::{RequestOps, ResponseOps},
+    ffi::{BodyStreamBox, RequestOps, ResponseOps},
 };
-use crate::metadata::Metadata;
+use crate::{
+    metadata::Metadata,
+    runtime::native::body::{FfiBody, HostBodyStream, OverLimit},
+};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version, header};
 
 /// A request on its way through the pipeline.
@@ -35,9 +38,10 @@ pub struct Exchange {
     pub params: Vec<(String, String)>,
     /// The buffered body (empty when the body is streamed: see `body_stream`).
     pub body: Bytes,
-    /// The unread request body, for a route whose handler streams it
-    /// (`request_body: stream`); `None` otherwise. Filters in front of such a
-    /// handler see an empty `body`.
+    /// The unread request body, for a route that streams it (an ASGI handler
+    /// with `request_body: stream`, or a chain of native plugins that all
+    /// declare `BodyMode::Stream`), or a body a filter replaced with a
+    /// stream; `None` otherwise. Plugins that read `body` see it empty then.
     pub body_stream: Option<Box<RequestBody>>,
     /// Metadata set by plugins.
     pub metadata: Metadata,
@@ -66,6 +70,7 @@ pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 pub struct RequestBody {
     body: std::sync::Mutex<http_body_util::combinators::UnsyncBoxBody<Bytes, BodyError>>,
     max: u64,
+    over: Option<OverLimit>,
 }
 
 impl RequestBody {
@@ -76,12 +81,28 @@ impl RequestBody {
         B::Error: Into<BodyError>,
     {
         use http_body_util::BodyExt;
-        RequestBody { body: std::sync::Mutex::new(body.map_err(Into::into).boxed_unsync()), max }
+        RequestBody { body: std::sync::Mutex::new(body.map_err(Into::into).boxed_unsync()), max, over: None }
+    }
+
+    /// Like [`RequestBody::new`]; a native plugin reading past `max` raises `over`.
+    pub fn limited<B>(body: B, max: u64, over: OverLimit) -> RequestBody
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BodyError>,
+    {
+        RequestBody { over: Some(over), ..RequestBody::new(body, max) }
     }
 
     /// The body and its limit.
     pub fn into_parts(self) -> (http_body_util::combinators::UnsyncBoxBody<Bytes, BodyError>, u64) {
         (self.body.into_inner().unwrap_or_else(|p| p.into_inner()), self.max)
+    }
+
+    /// The body as a native plugin reads it: chunk by chunk, cut off past the limit.
+    pub fn into_ffi(self) -> BodyStreamBox {
+        let over = self.over.clone().unwrap_or_default();
+        let (body, max) = self.into_parts();
+        HostBodyStream::limited(body, max, over).into_ffi()
     }
 }
 
@@ -108,24 +129,101 @@ pub struct HostResponse {
 pub type Chunk = Result<Bytes, String>;
 
 /// The receiving end of a streaming body. Cloning shares it: whoever takes it
-/// first writes it. `guard` is dropped with the body (it tells the producer
-/// that the client went away, or that the response was written).
+/// first writes it.
 #[derive(Clone)]
 pub struct BodyStream {
-    rx: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Chunk>>>>,
-    guard: Arc<dyn Send + Sync>,
+    source: Arc<std::sync::Mutex<Option<StreamSource>>>,
+}
+
+/// Where a streaming body's chunks come from.
+pub enum StreamSource {
+    /// Chunks pushed on a channel (an ASGI app sending `more_body`); `guard`
+    /// is dropped with the body (it tells the producer that the client went
+    /// away, or that the response was written).
+    Channel(tokio::sync::mpsc::UnboundedReceiver<Chunk>, Arc<dyn Send + Sync>),
+    /// A native plugin's stream, pulled as the client takes the bytes.
+    Plugin(FfiBody),
 }
 
 impl BodyStream {
     /// A stream of the chunks sent on `rx`; `guard` lives as long as the body.
     pub fn new(rx: tokio::sync::mpsc::UnboundedReceiver<Chunk>, guard: Arc<dyn Send + Sync>) -> BodyStream {
-        BodyStream { rx: Arc::new(std::sync::Mutex::new(Some(rx))), guard }
+        BodyStream::from_source(StreamSource::Channel(rx, guard))
     }
 
-    /// Takes the receiver (once) and the guard.
-    pub fn take(&self) -> Option<(tokio::sync::mpsc::UnboundedReceiver<Chunk>, Arc<dyn Send + Sync>)> {
-        let rx = self.rx.lock().ok()?.take()?;
-        Some((rx, self.guard.clone()))
+    /// A native plugin's stream.
+    pub fn from_ffi(stream: BodyStreamBox) -> BodyStream {
+        BodyStream::from_source(StreamSource::Plugin(FfiBody::new(stream)))
+    }
+
+    fn from_source(source: StreamSource) -> BodyStream {
+        BodyStream { source: Arc::new(std::sync::Mutex::new(Some(source))) }
+    }
+
+    /// Takes the source (once).
+    pub fn take(&self) -> Option<StreamSource> {
+        self.source.lock().ok()?.take()
+    }
+}
+
+impl StreamSource {
+    /// The source as an FFI stream for a plugin, after `first` (the buffered head).
+    fn into_ffi(self, first: Bytes) -> BodyStreamBox {
+        use http_body_util::BodyExt;
+        let empty = first.is_empty();
+        let head = http_body_util::Full::new(first).map_err(|never| -> BodyError { match never {} });
+        let rest = match self {
+            StreamSource::Plugin(body) if empty => return body_ffi(body),
+            StreamSource::Plugin(body) => body.boxed_unsync(),
+            StreamSource::Channel(rx, guard) => ChannelBody { rx, _guard: guard }.boxed_unsync(),
+        };
+        HostBodyStream::new(Chain { head: Some(head), rest }.boxed_unsync()).into_ffi()
+    }
+}
+
+/// A plugin's stream handed back to a plugin as is (no wrapping).
+fn body_ffi(body: FfiBody) -> BodyStreamBox {
+    body.into_inner()
+}
+
+/// An ASGI channel as an `http_body::Body`.
+struct ChannelBody {
+    rx: tokio::sync::mpsc::UnboundedReceiver<Chunk>,
+    _guard: Arc<dyn Send + Sync>,
+}
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = BodyError;
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, BodyError>>> {
+        self.get_mut().rx.poll_recv(cx).map(|chunk| chunk.map(|c| c.map(hyper::body::Frame::data).map_err(Into::into)))
+    }
+}
+
+/// A buffered head followed by the rest of a body.
+struct Chain<H> {
+    head: Option<H>,
+    rest: http_body_util::combinators::UnsyncBoxBody<Bytes, BodyError>,
+}
+
+impl<H: hyper::body::Body<Data = Bytes, Error = BodyError> + Unpin> hyper::body::Body for Chain<H> {
+    type Data = Bytes;
+    type Error = BodyError;
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        if let Some(head) = &mut this.head {
+            match std::pin::Pin::new(head).poll_frame(cx) {
+                std::task::Poll::Ready(None) => this.head = None,
+                other => return other,
+            }
+        }
+        std::pin::Pin::new(&mut this.rest).poll_frame(cx)
     }
 }
 
@@ -152,8 +250,9 @@ impl HostResponse {
         }
         // Zero copy: the plugin's reference-counted body becomes the Bytes
         // hyper writes (a cdylib is never unloaded, so its deallocator stays valid).
+        let stream = resp.stream.take().map(|s| BodyStream::from_ffi(s.into_ffi()));
         let body = if resp.body.is_empty() { Bytes::new() } else { Bytes::from_owner(resp.body) };
-        Ok(HostResponse { status, headers, body, stream: None })
+        Ok(HostResponse { status, headers, body, stream })
     }
 }
 
@@ -175,7 +274,7 @@ struct Converted {
 impl HostResponse {
     /// Like [`HostResponse::from_plugin`], through `cache` for shared responses.
     pub fn from_plugin_cached(resp: Response, cache: &ConvertCache) -> Result<HostResponse, String> {
-        if !(resp.headers.is_shared() && resp.body.is_shared()) {
+        if !(resp.headers.is_shared() && resp.body.is_shared()) || resp.stream.is_set() {
             return HostResponse::from_plugin(resp);
         }
         if let Some(hit) = cache.last.load().as_ref()
@@ -311,6 +410,16 @@ impl RequestOps for Exchange {
     fn request_id(&self) -> RStr<'_> {
         crate::request_id::as_str(&self.request_id).into()
     }
+    fn take_body(&mut self) -> BodyStreamBox {
+        match self.body_stream.take() {
+            Some(unread) => unread.into_ffi(),
+            None => HostBodyStream::once(std::mem::take(&mut self.body)),
+        }
+    }
+    fn set_body_stream(&mut self, body: BodyStreamBox) {
+        self.body = Bytes::new();
+        self.body_stream = Some(Box::new(RequestBody::new(FfiBody::new(body), u64::MAX)));
+    }
 }
 
 impl ResponseOps for HostResponse {
@@ -344,6 +453,19 @@ impl ResponseOps for HostResponse {
     fn set_body(&mut self, body: RVec<u8>) {
         self.body = Bytes::from(body.into_vec());
         self.stream = None;
+        self.headers.remove(header::CONTENT_LENGTH);
+    }
+    fn take_body(&mut self) -> BodyStreamBox {
+        let first = std::mem::take(&mut self.body);
+        self.headers.remove(header::CONTENT_LENGTH);
+        match self.stream.take().and_then(|s| s.take()) {
+            Some(source) => source.into_ffi(first),
+            None => HostBodyStream::once(first),
+        }
+    }
+    fn set_body_stream(&mut self, body: BodyStreamBox) {
+        self.body = Bytes::new();
+        self.stream = Some(BodyStream::from_ffi(body));
         self.headers.remove(header::CONTENT_LENGTH);
     }
 }

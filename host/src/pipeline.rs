@@ -38,19 +38,37 @@ pub struct Timing {
 /// Per-request plugin timings, only collected when the access log is on.
 pub type Timings = Option<Vec<Timing>>;
 
-/// Runs the chain. Returns `None` when a plugin of the chain is not live yet.
-pub async fn run(chain: &Chain, ex: &mut Exchange, timings: &mut Timings) -> Option<HostResponse> {
-    let filters: Vec<Arc<Instance>> = chain.filters.iter().map(|s| s.load()).collect::<Option<_>>()?;
-    let handler = chain.handler.load()?;
-    let (passed, early) = request_phase(&filters, ex, timings).await;
+/// The live instances of a chain, held for one request: a swap during the
+/// request (even while a phase is pending) leaves it on these instances.
+pub struct Live {
+    filters: Vec<Arc<Instance>>,
+    handler: Arc<Instance>,
+}
+
+impl Live {
+    /// Loads the chain's instances; `None` when one is not live yet.
+    pub fn load(chain: &Chain) -> Option<Live> {
+        let filters = chain.filters.iter().map(|s| s.load()).collect::<Option<_>>()?;
+        Some(Live { filters, handler: chain.handler.load()? })
+    }
+
+    /// Whether every plugin of the chain reads the request body as a stream.
+    pub fn streams_body(&self) -> bool {
+        self.handler.executor.streams_body() && self.filters.iter().all(|f| f.executor.streams_body())
+    }
+}
+
+/// Runs the chain on its live instances.
+pub async fn run(live: &Live, ex: &mut Exchange, timings: &mut Timings) -> HostResponse {
+    let (passed, early) = request_phase(&live.filters, ex, timings).await;
     let mut resp = match early {
         Some(resp) => resp,
-        None => handle_phase(&handler, ex, timings).await,
+        None => handle_phase(&live.handler, ex, timings).await,
     };
-    for filter in filters[..passed].iter().rev() {
+    for filter in live.filters[..passed].iter().rev() {
         response_phase(filter, ex, &mut resp, timings).await;
     }
-    Some(resp)
+    resp
 }
 
 async fn request_phase(filters: &[Arc<Instance>], ex: &mut Exchange, timings: &mut Timings) -> (usize, Option<HostResponse>) {

@@ -3,9 +3,12 @@
 //! stamps `x-request-id`, and writes the access-log line.
 //!
 //! The request body is read whole (up to `limits.max_body`) before the
-//! pipeline runs, except on a route whose handler streams it (an ASGI app
-//! with `request_body: stream`): there it is left unread in
-//! [`Exchange::body_stream`] and filters see an empty `body`.
+//! pipeline runs, except on a route that streams it (an ASGI app with
+//! `request_body: stream`, or a chain whose every plugin declares
+//! `BodyMode::Stream`): there it is left unread in [`Exchange::body_stream`]
+//! and `body` is empty. A native plugin reading such a body past
+//! `limits.max_body` gets an error, and the client a 413 (the response has
+//! not started while the pipeline runs).
 
 use std::{
     convert::Infallible,
@@ -23,7 +26,7 @@ use http_body_util::{BodyExt, Full, Limited};
 
 use crate::{
     access_log::{AccessLog, Entry},
-    exchange::{BodyError, Exchange, HostResponse, RequestBody},
+    exchange::{BodyError, Exchange, HostResponse, RequestBody, StreamSource},
     manifest::Limits,
     metrics::RequestMetrics,
     pipeline::{self, Timings},
@@ -46,6 +49,10 @@ enum BodyKind {
         first: Option<Bytes>,
         rx: tokio::sync::mpsc::UnboundedReceiver<crate::exchange::Chunk>,
         _guard: Arc<dyn Send + Sync>,
+    },
+    Plugin {
+        first: Option<Bytes>,
+        body: crate::runtime::native::body::FfiBody,
     },
 }
 
@@ -78,13 +85,19 @@ impl hyper::body::Body for Body {
                     Poll::Pending => Poll::Pending,
                 }
             }
+            BodyKind::Plugin { first, body } => {
+                if let Some(bytes) = first.take().filter(|b| !b.is_empty()) {
+                    return Poll::Ready(Some(Ok(hyper::body::Frame::data(bytes))));
+                }
+                std::pin::Pin::new(body).poll_frame(cx)
+            }
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match &self.0 {
             BodyKind::Full(full) => full.is_end_stream(),
-            BodyKind::Stream { .. } => false,
+            BodyKind::Stream { .. } | BodyKind::Plugin { .. } => false,
         }
     }
 
@@ -92,6 +105,10 @@ impl hyper::body::Body for Body {
         match &self.0 {
             BodyKind::Full(full) => full.size_hint(),
             BodyKind::Stream { .. } => hyper::body::SizeHint::default(),
+            BodyKind::Plugin { first, body } => {
+                let first = first.as_ref().map_or(0, |b| b.len() as u64);
+                body.size_hint().exact().map_or_else(Default::default, |n| hyper::body::SizeHint::with_exact(n + first))
+            }
         }
     }
 }
@@ -191,16 +208,22 @@ where
     };
     let entry = &table.entries[found.route];
     let route = Some(entry.pattern.clone());
+    let Some(live) = pipeline::Live::load(&entry.chain) else {
+        return (problem::not_ready(request_id), route);
+    };
     let max = shared.limits.max_body;
     let mut body_stream = None;
+    let mut over_limit: Option<crate::runtime::native::body::OverLimit> = None;
+    let streams = entry.stream_body || live.streams_body();
     // Boxed: reading a body is the rarer path, and keeping its state out of
     // this future keeps every request's future small.
     let body = if body.is_end_stream() {
         Ok(Bytes::new())
-    } else if entry.stream_body && declared_over(&parts.headers, max) {
+    } else if streams && declared_over(&parts.headers, max) {
         Err(problem::payload_too_large(max, request_id))
-    } else if entry.stream_body {
-        body_stream = Some(Box::new(RequestBody::new(body, max)));
+    } else if streams {
+        let over = over_limit.insert(Arc::default()).clone();
+        body_stream = Some(Box::new(RequestBody::limited(body, max, over)));
         Ok(Bytes::new())
     } else {
         Box::pin(read_body(body, &parts.headers, max, request_id)).await
@@ -225,8 +248,11 @@ where
     if let Some(tls) = &conn.tls {
         tls.metadata.iter().for_each(|(key, value)| ex.metadata.set(key, value));
     }
-    let resp = pipeline::run(&entry.chain, &mut ex, timings).await;
-    (resp.unwrap_or_else(|| problem::not_ready(request_id)), route)
+    let resp = pipeline::run(&live, &mut ex, timings).await;
+    match over_limit {
+        Some(over) if over.load(Ordering::Acquire) => (problem::payload_too_large(max, request_id), route),
+        _ => (resp, route),
+    }
 }
 
 fn health(shared: &Shared, what: &str, method: &Method, request_id: &str) -> HostResponse {
@@ -285,9 +311,13 @@ fn finish(resp: HostResponse, id: HeaderValue, head: bool) -> Response<Body> {
     headers.insert(request_id::HEADER, id);
     let body = match stream.and_then(|s| s.take()) {
         Some(_) if head => Body::full(Bytes::new()),
-        Some((rx, guard)) => {
+        Some(StreamSource::Channel(rx, guard)) => {
             headers.remove(header::CONTENT_LENGTH);
             Body(BodyKind::Stream { first: Some(body), rx, _guard: guard })
+        }
+        Some(StreamSource::Plugin(stream)) => {
+            headers.remove(header::CONTENT_LENGTH);
+            Body(BodyKind::Plugin { first: Some(body), body: stream })
         }
         None if head => {
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));

@@ -7,6 +7,7 @@ mod tokens;
 
 mod access_log;
 mod admin;
+mod async_native;
 mod auth_jwt;
 mod chain;
 mod example_plugin;

@@ -99,4 +99,10 @@ pub trait Executor: Send + Sync {
     fn on_response<'a>(&'a self, ex: &'a mut Exchange, resp: &'a mut HostResponse) -> Outcome<'a, ()>;
     /// Retires the instance; called once, after its last request.
     fn shutdown(&self);
+    /// Whether the plugin reads the request body as a stream (a native
+    /// plugin declaring `BodyMode::Stream`); a route streams its body only
+    /// when every plugin of its chain does.
+    fn streams_body(&self) -> bool {
+        false
+    }
 }

@@ -2,12 +2,18 @@
 //! ABI, makes instances, and calls their phases through the FFI views.
 //!
 //! Libraries are never unloaded (Rust cdylibs are not safe to `dlclose`).
-//! Phase calls are synchronous; a plugin that declares `blocking` is called
+//! A phase call returns `Ready` (a synchronous plugin: [`Outcome::Ready`],
+//! no allocation) or `Pending` with an FFI future, which becomes
+//! [`Outcome::Pending`]: the pipeline awaits it with the task's waker, and
+//! dropping it (the client went away) drops the plugin's future in the
+//! plugin library. A plugin that declares `blocking` is called
 //! through `block_in_place` so the reactor thread hands its other work away;
 //! on a current-thread runtime (the io_uring backend's per-core runtimes),
 //! where `block_in_place` would panic, it is called in place — which the
 //! io_uring backend avoids by running requests on the main runtime while a
 //! blocking instance is live ([`blocking_plugins_live`]).
+
+pub mod body;
 
 use std::path::{Path, PathBuf};
 
@@ -16,9 +22,12 @@ use abi_stable::{
     sabi_trait::TD_Opaque,
     std_types::{RErr, ROk, RResult, RStr},
 };
-use covet_plugin_api::ffi::{
-    ABI_VERSION, Descriptor, Fault as FfiFault, FaultKind, FfiFlow, InitContext, PluginBox, PluginMod_Ref, RequestOps_TO,
-    ResponseOps_TO,
+use covet_plugin_api::{
+    BodyMode,
+    ffi::{
+        ABI_VERSION, Descriptor, Fault as FfiFault, FaultKind, FfiFlow, InitContext, PhaseResult, PluginBox, PluginMod_Ref,
+        RequestOps_TO, ResponseOps_TO,
+    },
 };
 
 use super::{Decision, Executor, Fault, Outcome, PluginInfo};
@@ -78,7 +87,8 @@ impl NativeLibrary {
         if blocking {
             BLOCKING_LIVE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-        Ok(NativeExecutor { instance, info, blocking, responses: ConvertCache::default() })
+        let streams_body = self.descriptor.body == BodyMode::Stream;
+        Ok(NativeExecutor { instance, info, blocking, streams_body, responses: ConvertCache::default() })
     }
 
     fn info(&self, name: &str) -> PluginInfo {
@@ -151,16 +161,36 @@ pub struct NativeExecutor {
     instance: PluginBox,
     info: PluginInfo,
     blocking: bool,
+    streams_body: bool,
     responses: ConvertCache,
 }
 
+fn fault(fault: FfiFault) -> Fault {
+    match fault.kind {
+        FaultKind::Panic => Fault::Panic(fault.message.into_string()),
+        FaultKind::Error => Fault::Error(fault.message.into_string()),
+    }
+}
+
+fn result<T>(result: RResult<T, FfiFault>) -> Result<T, Fault> {
+    match result {
+        ROk(v) => Ok(v),
+        RErr(f) => Err(fault(f)),
+    }
+}
+
 impl NativeExecutor {
-    fn call<T>(&self, f: impl FnOnce() -> RResult<T, FfiFault>) -> Result<T, Fault> {
-        let result = if self.blocking && on_multi_thread_runtime() { tokio::task::block_in_place(f) } else { f() };
-        match result {
-            ROk(v) => Ok(v),
-            RErr(fault) if fault.kind == FaultKind::Panic => Err(Fault::Panic(fault.message.into_string())),
-            RErr(fault) => Err(Fault::Error(fault.message.into_string())),
+    /// Makes the call (off the reactor for a `blocking` plugin) and maps its
+    /// result with `done`, now or when the plugin's future finishes.
+    fn call<'a, T: 'a, U>(
+        &self,
+        f: impl FnOnce() -> PhaseResult<'a, T>,
+        done: impl FnOnce(T) -> Result<U, Fault> + Send + 'a,
+    ) -> Outcome<'a, U> {
+        let called = if self.blocking && on_multi_thread_runtime() { tokio::task::block_in_place(f) } else { f() };
+        match called {
+            PhaseResult::Ready(r) => Outcome::Ready(result(r).and_then(done)),
+            PhaseResult::Pending(future) => Outcome::Pending(Box::pin(async move { result(future.await).and_then(done) })),
         }
     }
 }
@@ -170,27 +200,41 @@ impl Executor for NativeExecutor {
         &self.info
     }
 
+    fn streams_body(&self) -> bool {
+        self.streams_body
+    }
+
     fn on_request<'a>(&'a self, ex: &'a mut Exchange) -> Outcome<'a, Decision> {
-        let flow = self.call(|| self.instance.on_request(RequestOps_TO::from_ptr(ex, TD_Opaque)));
-        Outcome::Ready(flow.and_then(|flow| match flow {
-            FfiFlow::Continue => Ok(Decision::Continue),
-            FfiFlow::Respond(resp) => HostResponse::from_plugin(resp).map(Decision::Respond).map_err(Fault::Error),
-        }))
+        self.call(
+            || self.instance.on_request(RequestOps_TO::from_ptr(ex, TD_Opaque)),
+            |flow| match flow {
+                FfiFlow::Continue => Ok(Decision::Continue),
+                FfiFlow::Respond(resp) => HostResponse::from_plugin(resp).map(Decision::Respond).map_err(Fault::Error),
+            },
+        )
     }
 
     fn handle<'a>(&'a self, ex: &'a mut Exchange) -> Outcome<'a, HostResponse> {
-        let resp = self.call(|| self.instance.handle(RequestOps_TO::from_ptr(ex, TD_Opaque)));
-        Outcome::Ready(resp.and_then(|r| HostResponse::from_plugin_cached(r, &self.responses).map_err(Fault::Error)))
+        let cache = &self.responses;
+        self.call(
+            || self.instance.handle(RequestOps_TO::from_ptr(ex, TD_Opaque)),
+            move |r| HostResponse::from_plugin_cached(r, cache).map_err(Fault::Error),
+        )
     }
 
     fn on_response<'a>(&'a self, ex: &'a mut Exchange, resp: &'a mut HostResponse) -> Outcome<'a, ()> {
         let req = RequestOps_TO::from_ptr(ex, TD_Opaque);
         let res = ResponseOps_TO::from_ptr(resp, TD_Opaque);
-        Outcome::Ready(self.call(|| self.instance.on_response(req, res)))
+        self.call(|| self.instance.on_response(req, res), Ok)
     }
 
     fn shutdown(&self) {
-        if let Err(fault) = self.call(|| self.instance.shutdown()) {
+        let done = if self.blocking && on_multi_thread_runtime() {
+            tokio::task::block_in_place(|| self.instance.shutdown())
+        } else {
+            self.instance.shutdown()
+        };
+        if let Err(fault) = result(done) {
             tracing::error!(plugin = %self.info.name, "plugin shutdown failed: {}", fault.message());
         }
     }
