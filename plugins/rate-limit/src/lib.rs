@@ -66,7 +66,10 @@ mod limiter;
 mod outage;
 mod remote;
 mod reply;
+mod shared;
 mod sweeper;
+#[cfg(test)]
+mod test_redis;
 
 use std::{sync::Arc, time::Duration};
 

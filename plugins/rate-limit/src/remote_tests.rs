@@ -3,60 +3,12 @@
 //! bucket arithmetic, the key's TTL, and three clients sharing one limit.
 
 use std::{
-    path::PathBuf,
-    process::{Child, Command, Stdio},
     thread,
     time::{Duration, Instant},
 };
 
 use super::*;
-
-/// A redis-server of our own, killed on drop.
-struct RedisServer {
-    child: Child,
-    socket: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl RedisServer {
-    fn start() -> RedisServer {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("redis.sock");
-        let child = Command::new("redis-server")
-            .args(["--port", "0", "--save", "", "--appendonly", "no", "--unixsocket"])
-            .arg(&socket)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server is not installed (apt-get install -y redis-server; scripts/test.sh does it)");
-        let server = RedisServer { child, socket, _dir: dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if server.try_connect().is_some() {
-                return server;
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-        panic!("redis-server did not start listening on {}", server.socket.display());
-    }
-
-    fn try_connect(&self) -> Option<redis::Connection> {
-        let url = format!("redis+unix://{}", self.socket.display());
-        let mut conn = redis::Client::open(url).ok()?.get_connection().ok()?;
-        redis::cmd("PING").query::<String>(&mut conn).ok()?;
-        Some(conn)
-    }
-
-    fn connect(&self) -> redis::Connection {
-        self.try_connect().expect("cannot connect to the test redis-server")
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::test_redis::RedisServer;
 
 /// One request through the script, as the plugin sends it.
 fn check(conn: &mut redis::Connection, quota: &RemoteQuota, bucket: &str) -> Decision {
