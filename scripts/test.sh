@@ -7,6 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
+# redis-server (Debian package) for the shared-state and rate-limit tests, which start their own.
+if ! command -v redis-server >/dev/null; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server
+fi
+
 cargo build --workspace --locked
 bash scripts/wasm-plugins.sh
 bash scripts/python-env.sh
