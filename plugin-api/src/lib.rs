@@ -20,26 +20,32 @@
 //! ([`Request::metadata`], [`Request::set_metadata`]), keyed `plugin.field`
 //! by convention (`jwt.sub`, `ratelimit.key`).
 //!
-//! ## Blocking, and why phases are synchronous
+//! ## Synchronous, blocking and async phases
 //!
-//! Phase methods are plain synchronous functions called on the host's I/O
-//! threads. That keeps a filter call to a few nanoseconds of overhead (no
-//! future crosses the FFI boundary, no task hop). The price: a phase must not
-//! block. A plugin that has to (disk, network, a contended lock) sets
-//! [`Plugin::BLOCKING`] and the host calls every phase of it through
-//! `tokio::task::block_in_place`, so other connections move to another thread.
+//! [`Plugin`] phases are plain synchronous functions called on the host's
+//! I/O threads: a filter call costs a few nanoseconds of overhead and no
+//! allocation. Such a phase must not block; a plugin that has to sets
+//! [`Plugin::BLOCKING`] (called through `tokio::task::block_in_place`).
+//! A plugin that waits (timers, host services, a streamed body) implements
+//! [`AsyncPlugin`] with `async fn` phases and is exported with
+//! `export_plugin!(async T)`: the host polls its futures with its own waker,
+//! drops them when the client goes away, and turns a panic into a 500.
 //!
 //! ## The request body
 //!
-//! The host buffers the request body before the chain runs, up to the
-//! listener's `limits.max_body` (1 MiB by default; larger bodies get a 413
-//! before any plugin runs). [`Request::body`] returns it.
+//! By default the host buffers the request body before the chain runs, up
+//! to the listener's `limits.max_body` (1 MiB by default; larger bodies get a
+//! 413 before any plugin runs), and [`Request::body`] returns it. A plugin
+//! declaring [`BodyMode::Stream`] reads it with [`Request::take_body`] as a
+//! [`BodyStream`]; a route streams only when all its plugins do (see
+//! `docs/streaming.md`). Responses may stream too ([`Response::stream`]).
 //!
 //! ## ABI policy
 //!
 //! The ABI is checked by `abi_stable` when the host loads the library: the
 //! plugin-api version the plugin was built against must be compatible with the
-//! host's (for `0.y.z`, the same `y`), and every type that crosses the
+//! host's (for `0.y.z`, the same `y`: 0.1 builds are refused by a 0.2 host),
+//! and every type that crosses the
 //! boundary must have the same layout. A plugin that fails either check is
 //! refused with a message naming both versions. Trait objects and the root
 //! module are prefix types: new methods are only ever appended.
