@@ -46,6 +46,13 @@ impl TokenSource {
         let challenge = format!("{scheme} error=\"invalid_token\", error_description=\"{reason}\"");
         unauthorized(challenge, reason, request_id)
     }
+
+    /// 503 while a remote key set has not arrived: the token may be good, so
+    /// no `invalid_token` challenge; the client may retry.
+    pub fn unavailable(&self, reason: &str, request_id: &str) -> Response {
+        Response::error(503, "SERVICE_UNAVAILABLE", reason, serde_json::Value::Null, request_id)
+            .with_header("retry-after", "1")
+    }
 }
 
 fn strip_scheme<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {

@@ -39,6 +39,13 @@ impl TokenCache {
         None
     }
 
+    /// Forgets every token (a key that verified some of them is gone).
+    pub fn clear(&self) {
+        if let Some(cache) = &self.cache {
+            cache.clear();
+        }
+    }
+
     /// Remembers a token that just verified, if it is cacheable now.
     pub fn insert(&self, token: &str, verified: &Arc<Verified>) {
         if let Some(cache) = &self.cache

@@ -46,9 +46,13 @@ pub struct Settings {
     /// The verification cache.
     #[serde(default)]
     pub cache: CacheSettings,
+    /// How key sets fetched over HTTP (`jwks_url`, `oidc_discovery`) are kept fresh.
+    #[serde(default)]
+    pub remote_keys: RemoteSettings,
 }
 
-/// One entry of `keys:`: exactly one of `secret_env`, `pem_file`, `jwks_file`.
+/// One entry of `keys:`: exactly one of `secret_env`, `pem_file`,
+/// `jwks_file`, `jwks_url`, `oidc_discovery`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeySettings {
@@ -63,6 +67,51 @@ pub struct KeySettings {
     pub pem_file: Option<PathBuf>,
     /// A JWK set (RFC 7517) of public keys.
     pub jwks_file: Option<PathBuf>,
+    /// A JWK set fetched through the host's outbound HTTP service.
+    pub jwks_url: Option<String>,
+    /// An OpenID Connect issuer: its discovery document names the JWK set.
+    pub oidc_discovery: Option<String>,
+}
+
+/// `remote_keys:`: fetching and refreshing `jwks_url` / `oidc_discovery` sets.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteSettings {
+    /// The longest a fetched key set is used before it is fetched again.
+    #[serde(default = "default_refresh_interval", deserialize_with = "duration")]
+    pub refresh_interval: Duration,
+    /// The shortest time between two fetches (unknown-kid refreshes, retries, `max-age`).
+    #[serde(default = "default_min_refresh_interval", deserialize_with = "duration")]
+    pub min_refresh_interval: Duration,
+    /// Limit on each HTTP request of a fetch.
+    #[serde(default = "default_fetch_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// Fail `init` (and so the load) when the first fetch fails.
+    #[serde(default)]
+    pub require_keys_at_start: bool,
+}
+
+impl Default for RemoteSettings {
+    fn default() -> Self {
+        RemoteSettings {
+            refresh_interval: default_refresh_interval(),
+            min_refresh_interval: default_min_refresh_interval(),
+            timeout: default_fetch_timeout(),
+            require_keys_at_start: false,
+        }
+    }
+}
+
+fn default_refresh_interval() -> Duration {
+    Duration::from_secs(300)
+}
+
+fn default_min_refresh_interval() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_fetch_timeout() -> Duration {
+    Duration::from_secs(5)
 }
 
 /// `cache:`.
@@ -114,10 +163,26 @@ impl Settings {
         check_values("audience", self.audience.as_deref())?;
         check_values("required_claims", Some(self.required_claims.as_slice()).filter(|c| !c.is_empty()))?;
         check_header_name("header", &self.header)?;
+        self.check_remote()?;
         if !self.scheme.is_empty() && !http_syntax::is_token(&self.scheme) {
             return Err(ConfigError::BadScheme(self.scheme.clone()));
         }
         self.check_forward_claims()
+    }
+
+    fn check_remote(&self) -> Result<(), ConfigError> {
+        let r = &self.remote_keys;
+        if r.min_refresh_interval.is_zero() || r.timeout.is_zero() {
+            return Err(ConfigError::ZeroDuration);
+        }
+        if r.refresh_interval < r.min_refresh_interval {
+            return Err(ConfigError::RefreshBounds);
+        }
+        let urls = self.keys.iter().flat_map(|k| [&k.jwks_url, &k.oidc_discovery]).flatten();
+        match urls.into_iter().find(|u| !(u.starts_with("https://") || u.starts_with("http://"))) {
+            Some(url) => Err(ConfigError::BadUrl(url.clone())),
+            None => Ok(()),
+        }
     }
 
     fn check_forward_claims(&self) -> Result<(), ConfigError> {
@@ -225,6 +290,19 @@ mod tests {
         assert_eq!((s.header.as_str(), s.scheme.as_str()), ("authorization", "Bearer"));
         assert_eq!(s.cache.max_entries, 10_000);
         assert!(s.issuer.is_none() && s.audience.is_none());
+        assert_eq!(s.remote_keys.refresh_interval, Duration::from_secs(300));
+        assert_eq!(s.remote_keys.min_refresh_interval, Duration::from_secs(10));
+        assert!(!s.remote_keys.require_keys_at_start);
+    }
+
+    #[test]
+    fn remote_settings_are_checked() {
+        let s = parse(r#"{"keys": [{"jwks_url": "ftp://x"}]}"#).unwrap();
+        assert_eq!(s.check().unwrap_err().to_string(), "keys: `ftp://x` is not an http:// or https:// URL");
+        let s = parse(r#"{"keys": [{}], "remote_keys": {"refresh_interval": "5s", "min_refresh_interval": "10s"}}"#);
+        assert!(s.unwrap().check().unwrap_err().to_string().contains("refresh_interval"));
+        let s = parse(r#"{"keys": [{}], "remote_keys": {"min_refresh_interval": 0}}"#).unwrap();
+        assert!(s.check().unwrap_err().to_string().contains("must be more than zero"));
     }
 
     #[test]

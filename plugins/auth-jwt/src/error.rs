@@ -12,7 +12,7 @@ pub enum ConfigError {
     #[error("{0}")]
     Parse(String),
     /// `keys:` is missing or empty.
-    #[error("keys: the list is empty; give at least one key (secret_env, pem_file or jwks_file)")]
+    #[error("keys: the list is empty; give at least one key (secret_env, pem_file, jwks_file, jwks_url or oidc_discovery)")]
     NoKeys,
     /// A list field was given but empty.
     #[error("{0}: the list is empty; remove the field or give values")]
@@ -32,6 +32,18 @@ pub enum ConfigError {
     /// Two keys share a `kid`.
     #[error("keys: kid `{0}` is used by more than one key; kids must be unique")]
     DuplicateKid(String),
+    /// A `jwks_url` or `oidc_discovery` that is not an HTTP(S) URL.
+    #[error("keys: `{0}` is not an http:// or https:// URL")]
+    BadUrl(String),
+    /// `remote_keys` with a zero `min_refresh_interval` or `timeout`.
+    #[error("remote_keys: min_refresh_interval and timeout must be more than zero")]
+    ZeroDuration,
+    /// `refresh_interval` shorter than `min_refresh_interval`.
+    #[error("remote_keys: refresh_interval must not be shorter than min_refresh_interval")]
+    RefreshBounds,
+    /// `jwks_url`/`oidc_discovery` without the host's HTTP service.
+    #[error("keys: jwks_url and oidc_discovery need the host's outbound HTTP service, which this host does not offer")]
+    NoHttpService,
     /// A problem with one entry of `keys:`, with where it is.
     #[error("{at}: {source}")]
     At { at: String, source: KeyError },
@@ -41,7 +53,7 @@ pub enum ConfigError {
 #[derive(Debug, Error)]
 pub enum KeyError {
     /// None or several of the key sources.
-    #[error("give exactly one of secret_env, pem_file or jwks_file")]
+    #[error("give exactly one of secret_env, pem_file, jwks_file, jwks_url or oidc_discovery")]
     Source,
     /// `algorithms` missing or empty where it is required.
     #[error("`algorithms` is required and must not be empty (e.g. [RS256])")]
@@ -67,8 +79,8 @@ pub enum KeyError {
         "the secret in `{var}` is shorter than {min} bytes, the minimum for {alg} (RFC 7518 §3.2); use a longer random secret"
     )]
     SecretTooShort { var: String, alg: String, min: usize },
-    /// `kid` given next to `jwks_file`.
-    #[error("`kid` cannot be set with jwks_file: each key's kid comes from the set")]
+    /// `kid` given next to a JWK set source.
+    #[error("`kid` cannot be set with jwks_file, jwks_url or oidc_discovery: each key's kid comes from the set")]
     KidWithJwks,
     /// A file could not be read.
     #[error("cannot read `{}`{}: {error}", path.display(), relative_hint(path))]
@@ -106,6 +118,18 @@ pub enum KeyError {
     /// A problem with one key of a JWK set.
     #[error("key {index}{} of the set: {source}", kid.as_deref().map(|k| format!(" (kid `{k}`)")).unwrap_or_default())]
     InJwks { index: usize, kid: Option<String>, source: Box<KeyError> },
+    /// An HTTP fetch of a key set or discovery document failed.
+    #[error("fetching {url}: {reason}")]
+    Fetch { url: String, reason: String },
+    /// A fetched document that is not what it should be.
+    #[error("{url}: {reason}")]
+    BadDocument { url: String, reason: String },
+    /// A discovery document for another issuer (OIDC Discovery §4.3).
+    #[error("{url} names the issuer `{found}`, not the configured `{expected}`")]
+    IssuerMismatch { url: String, expected: String, found: String },
+    /// A fetched JWK set without one usable signing key.
+    #[error("{url}: the JWK set has no usable signing key")]
+    NoUsableKeys { url: String },
     /// A JWK whose key type is not supported.
     #[error("unsupported JWK key type: use RSA, EC (P-256, P-384), OKP (Ed25519) or oct")]
     JwkKeyType,

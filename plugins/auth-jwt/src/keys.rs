@@ -28,15 +28,60 @@ pub struct KeyMaterial {
     pub decoding: DecodingKey,
 }
 
+/// A key set fetched over HTTP: where from, and the algorithms its entry lists.
+#[derive(Debug, Clone)]
+pub struct RemoteSource {
+    /// Where the set comes from.
+    pub location: Location,
+    /// The entry's `algorithms` (for JWKs without `alg`); may be empty.
+    pub listed: Vec<Algorithm>,
+}
+
+/// Where a remote key set is fetched from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A JWK set URL.
+    Jwks(String),
+    /// An OIDC issuer: its discovery document's `jwks_uri`.
+    Discovery(String),
+}
+
+/// Every entry of `keys:`: the keys read now, and the sets fetched later.
+pub struct Loaded {
+    /// Keys from secrets, PEM files and JWK set files.
+    pub local: Vec<KeyMaterial>,
+    /// `jwks_url` and `oidc_discovery` entries, in order.
+    pub remote: Vec<RemoteSource>,
+}
+
 /// Loads every entry of `keys:`; JWK sets expand to one key per signing key.
-pub fn load_all(entries: &[KeySettings]) -> Result<Vec<KeyMaterial>, ConfigError> {
-    let mut keys = Vec::new();
+pub fn load_all(entries: &[KeySettings]) -> Result<Loaded, ConfigError> {
+    let mut loaded = Loaded { local: Vec::new(), remote: Vec::new() };
     for (index, entry) in entries.iter().enumerate() {
-        let loaded = load_entry(entry).map_err(|e| ConfigError::at(location(index, entry), e))?;
-        keys.extend(loaded);
+        let at = |e| ConfigError::at(location(index, entry), e);
+        match remote_source(entry).map_err(at)? {
+            Some(source) => loaded.remote.push(source),
+            None => loaded.local.extend(load_entry(entry).map_err(at)?),
+        }
     }
-    check_unique_kids(&keys)?;
-    Ok(keys)
+    check_unique_kids(&loaded.local)?;
+    Ok(loaded)
+}
+
+fn remote_source(entry: &KeySettings) -> Result<Option<RemoteSource>, KeyError> {
+    let location = match (&entry.jwks_url, &entry.oidc_discovery) {
+        (None, None) => return Ok(None),
+        (Some(url), None) => Location::Jwks(url.clone()),
+        (None, Some(issuer)) => Location::Discovery(issuer.clone()),
+        (Some(_), Some(_)) => return Err(KeyError::Source),
+    };
+    if entry.secret_env.is_some() || entry.pem_file.is_some() || entry.jwks_file.is_some() {
+        return Err(KeyError::Source);
+    }
+    if entry.kid.is_some() {
+        return Err(KeyError::KidWithJwks);
+    }
+    Ok(Some(RemoteSource { location, listed: parse_names(&entry.algorithms)? }))
 }
 
 fn location(index: usize, entry: &KeySettings) -> String {
@@ -165,7 +210,7 @@ fn load_jwks(path: &Path, listed: &[Algorithm]) -> Result<Vec<KeyMaterial>, KeyE
 }
 
 /// Encryption keys (`use: enc`, RSA-OAEP and friends) in a set are skipped.
-fn is_signing_key(jwk: &Jwk) -> bool {
+pub fn is_signing_key(jwk: &Jwk) -> bool {
     let encryption_alg = matches!(
         jwk.common.key_algorithm,
         Some(KeyAlgorithm::RSA1_5 | KeyAlgorithm::RSA_OAEP | KeyAlgorithm::RSA_OAEP_256)
@@ -173,7 +218,8 @@ fn is_signing_key(jwk: &Jwk) -> bool {
     !encryption_alg && !matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption))
 }
 
-fn load_jwk(jwk: &Jwk, listed: &[Algorithm]) -> Result<KeyMaterial, KeyError> {
+/// Loads one JWK, pinned to its `alg` or to the `listed` algorithms of its family.
+pub fn load_jwk(jwk: &Jwk, listed: &[Algorithm]) -> Result<KeyMaterial, KeyError> {
     let decoding = DecodingKey::from_jwk(jwk).map_err(|_| KeyError::JwkKeyType)?;
     let family = decoding.family();
     let algorithms = match jwk.common.key_algorithm {

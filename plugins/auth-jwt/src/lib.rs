@@ -74,37 +74,64 @@ mod claims;
 mod config;
 mod error;
 mod keys;
+mod remote;
+mod store;
 mod verify;
 
 use std::sync::Arc;
 
-use covet_plugin_api::{Config, Flow, Phases, Plugin, Request, export_plugin};
+use covet_plugin_api::{AsyncPlugin, Config, Flow, Phases, Request, export_plugin};
 
 pub use claims::Verified;
 pub use error::{ConfigError, KeyError};
+pub use remote::{BoxFuture, Fetch, Fetched};
 pub use verify::{Claims, Rejection};
 
-use crate::{bearer::TokenSource, cache::TokenCache, claims::Outputs, config::Settings, verify::Verifier};
+use crate::{
+    bearer::TokenSource,
+    cache::TokenCache,
+    claims::Outputs,
+    config::Settings,
+    remote::{Log, Parts, RemoteKeys, Trigger},
+    store::{KeySet, Keys},
+    verify::{Verifier, base_validation},
+};
 
 /// The auth-jwt filter: one instance per configured plugin.
 pub struct AuthJwt {
     source: TokenSource,
     verifier: Verifier,
     outputs: Outputs,
-    cache: TokenCache,
+    cache: Arc<TokenCache>,
+    remote: Option<Arc<RemoteKeys>>,
 }
 
 impl AuthJwt {
-    /// Builds the filter from its JSON config, checking everything (keys are
-    /// read and validated here, never per request).
-    pub fn from_config(config: Config<'_>) -> Result<AuthJwt, ConfigError> {
+    /// Builds the filter from its JSON config, checking everything (local
+    /// keys are read and validated here, never per request). Remote key sets
+    /// are fetched with `fetcher`; the caller starts [`AuthJwt::refresh_loop`].
+    pub fn from_config(config: Config<'_>, fetcher: Option<Arc<dyn Fetch>>) -> Result<AuthJwt, ConfigError> {
         let mut settings: Settings = config.parse().map_err(ConfigError::Parse)?;
         settings.check()?;
         for key in &mut settings.keys {
             key.pem_file = key.pem_file.take().map(|p| config.resolve(p));
             key.jwks_file = key.jwks_file.take().map(|p| config.resolve(p));
         }
-        let keys = keys::load_all(&settings.keys)?;
+        let loaded = keys::load_all(&settings.keys)?;
+        let rules = base_validation(&settings);
+        let keys = Arc::new(Keys::new(KeySet::new(loaded.local, &rules), loaded.remote.len()));
+        let cache = Arc::new(TokenCache::new(settings.cache.max_entries));
+        let remote = match (loaded.remote.is_empty(), fetcher) {
+            (true, _) => None,
+            (false, None) => return Err(ConfigError::NoHttpService),
+            (false, Some(fetcher)) => {
+                let cache = Arc::clone(&cache);
+                let on_removal = Box::new(move || cache.clear());
+                let log = Log::new(config.instance());
+                let parts = Parts { keys: Arc::clone(&keys), rules, fetcher, on_removal, log };
+                Some(Arc::new(RemoteKeys::new(loaded.remote, parts, &settings.remote_keys)))
+            }
+        };
         Ok(AuthJwt {
             source: TokenSource::new(&settings.header, &settings.scheme),
             verifier: Verifier::new(keys, &settings),
@@ -112,11 +139,13 @@ impl AuthJwt {
                 claims_to_metadata: settings.claims_to_metadata,
                 forward: settings.forward_claims.into_iter().collect(),
             },
-            cache: TokenCache::new(settings.cache.max_entries),
+            cache,
+            remote,
         })
     }
 
-    /// Verifies one token, from the cache when it was seen before.
+    /// Verifies one token with the keys at hand, from the cache when it was
+    /// seen before. Never waits.
     pub fn authenticate(&self, token: &str) -> Result<Arc<Verified>, Rejection> {
         if let Some(hit) = self.cache.get(token) {
             return Ok(hit);
@@ -125,18 +154,51 @@ impl AuthJwt {
         self.cache.insert(token, &verified);
         Ok(verified)
     }
-}
 
-impl Plugin for AuthJwt {
-    const PHASES: Phases = Phases::ON_REQUEST;
-
-    fn init(config: Config<'_>) -> Result<Self, String> {
-        AuthJwt::from_config(config).map_err(|e| e.to_string())
+    /// [`AuthJwt::authenticate`], and when the token names a kid no key has
+    /// (or no remote set has arrived yet), one refresh of the remote key sets
+    /// (rate-limited, shared with concurrent requests) and a second try.
+    pub async fn authenticate_fetching(&self, token: &str) -> Result<Arc<Verified>, Rejection> {
+        let first = self.authenticate(token);
+        let Err(Rejection::UnknownKid | Rejection::KeysUnavailable) = first else { return first };
+        let Some(flight) = self.remote.as_ref().and_then(|r| r.refresh(Trigger::UnknownKid)) else { return first };
+        flight.await;
+        self.authenticate(token)
     }
 
-    fn on_request(&self, req: &mut Request<'_>) -> Flow {
+    /// The refresh loop of the remote key sets (`None` without any): it
+    /// fetches at once, then on schedule; `sleep` is the host's timer. The
+    /// host runs it as a task of the instance, cancelled at shutdown.
+    pub fn refresh_loop<S, F>(&self, sleep: S) -> Option<impl Future<Output = ()> + Send + 'static>
+    where
+        S: Fn(std::time::Duration) -> F + Send + 'static,
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.remote.clone().map(|remote| remote.run(sleep))
+    }
+
+    /// Fetches every remote key set now, for `require_keys_at_start`: the
+    /// first error, if any source failed.
+    pub async fn fetch_now(&self) -> Result<(), String> {
+        let Some(remote) = &self.remote else { return Ok(()) };
+        let fetched = match remote.refresh(Trigger::Schedule) {
+            Some(flight) => flight.await,
+            None => false,
+        };
+        match fetched {
+            true => Ok(()),
+            false => Err(remote.last_error().unwrap_or_else(|| "the key fetch failed".to_string())),
+        }
+    }
+
+    /// Failed key fetches since start (0 without remote key sets).
+    pub fn key_fetch_failures(&self) -> u64 {
+        self.remote.as_ref().map_or(0, |r| r.failures())
+    }
+
+    async fn filter(&self, req: &mut Request<'_>) -> Flow {
         let outcome = match self.source.token(req) {
-            Some(token) => self.authenticate(token),
+            Some(token) => self.authenticate_fetching(token).await,
             None => return Flow::Respond(self.source.missing(req.request_id())),
         };
         match outcome {
@@ -144,9 +206,24 @@ impl Plugin for AuthJwt {
                 self.outputs.apply(&verified, req);
                 Flow::Continue
             }
+            Err(Rejection::KeysUnavailable) => {
+                Flow::Respond(self.source.unavailable(&Rejection::KeysUnavailable.reason(), req.request_id()))
+            }
             Err(rejection) => Flow::Respond(self.source.invalid(&rejection.reason(), req.request_id())),
         }
     }
 }
 
-export_plugin!(AuthJwt);
+impl AsyncPlugin for AuthJwt {
+    const PHASES: Phases = Phases::ON_REQUEST;
+
+    fn init(config: Config<'_>) -> Result<Self, String> {
+        AuthJwt::from_config(config, None).map_err(|e| e.to_string())
+    }
+
+    fn on_request(&self, req: &mut Request<'_>) -> impl Future<Output = Flow> + Send {
+        self.filter(req)
+    }
+}
+
+export_plugin!(async AuthJwt);

@@ -2,14 +2,17 @@
 //! check the signature and the claims. Every failure is a [`Rejection`] whose
 //! [`reason`](Rejection::reason) is short and safe to send to the client.
 
-use std::{borrow::Cow, str::FromStr};
+use std::{borrow::Cow, str::FromStr, sync::Arc};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, Validation, decode, errors::ErrorKind};
 use serde::{Deserialize, de::IgnoredAny};
 use serde_json::{Map, Value};
 
-use crate::{config::Settings, keys::KeyMaterial};
+use crate::{
+    config::Settings,
+    store::{Key, Keys},
+};
 
 /// The claims of a token, top level.
 pub type Claims = Map<String, Value>;
@@ -25,6 +28,8 @@ pub enum Rejection {
     CriticalHeader,
     /// The token names a `kid` no configured key has.
     UnknownKid,
+    /// No key fits the token and a remote key set has not been fetched yet.
+    KeysUnavailable,
     /// No key that may verify this token allows its `alg`.
     AlgorithmNotAllowed,
     /// No candidate key verified the signature.
@@ -51,6 +56,7 @@ impl Rejection {
             Rejection::UnsupportedAlgorithm => "unsupported algorithm",
             Rejection::CriticalHeader => "unsupported critical header",
             Rejection::UnknownKid => "unknown key id",
+            Rejection::KeysUnavailable => "signing keys are not available yet",
             Rejection::AlgorithmNotAllowed => "algorithm not allowed",
             Rejection::BadSignature => "invalid signature",
             Rejection::Expired => "token expired",
@@ -77,15 +83,9 @@ struct JoseHeader {
     crit: Option<IgnoredAny>,
 }
 
-/// A key ready to verify: its material and its own [`Validation`].
-struct Key {
-    material: KeyMaterial,
-    validation: Validation,
-}
-
 /// Verifies tokens against the configured keys and claim rules.
 pub struct Verifier {
-    keys: Vec<Key>,
+    keys: Arc<Keys>,
     /// Required claims jsonwebtoken does not check itself (anything but exp/nbf/iss/aud/sub).
     other_required: Vec<String>,
 }
@@ -93,17 +93,8 @@ pub struct Verifier {
 const SPEC_CLAIMS: [&str; 5] = ["exp", "nbf", "iss", "aud", "sub"];
 
 impl Verifier {
-    /// Builds the verifier; each key gets the shared rules, pinned to its algorithms.
-    pub fn new(keys: Vec<KeyMaterial>, settings: &Settings) -> Verifier {
-        let rules = base_validation(settings);
-        let keys = keys
-            .into_iter()
-            .map(|material| {
-                let mut validation = rules.clone();
-                validation.algorithms = material.algorithms.clone();
-                Key { material, validation }
-            })
-            .collect();
+    /// Builds the verifier over `keys` (built with [`base_validation`]'s rules).
+    pub fn new(keys: Arc<Keys>, settings: &Settings) -> Verifier {
         let other_required =
             settings.required_claims.iter().filter(|c| !SPEC_CLAIMS.contains(&c.as_str())).cloned().collect();
         Verifier { keys, other_required }
@@ -123,16 +114,18 @@ impl Verifier {
 
     /// Tries each key that may verify the token; the first good signature decides.
     fn verify_with_candidates(&self, token: &str, alg: Algorithm, kid: Option<&str>) -> Result<Claims, Rejection> {
+        let store = self.keys.current();
         let named: Vec<&Key> = match kid {
-            Some(kid) => self.keys.iter().filter(|k| k.material.kid.as_deref() == Some(kid)).collect(),
-            None => self.keys.iter().collect(),
+            Some(kid) => store.iter().filter(|k| k.material.kid.as_deref() == Some(kid)).collect(),
+            None => store.iter().collect(),
         };
         if named.is_empty() {
-            return Err(Rejection::UnknownKid);
+            return Err(if store.pending() { Rejection::KeysUnavailable } else { Rejection::UnknownKid });
         }
         let mut candidates = named.into_iter().filter(|k| k.material.algorithms.contains(&alg)).peekable();
         if candidates.peek().is_none() {
-            return Err(Rejection::AlgorithmNotAllowed);
+            let waiting = kid.is_none() && store.pending();
+            return Err(if waiting { Rejection::KeysUnavailable } else { Rejection::AlgorithmNotAllowed });
         }
         for key in candidates {
             match decode::<Claims>(token, &key.material.decoding, &key.validation) {
@@ -153,7 +146,7 @@ impl Verifier {
 }
 
 /// The claim rules every key shares; `algorithms` is set per key.
-fn base_validation(settings: &Settings) -> Validation {
+pub fn base_validation(settings: &Settings) -> Validation {
     let mut v = Validation::new(Algorithm::HS256);
     v.leeway = settings.leeway.as_secs();
     v.validate_exp = true;

@@ -19,11 +19,11 @@ fn cases() -> Vec<(Value, String)> {
     let ec256_pub = fixture("ec-p256.pub.pem");
     vec![
         (json!({}), "missing field `keys`".into()),
-        (keys(json!([])), "keys: the list is empty; give at least one key (secret_env, pem_file or jwks_file)".into()),
-        (keys(json!([{ "algorithms": ["HS256"] }])), "keys[0]: give exactly one of secret_env, pem_file or jwks_file".into()),
+        (keys(json!([])), "keys: the list is empty; give at least one key (secret_env, pem_file, jwks_file, jwks_url or oidc_discovery)".into()),
+        (keys(json!([{ "algorithms": ["HS256"] }])), "keys[0]: give exactly one of secret_env, pem_file, jwks_file, jwks_url or oidc_discovery".into()),
         (
             keys(json!([{ "algorithms": ["HS256"], "secret_env": SECRET_VAR, "pem_file": rsa_pub }])),
-            "keys[0]: give exactly one of secret_env, pem_file or jwks_file".into(),
+            "keys[0]: give exactly one of secret_env, pem_file, jwks_file, jwks_url or oidc_discovery".into(),
         ),
         (
             keys(json!([{ "kid": "k", "secret_env": SECRET_VAR }])),
@@ -78,7 +78,7 @@ fn cases() -> Vec<(Value, String)> {
         ),
         (
             keys(json!([{ "kid": "a", "jwks_file": fixture("jwks.json") }])),
-            "keys[0] (kid `a`): `kid` cannot be set with jwks_file: each key's kid comes from the set".into(),
+            "keys[0] (kid `a`): `kid` cannot be set with jwks_file, jwks_url or oidc_discovery: each key's kid comes from the set".into(),
         ),
         (
             keys(json!([{ "jwks_file": rsa_pub }])),

@@ -7,3 +7,4 @@ mod claims;
 mod config;
 mod families;
 mod support;
+mod remote;

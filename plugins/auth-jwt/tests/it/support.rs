@@ -6,7 +6,10 @@ use std::{
 };
 
 use covet_auth_jwt::AuthJwt;
-use covet_plugin_api::{Config, Flow, Plugin, testing::TestRequest};
+use covet_plugin_api::{
+    AsyncPlugin, Config, Flow,
+    testing::{TestRequest, block_on},
+};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 
@@ -155,7 +158,7 @@ pub fn send(plugin: &AuthJwt, token: &str) -> Outcome {
 
 /// Runs the filter on any request.
 pub fn run(plugin: &AuthJwt, mut req: TestRequest) -> Outcome {
-    let flow = plugin.on_request(&mut req.view());
+    let flow = block_on(plugin.on_request(&mut req.view()));
     Outcome { flow, req }
 }
 
