@@ -33,7 +33,10 @@ pub fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     // on HTTP/1: with one, hyper arms its own 30 s header-read timer on every
     // request. The watchdog covers header-read and idle timeouts.
     let mut http1 = builder.http1();
-    http1.header_read_timeout(None).keep_alive(true).pipeline_flush(true);
+    // No `pipeline_flush`: with it hyper buffers a streamed response body
+    // without limit (its write buffer then never says "full"), so a slow
+    // client made the host hold a whole streamed download in memory.
+    http1.header_read_timeout(None).keep_alive(true);
     http1.max_buf_size(limits.max_header_bytes.saturating_mul(2).max(8192));
     // hyper parses up to 100 headers into a stack array; setting max_headers
     // moves that to the heap on every request (~5% in hyper's own numbers).
