@@ -9,12 +9,15 @@
 //! - [`capabilities`]: files, environment, outbound HTTP and stdio are
 //!   denied without a grant and work with one;
 //! - [`http`]: an unmodified `wasi:http` component as a handler;
+//! - [`stream`]: a `wasi:http` component's response body streamed as it is
+//!   written (first chunk early, 50 MiB with bounded memory, SSE, limits);
 //! - [`swap`]: hot swap of a WASM plugin through the admin API.
 
 mod capabilities;
 mod chains;
 mod faults;
 mod http;
+mod stream;
 mod swap;
 
 use std::path::PathBuf;

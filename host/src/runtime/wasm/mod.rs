@@ -24,6 +24,10 @@
 //! **Faults.** A trap, running out of memory or fuel → `Fault::Panic` (500);
 //! running past the time limit → `Fault::Timeout` (504). The instance is
 //! discarded; the host and other plugins are unaffected.
+//!
+//! **Streaming.** A wasi:http component's response body reaches the client
+//! as the guest writes it, with back-pressure and a limit on each wait for
+//! the next chunk ([`stream`]).
 
 mod bindings;
 pub mod engine;
@@ -32,6 +36,7 @@ mod outbound;
 mod proxy;
 mod sandbox;
 mod stdio;
+mod stream;
 
 use std::{
     path::{Path, PathBuf},

@@ -3,16 +3,20 @@
 //!
 //! Per request, like `wasmtime serve`: a fresh instance (or, with
 //! `instances: reused`, an idle one); the request handed over as a
-//! `wasi:http` incoming request; the guest's `handle` runs until it sends
-//! the response head, then on, concurrently with the host collecting the
-//! body (the guest may write it after the head), all in the request's own
-//! task and within the plugin's time limit. A trap is a 500; past the limit,
-//! 504.
+//! `wasi:http` incoming request; the guest's `handle` runs in the request's
+//! task until it sends the response head, within the plugin's time limit
+//! (a trap is a 500; past the limit, 504). The body then streams: see
+//! [`super::stream`] (a body the guest already finished goes out in one
+//! piece, with no task).
 
-use std::{pin::pin, sync::Mutex, time::Instant};
+use std::{
+    sync::{Arc, Mutex},
+    task::{Context, Poll, Waker},
+    time::Instant,
+};
 
 use http::{HeaderValue, Uri, header, uri::Authority};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use tokio::sync::oneshot;
 use wasmtime::Store;
 use wasmtime_wasi_http::{
@@ -20,7 +24,12 @@ use wasmtime_wasi_http::{
     p2::bindings::{Proxy, ProxyPre, http::types::Scheme},
 };
 
-use super::{executor::classify, new_store, sandbox::{Ctx, Sandbox}};
+use super::{
+    executor::classify,
+    new_store,
+    sandbox::{Ctx, Sandbox},
+    stream::{self, Guest},
+};
 use crate::{
     exchange::{Exchange, HostResponse},
     manifest::{InstanceMode, PluginSpec},
@@ -41,37 +50,29 @@ pub fn check_settings(spec: &PluginSpec) -> Result<(), String> {
 /// A wasi:http component as a handler.
 pub struct ProxyExecutor {
     info: PluginInfo,
+    shared: Arc<Shared>,
+}
+
+/// What a request and the task streaming its response body both use.
+pub struct Shared {
+    /// The manifest entry's name (for the log).
+    pub plugin: String,
     pre: ProxyPre<Ctx>,
-    sandbox: Sandbox,
+    /// The plugin's sandbox.
+    pub sandbox: Sandbox,
     /// Idle instances, when the manifest opted into reuse.
     idle: Option<Mutex<Vec<Live>>>,
 }
 
-struct Live {
-    store: Store<Ctx>,
+/// An instance and its store.
+pub struct Live {
+    /// The store.
+    pub store: Store<Ctx>,
     proxy: Proxy,
 }
 
-type Head = Result<
-    hyper::Response<wasmtime_wasi_http::p2::body::HyperOutgoingBody>,
-    wasmtime_wasi_http::p2::bindings::http::types::ErrorCode,
->;
 
-impl ProxyExecutor {
-    /// An executor for one manifest entry.
-    pub fn new(info: PluginInfo, pre: ProxyPre<Ctx>, sandbox: Sandbox, mode: InstanceMode) -> ProxyExecutor {
-        let idle = (mode == InstanceMode::Reused).then(|| Mutex::new(Vec::new()));
-        ProxyExecutor { info, pre, sandbox, idle }
-    }
-
-    async fn serve(&self, ex: &Exchange) -> Result<HostResponse, Fault> {
-        let deadline = Instant::now() + self.sandbox.limits().timeout;
-        match tokio::time::timeout_at(deadline.into(), self.attempt(ex, deadline)).await {
-            Ok(result) => result,
-            Err(_) => Err(Fault::Timeout(format!("ran past its time limit of {} ms", self.sandbox.limits().timeout.as_millis()))),
-        }
-    }
-
+impl Shared {
     async fn check_out(&self, deadline: Instant) -> Result<Live, Fault> {
         let idle = self.idle.as_ref().and_then(|idle| idle.lock().unwrap_or_else(|e| e.into_inner()).pop());
         let mut live = match idle {
@@ -89,70 +90,84 @@ impl ProxyExecutor {
         Ok(live)
     }
 
-    async fn attempt(&self, ex: &Exchange, deadline: Instant) -> Result<HostResponse, Fault> {
-        let mut live = self.check_out(deadline).await?;
-        let (tx, mut rx) = oneshot::channel();
-        let fail = |e: wasmtime::Error| Fault::Error(format!("cannot hand over the request: {e:#}"));
-        let req = live.store.data_mut().http().new_incoming_request(Scheme::Http, incoming(ex)).map_err(fail)?;
-        let out = live.store.data_mut().http().new_response_outparam(tx).map_err(fail)?;
-        let Live { store, proxy } = &mut live;
-        let (called, response) = {
-            let mut call = pin!(proxy.wasi_http_incoming_handler().call_handle(&mut *store, req, out));
-            let mut called = None;
-            let head = tokio::select! {
-                head = &mut rx => head.ok(),
-                result = &mut call => {
-                    called = Some(result);
-                    rx.try_recv().ok()
-                }
-            };
-            let response = respond(head, called.is_none().then_some(call.as_mut()), &mut called).await;
-            (called, response)
-        };
-        if let Some(Err(e)) = called {
-            return Err(classify(e, store.data(), self.sandbox.limits(), "trapped"));
-        }
-        let response = response?;
+    /// Keeps `live` for a later request when instances are reused.
+    pub fn check_in(&self, live: Live) {
         if let Some(idle) = &self.idle {
             let mut idle = idle.lock().unwrap_or_else(|e| e.into_inner());
             if idle.len() < MAX_IDLE {
                 idle.push(live);
             }
         }
-        Ok(response)
+    }
+
+    /// What a failed guest call means for the request.
+    pub fn fault(&self, err: wasmtime::Error, live: &Live) -> Fault {
+        classify(err, live.store.data(), self.sandbox.limits(), "trapped")
     }
 }
 
-/// Collects the response whose head the guest sent, letting a guest call
-/// still running (`call`) finish alongside; records its result in `called`.
-async fn respond<F>(head: Option<Head>, call: Option<std::pin::Pin<&mut F>>, called: &mut Option<wasmtime::Result<()>>) -> Result<HostResponse, Fault>
-where
-    F: Future<Output = wasmtime::Result<()>>,
-{
-    let finish = async {
-        if let Some(call) = call {
-            *called = Some(call.await);
+impl ProxyExecutor {
+    /// An executor for one manifest entry.
+    pub fn new(info: PluginInfo, pre: ProxyPre<Ctx>, sandbox: Sandbox, mode: InstanceMode) -> ProxyExecutor {
+        let idle = (mode == InstanceMode::Reused).then(|| Mutex::new(Vec::new()));
+        let shared = Arc::new(Shared { plugin: info.name.clone(), pre, sandbox, idle });
+        ProxyExecutor { info, shared }
+    }
+
+    async fn serve(&self, ex: &Exchange) -> Result<HostResponse, Fault> {
+        let limits = self.shared.sandbox.limits();
+        let deadline = Instant::now() + limits.timeout;
+        match tokio::time::timeout_at(deadline.into(), self.attempt(ex, deadline)).await {
+            Ok(result) => result,
+            Err(_) => Err(Fault::Timeout(format!("ran past its time limit of {} ms", limits.timeout.as_millis()))),
         }
-    };
-    let response = match head {
-        Some(Ok(response)) => response,
-        Some(Err(code)) => {
-            finish.await;
-            return Err(Fault::Error(format!("the component answered with an error: {code:?}")));
+    }
+
+    /// Runs the guest until it sends the response head (or returns).
+    async fn attempt(&self, ex: &Exchange, deadline: Instant) -> Result<HostResponse, Fault> {
+        let mut live = self.shared.check_out(deadline).await?;
+        let (tx, mut rx) = oneshot::channel();
+        let fail = |e: wasmtime::Error| Fault::Error(format!("cannot hand over the request: {e:#}"));
+        let req = live.store.data_mut().http().new_incoming_request(Scheme::Http, incoming(ex)).map_err(fail)?;
+        let out = live.store.data_mut().http().new_response_outparam(tx).map_err(fail)?;
+        let clock = live.store.data().deadline().clone();
+        let mut call: stream::Call = Box::pin(async move {
+            let Live { mut store, proxy } = live;
+            let result = proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await;
+            (Live { store, proxy }, result)
+        });
+        let mut finished = None;
+        let head = tokio::select! {
+            head = &mut rx => head.ok(),
+            done = &mut call => {
+                finished = Some(done);
+                rx.try_recv().ok()
+            }
+        };
+        // The guest often finishes its body in the same go: one more poll
+        // tells (no task to spawn then).
+        if finished.is_none()
+            && let Poll::Ready(done) = call.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+        {
+            finished = Some(done);
         }
-        None => {
-            finish.await;
-            return Err(Fault::Error("the component returned without setting a response".into()));
+        let guest = match finished {
+            Some((live, Ok(()))) => Guest::Done(live),
+            Some((live, Err(e))) => return Err(self.shared.fault(e, &live)),
+            None => Guest::Running(call),
+        };
+        match head {
+            Some(Ok(response)) => Ok(stream::respond(&self.shared, response, guest, clock)),
+            Some(Err(code)) => {
+                guest.finish(&self.shared).await?;
+                Err(Fault::Error(format!("the component answered with an error: {code:?}")))
+            }
+            None => {
+                guest.finish(&self.shared).await?;
+                Err(Fault::Error("the component returned without setting a response".into()))
+            }
         }
-    };
-    let (parts, body) = response.into_parts();
-    let (body, ()) = tokio::join!(body.collect(), finish);
-    let body = body.map_err(|e| Fault::Error(format!("the component's body failed: {e:?}")))?.to_bytes();
-    let mut headers = parts.headers;
-    // The host frames the body it sends.
-    headers.remove(header::CONTENT_LENGTH);
-    headers.remove(header::TRANSFER_ENCODING);
-    Ok(HostResponse { status: parts.status, headers, body, stream: None })
+    }
 }
 
 /// The request as a `wasi:http` incoming request: an absolute URI (from the
@@ -195,7 +210,7 @@ impl Executor for ProxyExecutor {
     }
 
     fn shutdown(&self) {
-        if let Some(idle) = &self.idle {
+        if let Some(idle) = &self.shared.idle {
             idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
         }
     }

@@ -5,14 +5,23 @@
 //!   remembered so a trap that follows is reported as "out of memory".
 //! - **Time**: the store's epoch deadline is one tick ahead; at every tick
 //!   the callback yields to tokio, or fails the call once it is past its
-//!   deadline ([`Timeout`]).
+//!   [`Deadline`] ([`Timeout`]). The deadline is shared, so whoever drives a
+//!   call that outlives its request (a wasi:http response body, streamed)
+//!   can move it while the call runs.
 //! - **Fuel**: the plugin's `fuel` per call, or unlimited.
 //! - **Capabilities**: only the granted environment variables and
 //!   preopened directories exist in the WASI context; outbound HTTP goes
 //!   through [`Outbound`], which refuses hosts not on the list; stdout and
 //!   stderr go to the host log when granted, and nowhere otherwise.
 
-use std::{fmt, sync::Arc, time::Instant};
+use std::{
+    fmt,
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Instant,
+};
 
 use wasmtime::{Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline, component::ResourceTable};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -32,7 +41,7 @@ pub struct Ctx {
     table: ResourceTable,
     outbound: Outbound,
     limiter: Limiter,
-    deadline: Instant,
+    deadline: Deadline,
     /// The request, while a phase call runs.
     pub exchange: Option<Exchange>,
     /// The outgoing response, while `on-response` runs.
@@ -44,6 +53,46 @@ impl Ctx {
     pub fn memory_exhausted(&self) -> bool {
         self.limiter.refused
     }
+
+    /// When the running call must end (shared: moving it moves the limit).
+    pub fn deadline(&self) -> &Deadline {
+        &self.deadline
+    }
+}
+
+/// The instant a store's call must end by, shared between the store's
+/// epoch callback and the task driving the call.
+#[derive(Clone)]
+pub struct Deadline(Arc<AtomicU64>);
+
+impl Deadline {
+    fn new(at: Instant) -> Deadline {
+        let deadline = Deadline(Arc::new(AtomicU64::new(0)));
+        deadline.set(at);
+        deadline
+    }
+
+    /// The call must end by `at`.
+    pub fn set(&self, at: Instant) {
+        let nanos = at.saturating_duration_since(base()).as_nanos();
+        self.0.store(u64::try_from(nanos).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// No limit for now (the call waits on the client, not the other way round).
+    pub fn lift(&self) {
+        self.0.store(u64::MAX, Ordering::Relaxed);
+    }
+
+    fn passed(&self) -> bool {
+        let now = u64::try_from(base().elapsed().as_nanos()).unwrap_or(u64::MAX);
+        now >= self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The origin deadlines are counted from.
+fn base() -> Instant {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    *BASE.get_or_init(Instant::now)
 }
 
 impl WasiView for Ctx {
@@ -166,13 +215,13 @@ impl Sandbox {
             table: ResourceTable::new(),
             outbound: Outbound { allowed: self.outbound.clone() },
             limiter: Limiter { limits: StoreLimitsBuilder::new().memory_size(self.limits.memory as usize).build(), refused: false },
-            deadline: Instant::now() + self.limits.timeout,
+            deadline: Deadline::new(Instant::now() + self.limits.timeout),
             exchange: None,
             response: None,
         };
         let mut store = Store::new(engine, ctx);
         store.limiter(|ctx| &mut ctx.limiter);
-        store.epoch_deadline_callback(|ctx| match Instant::now() >= ctx.data().deadline {
+        store.epoch_deadline_callback(|ctx| match ctx.data().deadline.passed() {
             true => Err(wasmtime::Error::new(Timeout)),
             false => Ok(UpdateDeadline::Yield(1)),
         });
@@ -182,7 +231,7 @@ impl Sandbox {
 
     /// Resets the time and fuel budgets of `store` for a call that must end by `deadline`.
     pub fn arm(&self, store: &mut Store<Ctx>, deadline: Instant) {
-        store.data_mut().deadline = deadline;
+        store.data().deadline.set(deadline);
         store.data_mut().limiter.refused = false;
         store.set_epoch_deadline(1);
         // Fuel metering is always compiled in; a store starts with none.
@@ -226,6 +275,19 @@ mod tests {
         assert!(!allows(&o, "http://10.0.0.7/x"), "port 80 is not 8080");
         assert!(!allows(&o, "http://evil.example.com/"));
         assert!(!allows(&o, "/relative"));
+    }
+
+    #[test]
+    fn a_deadline_moves_and_lifts_for_every_holder() {
+        let deadline = Deadline::new(Instant::now() - std::time::Duration::from_millis(1));
+        let shared = deadline.clone();
+        assert!(deadline.passed());
+        shared.set(Instant::now() + std::time::Duration::from_secs(60));
+        assert!(!deadline.passed(), "moved through the clone");
+        shared.lift();
+        assert!(!deadline.passed());
+        shared.set(Instant::now());
+        assert!(deadline.passed());
     }
 
     #[test]
