@@ -31,6 +31,7 @@ mod raw;
 mod routes;
 mod schema;
 mod serde_error;
+mod services;
 mod source_index;
 mod suggest;
 mod tls;
@@ -45,6 +46,7 @@ use std::time::Duration;
 pub use diagnostic::{Diagnostic, ManifestError};
 pub use schema::json_schema;
 pub use python::{PythonForm, PythonPlugin, PythonSettings};
+pub use services::{HttpServices, ServiceGrants, ServicesSettings, StateBackend, StateServices};
 pub use tls::{CertFiles, ClientAuth, SniCert, TlsSettings, TlsVersion};
 pub use wasm::{Capabilities, DirGrant, InstanceMode, WasmLimits, WasmSettings};
 
@@ -71,6 +73,8 @@ pub struct Manifest {
     pub python: PythonSettings,
     /// The I/O backend of the HTTP listeners (`io:`); `COVET_IO` overrides it.
     pub io: IoBackend,
+    /// The host services' settings (`services:`).
+    pub services: ServicesSettings,
 }
 
 /// The I/O backend of the HTTP listeners (`io:`).
@@ -218,6 +222,8 @@ pub struct PluginSpec {
     pub wasm: Option<WasmSettings>,
     /// A Python plugin's form, target and timeout; `None` for other kinds.
     pub python: Option<PythonPlugin>,
+    /// What the plugin may use of the host services (every kind).
+    pub grants: ServiceGrants,
     /// Where the plugin's name (its key under `plugins:`) is written.
     pub location: Loc,
 }

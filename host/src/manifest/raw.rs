@@ -55,6 +55,9 @@ pub struct RawManifest {
     /// The I/O backend of the HTTP listeners: `epoll` (tokio, the default) or `uring` (one io_uring runtime per core; falls back to epoll where io_uring is unavailable). The environment variable `COVET_IO` overrides it.
     #[serde(default)]
     pub io: super::IoBackend,
+    /// The host services plugins use: the outbound HTTP client and the shared state backend (in-process by default, or Redis). Each plugin is granted what it may use in its `capabilities:`.
+    #[serde(default)]
+    pub services: super::services::RawServices,
 }
 
 /// One address to listen on.
@@ -210,7 +213,7 @@ pub struct RawPlugin {
     #[serde(default)]
     #[schemars(with = "Option<super::wasm::RawWasmLimits>")]
     pub limits: Option<Spanned<super::wasm::RawWasmLimits>>,
-    /// `kind: wasm` only: what the plugin may reach outside its sandbox; nothing by default.
+    /// What the plugin may use; nothing by default. Every kind: `outbound_http` (hosts) and `state` (shared state namespaces); `kind: wasm` only: `env`, `dirs`, `stdio`.
     #[serde(default)]
     #[schemars(with = "Option<super::wasm::RawCapabilities>")]
     pub capabilities: Option<Spanned<super::wasm::RawCapabilities>>,

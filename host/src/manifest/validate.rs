@@ -12,7 +12,7 @@ use serde_saphyr::Spanned;
 use super::raw::{PluginEntries, RawAdmin, RawLimits, RawListen, RawLog, RawManifest, RawPlugin};
 use super::source_index::join;
 use super::suggest::did_you_mean;
-use super::wasm;
+use super::{services, wasm};
 use super::{
     AdminSettings, Diagnostic, Limits, ListenSpec, Loc, LogSettings, Manifest, PluginKind,
     PluginSpec, PythonForm, PythonSettings, python, routes,
@@ -76,6 +76,7 @@ pub fn manifest(source: &Path, raw: RawManifest) -> Result<Manifest, Vec<Diagnos
         admin: admin(base, raw.admin, &mut problems),
         python,
         io: raw.io,
+        services: services::settings(base, raw.services, &mut problems),
     };
     problems.finish(manifest)
 }
@@ -219,13 +220,16 @@ fn plugin(
         refuse_python_keys(&raw, &key, problems);
         (native_artifact(base, &raw, &name, &key, problems), None)
     };
+    let grants = services::grants(raw.capabilities.as_ref(), kind, &key, problems);
     let sandbox = wasm::RawWasm { limits: raw.limits, capabilities: raw.capabilities, instances: raw.instances };
+    let outbound = grants.outbound_http.clone();
     PluginSpec {
         path,
         name: name.value.clone(),
         kind,
         config: raw.config.unwrap_or(serde_json::Value::Null),
-        wasm: wasm::settings(base, kind == PluginKind::Wasm, sandbox, &key, problems),
+        wasm: wasm::settings(base, kind == PluginKind::Wasm, sandbox, outbound, &key, problems),
+        grants,
         python,
         location: Loc::of(&name),
     }

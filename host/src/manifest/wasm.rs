@@ -149,11 +149,14 @@ pub struct RawCapabilities {
     pub env: Vec<Spanned<String>>,
     /// Host directories the plugin may open (WASI preopens). No other file is reachable.
     pub dirs: Vec<RawDir>,
-    /// Hosts the plugin may send HTTP requests to through `wasi:http/outgoing-handler`: `host` (any port) or `host:port`. Requests to others fail with `HTTP-request-denied`.
+    /// Hosts the plugin may send HTTP requests to (host services; every plugin kind; for WASM through `wasi:http/outgoing-handler`): `host` (any port), `host:port` or `*.example.com` (subdomains). Requests to others are denied.
     #[schemars(with = "Vec<String>")]
     pub outbound_http: Vec<Spanned<String>>,
     /// Route the plugin's stdout and stderr to the host log, one line per event tagged with the plugin's name (default false: discarded).
     pub stdio: bool,
+    /// Shared state namespaces the plugin may use (host services; every plugin kind), e.g. `[rate_limits]`.
+    #[schemars(with = "Vec<String>")]
+    pub state: Vec<Spanned<String>>,
 }
 
 /// One directory a WASM plugin may open.
@@ -173,8 +176,17 @@ pub struct RawDir {
 }
 
 /// Checks the WASM keys of plugin `key`. For a native plugin (`is_wasm`
-/// false) any of them is an error and the result is `None`.
-pub fn settings(base: &Path, is_wasm: bool, raw: RawWasm, key: &str, problems: &mut Problems) -> Option<WasmSettings> {
+/// false) `limits` and `instances` are errors and the result is `None`
+/// (`capabilities` are checked for every kind by `services::grants`, which
+/// gives `outbound_http`, already checked).
+pub fn settings(
+    base: &Path,
+    is_wasm: bool,
+    raw: RawWasm,
+    outbound_http: Vec<String>,
+    key: &str,
+    problems: &mut Problems,
+) -> Option<WasmSettings> {
     if !is_wasm {
         refuse_on_native(&raw, key, problems);
         return None;
@@ -183,7 +195,7 @@ pub fn settings(base: &Path, is_wasm: bool, raw: RawWasm, key: &str, problems: &
     let capabilities = raw.capabilities.map(|c| c.value).unwrap_or_default();
     Some(WasmSettings {
         limits: check_limits(limits, &join(key, "limits"), problems),
-        capabilities: check_capabilities(base, capabilities, &join(key, "capabilities"), problems),
+        capabilities: check_capabilities(base, capabilities, outbound_http, &join(key, "capabilities"), problems),
         instances: raw.instances.map(|i| i.value).unwrap_or_default(),
     })
 }
@@ -191,7 +203,6 @@ pub fn settings(base: &Path, is_wasm: bool, raw: RawWasm, key: &str, problems: &
 fn refuse_on_native(raw: &RawWasm, key: &str, problems: &mut Problems) {
     let spots = [
         ("limits", raw.limits.as_ref().map(Loc::of)),
-        ("capabilities", raw.capabilities.as_ref().map(Loc::of)),
         ("instances", raw.instances.as_ref().map(Loc::of)),
     ];
     for (name, loc) in spots {
@@ -228,14 +239,12 @@ fn check_limits(raw: RawWasmLimits, key: &str, problems: &mut Problems) -> WasmL
     WasmLimits { memory, timeout, fuel }
 }
 
-fn check_capabilities(base: &Path, raw: RawCapabilities, key: &str, problems: &mut Problems) -> Capabilities {
+fn check_capabilities(base: &Path, raw: RawCapabilities, outbound_http: Vec<String>, key: &str, problems: &mut Problems) -> Capabilities {
     let env = raw.env.iter().enumerate().filter_map(|(i, name)| env_name(name, &format!("{key}.env[{i}]"), problems));
     let env = env.collect();
     let dirs = raw.dirs.iter().enumerate().filter_map(|(i, dir)| dir_grant(base, dir, &format!("{key}.dirs[{i}]"), problems));
     let dirs = dirs.collect();
-    let hosts = raw.outbound_http.iter().enumerate();
-    let outbound_http = hosts.filter_map(|(i, host)| outbound_host(host, &format!("{key}.outbound_http[{i}]"), problems));
-    Capabilities { env, dirs, outbound_http: outbound_http.collect(), stdio: raw.stdio }
+    Capabilities { env, dirs, outbound_http, stdio: raw.stdio }
 }
 
 fn env_name(name: &Spanned<String>, key: &str, problems: &mut Problems) -> Option<String> {
@@ -268,19 +277,6 @@ fn dir_grant(base: &Path, raw: &RawDir, key: &str, problems: &mut Problems) -> O
     }
 }
 
-fn outbound_host(host: &Spanned<String>, key: &str, problems: &mut Problems) -> Option<String> {
-    let text = host.value.trim().to_ascii_lowercase();
-    let valid = !text.is_empty()
-        && !text.contains("://")
-        && text.parse::<http::uri::Authority>().is_ok_and(|a| a.as_str() == text && !text.contains('@'));
-    if valid {
-        return Some(text);
-    }
-    let help = "write a host name or address, optionally with a port: api.example.com, 10.0.0.7:8080 (no scheme, no path)";
-    problems.report(Loc::of(host), key, format!("invalid outbound host \"{}\"", host.value), Some(help.to_owned()));
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,19 +286,9 @@ mod tests {
     }
 
     #[test]
-    fn outbound_hosts_are_authorities_without_scheme() {
-        let mut problems = Problems::default();
-        assert_eq!(outbound_host(&spanned("API.example.com".into()), "k", &mut problems).as_deref(), Some("api.example.com"));
-        assert_eq!(outbound_host(&spanned("127.0.0.1:8080".into()), "k", &mut problems).as_deref(), Some("127.0.0.1:8080"));
-        assert_eq!(outbound_host(&spanned("http://x".into()), "k", &mut problems), None);
-        assert_eq!(outbound_host(&spanned("x/y".into()), "k", &mut problems), None);
-        assert_eq!(outbound_host(&spanned("u@x".into()), "k", &mut problems), None);
-    }
-
-    #[test]
     fn defaults_grant_nothing() {
         let mut problems = Problems::default();
-        let settings = settings(Path::new("."), true, RawWasm::default(), "plugins.p", &mut problems).unwrap();
+        let settings = settings(Path::new("."), true, RawWasm::default(), Vec::new(), "plugins.p", &mut problems).unwrap();
         assert_eq!(settings.capabilities, Capabilities::default());
         assert_eq!(settings.limits, WasmLimits::default());
         assert_eq!(settings.instances, InstanceMode::Fresh);
