@@ -6,6 +6,9 @@ holds type stubs for editors).
   parameters), served with `kind: python, app: FILE.py:ATTR`.
 - Filters: a module with `on_request(request)` / `on_response(request,
   response)`, served with `kind: python, filter: FILE.py`.
+- Host services (async-only, granted per plugin in the manifest):
+  `covet.http.request/get/post`, `sleep`, `spawn`, `every`, `state(ns)`,
+  failing with `HostServiceError` subclasses (docs/python.md, "Host services").
 - Types: `Request`, `Response` (and `JSONResponse`, `PlainTextResponse`,
   `HTMLResponse`, `RedirectResponse`), `HTTPException`,
   `RequestValidationError`, `Headers`, `QueryParams`.
@@ -26,11 +29,31 @@ from ._http import (
     RequestValidationError,
     Response,
 )
+from ._services import (
+    HostServiceError,
+    OutboundDenied,
+    ServiceBackendError,
+    ServiceDenied,
+    ServiceProtocolError,
+    ServiceShutDown,
+    ServiceTimeout,
+    ServiceUnavailable,
+    State,
+    StateDenied,
+    every,
+    sleep,
+    spawn,
+    state,
+)
 from ._wire import to_wire as _to_wire
+from . import http
 
 __all__ = [
     "Covet", "Request", "Response", "JSONResponse", "PlainTextResponse", "HTMLResponse",
     "RedirectResponse", "HTTPException", "RequestValidationError", "Headers", "QueryParams",
+    "HostServiceError", "ServiceDenied", "OutboundDenied", "StateDenied", "ServiceTimeout",
+    "ServiceUnavailable", "ServiceProtocolError", "ServiceBackendError", "ServiceShutDown",
+    "State", "http", "sleep", "spawn", "every", "state",
 ]
 
 __version__ = "0.1.0"

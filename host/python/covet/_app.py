@@ -18,6 +18,7 @@ decoration time.
 import inspect
 import re
 
+from . import _services
 from ._params import compile_binder
 from ._wire import to_wire
 
@@ -83,6 +84,7 @@ class Covet:
         self._seen: dict = {}
         self._startup: list = []
         self._shutdown: list = []
+        self._periodic: list = []
 
     def route(self, path: str, methods=None, *, status_code: "int | None" = None):
         """Registers the decorated function for `path` and `methods`
@@ -132,6 +134,23 @@ class Covet:
         (host shutdown, or after its last request following a swap)."""
         return self._hook(self._shutdown, fn)
 
+    def every(self, seconds: float):
+        """Registers the decorated function (async, or a quick sync one) to
+        run once the app is loaded and then every `seconds`, as a background
+        task of this plugin instance, cancelled when the instance shuts down
+        (swap, reload, host stop). See `covet.every`."""
+        seconds = _services._seconds(seconds, "app.every(seconds)")
+        if seconds <= 0:
+            raise ValueError("app.every(seconds) needs a positive interval")
+
+        def register(fn):
+            if not callable(fn):
+                raise TypeError("app.every decorates a function")
+            self._periodic.append((seconds, fn))
+            return fn
+
+        return register
+
     @staticmethod
     def _hook(hooks: list, fn):
         if inspect.iscoroutinefunction(fn):
@@ -165,6 +184,9 @@ class Covet:
         self.config = config if config is not None else {}
         for hook in self._startup:
             hook()
+        if _services._current.get() is not None:  # outside the host (unit tests) nothing runs them
+            for seconds, fn in self._periodic:
+                _services._schedule(fn, seconds)
 
     def _covet_shutdown(self) -> None:
         """Once when retired: runs every shutdown hook, then re-raises the

@@ -9,14 +9,29 @@ import unittest
 from support import ROOT, covet
 
 STUB = ROOT / "python-plugins" / "covet-stubs" / "covet" / "__init__.pyi"
+HTTP_STUB = STUB.parent / "http.pyi"
+FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 
 
-def stub_tree():
-    return ast.parse(STUB.read_text(encoding="utf-8"))
+def stub_tree(path=STUB):
+    return ast.parse(path.read_text(encoding="utf-8"))
 
 
-def stub_classes():
-    return {node.name: node for node in stub_tree().body if isinstance(node, ast.ClassDef)}
+def stub_classes(path=STUB):
+    return {node.name: node for node in stub_tree(path).body if isinstance(node, ast.ClassDef)}
+
+
+def stub_functions(path=STUB):
+    return {node.name: node for node in stub_tree(path).body if isinstance(node, FUNCTIONS)}
+
+
+def stub_all(path=STUB):
+    declared = next(n for n in stub_tree(path).body if isinstance(n, ast.Assign) and n.targets[0].id == "__all__")
+    return sorted(ast.literal_eval(declared.value))
+
+
+def real_params(fn) -> list:
+    return [p for p in inspect.signature(fn).parameters if p != "self"]
 
 
 def stub_params(fn: ast.AST) -> list:
@@ -26,17 +41,25 @@ def stub_params(fn: ast.AST) -> list:
 
 class Stubs(unittest.TestCase):
     def test_stubs_and_package_export_the_same_names(self):
-        declared = next(n for n in stub_tree().body if isinstance(n, ast.Assign) and n.targets[0].id == "__all__")
-        self.assertEqual(sorted(ast.literal_eval(declared.value)), sorted(covet.__all__))
-        self.assertEqual(set(stub_classes()) & set(covet.__all__), set(covet.__all__))
+        self.assertEqual(stub_all(), sorted(covet.__all__))
+        stubbed = set(stub_classes()) | set(stub_functions()) | {"http"}
+        self.assertEqual(stubbed & set(covet.__all__), set(covet.__all__))
+        self.assertEqual(stub_all(HTTP_STUB), sorted(covet.http.__all__))
         self.assertTrue((STUB.parent / "py.typed").exists())
 
+    def test_every_stubbed_function_has_the_real_parameter_names(self):
+        for path, module in ((STUB, covet), (HTTP_STUB, covet.http)):
+            for name, fn in stub_functions(path).items():
+                self.assertEqual(stub_params(fn), real_params(getattr(module, name)), f"{module.__name__}.{name}")
+
     def test_every_stubbed_method_has_the_real_parameter_names(self):
-        for name, node in stub_classes().items():
-            real_class = getattr(covet, name)
-            for fn in (n for n in node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
+        classes = [(name, node, covet) for name, node in stub_classes().items()]
+        classes += [(name, node, covet.http) for name, node in stub_classes(HTTP_STUB).items()]
+        for name, node, module in classes:
+            real_class = getattr(module, name)
+            for fn in (n for n in node.body if isinstance(n, FUNCTIONS)):
                 real = getattr(real_class, fn.name)
-                if isinstance(real, property):
+                if isinstance(real, property) or fn.name in ("__aexit__",):
                     continue
                 real_params = [p for p in inspect.signature(real).parameters if p != "self"]
                 if fn.name in ("get",) and name == "Headers":

@@ -3,8 +3,11 @@ embedded interpreter. There is nothing to install at run time; point your
 editor or type checker at this directory (python-plugins/covet-stubs/README.md).
 Reference: docs/python.md."""
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+import asyncio
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, TypeVar, overload
+
+from . import http as http
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _HeadersInit = Mapping[str, str] | Iterable[tuple[str, str]] | None
@@ -117,8 +120,67 @@ class Covet:
     def delete(self, path: str, *, status_code: int | None = None) -> Callable[[_F], _F]: ...
     def on_startup(self, fn: _F) -> _F: ...
     def on_shutdown(self, fn: _F) -> _F: ...
+    def every(self, seconds: float) -> Callable[[_F], _F]: ...
+
+# ---- host services (async-only; granted per plugin in the manifest) ----
+
+class HostServiceError(Exception):
+    """A host service call failed; `kind` is the host's name for the failure."""
+    kind: str
+    message: str
+    def __init__(self, message: str, kind: str | None = None) -> None: ...
+
+class ServiceDenied(HostServiceError, PermissionError):
+    """No manifest grant; `grant` is the `capabilities:` key that would allow it."""
+    grant: str
+
+class OutboundDenied(ServiceDenied):
+    """A host missing from `capabilities: { outbound_http: [...] }`."""
+
+class StateDenied(ServiceDenied):
+    """A namespace missing from `capabilities: { state: [...] }`."""
+
+class ServiceTimeout(HostServiceError, TimeoutError):
+    """The call did not finish within its limit."""
+
+class ServiceUnavailable(HostServiceError, ConnectionError):
+    """A connection could not be made (refused, unreachable, TLS)."""
+
+class ServiceProtocolError(HostServiceError):
+    """A bad request (URL, header) or an HTTP protocol error."""
+
+class ServiceBackendError(HostServiceError):
+    """The shared-state backend failed or lacks the operation."""
+
+class ServiceShutDown(HostServiceError):
+    """The plugin instance is shutting down."""
+
+class State:
+    """One shared-state namespace; values are bytes (str is stored as UTF-8)."""
+    namespace: str
+    def __init__(self, namespace: str) -> None: ...
+    async def get(self, key: str) -> bytes | None: ...
+    async def set(self, key: str, value: bytes | str, ttl: float | None = None) -> None: ...
+    async def incr(self, key: str, delta: int = 1, ttl: float | None = None) -> int: ...
+    async def compare_and_set(self, key: str, expected: bytes | str | None, new: bytes | str | None, ttl: float | None = None) -> bool: ...
+    async def delete(self, key: str) -> bool: ...
+
+def state(namespace: str) -> State:
+    """The shared-state namespace `namespace` (granted with `capabilities: { state: [namespace] }`)."""
+
+async def sleep(seconds: float) -> None:
+    """Waits on the host's timer; raises `ServiceShutDown` if the instance shuts down meanwhile."""
+
+def spawn(coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
+    """Runs `coro` as a background task of the plugin instance, cancelled at its shutdown."""
+
+def every(seconds: float) -> Callable[[_F], _F]:
+    """Runs the decorated function now and every `seconds` while the instance lives."""
 
 __all__ = [
     "Covet", "Request", "Response", "JSONResponse", "PlainTextResponse", "HTMLResponse",
     "RedirectResponse", "HTTPException", "RequestValidationError", "Headers", "QueryParams",
+    "HostServiceError", "ServiceDenied", "OutboundDenied", "StateDenied", "ServiceTimeout",
+    "ServiceUnavailable", "ServiceProtocolError", "ServiceBackendError", "ServiceShutDown",
+    "State", "http", "sleep", "spawn", "every", "state",
 ]

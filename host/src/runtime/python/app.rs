@@ -16,6 +16,7 @@ use super::{
     describe,
     interp::{self, Interp},
     on_loop, on_pool, run_hook,
+    services::PyInstance,
 };
 use crate::{
     exchange::{Exchange, HostResponse},
@@ -33,6 +34,7 @@ pub struct AppExecutor {
     app: Arc<Py<PyAny>>,
     router: matchit::Router<Endpoints>,
     timeout: Duration,
+    instance: Arc<PyInstance>,
 }
 
 impl AppExecutor {
@@ -46,7 +48,7 @@ impl AppExecutor {
         let router = build_router(routes)?;
         let config = config.to_string();
         let app_ref = Python::attach(|py| app.clone_ref(py));
-        run_hook(interp, "_covet_init", move |py| {
+        run_hook(interp, &target.instance, "_covet_init", move |py| {
             let config = py.import("json")?.getattr("loads")?.call1((config,))?;
             app_ref.bind(py).call_method1("_covet_init", (config,)).map(Bound::unbind)
         })?;
@@ -58,13 +60,14 @@ impl AppExecutor {
             api_version: "covet-python 1".into(),
             phases: Phases::HANDLE,
         };
-        Ok(AppExecutor { info, interp, app: Arc::new(app), router, timeout: target.settings.timeout })
+        let instance = target.instance.clone();
+        Ok(AppExecutor { info, interp, app: Arc::new(app), router, timeout: target.settings.timeout, instance })
     }
 
     async fn call(&self, index: usize, is_async: bool, req: ReqData, request_id: String) -> Result<HostResponse, Fault> {
         let app = self.app.clone();
         let result = if is_async {
-            on_loop(self.interp, self.timeout, move |py| {
+            on_loop(self.interp, &self.instance, self.timeout, move |py| {
                 let bridge = interp::bridge(py)?;
                 let args = (app.clone_ref(py), index, req.to_py(py)?).into_pyobject(py)?;
                 Ok((bridge.getattr(pyo3::intern!(py, "app_call_async"))?.unbind(), args.unbind()))
@@ -143,8 +146,10 @@ impl Executor for AppExecutor {
 
     fn shutdown(&self) {
         let app = self.app.clone();
-        if let Err(e) = run_hook(self.interp, "_covet_shutdown", move |py| app.bind(py).call_method0("_covet_shutdown").map(Bound::unbind)) {
+        let hook = move |py: Python<'_>| app.bind(py).call_method0("_covet_shutdown").map(Bound::unbind);
+        if let Err(e) = run_hook(self.interp, &self.instance, "_covet_shutdown", hook) {
             tracing::error!(target: "covet::python", plugin = %self.info.name, "{e}");
         }
+        self.instance.close();
     }
 }

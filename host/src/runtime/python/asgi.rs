@@ -25,10 +25,10 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::{
     TaskCell, Target, cancel, describe,
+    services::{self, PyInstance},
     body::{self, BodySource},
     hostmod::{AsgiMsg, BodyFailure, Sink, SinkShared},
     interp::{self, Interp},
-    workers,
 };
 use crate::{
     exchange::{BodyStream, Exchange, HostResponse, RequestBody},
@@ -44,6 +44,7 @@ pub struct AsgiExecutor {
     lifespan: Option<Arc<Py<PyAny>>>,
     state: Option<Arc<Py<PyAny>>>,
     timeout: Duration,
+    instance: Arc<PyInstance>,
 }
 
 impl AsgiExecutor {
@@ -51,6 +52,7 @@ impl AsgiExecutor {
     pub fn load(interp: &'static Interp, target: &Target) -> Result<AsgiExecutor, String> {
         let app = Python::attach(|py| target.load(py))?;
         let app_ref = Python::attach(|py| app.clone_ref(py));
+        let instance = target.instance.clone();
         let started = interp.aloop.call(Duration::from_secs(60), move |py, tx| {
             let fail = tx.clone();
             let run = interp::bridge(py).and_then(|bridge| {
@@ -58,7 +60,7 @@ impl AsgiExecutor {
                 let done = move |r: &Bound<'_, PyAny>| {
                     let _ = tx.send(lifespan_result(r));
                 };
-                workers::spawn(py, &start, pyo3::types::PyTuple::new(py, [app_ref])?, done).map(drop)
+                services::spawn_in(py, &instance, &start, pyo3::types::PyTuple::new(py, [app_ref])?, done).map(drop)
             });
             if let Err(e) = run {
                 let _ = fail.send(Err(describe(py, e)));
@@ -73,7 +75,8 @@ impl AsgiExecutor {
             api_version: "asgi 3.0".into(),
             phases: Phases::HANDLE,
         };
-        Ok(AsgiExecutor { info, interp, app: Arc::new(app), lifespan: Some(Arc::new(lifespan)), state: state.map(Arc::new), timeout: target.settings.timeout })
+        let instance = target.instance.clone();
+        Ok(AsgiExecutor { info, interp, app: Arc::new(app), lifespan: Some(Arc::new(lifespan)), state: state.map(Arc::new), timeout: target.settings.timeout, instance })
     }
 
     async fn serve(&self, head: Head, stream: Option<Box<RequestBody>>) -> Result<HostResponse, Fault> {
@@ -128,7 +131,7 @@ impl AsgiExecutor {
     }
 
     fn start(&self, head: Head, source: Option<BodySource>, shared: Arc<SinkShared>, task: TaskCell) {
-        let (app, state) = (self.app.clone(), self.state.clone());
+        let (app, state, instance) = (self.app.clone(), self.state.clone(), self.instance.clone());
         self.interp.aloop.submit(Box::new(move |py| {
             let run = interp::bridge(py).and_then(|bridge| {
                 let headers: Vec<(Bound<'_, PyBytes>, Bound<'_, PyBytes>)> =
@@ -146,7 +149,7 @@ impl AsgiExecutor {
                 let state = state.as_ref().map(|s| s.clone_ref(py));
                 let sink = Py::new(py, Sink::new(shared.clone()))?;
                 let source = source.map(|s| Py::new(py, s)).transpose()?;
-                let args = (app.clone_ref(py), scope_head, headers, PyBytes::new(py, &head.body), source, state, sink);
+                let args = (app.clone_ref(py), scope_head, headers, PyBytes::new(py, &head.body), source, state, sink, instance.obj().clone_ref(py));
                 bridge.getattr(pyo3::intern!(py, "asgi_start"))?.call1(args)
             });
             match run {
@@ -332,12 +335,21 @@ impl Executor for AsgiExecutor {
     }
 
     fn shutdown(&self) {
+        self.stop_lifespan();
+        self.instance.close();
+    }
+}
+
+impl AsgiExecutor {
+    /// Runs the lifespan shutdown (when the app supports lifespan).
+    fn stop_lifespan(&self) {
         let Some(lifespan) = self.lifespan.clone() else { return };
+        let instance = self.instance.clone();
         let stopped = self.interp.aloop.call(Duration::from_secs(15), move |py, tx| {
             let run = interp::bridge(py).and_then(|bridge| {
                 let stop = bridge.getattr("lifespan_stop")?;
                 let args = pyo3::types::PyTuple::new(py, [lifespan.clone_ref(py)])?;
-                workers::spawn(py, &stop, args, move |_| {
+                services::spawn_in(py, &instance, &stop, args, move |_| {
                     let _ = tx.send(());
                 })
                 .map(drop)

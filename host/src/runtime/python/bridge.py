@@ -88,12 +88,33 @@ def run_loop(fd, runner):
     global _loop
     _loop = asyncio.new_event_loop()
     asyncio.set_event_loop(_loop)
+    services = getattr(sys.modules.get("covet"), "_services", None)
+    if services is not None:
+        services._host_loop = _loop
     _loop.add_reader(fd, runner)
     _loop.run_forever()
 
 
-def load(plugin, path, module, attr):
-    """Loads the plugin's code into a fresh module (a new name on every load)."""
+def load(plugin, path, module, attr, instance=None):
+    """Loads the plugin's code into a fresh module (a new name on every load),
+    in the plugin instance's context (see `instance`)."""
+    if instance is not None:
+        return instance.context.copy().run(_load, plugin, path, module, attr)
+    return _load(plugin, path, module, attr)
+
+
+def instance(plugin, services):
+    """A plugin instance's Python side (`covet._services._Instance`): the
+    context its code runs in, which tells host service calls whose grants apply."""
+    return sys.modules["covet"]._services._Instance(plugin, services)
+
+
+def run_in(instance, fn, args):
+    """`fn(*args)` in the instance's context (a fresh copy)."""
+    return instance.context.copy().run(fn, *args)
+
+
+def _load(plugin, path, module, attr):
     if module:
         mod = importlib.import_module(module)
     else:
@@ -123,6 +144,9 @@ def classify(exc):
     covet = sys.modules.get("covet")
     http_exc = getattr(covet, "HTTPException", None)
     invalid = getattr(covet, "RequestValidationError", None)
+    service_error = getattr(covet, "HostServiceError", None)
+    if service_error is not None and isinstance(exc, service_error):
+        return _service_failure(exc)
     if invalid is not None and isinstance(exc, invalid):
         errors = getattr(exc, "errors", None)
         errors = errors() if callable(errors) else errors
@@ -135,6 +159,25 @@ def classify(exc):
         details = None if detail is None or isinstance(detail, str) else detail
         return ("http", int(exc.status_code), headers, message, json.dumps(details, default=str))
     return ("error", "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+
+
+# An uncaught host service failure: its HTTP status (a timeout is the
+# upstream's fault: 504, a failed connection or exchange 502, a backend or an
+# instance shutting down 503, a missing grant or a misuse the plugin's: 500).
+_SERVICE_STATUS = {"timeout": 504, "connect": 502, "tls": 502, "http": 502, "backend": 503, "unsupported": 500, "shut_down": 503}
+
+
+def _service_failure(exc):
+    """An uncaught `covet.HostServiceError` as a structured error whose message
+    is the exception's (it names the host or namespace and the manifest key);
+    the traceback goes to the log."""
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    print("host service call failed:\n" + text, file=sys.stderr)
+    details = {"service_error": type(exc).__name__, "kind": exc.kind}
+    grant = getattr(exc, "grant", "")
+    if grant:
+        details["grant"] = grant
+    return ("http", _SERVICE_STATUS.get(exc.kind, 500), [], str(exc), json.dumps(details))
 
 
 def _ok(wire):
@@ -224,9 +267,11 @@ async def await_plain(coro):
         return classify(exc)
 
 
-def spawn(fn, args, done):
-    """On the loop thread: runs `fn(*args)` as a task; `done(result)` at its end."""
-    return _loop.create_task(_finish(fn, args, done))
+def spawn(fn, args, done, instance=None):
+    """On the loop thread: runs `fn(*args)` as a task (in the plugin
+    instance's context, when given); `done(result)` at its end."""
+    context = None if instance is None else instance.context.copy()
+    return _loop.create_task(_finish(fn, args, done), context=context)
 
 
 async def _finish(fn, args, done):
@@ -267,9 +312,10 @@ class _Finished:
             await self.waiter
 
 
-def asgi_start(app, head, headers, body, source, state, sink):
-    """On the loop thread: one http request as a task."""
-    return _loop.create_task(asgi_http(app, head, headers, body, source, state, sink))
+def asgi_start(app, head, headers, body, source, state, sink, instance=None):
+    """On the loop thread: one http request as a task (in the instance's context)."""
+    context = None if instance is None else instance.context.copy()
+    return _loop.create_task(asgi_http(app, head, headers, body, source, state, sink), context=context)
 
 
 def _buffered_receive(body, finished):

@@ -18,6 +18,7 @@ use super::{
     describe,
     interp::{self, Interp},
     on_loop, on_pool, run_hook,
+    services::PyInstance,
 };
 use crate::{
     exchange::{Exchange, HostResponse},
@@ -38,6 +39,7 @@ pub struct FilterExecutor {
     on_request: Option<Hook>,
     on_response: Option<Hook>,
     timeout: Duration,
+    instance: Arc<PyInstance>,
 }
 
 impl FilterExecutor {
@@ -50,7 +52,7 @@ impl FilterExecutor {
         })?;
         let config = config.to_string();
         let init = Python::attach(|py| module.clone_ref(py));
-        run_hook(interp, "init", move |py| {
+        run_hook(interp, &target.instance, "init", move |py| {
             let Some(init) = init.bind(py).getattr_opt("init")? else { return Ok(py.None()) };
             let config = py.import("json")?.getattr("loads")?.call1((config,))?;
             init.call1((config,)).map(Bound::unbind)
@@ -70,7 +72,8 @@ impl FilterExecutor {
             api_version: "covet-python 1".into(),
             phases,
         };
-        Ok(FilterExecutor { info, interp, module: Arc::new(module), on_request, on_response, timeout: target.settings.timeout })
+        let instance = target.instance.clone();
+        Ok(FilterExecutor { info, interp, module: Arc::new(module), on_request, on_response, timeout: target.settings.timeout, instance })
     }
 
     /// Runs `bridge.NAME(func, *args)` (or `NAME_async` on the loop).
@@ -82,7 +85,7 @@ impl FilterExecutor {
     ) -> Result<PyResult_, Fault> {
         let func = hook.func.clone();
         if hook.is_async {
-            return on_loop(self.interp, self.timeout, move |py| {
+            return on_loop(self.interp, &self.instance, self.timeout, move |py| {
                 let bridge = interp::bridge(py)?;
                 let mut all = vec![func.bind(py).clone()];
                 all.extend(args(py)?);
@@ -177,8 +180,9 @@ impl Executor for FilterExecutor {
             Some(f) => f.call0().map(Bound::unbind),
             None => Ok(py.None()),
         };
-        if let Err(e) = run_hook(self.interp, "shutdown", hook) {
+        if let Err(e) = run_hook(self.interp, &self.instance, "shutdown", hook) {
             tracing::error!(target: "covet::python", plugin = %self.info.name, "{e}");
         }
+        self.instance.close();
     }
 }

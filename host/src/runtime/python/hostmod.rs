@@ -2,7 +2,9 @@
 //! Python calls back into Rust: `log` (print → the host log), `Runner` (the
 //! event loop's wake-up callback), `Done` (a task's completion, handed to a
 //! Rust closure), `Sink` (an ASGI app's `send`, feeding a channel) and
-//! `BodySource` (a streamed request body, see [`super::body`]).
+//! `BodySource` (a streamed request body, see [`super::body`]), and the host
+//! services' classes (`Services`, `Pending`, `Reader`, `BodyWriter`, see
+//! [`super::services`]).
 
 use std::sync::{Arc, Mutex};
 
@@ -30,6 +32,10 @@ pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     m.add_class::<Done>()?;
     m.add_class::<Sink>()?;
     m.add_class::<super::body::BodySource>()?;
+    m.add_class::<super::services::Services>()?;
+    m.add_class::<super::services::Pending>()?;
+    m.add_class::<super::outbound::Reader>()?;
+    m.add_class::<super::outbound::BodyWriter>()?;
     Ok(m)
 }
 

@@ -5,7 +5,10 @@
 //!
 //! Rust does the network I/O, parsing and routing without the GIL; Python
 //! runs only user code, on the pool threads (sync code) or the event-loop
-//! thread (coroutines), see [`workers`]. Every load of a plugin executes its
+//! thread (coroutines), see [`workers`]. Host services (outbound HTTP,
+//! timers and background tasks, shared state) are awaitables in the `covet`
+//! module, each call made with the grants of the calling instance (see
+//! [`services`]). Every load of a plugin executes its
 //! file into a fresh module (a new name each time), so a swap or reload
 //! never sees the previous instance's globals. See docs/python-runtime.md.
 
@@ -16,6 +19,8 @@ mod convert;
 mod filter;
 mod hostmod;
 mod interp;
+mod outbound;
+mod services;
 mod workers;
 
 use std::{
@@ -34,6 +39,7 @@ use crate::{
 use convert::PyResult_;
 use covet_plugin_api::Phases;
 pub use interp::Interp;
+use services::PyInstance;
 
 /// A Python plugin's code: its file (hashed by the artifact cache) and form.
 #[derive(Clone)]
@@ -67,8 +73,17 @@ impl PythonCode {
         PythonCode { form: self.form, path: path.to_path_buf() }
     }
 
-    /// Loads the file into a fresh namespace and initialises it.
+    /// Loads the file into a fresh namespace and initialises it, with host
+    /// services that grant nothing (see [`PythonCode::instantiate_with`]).
     pub fn instantiate(&self, spec: &PluginSpec) -> Result<Box<dyn Executor>, HostError> {
+        let services = services::fallback(&spec.name)
+            .map_err(|reason| HostError::PluginLoad { plugin: spec.name.clone(), path: self.path.clone(), reason })?;
+        self.instantiate_with(spec, services)
+    }
+
+    /// Loads the file into a fresh namespace and initialises it, with the
+    /// host services `services` (the plugin's grants and its task set).
+    pub fn instantiate_with(&self, spec: &PluginSpec, services: covet_services::PluginServices) -> Result<Box<dyn Executor>, HostError> {
         let settings = spec.python.clone().unwrap_or_else(|| PythonPlugin {
             form: self.form,
             attr: None,
@@ -79,13 +94,21 @@ impl PythonCode {
         });
         let refuse = |reason: String| HostError::PluginLoad { plugin: spec.name.clone(), path: self.path.clone(), reason };
         let interp = interp::get(&settings.interpreter).map_err(refuse)?;
-        let target = Target { plugin: spec.name.clone(), path: self.path.clone(), settings };
-        let init = |reason: String| HostError::PluginInit { plugin: spec.name.clone(), reason };
-        match self.form {
-            PythonForm::App => Ok(Box::new(app::AppExecutor::load(interp, &target, &spec.config).map_err(init)?)),
-            PythonForm::Asgi => Ok(Box::new(asgi::AsgiExecutor::load(interp, &target).map_err(init)?)),
-            PythonForm::Filter => Ok(Box::new(filter::FilterExecutor::load(interp, &target, &spec.config).map_err(init)?)),
-        }
+        let instance = Python::attach(|py| PyInstance::new(py, interp, &spec.name, services.clone()))
+            .map_err(|e| refuse(format!("cannot set up its host services: {e}")))?;
+        let target = Target { plugin: spec.name.clone(), path: self.path.clone(), settings, instance: Arc::new(instance) };
+        let init = |reason: String| {
+            // A refused load stops what its init may have started.
+            target.instance.close();
+            HostError::PluginInit { plugin: spec.name.clone(), reason }
+        };
+        let executor: Box<dyn Executor> = match self.form {
+            PythonForm::App => Box::new(app::AppExecutor::load(interp, &target, &spec.config).map_err(init)?),
+            PythonForm::Asgi => Box::new(asgi::AsgiExecutor::load(interp, &target).map_err(init)?),
+            PythonForm::Filter => Box::new(filter::FilterExecutor::load(interp, &target, &spec.config).map_err(init)?),
+        };
+        target.instance.start();
+        Ok(executor)
     }
 }
 
@@ -94,6 +117,7 @@ pub struct Target {
     plugin: String,
     path: PathBuf,
     settings: PythonPlugin,
+    instance: Arc<PyInstance>,
 }
 
 impl Target {
@@ -101,7 +125,7 @@ impl Target {
     fn load(&self, py: Python<'_>) -> Result<Py<PyAny>, String> {
         let bridge = interp::bridge(py).map_err(|e| e.to_string())?;
         let path = self.path.to_string_lossy().into_owned();
-        let args = (&self.plugin, path, self.settings.module.clone(), self.settings.attr.clone());
+        let args = (&self.plugin, path, self.settings.module.clone(), self.settings.attr.clone(), self.instance.obj());
         bridge.getattr("load").and_then(|f| f.call1(args)).map(Bound::unbind).map_err(|e| describe(py, e))
     }
 }
@@ -138,6 +162,7 @@ type TaskCell = Arc<Mutex<Option<Py<PyAny>>>>;
 /// Runs a coroutine function on the event loop; on timeout its task is cancelled.
 async fn on_loop(
     interp: &'static Interp,
+    instance: &Arc<PyInstance>,
     timeout: Duration,
     prepare: impl FnOnce(Python<'_>) -> Prepared + Send + 'static,
 ) -> Result<PyResult_, Fault> {
@@ -145,6 +170,7 @@ async fn on_loop(
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task: TaskCell = Arc::default();
     let cell = task.clone();
+    let instance = instance.clone();
     interp.aloop.submit(Box::new(move |py| {
         let started = prepare(py).and_then(|(func, args)| {
             let tx = Mutex::new(Some(tx));
@@ -153,7 +179,7 @@ async fn on_loop(
                     let _ = tx.send(convert::read(result));
                 }
             };
-            workers::spawn(py, func.bind(py), args.into_bound(py), done)
+            services::spawn_in(py, &instance, func.bind(py), args.into_bound(py), done)
         });
         match started {
             Ok(t) => *cell.lock().unwrap_or_else(|p| p.into_inner()) = Some(t.unbind()),
@@ -180,12 +206,19 @@ fn cancel(interp: &Interp, task: TaskCell) {
 }
 
 /// Runs a hook (`init`, `shutdown`, `_covet_init`...) at load or retire time:
-/// on the loop thread, awaiting it there if it is a coroutine. Call without the GIL.
-fn run_hook(interp: &'static Interp, what: &str, hook: impl FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send + 'static) -> Result<(), String> {
+/// on the loop thread, in the instance's context, awaiting it there if it
+/// is a coroutine. Call without the GIL.
+fn run_hook(
+    interp: &'static Interp,
+    instance: &Arc<PyInstance>,
+    what: &str,
+    hook: impl FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send + 'static,
+) -> Result<(), String> {
     let wait = Duration::from_secs(60);
+    let instance = instance.clone();
     let answer = interp.aloop.call(wait, move |py, tx: std::sync::mpsc::Sender<Result<(), String>>| {
         let fail = tx.clone();
-        let result = hook(py).and_then(|awaitable| {
+        let result = in_context(py, &instance, hook).and_then(|awaitable| {
             let bridge = interp::bridge(py)?;
             let awaitable = awaitable.into_bound(py);
             if !py.import("asyncio")?.getattr("iscoroutine")?.call1((&awaitable,))?.is_truthy()? {
@@ -199,11 +232,21 @@ fn run_hook(interp: &'static Interp, what: &str, hook: impl FnOnce(Python<'_>) -
                 });
             };
             let await_plain = bridge.getattr("await_plain")?;
-            workers::spawn(py, &await_plain, PyTuple::new(py, [awaitable])?, done).map(drop)
+            services::spawn_in(py, &instance, &await_plain, PyTuple::new(py, [awaitable])?, done).map(drop)
         });
         if let Err(e) = result {
             let _ = fail.send(Err(describe(py, e)));
         }
     });
     answer?.map_err(|e| format!("{what} raised: {e}"))
+}
+
+/// Runs `f` inside the instance's context (so what it starts belongs to the instance).
+fn in_context(py: Python<'_>, instance: &PyInstance, f: impl FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send + 'static) -> PyResult<Py<PyAny>> {
+    let cell = Mutex::new(Some(f));
+    let call = pyo3::types::PyCFunction::new_closure(py, None, None, move |args, _kwargs| -> PyResult<Py<PyAny>> {
+        let f = cell.lock().ok().and_then(|mut f| f.take());
+        f.map_or_else(|| Ok(args.py().None()), |f| f(args.py()))
+    })?;
+    instance.run_in(py, call.as_any(), PyTuple::empty(py)).map(Bound::unbind)
 }

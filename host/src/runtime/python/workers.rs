@@ -158,15 +158,18 @@ pub fn drain(py: Python<'_>) {
     }
 }
 
-/// Runs the bridge's `spawn(fn, args, done)` on the loop thread: `fn(*args)`
-/// becomes a task whose result `done` receives there. Returns the task.
-pub fn spawn<'py>(
+/// Runs the bridge's `spawn(fn, args, done, instance)` on the loop thread:
+/// `fn(*args)` becomes a task (in the plugin instance's context, which tells
+/// host service calls whose grants apply) whose result `done` receives
+/// there. Returns the task.
+pub fn spawn_in<'py>(
     py: Python<'py>,
+    instance: Option<&Bound<'py, PyAny>>,
     func: &Bound<'py, PyAny>,
     args: Bound<'py, pyo3::types::PyTuple>,
     done: impl FnOnce(&Bound<'_, PyAny>) + Send + 'static,
 ) -> PyResult<Bound<'py, PyAny>> {
     let bridge = interp::bridge(py)?;
     let done = Py::new(py, hostmod::Done::new(done))?;
-    bridge.getattr(pyo3::intern!(py, "spawn"))?.call1((func, args, done))
+    bridge.getattr(pyo3::intern!(py, "spawn"))?.call1((func, args, done, instance))
 }
