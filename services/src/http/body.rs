@@ -21,7 +21,9 @@ use crate::ServiceError;
 pub struct ResponseBody {
     inner: Incoming,
     idle: Duration,
-    timer: Pin<Box<Sleep>>,
+    /// Armed on the first `Pending` only: a body that is already buffered
+    /// (the common small response) never touches the timer wheel.
+    timer: Option<Pin<Box<Sleep>>>,
     target: String,
     metrics: Arc<OutboundMetrics>,
 }
@@ -34,7 +36,7 @@ impl std::fmt::Debug for ResponseBody {
 
 impl ResponseBody {
     pub(super) fn new(inner: Incoming, idle: Duration, target: String, metrics: Arc<OutboundMetrics>) -> ResponseBody {
-        ResponseBody { inner, idle, timer: Box::pin(tokio::time::sleep(idle)), target, metrics }
+        ResponseBody { inner, idle, timer: None, target, metrics }
     }
 
     fn fail(&self, error: ServiceError) -> Poll<Option<Result<Frame<Bytes>, ServiceError>>> {
@@ -51,7 +53,9 @@ impl Body for ResponseBody {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                this.timer.as_mut().reset(Instant::now() + this.idle);
+                if let Some(timer) = this.timer.as_mut() {
+                    timer.as_mut().reset(Instant::now() + this.idle);
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
@@ -60,11 +64,12 @@ impl Body for ResponseBody {
             }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
-                ready!(this.timer.as_mut().poll(cx));
+                let idle = this.idle;
+                let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                ready!(timer.as_mut().poll(cx));
+                timer.as_mut().reset(Instant::now() + idle);
                 let what = format!("response body from {} (waiting for the next chunk)", this.target);
-                let error = ServiceError::Timeout { what, after: this.idle };
-                this.timer.as_mut().reset(Instant::now() + this.idle);
-                this.fail(error)
+                this.fail(ServiceError::Timeout { what, after: idle })
             }
         }
     }
