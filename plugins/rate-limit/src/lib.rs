@@ -61,6 +61,7 @@
 
 mod backend;
 mod config;
+mod host;
 mod key;
 mod limiter;
 mod outage;
@@ -73,12 +74,13 @@ mod test_redis;
 
 use std::{sync::Arc, time::Duration};
 
-use covet_plugin_api::{Config, Flow, Phases, Plugin, Request, Response, ResponseMut, export_plugin};
+use covet_plugin_api::{AsyncPlugin, Config, Flow, Phases, Plugin, Request, Response, ResponseMut, export_plugin};
 
 use crate::{
     config::{Policy, Settings},
     key::MissingKey,
     limiter::{BucketKey, Decision, Limiter},
+    shared::{SharedLimiter, Store, Verdict},
     sweeper::Sweeper,
 };
 
@@ -89,12 +91,22 @@ const SWEEP_PERIOD: Duration = Duration::from_secs(5);
 const META_KEY: &str = "ratelimit.key";
 /// Metadata: how many more requests the key's bucket allows right now.
 const META_REMAINING: &str = "ratelimit.remaining";
+/// Metadata: set when Redis failed and `on_error: allow` let the request
+/// through unlimited; the value is why (`timeout`, `connect`, ...).
+const META_FAIL_OPEN: &str = "ratelimit.fail_open";
 
-/// The rate-limit filter: one live instance with its buckets and sweeper thread.
+/// Where the buckets live.
+enum Backend {
+    /// In this process, with the thread that evicts refilled buckets.
+    Memory { limiter: Arc<Limiter>, sweeper: Sweeper },
+    /// In Redis, through the host's shared state.
+    Redis(SharedLimiter),
+}
+
+/// The rate-limit filter: one live instance with its buckets.
 pub struct RateLimit {
     policy: Policy,
-    limiter: Arc<Limiter>,
-    sweeper: Sweeper,
+    backend: Backend,
 }
 
 impl RateLimit {
@@ -103,17 +115,34 @@ impl RateLimit {
         let swept = Arc::clone(&limiter);
         let sweeper = Sweeper::start(sweep_period, move || swept.evict_idle())
             .map_err(|e| format!("cannot start the idle-key eviction thread: {e}"))?;
-        Ok(RateLimit { policy, limiter, sweeper })
+        Ok(RateLimit { policy, backend: Backend::Memory { limiter, sweeper } })
     }
 
-    /// How many client keys (buckets) are held in memory.
+    /// An instance named `instance` whose buckets live in Redis behind `store`.
+    fn shared(policy: Policy, instance: &str, store: Box<dyn Store>) -> Result<RateLimit, String> {
+        let redis = policy.redis.clone().ok_or("the Redis backend needs `backend: redis`")?;
+        let (interval, burst) = (policy.quota.replenish_interval(), policy.quota.burst_size().get());
+        let limiter = SharedLimiter::new(store, instance, interval, burst, redis);
+        Ok(RateLimit { policy, backend: Backend::Redis(limiter) })
+    }
+
+    fn memory(&self) -> Option<&Limiter> {
+        match &self.backend {
+            Backend::Memory { limiter, .. } => Some(limiter),
+            Backend::Redis(_) => None,
+        }
+    }
+
+    /// How many client keys (buckets) are held in memory (0 with Redis).
     pub fn tracked_keys(&self) -> usize {
-        self.limiter.tracked_keys()
+        self.memory().map_or(0, Limiter::tracked_keys)
     }
 
     /// Drops every bucket that has refilled; the sweeper thread calls this every 5 s.
     pub fn evict_idle_keys(&self) {
-        self.limiter.evict_idle();
+        if let Some(limiter) = self.memory() {
+            limiter.evict_idle();
+        }
     }
 
     /// The bucket this request draws from, or the 400 for a missing key.
@@ -126,47 +155,131 @@ impl RateLimit {
             None => Ok(None),
         }
     }
-}
 
-impl Plugin for RateLimit {
-    const PHASES: Phases = Phases::ON_REQUEST.union(Phases::ON_RESPONSE);
-
-    fn init(config: Config<'_>) -> Result<Self, String> {
-        let policy = config.parse::<Settings>()?.validate()?;
-        RateLimit::start(policy, SWEEP_PERIOD)
-    }
-
-    fn on_request(&self, req: &mut Request<'_>) -> Flow {
-        let key = match self.bucket_key(req) {
-            Ok(key) => key,
-            Err(response) => return Flow::Respond(response),
-        };
-        match self.limiter.check(&key) {
+    /// Applies a bucket's decision: metadata for `on_response`, or the 429.
+    fn apply(&self, req: &mut Request<'_>, key: &BucketKey, decision: Decision) -> Flow {
+        match decision {
             Decision::Allowed { remaining } => {
                 req.set_metadata(META_KEY, key.as_deref().unwrap_or(""));
                 req.set_metadata(META_REMAINING, itoa::Buffer::new().format(remaining));
                 Flow::Continue
             }
             Decision::Limited { wait } => {
-                Flow::Respond(reply::too_many_requests(req.request_id(), self.limiter.burst(), wait))
+                Flow::Respond(reply::too_many_requests(req.request_id(), self.burst(), wait))
             }
         }
     }
 
-    fn on_response(&self, req: &mut Request<'_>, resp: &mut ResponseMut<'_>) {
+    /// The in-process check: synchronous, no allocation beyond the key.
+    fn check_in_memory(&self, req: &mut Request<'_>, limiter: &Limiter) -> Flow {
+        match self.bucket_key(req) {
+            Ok(key) => self.apply(req, &key, limiter.check(&key)),
+            Err(response) => Flow::Respond(response),
+        }
+    }
+
+    /// The Redis check: one round trip, or the `on_error` policy.
+    async fn check_in_redis(&self, req: &mut Request<'_>, limiter: &SharedLimiter) -> Flow {
+        let key = match self.bucket_key(req) {
+            Ok(key) => key,
+            Err(response) => return Flow::Respond(response),
+        };
+        match limiter.check(&key).await {
+            Verdict::Decided(decision) => self.apply(req, &key, decision),
+            Verdict::FailOpen(reason) => {
+                req.set_metadata(META_FAIL_OPEN, reason);
+                Flow::Continue
+            }
+            Verdict::FailClosed(reason) => Flow::Respond(reply::unavailable(req.request_id(), reason)),
+        }
+    }
+
+    fn burst(&self) -> u32 {
+        self.policy.quota.burst_size().get()
+    }
+
+    /// `RateLimit-*` headers on an allowed response, from `on_request`'s metadata.
+    fn add_headers(&self, req: &Request<'_>, resp: &mut ResponseMut<'_>) {
         if !self.policy.headers {
             return;
         }
-        // Absent when this filter answered 429/400 itself (those carry their own headers).
+        // Absent when this filter answered itself (429/400/503 carry their own
+        // headers) or failed open (no bucket was read).
         let Some(remaining) = req.metadata(META_REMAINING).and_then(|v| v.parse().ok()) else {
             return;
         };
-        let time_to_full = self.limiter.time_to_full(remaining);
-        reply::add_headers(resp, self.limiter.burst(), remaining, time_to_full);
+        let time_to_full = limiter::time_to_full(&self.policy.quota, remaining);
+        reply::add_headers(resp, self.burst(), remaining, time_to_full);
+    }
+
+    fn stop(&self) {
+        if let Backend::Memory { sweeper, .. } = &self.backend {
+            sweeper.stop();
+        }
+    }
+}
+
+/// Builds an instance from its config: the memory backend here; the Redis
+/// backend through the host's shared state.
+fn init(config: Config<'_>) -> Result<RateLimit, String> {
+    let policy = config.parse::<Settings>()?.validate()?;
+    match policy.redis {
+        None => RateLimit::start(policy, SWEEP_PERIOD),
+        Some(_) => {
+            let store = host::store(&config, &policy)?;
+            RateLimit::shared(policy, config.instance(), store)
+        }
+    }
+}
+
+/// The synchronous contract: what the host calls today. Only the memory
+/// backend is built behind it (see [`host::store`]).
+impl Plugin for RateLimit {
+    const PHASES: Phases = Phases::ON_REQUEST.union(Phases::ON_RESPONSE);
+
+    fn init(config: Config<'_>) -> Result<Self, String> {
+        init(config)
+    }
+
+    fn on_request(&self, req: &mut Request<'_>) -> Flow {
+        match &self.backend {
+            Backend::Memory { limiter, .. } => self.check_in_memory(req, limiter),
+            // Never built behind the synchronous contract: `host::store` refuses it.
+            Backend::Redis(_) => Flow::Respond(reply::unavailable(req.request_id(), "unsupported")),
+        }
+    }
+
+    fn on_response(&self, req: &mut Request<'_>, resp: &mut ResponseMut<'_>) {
+        self.add_headers(req, resp);
     }
 
     fn shutdown(&self) {
-        self.sweeper.stop();
+        self.stop();
+    }
+}
+
+/// The asynchronous contract: the memory backend answers without suspending,
+/// the Redis backend awaits its round trip.
+impl AsyncPlugin for RateLimit {
+    const PHASES: Phases = Phases::ON_REQUEST.union(Phases::ON_RESPONSE);
+
+    fn init(config: Config<'_>) -> Result<Self, String> {
+        init(config)
+    }
+
+    async fn on_request(&self, req: &mut Request<'_>) -> Flow {
+        match &self.backend {
+            Backend::Memory { limiter, .. } => self.check_in_memory(req, limiter),
+            Backend::Redis(limiter) => self.check_in_redis(req, limiter).await,
+        }
+    }
+
+    async fn on_response(&self, req: &mut Request<'_>, resp: &mut ResponseMut<'_>) {
+        self.add_headers(req, resp);
+    }
+
+    fn shutdown(&self) {
+        self.stop();
     }
 }
 
@@ -174,3 +287,5 @@ export_plugin!(RateLimit);
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod redis_tests;

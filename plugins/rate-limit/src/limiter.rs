@@ -33,17 +33,16 @@ pub(crate) enum Decision {
     Limited { wait: Duration },
 }
 
-/// A keyed limiter with the quota it enforces.
+/// A keyed limiter: one GCRA bucket per key.
 pub(crate) struct Limiter {
     buckets: Keyed,
-    quota: Quota,
 }
 
 impl Limiter {
     pub fn new(quota: Quota) -> Limiter {
         let buckets = RateLimiter::dashmap_with_hasher(quota, KeyHasher::default())
             .with_middleware::<StateInformationMiddleware>();
-        Limiter { buckets, quota }
+        Limiter { buckets }
     }
 
     /// Takes one request out of `key`'s bucket if it can.
@@ -58,20 +57,6 @@ impl Limiter {
         not_until.wait_time_from(self.buckets.clock().now())
     }
 
-    /// The bucket size: how many requests a full bucket lets through at once.
-    pub fn burst(&self) -> u32 {
-        self.quota.burst_size().get()
-    }
-
-    /// How long a bucket holding `remaining` requests takes to be full again.
-    ///
-    /// GCRA's snapshot gives `remaining` rounded down, so this is an upper
-    /// bound, at most one replenish interval above the exact time.
-    pub fn time_to_full(&self, remaining: u32) -> Duration {
-        let missing = self.burst().saturating_sub(remaining);
-        self.quota.replenish_interval() * missing
-    }
-
     /// Forgets every bucket that has refilled and releases the map's spare capacity.
     pub fn evict_idle(&self) {
         self.buckets.retain_recent();
@@ -82,6 +67,16 @@ impl Limiter {
     pub fn tracked_keys(&self) -> usize {
         self.buckets.len()
     }
+}
+
+/// How long a bucket of `quota` holding `remaining` requests takes to be
+/// full again.
+///
+/// GCRA's snapshot gives `remaining` rounded down, so this is an upper
+/// bound, at most one replenish interval above the exact time.
+pub(crate) fn time_to_full(quota: &Quota, remaining: u32) -> Duration {
+    let missing = quota.burst_size().get().saturating_sub(remaining);
+    quota.replenish_interval() * missing
 }
 
 /// Whole seconds, rounded up: the unit of `Retry-After` and `RateLimit-Reset`.
@@ -113,10 +108,10 @@ mod tests {
 
     #[test]
     fn time_to_full_counts_the_missing_requests() {
-        let limiter = per_hour(1, 3);
-        assert_eq!(limiter.time_to_full(2), Duration::from_secs(3600));
-        assert_eq!(limiter.time_to_full(0), Duration::from_secs(3 * 3600));
-        assert_eq!(limiter.time_to_full(3), Duration::ZERO);
+        let quota = Quota::per_hour(NonZeroU32::MIN).allow_burst(NonZeroU32::new(3).unwrap());
+        assert_eq!(time_to_full(&quota, 2), Duration::from_secs(3600));
+        assert_eq!(time_to_full(&quota, 0), Duration::from_secs(3 * 3600));
+        assert_eq!(time_to_full(&quota, 3), Duration::ZERO);
     }
 
     #[test]

@@ -82,6 +82,7 @@ impl Outage {
     }
 
     /// Every request decided without Redis since the instance started.
+    #[cfg(test)]
     pub fn totals(&self) -> Counts {
         Counts { allowed: self.total_allowed.load(Ordering::Relaxed), denied: self.total_denied.load(Ordering::Relaxed) }
     }

@@ -92,6 +92,7 @@ impl SharedLimiter {
     }
 
     /// Requests decided without Redis so far.
+    #[cfg(test)]
     pub fn outage_totals(&self) -> crate::outage::Counts {
         self.outage.totals()
     }

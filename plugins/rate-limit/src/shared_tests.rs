@@ -1,95 +1,14 @@
 //! [`SharedLimiter`] over a real redis-server: decisions, the plugin's own
 //! timeout (a frozen server), and both `on_error` policies (a dead server).
-//! The [`Store`] here runs each call on a thread of its own with the sync
-//! `redis` client, so a hung call does not block the timer racing it.
 
-use std::{
-    pin::pin,
-    sync::{Arc, Mutex, PoisonError},
-    task::{Wake, Waker},
-    thread::{self, Thread},
-};
+use covet_plugin_api::testing::block_on;
 
 use super::*;
-use crate::test_redis::RedisServer;
-
-/// Runs `f` on a new thread; the future completes with its result.
-fn on_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> BoxFuture<'static, T> {
-    type Slot<T> = Arc<Mutex<(Option<T>, Option<Waker>)>>;
-    let slot: Slot<T> = Arc::new(Mutex::new((None, None)));
-    let filled = Arc::clone(&slot);
-    thread::spawn(move || {
-        let value = f();
-        let mut slot = filled.lock().unwrap_or_else(PoisonError::into_inner);
-        slot.0 = Some(value);
-        if let Some(waker) = slot.1.take() {
-            waker.wake();
-        }
-    });
-    Box::pin(std::future::poll_fn(move |cx| {
-        let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
-        match slot.0.take() {
-            Some(value) => Poll::Ready(value),
-            None => {
-                slot.1 = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        }
-    }))
-}
-
-/// Polls `future` to completion on this thread.
-fn block_on<F: Future>(future: F) -> F::Output {
-    struct Unpark(Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut future = pin!(future);
-    loop {
-        if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
-            return value;
-        }
-        thread::park();
-    }
-}
-
-/// The store over the sync `redis` client, one connection per call.
-struct RedisStore {
-    url: String,
-}
-
-impl Store for RedisStore {
-    fn eval<'a>(
-        &'a self,
-        script: &'static str,
-        keys: &'a [String],
-        args: &'a [String],
-    ) -> BoxFuture<'a, Result<Vec<i64>, StoreError>> {
-        let (url, keys, args) = (self.url.clone(), keys.to_vec(), args.to_vec());
-        on_thread(move || {
-            let run = || -> redis::RedisResult<Vec<i64>> {
-                let mut conn = redis::Client::open(url)?.get_connection()?;
-                redis::cmd("EVAL").arg(script).arg(keys.len()).arg(keys).arg(args).query(&mut conn)
-            };
-            run().map_err(|e| {
-                let kind = if e.is_io_error() || e.is_connection_refusal() { "connect" } else { "backend" };
-                StoreError { kind, message: e.to_string() }
-            })
-        })
-    }
-
-    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
-        on_thread(move || thread::sleep(duration))
-    }
-}
+use crate::test_redis::{RedisServer, RedisStore};
 
 fn limiter(redis: &RedisServer, burst: u32, timeout: Duration, on_error: OnError) -> SharedLimiter {
     let policy = RedisPolicy { namespace: "ratelimit".into(), timeout, on_error };
-    let store = Box::new(RedisStore { url: redis.url() });
+    let store = Box::new(RedisStore::new(redis));
     SharedLimiter::new(store, "per-client", Duration::from_secs(3600), burst, policy)
 }
 

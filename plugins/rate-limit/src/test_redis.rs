@@ -1,12 +1,18 @@
 //! A real redis-server for the tests: started on a unix socket in a
-//! temporary directory, killed on drop.
+//! temporary directory, killed on drop; and [`RedisStore`], the limiter's
+//! [`Store`] over it, which runs each call on a thread of its own with the
+//! sync `redis` client, so a hung call does not block the timer racing it.
 
 use std::{
     path::PathBuf,
     process::{Child, Command, Stdio},
+    sync::{Arc, Mutex, PoisonError},
+    task::{Poll, Waker},
     thread,
     time::{Duration, Instant},
 };
+
+use crate::shared::{BoxFuture, Store, StoreError};
 
 /// A redis-server of our own, killed on drop.
 pub(crate) struct RedisServer {
@@ -72,3 +78,65 @@ impl RedisServer {
         let _ = self.child.wait();
     }
 }
+
+/// Runs `f` on a new thread; the future completes with its result.
+fn on_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> BoxFuture<'static, T> {
+    type Slot<T> = Arc<Mutex<(Option<T>, Option<Waker>)>>;
+    let slot: Slot<T> = Arc::new(Mutex::new((None, None)));
+    let filled = Arc::clone(&slot);
+    thread::spawn(move || {
+        let value = f();
+        let mut slot = filled.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.0 = Some(value);
+        if let Some(waker) = slot.1.take() {
+            waker.wake();
+        }
+    });
+    Box::pin(std::future::poll_fn(move |cx| {
+        let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        match slot.0.take() {
+            Some(value) => Poll::Ready(value),
+            None => {
+                slot.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }))
+}
+
+/// The store over the sync `redis` client, one connection per call.
+pub(crate) struct RedisStore {
+    url: String,
+}
+
+impl RedisStore {
+    pub fn new(server: &RedisServer) -> RedisStore {
+        RedisStore { url: server.url() }
+    }
+}
+
+impl Store for RedisStore {
+    fn eval<'a>(
+        &'a self,
+        script: &'static str,
+        keys: &'a [String],
+        args: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<i64>, StoreError>> {
+        let (url, keys, args) = (self.url.clone(), keys.to_vec(), args.to_vec());
+        on_thread(move || {
+            let run = || -> redis::RedisResult<Vec<i64>> {
+                let mut conn = redis::Client::open(url)?.get_connection()?;
+                redis::cmd("EVAL").arg(script).arg(keys.len()).arg(keys).arg(args).query(&mut conn)
+            };
+            run().map_err(|e| {
+                let kind = if e.is_io_error() || e.is_connection_refusal() { "connect" } else { "backend" };
+                StoreError { kind, message: e.to_string() }
+            })
+        })
+    }
+
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        on_thread(move || thread::sleep(duration))
+    }
+}
+

@@ -1,4 +1,5 @@
-//! The plugin through its phases, with in-memory requests. Outcomes are made
+//! The plugin through its phases (the async contract, polled by
+//! `testing::block_on`), with in-memory requests. Outcomes are made
 //! deterministic by rates far from the test's speed: `1/h` never refills
 //! during a test, a 1000/s bucket of one refills within a millisecond.
 
@@ -7,25 +8,34 @@ use std::{
     time::{Duration, Instant},
 };
 
-use covet_plugin_api::testing::{TestRequest, TestResponse};
+use covet_plugin_api::testing::{TestRequest, TestResponse, block_on};
 use serde_json::{Value, json};
 
 use super::*;
 
 fn plugin(config: Value) -> RateLimit {
-    RateLimit::init(Config::from_json(&config.to_string())).unwrap()
+    <RateLimit as AsyncPlugin>::init(Config::from_json(&config.to_string())).unwrap()
 }
 
 fn init_error(config: Value) -> String {
-    RateLimit::init(Config::from_json(&config.to_string())).err().expect("config accepted")
+    <RateLimit as AsyncPlugin>::init(Config::from_json(&config.to_string())).err().expect("config accepted")
 }
 
 /// Runs `on_request`; `None` means the request went on.
 fn request(plugin: &RateLimit, req: &mut TestRequest) -> Option<Response> {
-    match plugin.on_request(&mut req.view()) {
+    match block_on(AsyncPlugin::on_request(plugin, &mut req.view())) {
         Flow::Continue => None,
         Flow::Respond(response) => Some(response),
     }
+}
+
+/// Runs `on_response` on `resp`.
+fn respond(plugin: &RateLimit, req: &mut TestRequest, resp: &mut TestResponse) {
+    block_on(AsyncPlugin::on_response(plugin, &mut req.view(), &mut resp.view()));
+}
+
+fn sweeper_running(plugin: &RateLimit) -> bool {
+    matches!(&plugin.backend, Backend::Memory { sweeper, .. } if sweeper.is_running())
 }
 
 fn allowed(plugin: &RateLimit, req: &mut TestRequest) -> bool {
@@ -70,7 +80,7 @@ fn allowed_requests_carry_metadata_and_ratelimit_headers() {
     assert_eq!(req.get_metadata("ratelimit.key"), Some("10.0.0.1"));
     assert_eq!(req.get_metadata("ratelimit.remaining"), Some("2"));
     let mut resp = TestResponse::new(200);
-    limit.on_response(&mut req.view(), &mut resp.view());
+    respond(&limit, &mut req, &mut resp);
     assert_eq!(resp.get_header("ratelimit-limit"), Some("3"));
     assert_eq!(resp.get_header("ratelimit-remaining"), Some("2"));
     assert_eq!(resp.get_header("ratelimit-reset"), Some("3600"), "one request missing at 1/h");
@@ -82,7 +92,7 @@ fn headers_false_leaves_allowed_responses_alone() {
     let mut req = from("10.0.0.1");
     assert!(allowed(&limit, &mut req));
     let mut resp = TestResponse::new(200);
-    limit.on_response(&mut req.view(), &mut resp.view());
+    respond(&limit, &mut req, &mut resp);
     assert!(resp.headers.is_empty());
     assert_eq!(request(&limit, &mut req).unwrap().header("retry-after"), Some("3600"));
 }
@@ -92,7 +102,7 @@ fn on_response_adds_nothing_when_on_request_refused() {
     let limit = plugin(json!({"rate": "1/h"}));
     let mut req = from("10.0.0.1");
     let mut resp = TestResponse::new(502);
-    limit.on_response(&mut req.view(), &mut resp.view());
+    respond(&limit, &mut req, &mut resp);
     assert!(resp.headers.is_empty());
 }
 
@@ -185,19 +195,20 @@ fn the_sweeper_thread_evicts_on_its_own() {
         thread::sleep(Duration::from_millis(5));
     }
     assert_eq!(limit.tracked_keys(), 0);
-    limit.shutdown();
+    AsyncPlugin::shutdown(&limit);
 }
 
 #[test]
 fn shutdown_stops_and_joins_the_sweeper_promptly() {
     let limit = plugin(json!({"rate": "10/s"}));
-    assert!(limit.sweeper.is_running());
+    assert!(sweeper_running(&limit));
     let started = Instant::now();
-    limit.shutdown();
+    AsyncPlugin::shutdown(&limit);
     assert!(started.elapsed() < SWEEP_PERIOD, "shutdown waited for the next sweep");
-    assert!(!limit.sweeper.is_running());
-    assert_eq!(Arc::strong_count(&limit.limiter), 1, "the thread has released the limiter");
-    limit.shutdown();
+    assert!(!sweeper_running(&limit));
+    let Backend::Memory { limiter, .. } = &limit.backend else { unreachable!() };
+    assert_eq!(Arc::strong_count(limiter), 1, "the thread has released the limiter");
+    AsyncPlugin::shutdown(&limit);
     assert!(allowed(&limit, &mut from("10.0.0.1")), "requests still work, only eviction stopped");
 }
 
@@ -209,4 +220,25 @@ fn init_rejects_bad_config_with_the_reason() {
         "invalid key `query:id`: expected `ip`, `header:<name>` or `metadata:<key>`"
     );
     assert!(init_error(json!({"rate": "5/m", "burts": 3})).starts_with("unknown field `burts`"));
+}
+
+#[test]
+fn the_sync_contract_decides_like_the_async_one() {
+    let limit = <RateLimit as Plugin>::init(Config::from_json(r#"{"rate": "1/h", "burst": 2}"#)).unwrap();
+    let mut req = from("10.0.0.1");
+    assert!(matches!(Plugin::on_request(&limit, &mut req.view()), Flow::Continue));
+    assert_eq!(req.get_metadata("ratelimit.remaining"), Some("1"));
+    let mut resp = TestResponse::new(200);
+    Plugin::on_response(&limit, &mut req.view(), &mut resp.view());
+    assert_eq!(resp.get_header("ratelimit-remaining"), Some("1"));
+    assert!(allowed(&limit, &mut from("10.0.0.1")), "the async contract draws from the same bucket");
+    let Flow::Respond(resp) = Plugin::on_request(&limit, &mut from("10.0.0.1").view()) else { panic!("allowed") };
+    assert_eq!(resp.status, 429);
+    Plugin::shutdown(&limit);
+}
+
+#[test]
+fn backend_redis_is_refused_while_the_host_offers_no_shared_state() {
+    let err = init_error(json!({"rate": "10/s", "backend": "redis"}));
+    assert!(err.contains("`backend: redis` needs the host's shared state service (namespace `ratelimit`)"), "{err}");
 }
