@@ -9,6 +9,7 @@ mod access_log;
 mod admin;
 mod async_native;
 mod auth_jwt;
+mod auth_jwks;
 mod chain;
 mod example_plugin;
 mod cli;

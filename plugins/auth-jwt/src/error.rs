@@ -12,7 +12,9 @@ pub enum ConfigError {
     #[error("{0}")]
     Parse(String),
     /// `keys:` is missing or empty.
-    #[error("keys: the list is empty; give at least one key (secret_env, pem_file, jwks_file, jwks_url or oidc_discovery)")]
+    #[error(
+        "keys: the list is empty; give at least one key (secret_env, pem_file, jwks_file, jwks_url or oidc_discovery)"
+    )]
     NoKeys,
     /// A list field was given but empty.
     #[error("{0}: the list is empty; remove the field or give values")]

@@ -17,10 +17,13 @@
 //!         - { kid: hs-1, algorithms: [HS256], secret_env: JWT_SECRET }
 //!         - { kid: rsa-1, algorithms: [RS256, PS256], pem_file: keys/rsa.pub.pem }
 //!         - { jwks_file: keys/jwks.json }
+//!         - { oidc_discovery: https://issuer.example }   # or { jwks_url: https://issuer.example/jwks }
 //!       issuer: https://issuer.example
 //!       audience: api
 //!       leeway: 30s
 //!       forward_claims: { sub: x-user-id }
+//!       remote_keys: { refresh_interval: 5m, min_refresh_interval: 10s }
+//!     capabilities: { outbound_http: [issuer.example] }
 //! ```
 //!
 //! ## Config
@@ -37,6 +40,10 @@
 //! | `header` | `authorization` | the header carrying the token |
 //! | `scheme` | `Bearer` | the scheme before the token (case-insensitive); `""` takes the whole value |
 //! | `cache.max_entries` | `10000` | verified tokens kept (until their `exp`); `0` disables the cache |
+//! | `remote_keys.refresh_interval` | `5m` | the longest a fetched key set is used before it is fetched again |
+//! | `remote_keys.min_refresh_interval` | `10s` | the shortest time between two fetches (unknown-kid refreshes, a short `max-age`, first retry) |
+//! | `remote_keys.timeout` | `5s` | limit on each HTTP request of a fetch |
+//! | `remote_keys.require_keys_at_start` | `false` | fail the load when the first fetch fails |
 //!
 //! A key entry has exactly one source:
 //!
@@ -50,9 +57,45 @@
 //!   its algorithm is the JWK's `alg`, or else the entry's `algorithms` that fit
 //!   its key type. `kid` cannot be set on this entry.
 //!
+//! - `jwks_url: https://…` — a JWK set fetched through the host's outbound
+//!   HTTP service and kept fresh (see *Remote key sets*).
+//! - `oidc_discovery: https://issuer` — OpenID Connect discovery: `GET
+//!   {issuer}/.well-known/openid-configuration`, whose `issuer` must equal the
+//!   configured one exactly, then its `jwks_uri` as for `jwks_url`.
+//!
 //! `kid` is optional; kids must be unique. `algorithms` pins the key: it
 //! verifies only those algorithms, all of one family. Relative paths are
 //! relative to the manifest's directory.
+//!
+//! ## Remote key sets
+//!
+//! `jwks_url` and `oidc_discovery` hosts (and the discovered `jwks_uri`'s)
+//! must be granted to the plugin in the manifest,
+//! `capabilities: { outbound_http: [id.example] }`; a load without the grant
+//! fails with the host's error. The set is fetched when the instance starts,
+//! then again every `refresh_interval` (sooner when the response's
+//! `Cache-Control: max-age` says so, never sooner than
+//! `min_refresh_interval`). A token naming a kid no key has triggers one
+//! fetch, at most once per `min_refresh_interval`; concurrent requests wait
+//! for the same fetch. So a rotated key is used without a restart, and a key
+//! the issuer dropped stops verifying (cached tokens are forgotten) after the
+//! next fetch.
+//!
+//! While the issuer is down, the last good set stays in use; every failed
+//! fetch is logged as a warning and counted, and retries back off from
+//! `min_refresh_interval` up to `refresh_interval`. Keys of a fetched set this
+//! plugin cannot use (another key type, an encryption key, a symmetric `oct`
+//! key, RSA under 2048 bits, a repeated kid) are skipped with a warning; a
+//! set with no usable key counts as a failed fetch. A JWK without `alg` is
+//! pinned to the entry's `algorithms` of its key type.
+//!
+//! Starting while the issuer is down: by default the load succeeds (a
+//! gateway should not refuse to start, or to reload, because an identity
+//! provider blinked), and until the first set arrives a token that no local
+//! key verifies gets a **503** `SERVICE_UNAVAILABLE` ("signing keys are not
+//! available yet", `Retry-After: 1`) rather than a 401, since the token may
+//! well be good. With `require_keys_at_start: true` the load fails instead,
+//! naming the URL and the error.
 //!
 //! ## Which key verifies a token
 //!

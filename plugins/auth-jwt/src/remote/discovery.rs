@@ -24,7 +24,11 @@ pub fn jwks_uri(url: &str, issuer: &str, body: &[u8]) -> Result<String, KeyError
     let config: Configuration =
         serde_json::from_slice(body).map_err(|e| bad(format!("not an OpenID configuration ({e})")))?;
     if config.issuer != issuer {
-        return Err(KeyError::IssuerMismatch { url: url.to_string(), expected: issuer.to_string(), found: config.issuer });
+        return Err(KeyError::IssuerMismatch {
+            url: url.to_string(),
+            expected: issuer.to_string(),
+            found: config.issuer,
+        });
     }
     if !(config.jwks_uri.starts_with("https://") || config.jwks_uri.starts_with("http://")) {
         return Err(bad(format!("jwks_uri `{}` is not an http(s) URL", config.jwks_uri)));
@@ -58,7 +62,10 @@ mod tests {
     fn another_issuer_or_a_broken_document_is_refused() {
         let doc = br#"{"issuer": "https://evil.example", "jwks_uri": "https://evil.example/keys"}"#;
         let err = jwks_uri(URL, "https://id.example", doc).unwrap_err().to_string();
-        assert_eq!(err, format!("{URL} names the issuer `https://evil.example`, not the configured `https://id.example`"));
+        assert_eq!(
+            err,
+            format!("{URL} names the issuer `https://evil.example`, not the configured `https://id.example`")
+        );
         let err = jwks_uri(URL, "https://id.example", br#"{"issuer": "https://id.example"}"#).unwrap_err();
         assert!(err.to_string().contains("missing field `jwks_uri`"), "{err}");
         let doc = br#"{"issuer": "https://id.example", "jwks_uri": "file:///etc/passwd"}"#;

@@ -80,7 +80,8 @@ mod tests {
 
     use super::*;
 
-    const EC: (&str, &str) = ("f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0");
+    const EC: (&str, &str) =
+        ("f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0");
 
     fn ec_key(kid: &str) -> Value {
         json!({ "kty": "EC", "crv": "P-256", "x": EC.0, "y": EC.1, "kid": kid, "alg": "ES256", "use": "sig" })
@@ -101,7 +102,11 @@ mod tests {
         assert_eq!(kids, ["ec-1"]);
         assert_eq!(parsed.skipped.len(), 4, "{:?}", parsed.skipped);
         assert!(parsed.skipped[0].starts_with("key 1 (kid \"hmac\") skipped: a symmetric"), "{:?}", parsed.skipped);
-        assert!(parsed.skipped[1].starts_with("key 3 (kid \"odd\") skipped: unsupported JWK key type"), "{:?}", parsed.skipped);
+        assert!(
+            parsed.skipped[1].starts_with("key 3 (kid \"odd\") skipped: unsupported JWK key type"),
+            "{:?}",
+            parsed.skipped
+        );
         assert!(parsed.skipped[2].contains("kid is used by an earlier key"));
         assert!(parsed.skipped[3].contains("no `alg`"), "{:?}", parsed.skipped);
     }

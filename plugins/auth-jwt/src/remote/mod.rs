@@ -168,11 +168,17 @@ impl RemoteKeys {
         let mut outcome = Ok(None);
         for index in 0..self.sources.len() {
             match self.fetch_source(index).await {
-                Ok(Some(age)) => outcome = outcome.map(|shortest: Option<Duration>| Some(shortest.map_or(age, |s| s.min(age)))),
+                Ok(Some(age)) => {
+                    outcome = outcome.map(|shortest: Option<Duration>| Some(shortest.map_or(age, |s| s.min(age))))
+                }
                 Ok(None) => {}
                 Err(error) => {
                     self.failures.fetch_add(1, Ordering::Relaxed);
-                    let kept = if self.keys.current().pending() { "no keys yet" } else { "the last good key set stays in use" };
+                    let kept = if self.keys.current().pending() {
+                        "no keys yet"
+                    } else {
+                        "the last good key set stays in use"
+                    };
                     self.log.warn(&format!("key refresh failed ({kept}): {error}"));
                     *self.last_error.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(error.to_string());
                     outcome = Err(());

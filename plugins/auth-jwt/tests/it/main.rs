@@ -6,5 +6,5 @@ mod cache;
 mod claims;
 mod config;
 mod families;
-mod support;
 mod remote;
+mod support;
