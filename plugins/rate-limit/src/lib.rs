@@ -74,7 +74,7 @@ mod test_redis;
 
 use std::{sync::Arc, time::Duration};
 
-use covet_plugin_api::{AsyncPlugin, Config, Flow, Phases, Plugin, Request, Response, ResponseMut, export_plugin};
+use covet_plugin_api::{AsyncPlugin, Config, Flow, Phases, Request, Response, ResponseMut, export_plugin};
 
 use crate::{
     config::{Policy, Settings},
@@ -219,54 +219,22 @@ impl RateLimit {
     }
 }
 
-/// Builds an instance from its config: the memory backend here; the Redis
-/// backend through the host's shared state.
-fn init(config: Config<'_>) -> Result<RateLimit, String> {
-    let policy = config.parse::<Settings>()?.validate()?;
-    match policy.redis {
-        None => RateLimit::start(policy, SWEEP_PERIOD),
-        Some(_) => {
-            let store = host::store(&config, &policy)?;
-            RateLimit::shared(policy, config.instance(), store)
-        }
-    }
-}
-
-/// The synchronous contract: what the host calls today. Only the memory
-/// backend is built behind it (see [`host::store`]).
-impl Plugin for RateLimit {
-    const PHASES: Phases = Phases::ON_REQUEST.union(Phases::ON_RESPONSE);
-
-    fn init(config: Config<'_>) -> Result<Self, String> {
-        init(config)
-    }
-
-    fn on_request(&self, req: &mut Request<'_>) -> Flow {
-        match &self.backend {
-            Backend::Memory { limiter, .. } => self.check_in_memory(req, limiter),
-            // Never built behind the synchronous contract: `host::store` refuses it.
-            Backend::Redis(_) => Flow::Respond(reply::unavailable(req.request_id(), "unsupported")),
-        }
-    }
-
-    fn on_response(&self, req: &mut Request<'_>, resp: &mut ResponseMut<'_>) {
-        self.add_headers(req, resp);
-    }
-
-    fn shutdown(&self) {
-        self.stop();
-    }
-}
-
-/// The asynchronous contract: the memory backend answers without suspending,
-/// the Redis backend awaits its round trip.
 impl AsyncPlugin for RateLimit {
     const PHASES: Phases = Phases::ON_REQUEST.union(Phases::ON_RESPONSE);
 
     fn init(config: Config<'_>) -> Result<Self, String> {
-        init(config)
+        let policy = config.parse::<Settings>()?.validate()?;
+        match &policy.redis {
+            None => RateLimit::start(policy, SWEEP_PERIOD),
+            Some(redis) => {
+                let store = host::store(config.host(), &redis.namespace);
+                RateLimit::shared(policy, config.instance(), store)
+            }
+        }
     }
 
+    /// The memory backend answers without suspending (the future is ready
+    /// on its first poll); the Redis backend awaits its round trip.
     async fn on_request(&self, req: &mut Request<'_>) -> Flow {
         match &self.backend {
             Backend::Memory { limiter, .. } => self.check_in_memory(req, limiter),
@@ -283,7 +251,7 @@ impl AsyncPlugin for RateLimit {
     }
 }
 
-export_plugin!(RateLimit);
+export_plugin!(async RateLimit);
 
 #[cfg(test)]
 mod tests;

@@ -221,24 +221,3 @@ fn init_rejects_bad_config_with_the_reason() {
     );
     assert!(init_error(json!({"rate": "5/m", "burts": 3})).starts_with("unknown field `burts`"));
 }
-
-#[test]
-fn the_sync_contract_decides_like_the_async_one() {
-    let limit = <RateLimit as Plugin>::init(Config::from_json(r#"{"rate": "1/h", "burst": 2}"#)).unwrap();
-    let mut req = from("10.0.0.1");
-    assert!(matches!(Plugin::on_request(&limit, &mut req.view()), Flow::Continue));
-    assert_eq!(req.get_metadata("ratelimit.remaining"), Some("1"));
-    let mut resp = TestResponse::new(200);
-    Plugin::on_response(&limit, &mut req.view(), &mut resp.view());
-    assert_eq!(resp.get_header("ratelimit-remaining"), Some("1"));
-    assert!(allowed(&limit, &mut from("10.0.0.1")), "the async contract draws from the same bucket");
-    let Flow::Respond(resp) = Plugin::on_request(&limit, &mut from("10.0.0.1").view()) else { panic!("allowed") };
-    assert_eq!(resp.status, 429);
-    Plugin::shutdown(&limit);
-}
-
-#[test]
-fn backend_redis_is_refused_while_the_host_offers_no_shared_state() {
-    let err = init_error(json!({"rate": "10/s", "backend": "redis"}));
-    assert!(err.contains("`backend: redis` needs the host's shared state service (namespace `ratelimit`)"), "{err}");
-}
