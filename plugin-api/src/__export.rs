@@ -176,7 +176,8 @@ impl<P: AsyncPlugin> Exportable for AsyncExport<P> {
 /// The `instantiate` entry of the root module for plugin type `P`.
 pub extern "C" fn instantiate<P: Exportable>(ctx: InitContext<'_>) -> RResult<PluginBox, Fault> {
     let base_dir = std::path::Path::new(ctx.base_dir.as_str());
-    let made = guard(|| P::init(Config::new(ctx.config_json.as_str(), base_dir, ctx.instance.as_str())));
+    let host = ctx.host.into_option().map_or_else(crate::host::Host::unavailable, |ops| crate::host::Host::from_ffi(ops.clone()));
+    let made = guard(|| P::init(Config::new(ctx.config_json.as_str(), base_dir, ctx.instance.as_str()).with_host(host)));
     match made {
         ROk(Ok(plugin)) => ROk(plugin.into_ffi()),
         ROk(Err(message)) => RErr(Fault { kind: FaultKind::Error, message: RString::from(message) }),

@@ -90,6 +90,8 @@ pub struct InitContext<'a> {
     pub base_dir: RStr<'a>,
     /// The manifest's name for this plugin instance.
     pub instance: RStr<'a>,
+    /// The host services for this instance, with its grants (`config.host()`); `RNone` outside a host.
+    pub host: abi_stable::std_types::ROption<&'a crate::host::ffi::HostServicesBox>,
 }
 
 /// A failed phase call: what happened and the message to log.

@@ -97,6 +97,7 @@ mod async_plugin;
 mod body;
 mod body_channel;
 pub mod ffi;
+pub mod host;
 pub mod http_syntax;
 mod plugin;
 mod request;

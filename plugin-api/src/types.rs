@@ -121,18 +121,32 @@ pub struct Config<'a> {
     json: &'a str,
     base_dir: &'a Path,
     instance: &'a str,
+    host: crate::host::Host,
 }
 
 impl<'a> Config<'a> {
     /// Wraps JSON text; relative paths resolve against the current directory.
     /// (For tests; the host uses [`Config::new`].)
     pub fn from_json(json: &'a str) -> Config<'a> {
-        Config { json, base_dir: Path::new(""), instance: "" }
+        Config { json, base_dir: Path::new(""), instance: "", host: crate::host::Host::unavailable() }
     }
 
     /// A config as the host passes it: JSON, the manifest's directory, the instance name.
     pub fn new(json: &'a str, base_dir: &'a Path, instance: &'a str) -> Config<'a> {
-        Config { json, base_dir, instance }
+        Config { json, base_dir, instance, host: crate::host::Host::unavailable() }
+    }
+
+    /// The same config with the host's services (what the host passes at init).
+    pub fn with_host(mut self, host: crate::host::Host) -> Config<'a> {
+        self.host = host;
+        self
+    }
+
+    /// The host's services for this instance (outbound HTTP, timers and
+    /// tasks, shared state), to keep for the plugin's lifetime. Outside a
+    /// host (unit tests) every call fails with `Unsupported`.
+    pub fn host(&self) -> crate::host::Host {
+        self.host.clone()
     }
 
     /// The manifest's directory.

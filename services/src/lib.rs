@@ -51,8 +51,9 @@ pub struct Grants {
 
 impl Services {
     /// Builds the client and opens the state backend (Redis connects lazily).
-    pub async fn new(config: &ServicesConfig) -> Result<Services, ServiceError> {
-        Ok(Services { http: http::HttpClient::new(config.http.clone())?, state: state::open(&config.state).await? })
+    /// Call inside a tokio runtime.
+    pub fn new(config: &ServicesConfig) -> Result<Services, ServiceError> {
+        Ok(Services { http: http::HttpClient::new(config.http.clone())?, state: state::open(&config.state)? })
     }
 
     /// The services plugin instance `plugin` may use: its grants, and a fresh

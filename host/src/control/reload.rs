@@ -130,6 +130,8 @@ impl ControlPlane {
         let mut state = self.state.lock().await;
         let result = tokio::task::block_in_place(|| {
             let manifest = Manifest::load(&self.manifest_path)?;
+            crate::runtime::services::install(&manifest.services)
+                .map_err(|e| HostError::Io(std::io::Error::other(format!("host services: {e}"))))?;
             let plan = plan(&manifest, &mut state.libraries, &self.shared.registry)?;
             self.apply_locked(&mut state, plan)
         });

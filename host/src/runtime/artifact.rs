@@ -101,7 +101,11 @@ impl Code {
     /// relative paths in a native plugin's config resolve against `base_dir`.
     pub fn instantiate(&self, spec: &PluginSpec, base_dir: &Path) -> Result<Box<dyn Executor>, HostError> {
         match self {
-            Code::Native(library) => Ok(Box::new(library.instantiate(&spec.name, &spec.config.to_string(), base_dir)?)),
+            Code::Native(library) => {
+                let services = super::services::for_plugin(spec)
+                    .map_err(|reason| HostError::PluginInit { plugin: spec.name.clone(), reason: format!("host services: {reason}") })?;
+                Ok(Box::new(library.instantiate_with(&spec.name, &spec.config.to_string(), base_dir, Some(services))?))
+            }
             Code::Wasm(component) => component.instantiate(spec),
             Code::Python(code) => code.instantiate(spec),
         }

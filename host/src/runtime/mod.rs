@@ -9,6 +9,7 @@
 pub mod artifact;
 pub mod native;
 pub mod python;
+pub mod services;
 pub mod wasm;
 
 use std::{future::Future, pin::Pin};

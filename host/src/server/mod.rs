@@ -48,6 +48,7 @@ pub struct RunOptions {
 /// connection has finished (or the shutdown deadline passed).
 pub async fn run(manifest: Manifest, access_log: Option<AccessLog>, options: RunOptions) -> Result<(), HostError> {
     let admin = AdminConfig::resolve(&manifest.admin)?;
+    crate::runtime::services::install(&manifest.services).map_err(|e| HostError::Io(std::io::Error::other(format!("host services: {e}"))))?;
     let mut libraries = LibraryCache::default();
     let registry = Registry::default();
     let plan = reload::plan(&manifest, &mut libraries, &registry)?;

@@ -79,11 +79,12 @@ pub enum StateConfig {
     Redis(RedisConfig),
 }
 
-/// Builds the backend `config` names; Redis connects here (and reconnects by itself later).
-pub async fn open(config: &StateConfig) -> Result<Arc<dyn SharedState>, ServiceError> {
+/// Builds the backend `config` names (Redis connects on first use and
+/// reconnects by itself). Call inside a tokio runtime.
+pub fn open(config: &StateConfig) -> Result<Arc<dyn SharedState>, ServiceError> {
     Ok(match config {
         StateConfig::Memory => MemoryState::new_with_sweeper(),
-        StateConfig::Redis(redis) => Arc::new(RedisState::connect(redis.clone()).await?),
+        StateConfig::Redis(redis) => Arc::new(RedisState::new(redis.clone())?),
     })
 }
 

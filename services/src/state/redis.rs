@@ -65,9 +65,15 @@ pub struct RedisState {
 }
 
 impl RedisState {
-    /// A backend for `config.url`. Connects lazily: a server that is down now
-    /// makes operations fail (`Connect`/`Timeout`) until it is back; a bad URL fails here.
+    /// A backend for `config.url` (see [`RedisState::new`]).
     pub async fn connect(config: RedisConfig) -> Result<RedisState, ServiceError> {
+        RedisState::new(config)
+    }
+
+    /// A backend for `config.url`. Connects lazily: a server that is down now
+    /// makes operations fail (`Connect`/`Timeout`) until it is back; a bad URL
+    /// fails here. Call inside a tokio runtime.
+    pub fn new(config: RedisConfig) -> Result<RedisState, ServiceError> {
         let client = redis::Client::open(config.url.as_str())
             .map_err(|e| ServiceError::Config(format!("redis URL '{}': {e}", config.url)))?;
         let manager = ConnectionManagerConfig::new()

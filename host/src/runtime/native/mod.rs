@@ -72,11 +72,26 @@ impl NativeLibrary {
     /// Makes a new instance from its JSON config (runs the plugin's `init`);
     /// relative paths in the config resolve against `base_dir`.
     pub fn instantiate(&self, name: &str, config_json: &str, base_dir: &Path) -> Result<NativeExecutor, HostError> {
+        self.instantiate_with(name, config_json, base_dir, None)
+    }
+
+    /// [`NativeLibrary::instantiate`] with the instance's host services
+    /// (`config.host()` in the plugin); their tasks end at the instance's shutdown.
+    pub fn instantiate_with(
+        &self,
+        name: &str,
+        config_json: &str,
+        base_dir: &Path,
+        services: Option<covet_services::PluginServices>,
+    ) -> Result<NativeExecutor, HostError> {
+        let tasks = services.as_ref().map(|s| s.tasks.clone());
+        let host = services.map(crate::runtime::services::NativeHost::into_ffi);
         let base_dir = base_dir.to_string_lossy();
         let ctx = InitContext {
             config_json: RStr::from_str(config_json),
             base_dir: RStr::from_str(&base_dir),
             instance: RStr::from_str(name),
+            host: host.as_ref().into(),
         };
         let made = (self.module.instantiate())(ctx);
         let instance = made.into_result().map_err(|fault| HostError::PluginInit {
@@ -88,7 +103,7 @@ impl NativeLibrary {
             BLOCKING_LIVE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         let streams_body = self.descriptor.body == BodyMode::Stream;
-        Ok(NativeExecutor { instance, info, blocking, streams_body, responses: ConvertCache::default() })
+        Ok(NativeExecutor { instance, info, blocking, streams_body, responses: ConvertCache::default(), tasks })
     }
 
     fn info(&self, name: &str) -> PluginInfo {
@@ -144,6 +159,9 @@ pub fn blocking_plugins_live() -> bool {
 
 impl Drop for NativeExecutor {
     fn drop(&mut self) {
+        if let Some(tasks) = &self.tasks {
+            tasks.shutdown();
+        }
         if self.blocking {
             BLOCKING_LIVE.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         }
@@ -163,6 +181,8 @@ pub struct NativeExecutor {
     blocking: bool,
     streams_body: bool,
     responses: ConvertCache,
+    /// The instance's host-service tasks, aborted at its shutdown.
+    tasks: Option<covet_services::tasks::TaskSet>,
 }
 
 fn fault(fault: FfiFault) -> Fault {
@@ -229,6 +249,9 @@ impl Executor for NativeExecutor {
     }
 
     fn shutdown(&self) {
+        if let Some(tasks) = &self.tasks {
+            tasks.shutdown();
+        }
         let done = if self.blocking && on_multi_thread_runtime() {
             tokio::task::block_in_place(|| self.instance.shutdown())
         } else {

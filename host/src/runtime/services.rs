@@ -1,0 +1,225 @@
+//! The host services (`covet-services`) as the runtimes hand them to plugin
+//! instances: the one [`Services`] value built from the manifest's
+//! `services:` block ([`install`], at start and on a reload that changes it),
+//! each instance's [`PluginServices`] with its grants ([`for_plugin`]), and
+//! the native binding: [`NativeHost`] implements plugin-api's
+//! `HostServicesOps` over them, so a native plugin's `Host` calls land here.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{RArc, ROption, RResult, RString, RVec, Tuple2};
+use covet_plugin_api::ffi::async_ffi::{FfiFuture, FutureExt};
+use covet_plugin_api::host::Value as PluginValue;
+use covet_plugin_api::host::ffi::{
+    FfiHttpRequest, FfiHttpResponse, FfiServiceError, HostServicesBox, HostServicesOps, HostServicesOps_TO,
+};
+use covet_services::http::{ClientCert, HttpConfig, OutboundPolicy, RequestBody};
+use covet_services::state::{RedisConfig, StateConfig, Value};
+use covet_services::{Grants, PluginServices, ServiceError, Services, ServicesConfig};
+use http_body_util::BodyExt;
+
+use super::native::body::{FfiBody, HostBodyStream};
+use crate::manifest::{PluginSpec, ServicesSettings, StateBackend};
+
+/// The services in force and the settings they were built from.
+static CURRENT: Mutex<Option<(ServicesSettings, Services)>> = Mutex::new(None);
+
+/// Builds the services for `settings` unless the ones in force were built
+/// from the same settings. Instances made before keep the services they got.
+/// Call inside the host's tokio runtime.
+pub fn install(settings: &ServicesSettings) -> Result<(), String> {
+    let mut current = CURRENT.lock().unwrap_or_else(|p| p.into_inner());
+    if current.as_ref().is_some_and(|(s, _)| s == settings) {
+        return Ok(());
+    }
+    let services = Services::new(&config(settings)?).map_err(|e| e.to_string())?;
+    tracing::info!(state = services.state.backend(), "host services ready");
+    *current = Some((settings.clone(), services));
+    Ok(())
+}
+
+/// The services in force (built with the defaults if none were installed).
+pub fn current() -> Result<Services, String> {
+    {
+        let current = CURRENT.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, services)) = current.as_ref() {
+            return Ok(services.clone());
+        }
+    }
+    install(&ServicesSettings::default())?;
+    current()
+}
+
+/// The services of one new instance of `spec`, with its grants and a fresh task set.
+pub fn for_plugin(spec: &PluginSpec) -> Result<PluginServices, String> {
+    let outbound = OutboundPolicy::new(&spec.grants.outbound_http)?;
+    let grants = Grants { outbound, state_namespaces: spec.grants.state.clone() };
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| "no tokio runtime to run plugin tasks on".to_owned())?;
+    Ok(current()?.for_plugin(&spec.name, grants, runtime))
+}
+
+fn config(settings: &ServicesSettings) -> Result<ServicesConfig, String> {
+    let h = &settings.http;
+    let read = |path: &std::path::Path| std::fs::read(path).map_err(|e| format!("services.http: {}: {e}", path.display()));
+    let client_cert = match &h.client_cert {
+        Some((cert, key)) => Some(ClientCert { cert_pem: read(cert)?, key_pem: read(key)? }),
+        None => None,
+    };
+    let http = HttpConfig {
+        connect_timeout: h.connect_timeout,
+        request_timeout: h.request_timeout,
+        body_idle_timeout: h.body_idle_timeout,
+        pool_idle_timeout: h.pool_idle_timeout,
+        pool_max_idle_per_host: h.pool_max_idle_per_host,
+        ca_pem: h.ca.as_deref().map(read).transpose()?,
+        client_cert,
+    };
+    let s = &settings.state;
+    let state = match s.backend {
+        StateBackend::Memory => StateConfig::Memory,
+        StateBackend::Redis => StateConfig::Redis(RedisConfig { url: s.url.clone(), timeout: s.timeout, prefix: s.prefix.clone() }),
+    };
+    Ok(ServicesConfig { http, state })
+}
+
+/// A native instance's services behind plugin-api's `HostServicesOps`.
+#[derive(Clone)]
+pub struct NativeHost(Arc<PluginServices>);
+
+impl std::fmt::Debug for NativeHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NativeHost")
+    }
+}
+
+impl NativeHost {
+    /// The FFI object for `services`.
+    pub fn into_ffi(services: PluginServices) -> HostServicesBox {
+        HostServicesOps_TO::from_ptr(RArc::new(NativeHost(Arc::new(services))), TD_Opaque)
+    }
+}
+
+fn ffi_error(e: ServiceError) -> FfiServiceError {
+    FfiServiceError { kind: e.kind().into(), message: e.to_string().into() }
+}
+
+fn ttl(ms: ROption<u64>) -> Option<Duration> {
+    ms.into_option().map(Duration::from_millis)
+}
+
+/// Runs `fut` (host futures, polled by the host's runtime) as an FFI future.
+fn ffi<T: Send + 'static>(
+    fut: impl Future<Output = Result<T, ServiceError>> + Send + 'static,
+) -> FfiFuture<RResult<T, FfiServiceError>> {
+    async move { fut.await.map_err(ffi_error).into() }.into_ffi()
+}
+
+fn to_request(request: FfiHttpRequest) -> Result<(http::Request<RequestBody>, Option<Duration>), ServiceError> {
+    let timeout = ttl(request.timeout_ms);
+    let mut builder = http::Request::builder().method(request.method.as_str()).uri(request.url.as_str());
+    for Tuple2(name, value) in request.headers {
+        builder = builder.header(name.as_str(), value.as_slice());
+    }
+    let body = match request.body.into_option() {
+        Some(stream) => {
+            let body = FfiBody::new(stream).map_err(|e| -> covet_services::http::BoxError { e.to_string().into() });
+            body.boxed_unsync()
+        }
+        None => covet_services::http::empty(),
+    };
+    let request = builder.body(body).map_err(|e| ServiceError::Http(format!("invalid outbound request: {e}")))?;
+    Ok((request, timeout))
+}
+
+fn from_response(response: http::Response<covet_services::http::ResponseBody>) -> FfiHttpResponse {
+    let (head, body) = response.into_parts();
+    let headers = head.headers.iter().map(|(n, v)| Tuple2(RString::from(n.as_str()), RVec::from(v.as_bytes().to_vec())));
+    let body = body.map_err(|e| -> crate::exchange::BodyError { e.to_string().into() }).boxed_unsync();
+    FfiHttpResponse { status: head.status.as_u16(), headers: headers.collect(), body: HostBodyStream::new(body).into_ffi() }
+}
+
+fn to_plugin_value(value: Value) -> PluginValue {
+    match value {
+        Value::Nil => PluginValue::Nil,
+        Value::Int(i) => PluginValue::Int(i),
+        Value::Bytes(b) => PluginValue::Bytes(b),
+        Value::Array(items) => PluginValue::Array(items.into_iter().map(to_plugin_value).collect()),
+    }
+}
+
+impl NativeHost {
+    fn namespace(&self, ns: &str) -> Result<covet_services::state::Namespace, ServiceError> {
+        self.0.state.namespace(ns)
+    }
+}
+
+impl HostServicesOps for NativeHost {
+    fn http_send(&self, request: FfiHttpRequest) -> FfiFuture<RResult<FfiHttpResponse, FfiServiceError>> {
+        let outbound = self.0.http.clone();
+        ffi(async move {
+            let (request, timeout) = to_request(request)?;
+            outbound.send(request, timeout).await.map(from_response)
+        })
+    }
+
+    fn sleep_ms(&self, millis: u64) -> FfiFuture<RResult<(), FfiServiceError>> {
+        ffi(self.0.tasks.sleep(Duration::from_millis(millis)))
+    }
+
+    fn spawn(&self, task: FfiFuture<()>) -> RResult<(), FfiServiceError> {
+        self.0.tasks.spawn(task).map_err(ffi_error).into()
+    }
+
+    fn state_get(&self, ns: RString, key: RString) -> FfiFuture<RResult<ROption<RVec<u8>>, FfiServiceError>> {
+        let ns = self.namespace(&ns);
+        ffi(async move { Ok(ns?.get(&key).await?.map(RVec::from).into()) })
+    }
+
+    fn state_set(&self, ns: RString, key: RString, value: RVec<u8>, ttl_ms: ROption<u64>) -> FfiFuture<RResult<(), FfiServiceError>> {
+        let ns = self.namespace(&ns);
+        ffi(async move { ns?.set(&key, value.into_vec(), ttl(ttl_ms)).await })
+    }
+
+    fn state_incr(&self, ns: RString, key: RString, delta: i64, ttl_ms: ROption<u64>) -> FfiFuture<RResult<i64, FfiServiceError>> {
+        let ns = self.namespace(&ns);
+        ffi(async move { ns?.incr(&key, delta, ttl(ttl_ms)).await })
+    }
+
+    fn state_cas(
+        &self,
+        ns: RString,
+        key: RString,
+        expected: ROption<RVec<u8>>,
+        new: ROption<RVec<u8>>,
+        ttl_ms: ROption<u64>,
+    ) -> FfiFuture<RResult<bool, FfiServiceError>> {
+        let ns = self.namespace(&ns);
+        ffi(async move {
+            let expected = expected.into_option().map(RVec::into_vec);
+            ns?.compare_and_set(&key, expected.as_deref(), new.into_option().map(RVec::into_vec), ttl(ttl_ms)).await
+        })
+    }
+
+    fn state_delete(&self, ns: RString, key: RString) -> FfiFuture<RResult<bool, FfiServiceError>> {
+        let ns = self.namespace(&ns);
+        ffi(async move { ns?.delete(&key).await })
+    }
+
+    fn state_eval(
+        &self,
+        ns: RString,
+        script: RString,
+        keys: RVec<RString>,
+        args: RVec<RString>,
+    ) -> FfiFuture<RResult<RString, FfiServiceError>> {
+        let ns = self.namespace(&ns);
+        ffi(async move {
+            let keys: Vec<String> = keys.into_iter().map(RString::into_string).collect();
+            let args: Vec<String> = args.into_iter().map(RString::into_string).collect();
+            let value = ns?.eval(&script, &keys, &args).await?;
+            Ok(RString::from(to_plugin_value(value).to_json().to_string()))
+        })
+    }
+}

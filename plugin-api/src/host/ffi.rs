@@ -1,0 +1,96 @@
+//! The host services as they cross the native ABI: [`HostServicesOps`], an
+//! `abi_stable` trait object the host implements over `covet-services` with
+//! the plugin's grants, whose operations return `async_ffi` futures the
+//! plugin awaits (the host's runtime drives them; the plugin needs none).
+//! Bodies cross as [`BodyStreamBox`] streams, chunk by chunk.
+//!
+//! Plugin authors use the wrappers in [`crate::host`], not these types.
+
+use std::fmt::Debug;
+
+use abi_stable::{
+    StableAbi, sabi_trait,
+    std_types::{RArc, ROption, RResult, RString, RVec, Tuple2},
+};
+use async_ffi::FfiFuture;
+
+use crate::ffi::BodyStreamBox;
+
+/// A failed service call as it crosses the boundary.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone)]
+pub struct FfiServiceError {
+    /// `denied`, `timeout`, `connect`, `tls`, `http`, `unsupported`, `backend`, `config`, `shut_down`.
+    pub kind: RString,
+    /// The whole message, for logs and error responses.
+    pub message: RString,
+}
+
+/// A header as it crosses the boundary: name and raw value.
+pub type FfiHeader = Tuple2<RString, RVec<u8>>;
+
+/// An outbound request.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct FfiHttpRequest {
+    /// `GET`, `POST`, ...
+    pub method: RString,
+    /// An absolute `http://` or `https://` URL.
+    pub url: RString,
+    /// Request headers, in order.
+    pub headers: RVec<FfiHeader>,
+    /// The request body, streamed; `RNone`: empty.
+    pub body: ROption<BodyStreamBox>,
+    /// A shorter request timeout (until the response head), in milliseconds.
+    pub timeout_ms: ROption<u64>,
+}
+
+/// An outbound response: its head, and its body as a stream.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct FfiHttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// Response headers, in order.
+    pub headers: RVec<FfiHeader>,
+    /// The body, read chunk by chunk as the server sends it.
+    pub body: BodyStreamBox,
+}
+
+/// What a service call returns across the boundary.
+pub type FfiServiceResult<T> = FfiFuture<RResult<T, FfiServiceError>>;
+
+/// The host's services for one plugin instance. Cloning shares the instance's
+/// services (an `RArc`). Every future is `'static` and `Send`.
+#[sabi_trait]
+pub trait HostServicesOps: Clone + Debug + Send + Sync {
+    /// Sends an outbound HTTP request; resolves at the response head.
+    fn http_send(&self, request: FfiHttpRequest) -> FfiServiceResult<FfiHttpResponse>;
+    /// Waits `millis` milliseconds (ends early with `shut_down` at the instance's shutdown).
+    fn sleep_ms(&self, millis: u64) -> FfiServiceResult<()>;
+    /// Runs `task` in the background until it ends or the instance shuts down.
+    fn spawn(&self, task: FfiFuture<()>) -> RResult<(), FfiServiceError>;
+    /// `SharedState::get`.
+    fn state_get(&self, ns: RString, key: RString) -> FfiServiceResult<ROption<RVec<u8>>>;
+    /// `SharedState::set`; `ttl_ms` `RNone`: no expiry.
+    fn state_set(&self, ns: RString, key: RString, value: RVec<u8>, ttl_ms: ROption<u64>) -> FfiServiceResult<()>;
+    /// `SharedState::incr`.
+    fn state_incr(&self, ns: RString, key: RString, delta: i64, ttl_ms: ROption<u64>) -> FfiServiceResult<i64>;
+    /// `SharedState::compare_and_set`.
+    fn state_cas(
+        &self,
+        ns: RString,
+        key: RString,
+        expected: ROption<RVec<u8>>,
+        new: ROption<RVec<u8>>,
+        ttl_ms: ROption<u64>,
+    ) -> FfiServiceResult<bool>;
+    /// `SharedState::delete`.
+    fn state_delete(&self, ns: RString, key: RString) -> FfiServiceResult<bool>;
+    /// `SharedState::eval`; the reply is JSON (see [`crate::host::Value`]'s encoding).
+    #[sabi(last_prefix_field)]
+    fn state_eval(&self, ns: RString, script: RString, keys: RVec<RString>, args: RVec<RString>) -> FfiServiceResult<RString>;
+}
+
+/// The services object as the host hands it to a plugin.
+pub type HostServicesBox = HostServicesOps_TO<'static, RArc<()>>;

@@ -1,0 +1,181 @@
+//! Host services for native plugins: outbound HTTP, timers and background
+//! tasks, shared state. A plugin takes its [`Host`] from its config at init
+//! (`config.host()`), keeps it, and awaits the calls from its `async` phases:
+//!
+//! ```ignore
+//! let host = config.host();
+//! let response = host.http().get("https://login.example.com/jwks.json").timeout(Duration::from_secs(2)).send().await?;
+//! let keys = response.bytes().await?;
+//! let hits = host.state("counters").incr("requests", 1, None).await?;
+//! host.spawn(async move { loop { refresh().await; if host.sleep(Duration::from_secs(60)).await.is_err() { break } } });
+//! ```
+//!
+//! Every call needs a grant in the manifest (`capabilities: { outbound_http:
+//! [...], state: [...] }`); others fail with [`ServiceErrorKind::Denied`].
+//! The futures are driven by the host's runtime: a plugin needs no runtime of
+//! its own. Tasks and sleeps end when the instance shuts down.
+
+pub mod ffi;
+mod http;
+mod state;
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use abi_stable::std_types::RResult;
+use async_ffi::FutureExt;
+
+pub use self::http::{HttpResponse, RequestBuilder};
+pub use self::state::{State, Value};
+use self::ffi::{FfiServiceError, HostServicesBox};
+
+/// The host's services for this plugin instance. Cheap to clone.
+#[derive(Clone)]
+pub struct Host {
+    ops: Option<HostServicesBox>,
+}
+
+impl fmt::Debug for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Host").field("connected", &self.ops.is_some()).finish()
+    }
+}
+
+impl Host {
+    /// The host's services object (what the host passes in `InitContext`).
+    pub fn from_ffi(ops: HostServicesBox) -> Host {
+        Host { ops: Some(ops) }
+    }
+
+    /// A `Host` with no services behind it: every call fails with
+    /// `Unsupported` (for unit tests of a plugin outside a host).
+    pub fn unavailable() -> Host {
+        Host { ops: None }
+    }
+
+    fn ops(&self) -> Result<&HostServicesBox, ServiceError> {
+        self.ops.as_ref().ok_or_else(|| ServiceError::new(ServiceErrorKind::Unsupported, "no host services (not running in covet)"))
+    }
+
+    /// Outbound HTTP.
+    pub fn http(&self) -> Http {
+        Http { host: self.clone() }
+    }
+
+    /// Waits `duration`; fails with `ShutDown` when the instance shuts down meanwhile.
+    pub async fn sleep(&self, duration: Duration) -> Result<(), ServiceError> {
+        let millis = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        result(self.ops()?.sleep_ms(millis).await)
+    }
+
+    /// Runs `task` in the background, owned by this instance: it is cancelled
+    /// (dropped) when the instance shuts down. A panic in it is logged by the host.
+    pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) -> Result<(), ServiceError> {
+        result(self.ops()?.spawn(task.into_ffi()))
+    }
+
+    /// Shared state namespace `ns` (granted by `capabilities.state`).
+    pub fn state(&self, ns: &str) -> State {
+        State::new(self.clone(), ns)
+    }
+}
+
+/// Outbound HTTP: start a request with [`Http::get`], [`Http::request`], ...
+#[derive(Clone, Debug)]
+pub struct Http {
+    host: Host,
+}
+
+impl Http {
+    /// A request with `method` to absolute URL `url`.
+    pub fn request(&self, method: &str, url: &str) -> RequestBuilder {
+        RequestBuilder::new(self.host.clone(), method, url)
+    }
+
+    /// A `GET` request.
+    pub fn get(&self, url: &str) -> RequestBuilder {
+        self.request("GET", url)
+    }
+
+    /// A `POST` request.
+    pub fn post(&self, url: &str) -> RequestBuilder {
+        self.request("POST", url)
+    }
+}
+
+/// What kind of failure a [`ServiceError`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServiceErrorKind {
+    /// The manifest does not grant this host or namespace.
+    Denied,
+    /// The call did not finish in time.
+    Timeout,
+    /// No connection could be made.
+    Connect,
+    /// TLS failed.
+    Tls,
+    /// An HTTP protocol error, or a bad request (URL, header).
+    Http,
+    /// The backend does not offer this operation (`eval` on the in-process state).
+    Unsupported,
+    /// The state backend failed.
+    Backend,
+    /// The host's service configuration is wrong.
+    Config,
+    /// The instance is shutting down.
+    ShutDown,
+}
+
+impl ServiceErrorKind {
+    fn from_name(name: &str) -> ServiceErrorKind {
+        match name {
+            "denied" => ServiceErrorKind::Denied,
+            "timeout" => ServiceErrorKind::Timeout,
+            "connect" => ServiceErrorKind::Connect,
+            "tls" => ServiceErrorKind::Tls,
+            "unsupported" => ServiceErrorKind::Unsupported,
+            "backend" => ServiceErrorKind::Backend,
+            "config" => ServiceErrorKind::Config,
+            "shut_down" => ServiceErrorKind::ShutDown,
+            _ => ServiceErrorKind::Http,
+        }
+    }
+}
+
+/// A failed host service call: its kind and the host's message (which, for
+/// a denial, names the plugin, the host or namespace and the grant to add).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceError {
+    /// What kind of failure.
+    pub kind: ServiceErrorKind,
+    /// The message.
+    pub message: String,
+}
+
+impl ServiceError {
+    /// An error of `kind` with `message`.
+    pub fn new(kind: ServiceErrorKind, message: impl Into<String>) -> ServiceError {
+        ServiceError { kind, message: message.into() }
+    }
+
+    fn from_ffi(error: FfiServiceError) -> ServiceError {
+        ServiceError { kind: ServiceErrorKind::from_name(&error.kind), message: error.message.into_string() }
+    }
+}
+
+impl fmt::Display for ServiceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ServiceError {}
+
+fn result<T>(r: RResult<T, FfiServiceError>) -> Result<T, ServiceError> {
+    r.into_result().map_err(ServiceError::from_ffi)
+}
+
+fn ttl_ms(ttl: Option<Duration>) -> abi_stable::std_types::ROption<u64> {
+    ttl.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1)).into()
+}
