@@ -20,6 +20,7 @@ mod io_uring;
 mod lifecycle;
 mod limits;
 mod plugins;
+mod rate_limit_redis;
 mod python;
 mod routing;
 mod reload;
