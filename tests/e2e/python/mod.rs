@@ -7,7 +7,9 @@
 //! - [`asgi_stream`]: ASGI request bodies streamed through `receive`;
 //! - [`fastapi_diff`]: the FastAPI example under covet and under uvicorn;
 //! - [`faults`]: failures of Python plugins and the runtime;
-//! - [`swap`]: hot swap of Python plugins.
+//! - [`swap`]: hot swap of Python plugins;
+//! - [`services`]: host services (`covet.sleep`, `covet.http`, `covet.state`,
+//!   background tasks) from a decorator app.
 
 mod asgi;
 mod asgi_stream;
@@ -15,4 +17,5 @@ mod decorator;
 mod fastapi_diff;
 mod faults;
 mod filters;
+mod services;
 mod swap;

@@ -73,10 +73,10 @@ impl PythonCode {
         PythonCode { form: self.form, path: path.to_path_buf() }
     }
 
-    /// Loads the file into a fresh namespace and initialises it, with host
-    /// services that grant nothing (see [`PythonCode::instantiate_with`]).
+    /// Loads the file into a fresh namespace and initialises it, with the
+    /// host's services and the plugin's grants (see [`PythonCode::instantiate_with`]).
     pub fn instantiate(&self, spec: &PluginSpec) -> Result<Box<dyn Executor>, HostError> {
-        let services = services::fallback(&spec.name)
+        let services = services::for_instance(spec)
             .map_err(|reason| HostError::PluginLoad { plugin: spec.name.clone(), path: self.path.clone(), reason })?;
         self.instantiate_with(spec, services)
     }

@@ -299,16 +299,27 @@ pub fn spawn_in<'py>(
     workers::spawn_in(py, Some(instance.obj.bind(py)), func, args, done)
 }
 
-/// Services for a Python instance when the host passes none: the shared
-/// default client and in-process state, every grant denied, tasks on the
-/// current tokio runtime.
-pub fn fallback(plugin: &str) -> Result<PluginServices, String> {
-    static SHARED: std::sync::OnceLock<Result<covet_services::Services, String>> = std::sync::OnceLock::new();
-    let shared = SHARED.get_or_init(|| {
-        let http = covet_services::http::HttpClient::new(Default::default()).map_err(|e| e.to_string())?;
-        Ok(covet_services::Services { http, state: std::sync::Arc::new(covet_services::state::MemoryState::new()) })
+/// The services of a new instance of `spec`: the host's (built from the
+/// manifest's `services:`) with the plugin's grants and a fresh task set on
+/// the host's tokio runtime — or, outside one (`covet check`), on a small
+/// runtime of its own.
+pub fn for_instance(spec: &crate::manifest::PluginSpec) -> Result<PluginServices, String> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return crate::runtime::services::for_plugin(spec);
+    }
+    let own = own_runtime()?;
+    let _inside = own.enter();
+    let outbound = covet_services::http::OutboundPolicy::new(&spec.grants.outbound_http)?;
+    let grants = covet_services::Grants { outbound, state_namespaces: spec.grants.state.clone() };
+    Ok(crate::runtime::services::current()?.for_plugin(&spec.name, grants, own.handle().clone()))
+}
+
+fn own_runtime() -> Result<&'static tokio::runtime::Runtime, String> {
+    static OWN: std::sync::OnceLock<Result<tokio::runtime::Runtime, String>> = std::sync::OnceLock::new();
+    let own = OWN.get_or_init(|| {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(1).thread_name("covet-py-services").enable_all();
+        builder.build().map_err(|e| format!("cannot start a runtime for its host services: {e}"))
     });
-    let shared = shared.as_ref().map_err(Clone::clone)?;
-    let runtime = tokio::runtime::Handle::try_current().map_err(|_| "no tokio runtime to run its host services on".to_owned())?;
-    Ok(shared.for_plugin(plugin, Default::default(), runtime))
+    own.as_ref().map_err(Clone::clone)
 }
