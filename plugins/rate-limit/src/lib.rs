@@ -16,6 +16,7 @@
 //!       key: header:x-api-key   # ip (default) | header:<name> | metadata:<key>
 //!       missing_key: reject     # shared (default) | reject
 //!       headers: true           # RateLimit-* headers on allowed responses too (default true)
+//!       backend: memory         # memory (default): buckets in this process | redis: in the host's shared state
 //! routes:
 //!   - path: /api/{*rest}
 //!     filters: [per-client]
@@ -53,6 +54,65 @@
 //! is what bounds an attacker minting fresh keys; the key length is bounded
 //! by the listener's header limits. The thread stops and is joined in
 //! `shutdown`.
+//!
+//! ## `backend: redis`: one limit for a fleet of hosts
+//!
+//! With `backend: redis` the buckets live in the host's shared state, so
+//! every host pointing at the same Redis (and prefix) draws from the same
+//! buckets: `100/s` on three hosts lets 100/s through in total. The host
+//! must run its shared state on Redis and grant this plugin the namespace:
+//!
+//! ```yaml
+//! services:
+//!   state: { backend: redis, url: "redis://10.0.0.5:6379", timeout: 1s }
+//! plugins:
+//!   per-client:
+//!     kind: native
+//!     path: artifacts/libcovet_rate_limit.so
+//!     capabilities: { state: [ratelimit] }
+//!     config:
+//!       rate: 100/s
+//!       key: header:x-api-key
+//!       backend: redis
+//!       redis:                  # optional; these are the defaults
+//!         namespace: ratelimit  # the shared state namespace (granted above)
+//!         timeout: 30ms         # the longest a request waits for Redis (up to 10s)
+//!         on_error: allow       # allow (fail open) | deny (fail closed)
+//! ```
+//!
+//! - **One atomic round trip per request**: a Lua script (`src/gcra.lua`,
+//!   sent with `EVALSHA` by the host) reads the bucket, decides and writes
+//!   it back. It is the same GCRA as in process, on Redis's clock (`TIME`),
+//!   so the hosts' clocks do not matter. The bucket is one key holding the
+//!   time (µs) at which it is full again, expiring at that time: Redis holds
+//!   only the buckets of recently active clients. Rates above 1,000,000/s
+//!   are refused with this backend (the script counts whole microseconds).
+//! - **Redis Cluster**: a bucket's key is `{<instance>/<client key>}` (the
+//!   shared bucket of keyless requests `{<instance>}`) after the host's
+//!   prefix and namespace, e.g. `covet:ratelimit:{per-client/10.0.0.1}`. The
+//!   braces are a hash tag: each call touches one key in one slot, and
+//!   buckets spread over the cluster. The instance name is the manifest's
+//!   plugin name, so two differently named limiters never share buckets.
+//! - **Same answers as in process**: `RateLimit-Limit`, `-Remaining` and
+//!   `-Reset` on allowed responses, and the same 429 with `Retry-After`.
+//! - **Timeout and failure policy**: each call races `redis.timeout` (30 ms;
+//!   the host's `services.state.timeout` also applies, whichever is
+//!   shorter). When Redis fails or does not answer in time, `on_error:
+//!   allow` lets the request through unlimited (no `RateLimit-*` headers,
+//!   metadata `ratelimit.fail_open` = why: `timeout`, `connect`, `backend`,
+//!   `misconfigured`, ...), and `on_error: deny` answers **503** (not 429:
+//!   the client spent no quota) with `Retry-After: 1` and
+//!   `{"error":{"code":"RATE_LIMIT_UNAVAILABLE","message":…,"details":{"reason":"timeout","retry_after_seconds":1},…}}`.
+//!   A call cut off by the timeout may still reach Redis later and count.
+//! - **Logs**: a failure is written to stderr (the host's log) at most once
+//!   per 10 s per limiter, with the number of requests let through and
+//!   refused since the last such line, and once more when Redis answers
+//!   again. A namespace that is not granted, or a host whose shared state is
+//!   in process (`eval` is Redis only), shows up there as `misconfigured`
+//!   with the host's message saying what to fix.
+//!
+//! The plugin is an `AsyncPlugin`: the memory backend answers on the first
+//! poll without suspending; only the Redis backend waits.
 //!
 //! `ratelimit.remaining` is a single metadata slot: with two rate-limit
 //! filters on one route the later one's value is the one both `on_response`
