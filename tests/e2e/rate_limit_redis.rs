@@ -16,14 +16,14 @@ use serde_json::{Value, json};
 use crate::common::{assert_problem, labelled};
 
 /// A redis-server of the test's own, on a unix socket; killed on drop.
-struct RedisServer {
+pub(crate) struct RedisServer {
     child: Child,
     socket: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl RedisServer {
-    fn start() -> RedisServer {
+    pub(crate) fn start() -> RedisServer {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("redis.sock");
         let child = Command::new("redis-server")
@@ -40,7 +40,7 @@ impl RedisServer {
         RedisServer { child, socket, _dir: dir }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis+unix://{}", self.socket.display())
     }
 

@@ -11,7 +11,8 @@
 //! - A host outside the grants raises `covet.OutboundDenied` naming the host
 //!   and the manifest key; uncaught, it is a 500 that names them too.
 //! - Shared state: `incr` counts across requests, get/set/compare-and-set/
-//!   delete, and an ungranted namespace raises `covet.StateDenied`.
+//!   delete, and an ungranted namespace raises `covet.StateDenied`; with
+//!   `backend: redis` (a real redis-server) two hosts share one counter.
 //! - A swapped-out instance's periodic task and spawned task stop.
 //! - An ASGI app and an async filter get their own instance's grants too.
 
@@ -87,6 +88,14 @@ async def denied_caught():
         return {"type": type(e).__name__, "message": str(e), "grant": e.grant, "base": isinstance(e, covet.HostServiceError)}
     return {"type": None}
 
+@app.get("/timeout")
+async def timeout():
+    try:
+        await covet.http.get(upstream("/slow"), timeout=0.2)
+    except covet.ServiceTimeout as e:
+        return {"type": type(e).__name__, "kind": e.kind, "message": str(e)}
+    return {"type": None}
+
 @app.get("/count")
 async def count():
     return {"hits": await counters.incr("hits")}
@@ -158,13 +167,17 @@ async def read():
 }
 
 fn manifest(app: &str, upstream: &str, routes: &[&str]) -> String {
+    manifest_with(app, upstream, routes, json!({ "backend": "memory" }))
+}
+
+fn manifest_with(app: &str, upstream: &str, routes: &[&str], state: Value) -> String {
     let routes: Vec<Value> = routes.iter().map(|p| json!({ "path": p, "handler": "app" })).collect();
     let authority = upstream.trim_start_matches("http://");
     json!({
         "listen": [{ "addr": "127.0.0.1:0" }],
         "log": { "access": false },
         "python": { "threads": 2 },
-        "services": { "state": { "backend": "memory" } },
+        "services": { "state": state },
         "plugins": { "app": {
             "kind": "python",
             "app": app,
@@ -220,6 +233,10 @@ async fn answer(state: Arc<Upstream>, req: Request<Incoming>) -> Result<Response
             Ok(reply(Bytes::from(format!("peak {peak} from {}", header(&req, "x-from")))))
         }
         "/big" => Ok(reply(Bytes::from(vec![b'x'; 256 * 1024]))),
+        "/slow" => {
+            tokio::time::sleep(PATIENCE).await;
+            Ok(reply(Bytes::from_static(b"late")))
+        }
         _ => {
             let kind = header(&req, "content-type");
             let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
@@ -301,6 +318,9 @@ async fn a_denied_host_is_an_exception_naming_the_host_and_the_grant() {
     assert_eq!(uncaught.status, 500, "{}", uncaught.text());
     let text = uncaught.text();
     assert!(text.contains("OutboundDenied") && text.contains("127.0.0.1:1") && text.contains("outbound_http"), "{text}");
+    let late = client.get("/timeout").await.unwrap().json();
+    assert_eq!(late["type"], "ServiceTimeout", "{late}");
+    assert!(late["message"].as_str().unwrap().contains("timed out after 200ms"), "{late}");
     let sync = client.get("/sync").await.unwrap().json();
     assert_eq!(sync["kind"], "usage", "services are async-only: {sync}");
 }
@@ -426,4 +446,26 @@ async fn an_asgi_app_and_a_filter_use_their_own_grants() {
         // The filter's namespace is not the app's: each plugin has its own grants.
         assert_eq!(reply.text(), format!("calls={n} started=yes denied=yes"));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_two_hosts_share_one_counter() {
+    let redis = crate::rate_limit_redis::RedisServer::start();
+    let (url, _) = upstream().await;
+    let state = json!({ "backend": "redis", "url": redis.url(), "timeout": "2s" });
+    let text = manifest_with("app.py:app", &url, &["/{*rest}"], state);
+    let hosts = [
+        Host::builder(text.clone()).file("app.py", APP.to_owned()).start(),
+        Host::builder(text).file("app.py", APP.to_owned()).start(),
+    ];
+    for host in &hosts {
+        host.wait_ready().await;
+    }
+    for expected in 1..=6 {
+        let reply = hosts[expected % 2].http1().get("/count").await.unwrap();
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(reply.json()["hits"], expected, "the hosts count in one Redis");
+    }
+    let ops = hosts[0].http1().get("/state").await.unwrap().json();
+    assert_eq!((ops["got"].clone(), ops["swapped"].clone(), ops["after"].clone()), (json!("v1"), json!(true), json!("v2")), "{ops}");
 }
