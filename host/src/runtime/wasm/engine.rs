@@ -10,7 +10,8 @@
 //! - **Fuel** metering is compiled in so that any plugin *may* set a fuel
 //!   limit; plugins without one run with unlimited fuel.
 //! - The **linker** holds WASI 0.2 (`wasmtime_wasi::p2`), `wasi:http`
-//!   (`wasmtime_wasi_http::p2`) and covet's own `covet:plugin/types`. What
+//!   (`wasmtime_wasi_http::p2`), covet's own `covet:plugin/types` and the
+//!   host services' `covet:plugin/state@0.2.0`. What
 //!   each plugin can actually reach is decided per store by its capabilities.
 
 use std::{sync::OnceLock, time::Duration};
@@ -20,7 +21,7 @@ use wasmtime::{
     component::{HasSelf, Linker},
 };
 
-use super::{bindings, sandbox::Ctx};
+use super::{bindings, sandbox::Ctx, state};
 use crate::manifest::WasmLimits;
 
 /// How often the epoch advances: the granularity of time limits, and how
@@ -54,6 +55,7 @@ fn build() -> wasmtime::Result<Runtime> {
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     bindings::Plugin::add_to_linker::<_, HasSelf<Ctx>>(&mut linker, |ctx| ctx)?;
+    state::Services::add_to_linker::<_, HasSelf<Ctx>>(&mut linker, |ctx| ctx)?;
     start_ticker(engine.clone());
     Ok(Runtime { engine, linker })
 }

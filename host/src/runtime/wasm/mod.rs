@@ -35,6 +35,8 @@ mod executor;
 mod outbound;
 mod proxy;
 mod sandbox;
+mod services;
+mod state;
 mod stdio;
 mod stream;
 
@@ -120,11 +122,14 @@ impl WasmComponent {
         WasmComponent { compiled: self.compiled.clone(), path: path.into() }
     }
 
-    /// An executor for manifest entry `spec`: its sandbox, its config
+    /// An executor for manifest entry `spec`: its sandbox (with the host
+    /// services in force, limited to the plugin's grants), its config
     /// (checked by running `init` once), its instance mode.
     pub fn instantiate(&self, spec: &PluginSpec) -> Result<Box<dyn Executor>, HostError> {
         let settings = spec.wasm.clone().unwrap_or_default();
-        let sandbox = Sandbox::new(&spec.name, &settings);
+        let services = services::WasmServices::for_plugin(spec)
+            .map_err(|reason| HostError::PluginInit { plugin: spec.name.clone(), reason: format!("host services: {reason}") })?;
+        let sandbox = Sandbox::new(&spec.name, &settings, services);
         let info = PluginInfo {
             name: spec.name.clone(),
             kind: "wasm",
@@ -195,7 +200,7 @@ fn not_a_component(bytes: &[u8], err: wasmtime::Error) -> String {
 /// Types a covet plugin's exports and asks it who it is.
 fn describe(pre: InstancePre<Ctx>) -> Result<Compiled, String> {
     let pre = PluginPre::new(pre).map_err(|e| format!("the component's exports do not match {COVET_WORLD}: {e:#}"))?;
-    let sandbox = Sandbox::new("describe", &Default::default());
+    let sandbox = Sandbox::new("describe", &Default::default(), services::WasmServices::none("describe")?);
     let descriptor = block_on(async {
         let mut store = sandbox.store(pre.engine())?;
         let plugin = pre.instantiate_async(&mut store).await.map_err(|e| format!("cannot instantiate it: {e:#}"))?;

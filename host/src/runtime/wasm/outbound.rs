@@ -1,130 +1,142 @@
-//! Sends a WASM plugin's outbound HTTP request (`wasi:http/outgoing-handler`)
-//! once [`super::sandbox`] has allowed its host: TCP, TLS through the host's
-//! tokio-rustls with the aws-lc-rs provider and the webpki-roots trust
-//! anchors for `https`, then one HTTP/1.1 exchange over hyper.
+//! A WASM plugin's outbound HTTP (`wasi:http/outgoing-handler`), sent
+//! through the host's outbound HTTP service: the plugin's
+//! [`covet_services::http::Outbound`], so a component's requests share the
+//! host's connection pools per origin, speak HTTP/2 where ALPN offers it,
+//! trust the custom CA and present the client certificate of
+//! `services.http`, obey its timeouts and count in the plugin's counters.
 //!
-//! This replaces wasmtime-wasi-http's `default-send-request` feature, which
-//! pulls in a second crypto provider (ring). It follows that function
-//! (wasmtime 48, Apache-2.0) closely: same timeouts, same errors.
+//! **Grants.** The service checks the plugin's `capabilities.outbound_http`
+//! (denied by default). A denied request fails in the guest with wasi:http's
+//! `HTTP-request-denied`; the host logs why, naming the plugin, the host and
+//! the manifest key that would allow it.
+//!
+//! **Timeouts.** wasi:http's per-request options map onto the service's
+//! limits, and can only shorten them: `first-byte-timeout` (plus
+//! `connect-timeout` when both are set, as the service's request timeout
+//! covers connecting too) shortens `services.http.request_timeout`;
+//! `between-bytes-timeout` adds a limit on each wait for the next response
+//! chunk besides `services.http.body_idle_timeout`. `connect-timeout` alone
+//! cannot shorten `services.http.connect_timeout` (the pool connects, and may
+//! not connect at all).
+//!
+//! **Streaming.** The request body streams from the guest to the server as
+//! the guest writes it, the response body from the server to the guest as it
+//! arrives. The pooled client drives each connection itself, so the
+//! "connection driver" handed back to wasmtime is already finished.
 
 use std::{
     pin::Pin,
-    sync::{Arc, OnceLock},
     task::{Context, Poll, ready},
     time::Duration,
 };
 
 use bytes::Bytes;
-use http::{Request, Response, Uri, uri::Scheme};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
-use tokio::{
-    io::{AsyncRead, AsyncWrite},
-    net::TcpStream,
+use covet_services::{
+    ServiceError,
+    http::{BoxError, Outbound, RequestBody, ResponseBody},
 };
-use wasmtime_wasi_http::{Error, RequestOptions};
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, SizeHint};
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-/// What the guest waits on for the rest of the exchange (the connection
-/// finishing after the response head).
-pub type Driver = Box<dyn Future<Output = Result<(), Error>> + Send>;
+/// What the guest waits on after the response head (nothing, here).
+type Driver = Box<dyn Future<Output = Result<(), Error>> + Send>;
 
-/// Used when the guest sets no timeout (wasmtime's own default).
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+type SendResult = wasmtime_wasi_http::Result<(http::Response<WasiBody>, Driver)>;
 
-trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
+/// The wasi:http hooks of one store: its plugin's outbound HTTP service.
+pub struct Hooks {
+    service: Outbound,
+}
 
-/// Sends `req` and returns the response head with a streaming body, and the
-/// future that drives the connection to its end.
-pub async fn send(
-    mut req: Request<wasmtime_wasi_http::WasiBody>,
-    options: Option<RequestOptions>,
-) -> Result<(Response<wasmtime_wasi_http::WasiBody>, Driver), Error> {
-    use http_body_util::BodyExt;
-    let timeout = |pick: fn(&RequestOptions) -> Option<Duration>| options.as_ref().and_then(pick).unwrap_or(DEFAULT_TIMEOUT);
-    let (connect, first_byte, between) =
-        (timeout(|o| o.connect_timeout), timeout(|o| o.first_byte_timeout), timeout(|o| o.between_bytes_timeout));
-    let stream = connect_to(req.uri(), connect).await?;
-    let (mut sender, conn) =
-        tokio::time::timeout(connect, hyper::client::conn::http1::Builder::new().handshake(TokioIo::new(stream)))
-            .await
-            .map_err(|_| Error::ConnectionTimeout)??;
-    // The request line carries only the path unless talking to a proxy.
-    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    *req.uri_mut() = Uri::builder().path_and_query(path).build().map_err(|_| Error::HttpRequestUriInvalid)?;
-    let mut conn = Box::pin(conn);
-    let sending = tokio::time::timeout(first_byte, sender.send_request(req));
-    // Drive the connection while waiting for the response head.
-    tokio::pin!(sending);
-    let res = tokio::select! {
-        biased;
-        res = &mut sending => res,
-        done = conn.as_mut() => {
-            done?;
-            sending.await
+impl Hooks {
+    /// Hooks sending through `service` (the plugin's grants and counters).
+    pub fn new(service: Outbound) -> Hooks {
+        Hooks { service }
+    }
+}
+
+impl WasiHttpHooks for Hooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: Driver,
+    ) -> Box<dyn Future<Output = SendResult> + Send> {
+        drop(fut);
+        Box::new(send(self.service.clone(), request, options))
+    }
+}
+
+/// Sends `request` through `service`; resolves at the response head.
+async fn send(service: Outbound, request: http::Request<WasiBody>, options: Option<RequestOptions>) -> SendResult {
+    let options = options.unwrap_or_default();
+    let (parts, body) = request.into_parts();
+    let body: RequestBody = body.map_err(|e| Box::new(e) as BoxError).boxed_unsync();
+    let uri = parts.uri.clone();
+    let response = match service.send(http::Request::from_parts(parts, body), head_timeout(&options)).await {
+        Ok(response) => response,
+        Err(error) => {
+            match &error {
+                ServiceError::Denied { .. } => tracing::warn!(%uri, "{error}"),
+                _ => tracing::debug!(%uri, "outbound request failed: {error}"),
+            }
+            return Err(request_error(&error));
         }
     };
-    let res = res.map_err(|_| Error::ConnectionReadTimeout)?.map_err(Error::from)?;
-    let between = between.max(Duration::from_nanos(1));
-    let mut interval = tokio::time::interval(between);
-    interval.reset();
-    let res = res.map(|incoming| TimedBody { incoming, interval }.boxed_unsync());
-    let driver: Driver = Box::new(async move {
-        conn.await.map_err(|e| if e.is_timeout() { Error::HttpResponseTimeout } else { Error::from(e) })
+    let between = options.between_bytes_timeout;
+    let response = response.map(|body| match between {
+        Some(limit) => TimedBody::new(body, limit).boxed_unsync(),
+        None => body.map_err(|e| body_error(&e)).boxed_unsync(),
     });
-    Ok((res, driver))
+    Ok((response, Box::new(std::future::ready(Ok(())))))
 }
 
-async fn connect_to(uri: &Uri, timeout: Duration) -> Result<Box<dyn Stream>, Error> {
-    let authority = uri.authority().ok_or(Error::HttpRequestUriInvalid)?;
-    let tls = uri.scheme() == Some(&Scheme::HTTPS);
-    let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let host = authority.host();
-    let target = format!("{}:{port}", host);
-    let tcp = match tokio::time::timeout(timeout, TcpStream::connect(&target)).await {
-        Ok(stream) => stream.map_err(Error::Connect)?,
-        Err(_) => return Err(Error::ConnectionTimeout),
-    };
-    if !tls {
-        return Ok(Box::new(tcp));
+/// The limit on reaching the response head that the guest asked for, if any.
+fn head_timeout(options: &RequestOptions) -> Option<Duration> {
+    options.first_byte_timeout.map(|first| first + options.connect_timeout.unwrap_or_default())
+}
+
+/// The wasi:http error code for a request that failed before its response head.
+fn request_error(error: &ServiceError) -> Error {
+    match error {
+        ServiceError::Denied { .. } => Error::HttpRequestDenied,
+        ServiceError::Timeout { what, .. } if what.starts_with("connect") => Error::ConnectionTimeout,
+        ServiceError::Timeout { .. } => Error::HttpResponseTimeout,
+        ServiceError::Connect { reason, .. } if reason.contains("dns") || reason.contains("lookup") => {
+            Error::DnsError { rcode: None, info_code: None }
+        }
+        ServiceError::Connect { .. } => Error::ConnectionRefused,
+        ServiceError::Tls(text) if text.contains("certificate") => Error::TlsCertificateError,
+        ServiceError::Tls(_) => Error::TlsProtocolError,
+        ServiceError::Http(text) if text.starts_with("URL") => Error::HttpRequestUriInvalid,
+        ServiceError::Http(_) => Error::HttpProtocolError,
+        other => Error::InternalError(Some(other.to_string())),
     }
-    let name = server_name(host).map_err(|e| Error::Tls(std::io::Error::other(e)))?;
-    let connector = tokio_rustls::TlsConnector::from(client_config());
-    let stream = connector.connect(name, tcp).await.map_err(Error::Tls)?;
-    Ok(Box::new(stream))
 }
 
-/// The TLS name of `host` (an IPv6 literal comes in brackets).
-fn server_name(host: &str) -> Result<ServerName<'static>, rustls::pki_types::InvalidDnsNameError> {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
-        return Ok(ServerName::from(ip));
+/// The wasi:http error code for a response body that failed.
+fn body_error(error: &ServiceError) -> Error {
+    match error {
+        ServiceError::Timeout { .. } => Error::ConnectionReadTimeout,
+        ServiceError::Http(_) => Error::HttpResponseIncomplete,
+        other => Error::InternalError(Some(other.to_string())),
     }
-    Ok(ServerName::try_from(bare)?.to_owned())
 }
 
-/// One client configuration for every outbound request: the Mozilla roots
-/// (webpki-roots), no client certificate.
-fn client_config() -> Arc<rustls::ClientConfig> {
-    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.into() };
-            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map(|b| b.with_root_certificates(roots).with_no_client_auth());
-            Arc::new(config.unwrap_or_else(|e| unreachable!("aws-lc-rs supports the default versions: {e}")))
-        })
-        .clone()
-}
-
-/// The response body, failing when no byte arrives within the guest's
-/// `between_bytes_timeout`.
+/// A response body that also fails when no chunk arrives within the guest's
+/// `between-bytes-timeout`.
 struct TimedBody {
-    incoming: Incoming,
-    interval: tokio::time::Interval,
+    inner: ResponseBody,
+    limit: Duration,
+    timer: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl TimedBody {
+    fn new(inner: ResponseBody, limit: Duration) -> TimedBody {
+        let limit = limit.max(Duration::from_nanos(1));
+        TimedBody { inner, limit, timer: Box::pin(tokio::time::sleep(limit)) }
+    }
 }
 
 impl Body for TimedBody {
@@ -132,27 +144,56 @@ impl Body for TimedBody {
     type Error = Error;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
-        match Pin::new(&mut self.incoming).poll_frame(cx) {
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Ready(Some(Err(e))) => {
-                Poll::Ready(Some(Err(if e.is_timeout() { Error::HttpResponseTimeout } else { Error::from(e) })))
-            }
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                self.interval.reset();
+                this.timer.as_mut().reset(tokio::time::Instant::now() + this.limit);
                 Poll::Ready(Some(Ok(frame)))
             }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(body_error(&e)))),
+            Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
-                ready!(self.interval.poll_tick(cx));
+                ready!(this.timer.as_mut().poll(cx));
                 Poll::Ready(Some(Err(Error::ConnectionReadTimeout)))
             }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.incoming.is_end_stream()
+        self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.incoming.size_hint()
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_guest_timeouts_shorten_the_head_wait_only_with_a_first_byte_limit() {
+        let secs = Duration::from_secs;
+        let options = |c, f| RequestOptions { connect_timeout: c, first_byte_timeout: f, between_bytes_timeout: None };
+        assert_eq!(head_timeout(&options(None, None)), None);
+        assert_eq!(head_timeout(&options(Some(secs(2)), None)), None, "connecting is the pool's");
+        assert_eq!(head_timeout(&options(None, Some(secs(3)))), Some(secs(3)));
+        assert_eq!(head_timeout(&options(Some(secs(2)), Some(secs(3)))), Some(secs(5)));
+    }
+
+    #[test]
+    fn service_errors_become_the_wasi_http_codes() {
+        let denied = ServiceError::Denied { plugin: "p".into(), what: "x".into(), grant: "outbound_http" };
+        assert!(matches!(request_error(&denied), Error::HttpRequestDenied));
+        let connect = ServiceError::Timeout { what: "connect to a:80".into(), after: Duration::from_secs(1) };
+        assert!(matches!(request_error(&connect), Error::ConnectionTimeout));
+        let head = ServiceError::Timeout { what: "HTTP request to a:80".into(), after: Duration::from_secs(1) };
+        assert!(matches!(request_error(&head), Error::HttpResponseTimeout));
+        let refused = ServiceError::Connect { target: "a:80".into(), reason: "Connection refused".into() };
+        assert!(matches!(request_error(&refused), Error::ConnectionRefused));
+        let url = ServiceError::Http("URL '/x' must be absolute, with scheme http or https".into());
+        assert!(matches!(request_error(&url), Error::HttpRequestUriInvalid));
+        assert!(matches!(body_error(&head), Error::ConnectionReadTimeout));
     }
 }

@@ -11,8 +11,10 @@
 //! - **Fuel**: the plugin's `fuel` per call, or unlimited.
 //! - **Capabilities**: only the granted environment variables and
 //!   preopened directories exist in the WASI context; outbound HTTP goes
-//!   through [`Outbound`], which refuses hosts not on the list; stdout and
-//!   stderr go to the host log when granted, and nowhere otherwise.
+//!   through the host's HTTP service ([`super::outbound`]), which refuses
+//!   hosts not granted; shared state ([`super::state`]) is limited to the
+//!   granted namespaces; stdout and stderr go to the host log when granted,
+//!   and nowhere otherwise.
 
 use std::{
     fmt,
@@ -25,9 +27,10 @@ use std::{
 
 use wasmtime::{Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline, component::ResourceTable};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use covet_services::state::StateHandle;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use super::stdio::LogStream;
+use super::{outbound::Hooks, services::WasmServices, stdio::LogStream};
 use crate::{
     exchange::{Exchange, HostResponse},
     manifest::{DirGrant, WasmLimits, WasmSettings},
@@ -39,7 +42,8 @@ pub struct Ctx {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
-    outbound: Outbound,
+    outbound: Hooks,
+    state: StateHandle,
     limiter: Limiter,
     deadline: Deadline,
     /// The request, while a phase call runs.
@@ -57,6 +61,11 @@ impl Ctx {
     /// When the running call must end (shared: moving it moves the limit).
     pub fn deadline(&self) -> &Deadline {
         &self.deadline
+    }
+
+    /// The plugin's shared state (its granted namespaces).
+    pub fn state(&self) -> &StateHandle {
+        &self.state
     }
 }
 
@@ -137,59 +146,20 @@ impl ResourceLimiter for Limiter {
     }
 }
 
-/// Outbound HTTP: allowed only to the listed hosts.
-struct Outbound {
-    allowed: Arc<[String]>,
-}
-
-impl Outbound {
-    /// `host` entries allow any port; `host:port` entries that port only
-    /// (the scheme's default port when the URI has none).
-    fn allows(&self, uri: &http::Uri) -> bool {
-        let Some(authority) = uri.authority() else { return false };
-        let host = authority.host().to_ascii_lowercase();
-        let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
-        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let with_port = format!("{host}:{port}");
-        self.allowed.iter().any(|a| *a == host || *a == with_port)
-    }
-}
-
-type SendResult = wasmtime_wasi_http::Result<(
-    http::Response<wasmtime_wasi_http::WasiBody>,
-    Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-)>;
-
-impl WasiHttpHooks for Outbound {
-    fn send_request(
-        &mut self,
-        request: http::Request<wasmtime_wasi_http::WasiBody>,
-        options: Option<wasmtime_wasi_http::RequestOptions>,
-        fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ) -> Box<dyn Future<Output = SendResult> + Send> {
-        drop(fut);
-        if !self.allows(request.uri()) {
-            tracing::warn!(uri = %request.uri(), "outbound request denied: the host is not in capabilities.outbound_http");
-            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
-        }
-        Box::new(super::outbound::send(request, options))
-    }
-}
-
 /// What a plugin may use, resolved once at load; makes its stores.
 pub struct Sandbox {
     plugin: Arc<str>,
     limits: WasmLimits,
     env: Vec<(String, String)>,
     dirs: Vec<DirGrant>,
-    outbound: Arc<[String]>,
+    services: WasmServices,
     stdio: bool,
 }
 
 impl Sandbox {
-    /// The sandbox of plugin `plugin`; granted environment variables are
-    /// read from the host's environment now (absent ones stay absent).
-    pub fn new(plugin: &str, settings: &WasmSettings) -> Sandbox {
+    /// The sandbox of plugin `plugin`, using `services`; granted environment
+    /// variables are read from the host's environment now (absent ones stay absent).
+    pub fn new(plugin: &str, settings: &WasmSettings, services: WasmServices) -> Sandbox {
         let caps = &settings.capabilities;
         let env = caps.env.iter().filter_map(|name| Some((name.clone(), std::env::var(name).ok()?))).collect();
         Sandbox {
@@ -197,7 +167,7 @@ impl Sandbox {
             limits: settings.limits.clone(),
             env,
             dirs: caps.dirs.clone(),
-            outbound: caps.outbound_http.iter().cloned().collect(),
+            services,
             stdio: caps.stdio,
         }
     }
@@ -213,7 +183,8 @@ impl Sandbox {
             wasi: self.wasi()?,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            outbound: Outbound { allowed: self.outbound.clone() },
+            outbound: Hooks::new(self.services.http.clone()),
+            state: self.services.state.clone(),
             limiter: Limiter { limits: StoreLimitsBuilder::new().memory_size(self.limits.memory as usize).build(), refused: false },
             deadline: Deadline::new(Instant::now() + self.limits.timeout),
             exchange: None,
@@ -258,25 +229,6 @@ impl Sandbox {
 mod tests {
     use super::*;
 
-    fn outbound(hosts: &[&str]) -> Outbound {
-        Outbound { allowed: hosts.iter().map(|h| h.to_string()).collect() }
-    }
-
-    fn allows(o: &Outbound, uri: &str) -> bool {
-        o.allows(&uri.parse().unwrap())
-    }
-
-    #[test]
-    fn a_bare_host_allows_any_port_and_host_port_only_that_port() {
-        let o = outbound(&["api.example.com", "10.0.0.7:8080"]);
-        assert!(allows(&o, "https://api.example.com/v1"));
-        assert!(allows(&o, "http://API.example.com:9000/"));
-        assert!(allows(&o, "http://10.0.0.7:8080/x"));
-        assert!(!allows(&o, "http://10.0.0.7/x"), "port 80 is not 8080");
-        assert!(!allows(&o, "http://evil.example.com/"));
-        assert!(!allows(&o, "/relative"));
-    }
-
     #[test]
     fn a_deadline_moves_and_lifts_for_every_holder() {
         let deadline = Deadline::new(Instant::now() - std::time::Duration::from_millis(1));
@@ -288,13 +240,5 @@ mod tests {
         assert!(!deadline.passed());
         shared.set(Instant::now());
         assert!(deadline.passed());
-    }
-
-    #[test]
-    fn host_port_entries_match_the_scheme_default_port() {
-        let o = outbound(&["api.example.com:443"]);
-        assert!(allows(&o, "https://api.example.com/"));
-        assert!(!allows(&o, "http://api.example.com/"));
-        assert!(!allows(&outbound(&[]), "http://127.0.0.1/"), "nothing is granted by default");
     }
 }
