@@ -11,12 +11,15 @@
 //! - [`http`]: an unmodified `wasi:http` component as a handler;
 //! - [`stream`]: a `wasi:http` component's response body streamed as it is
 //!   written (first chunk early, 50 MiB with bounded memory, SSE, limits);
+//! - [`services`]: host services from a component: outbound HTTP through
+//!   the host's pooled client, shared state (in process and Redis), timers;
 //! - [`swap`]: hot swap of a WASM plugin through the admin API.
 
 mod capabilities;
 mod chains;
 mod faults;
 mod http;
+mod services;
 mod stream;
 mod swap;
 
