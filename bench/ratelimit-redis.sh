@@ -36,7 +36,7 @@ conns = int(os.environ.get("CONNS", "50"))
 warmup = int(os.environ.get("WARMUP", "3"))
 
 def manifest(backend):
-    redis = ', backend: redis, redis: { timeout: 50ms, on_error: deny }' if backend == "redis" else ""
+    redis = ', backend: redis, redis: { timeout: 1s, on_error: deny }' if backend == "redis" else ""
     return f"""listen: [{{ addr: 127.0.0.1:0 }}]
 log: {{ access: false, level: warn }}
 services: {{ state: {{ backend: redis, url: "redis+unix://{work}/redis.sock", timeout: 1s }} }}
