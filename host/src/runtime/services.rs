@@ -19,6 +19,7 @@ use covet_services::http::{ClientCert, HttpConfig, OutboundPolicy, RequestBody};
 use covet_services::state::{RedisConfig, StateConfig, Value};
 use covet_services::{Grants, PluginServices, ServiceError, Services, ServicesConfig};
 use http_body_util::BodyExt;
+use tokio::runtime::{Handle, RuntimeFlavor};
 
 use super::native::body::{FfiBody, HostBodyStream};
 use crate::manifest::{PluginSpec, ServicesSettings, StateBackend};
@@ -56,8 +57,29 @@ pub fn current() -> Result<Services, String> {
 pub fn for_plugin(spec: &PluginSpec) -> Result<PluginServices, String> {
     let outbound = OutboundPolicy::new(&spec.grants.outbound_http)?;
     let grants = Grants { outbound, state_namespaces: spec.grants.state.clone() };
-    let runtime = tokio::runtime::Handle::try_current().map_err(|_| "no tokio runtime to run plugin tasks on".to_owned())?;
+    let runtime = runtime()?;
+    let _inside = runtime.enter();
     Ok(current()?.for_plugin(&spec.name, grants, runtime))
+}
+
+/// The runtime plugin tasks run on: the host's, or — outside any (`covet
+/// check`) — a small one of this module's own.
+fn runtime() -> Result<Handle, String> {
+    match Handle::try_current() {
+        Ok(handle) => Ok(handle),
+        Err(_) => own_runtime().map(|own| own.handle().clone()),
+    }
+}
+
+/// A one-worker runtime for services used outside the host's runtime.
+fn own_runtime() -> Result<&'static tokio::runtime::Runtime, String> {
+    static OWN: std::sync::OnceLock<Result<tokio::runtime::Runtime, String>> = std::sync::OnceLock::new();
+    let own = OWN.get_or_init(|| {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(1).thread_name("covet-services").enable_all();
+        builder.build().map_err(|e| format!("cannot start a runtime for the host services: {e}"))
+    });
+    own.as_ref().map_err(Clone::clone)
 }
 
 fn config(settings: &ServicesSettings) -> Result<ServicesConfig, String> {
@@ -84,9 +106,10 @@ fn config(settings: &ServicesSettings) -> Result<ServicesConfig, String> {
     Ok(ServicesConfig { http, state })
 }
 
-/// A native instance's services behind plugin-api's `HostServicesOps`.
+/// A native instance's services behind plugin-api's `HostServicesOps`, and
+/// the runtime its `block_on` runs futures on (a multi-thread one).
 #[derive(Clone)]
-pub struct NativeHost(Arc<PluginServices>);
+pub struct NativeHost(Arc<PluginServices>, Option<Handle>);
 
 impl std::fmt::Debug for NativeHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -97,8 +120,29 @@ impl std::fmt::Debug for NativeHost {
 impl NativeHost {
     /// The FFI object for `services`.
     pub fn into_ffi(services: PluginServices) -> HostServicesBox {
-        HostServicesOps_TO::from_ptr(RArc::new(NativeHost(Arc::new(services))), TD_Opaque)
+        let handle = Handle::try_current().ok().filter(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
+        let handle = handle.or_else(|| own_runtime().ok().map(|own| own.handle().clone()));
+        HostServicesOps_TO::from_ptr(RArc::new(NativeHost(Arc::new(services), handle)), TD_Opaque)
     }
+}
+
+/// `Host::block_on`: runs `task` on `runtime` (multi-thread, so its I/O and
+/// timers are driven by its workers) from a thread allowed to block. On a
+/// multi-thread worker (`init` at start, on reload or swap) that is this
+/// thread, inside `block_in_place`; on a current-thread runtime (an io_uring
+/// core), whose thread must not wait on itself, a scoped thread; outside
+/// any runtime (`covet check`), this thread. A panic in the task is an error.
+fn block_on(runtime: &Handle, task: FfiFuture<()>) -> Result<(), String> {
+    let run = || std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(task)));
+    let ran = match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(run),
+        Ok(_) => std::thread::scope(|scope| scope.spawn(run).join().unwrap_or_else(Err)),
+        Err(_) => run(),
+    };
+    ran.map_err(|panic| {
+        let message = panic.downcast_ref::<&str>().map(|s| (*s).to_owned()).or_else(|| panic.downcast_ref::<String>().cloned());
+        format!("the plugin's task blocked on at init panicked: {}", message.as_deref().unwrap_or("(no message)"))
+    })
 }
 
 fn ffi_error(e: ServiceError) -> FfiServiceError {
@@ -205,6 +249,22 @@ impl HostServicesOps for NativeHost {
     fn state_delete(&self, ns: RString, key: RString) -> FfiFuture<RResult<bool, FfiServiceError>> {
         let ns = self.namespace(&ns);
         ffi(async move { ns?.delete(&key).await })
+    }
+
+    fn block_on(&self, task: FfiFuture<()>) -> RResult<(), FfiServiceError> {
+        let Some(runtime) = &self.1 else {
+            let message = "no runtime to run the plugin's init task on";
+            return RResult::RErr(FfiServiceError { kind: "config".into(), message: message.into() });
+        };
+        block_on(runtime, task).map_err(|message| FfiServiceError { kind: "backend".into(), message: message.into() }).into()
+    }
+
+    fn http_check(&self, url: RString) -> RResult<(), FfiServiceError> {
+        let checked = match url.parse::<http::Uri>() {
+            Ok(uri) => self.0.http.allowed(&uri).map(drop),
+            Err(e) => Err(ServiceError::Http(format!("URL '{url}' is not valid: {e}"))),
+        };
+        checked.map_err(ffi_error).into()
     }
 
     fn state_eval(

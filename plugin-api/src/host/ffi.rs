@@ -90,6 +90,28 @@ pub trait HostServicesOps: Clone + Debug + Send + Sync {
     /// `SharedState::eval`; the reply is JSON (see [`crate::host::Value`]'s encoding).
     #[sabi(last_prefix_field)]
     fn state_eval(&self, ns: RString, script: RString, keys: RVec<RString>, args: RVec<RString>) -> FfiServiceResult<RString>;
+    /// Runs `task` to completion on the host's runtime and returns when it
+    /// has ended (or panicked: `RErr`), from synchronous code such as `init`
+    /// on whatever thread the host called it (see [`crate::host::Host::block_on`]).
+    /// The default (a host without it) refuses with `unsupported`.
+    fn block_on(&self, task: FfiFuture<()>) -> RResult<(), FfiServiceError> {
+        drop(task);
+        RResult::RErr(unsupported("block_on"))
+    }
+    /// Whether the plugin's grants let it send a request to `url` (nothing is
+    /// sent): `denied` naming the host and the grant, `http` for a bad URL.
+    /// The default (a host without it) refuses with `unsupported`.
+    fn http_check(&self, url: RString) -> RResult<(), FfiServiceError> {
+        drop(url);
+        RResult::RErr(unsupported("http_check"))
+    }
+}
+
+fn unsupported(operation: &str) -> FfiServiceError {
+    FfiServiceError {
+        kind: "unsupported".into(),
+        message: format!("this covet host does not offer `{operation}` to native plugins; upgrade the host").into(),
+    }
 }
 
 /// The services object as the host hands it to a plugin.

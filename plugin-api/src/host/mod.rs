@@ -14,6 +14,11 @@
 //! [...], state: [...] }`); others fail with [`ServiceErrorKind::Denied`].
 //! The futures are driven by the host's runtime: a plugin needs no runtime of
 //! its own. Tasks and sleeps end when the instance shuts down.
+//!
+//! `init` is synchronous: it checks grants with [`Http::check`] and, when it
+//! cannot start without a fetched document, waits on one with
+//! [`Host::block_on`] (the host runs the future on its runtime from a thread
+//! allowed to block).
 
 pub mod ffi;
 mod http;
@@ -21,6 +26,7 @@ mod state;
 
 use std::fmt;
 use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use abi_stable::std_types::RResult;
@@ -75,6 +81,30 @@ impl Host {
         result(self.ops()?.spawn(task.into_ffi()))
     }
 
+    /// Runs `fut` to completion on the host's runtime and returns its
+    /// output: for synchronous code that must wait on a service, i.e. `init`
+    /// (fetch what the instance cannot start without). The host drives the
+    /// future from a thread allowed to block, so this is sound wherever the
+    /// host calls `init` (a runtime worker, an io_uring core, `covet check`
+    /// outside any runtime). Never call it from a phase's future or a
+    /// spawned task: await there instead. A panic in `fut` comes back as an
+    /// error naming it. Bound the wait with the calls' own timeouts.
+    pub fn block_on<F>(&self, fut: F) -> Result<F::Output, ServiceError>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let slot = Arc::new(Mutex::new(None));
+        let out = Arc::clone(&slot);
+        let task = async move {
+            let value = fut.await;
+            *out.lock().unwrap_or_else(PoisonError::into_inner) = Some(value);
+        };
+        result(self.ops()?.block_on(task.into_ffi()))?;
+        let value = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+        value.ok_or_else(|| ServiceError::new(ServiceErrorKind::ShutDown, "the blocked-on task ended without finishing"))
+    }
+
     /// Shared state namespace `ns` (granted by `capabilities.state`).
     pub fn state(&self, ns: &str) -> State {
         State::new(self.clone(), ns)
@@ -101,6 +131,15 @@ impl Http {
     /// A `POST` request.
     pub fn post(&self, url: &str) -> RequestBuilder {
         self.request("POST", url)
+    }
+
+    /// Whether this plugin may send requests to `url`, without sending any:
+    /// `Ok` when `capabilities.outbound_http` grants its host and port, else
+    /// `Denied` (the message names the host and the grant to add), or `Http`
+    /// for a URL that is not absolute `http://` / `https://`. For checking
+    /// configured URLs at `init`, so a missing grant fails the load.
+    pub fn check(&self, url: &str) -> Result<(), ServiceError> {
+        result(self.host.ops()?.http_check(url.into()))
     }
 }
 

@@ -187,8 +187,20 @@ impl Outbound {
         result
     }
 
-    /// `host:port` of `uri` when the policy allows it, else `Denied`.
+    /// `host:port` of `uri` when the policy allows it, else `Denied` (counted).
     fn check(&self, uri: &http::Uri) -> Result<String, ServiceError> {
+        let checked = self.allowed(uri);
+        if let Err(ServiceError::Denied { .. }) = checked {
+            self.metrics.denied.fetch_add(1, Ordering::Relaxed);
+        }
+        checked
+    }
+
+    /// `host:port` of `uri` when the policy allows it, else `Denied` (naming
+    /// the plugin, the host and the grant), or `Http` for a URL that is not
+    /// absolute `http`/`https`. Sends and counts nothing: for checking
+    /// configured URLs when a plugin loads.
+    pub fn allowed(&self, uri: &http::Uri) -> Result<String, ServiceError> {
         let scheme = uri.scheme_str().unwrap_or_default();
         let port = match scheme {
             "http" => 80,
@@ -204,7 +216,6 @@ impl Outbound {
         if self.policy.allows(&host, port) {
             return Ok(target);
         }
-        self.metrics.denied.fetch_add(1, Ordering::Relaxed);
         let what = format!("outbound HTTP to host '{target}'");
         Err(ServiceError::Denied { plugin: self.plugin.to_string(), what, grant: "outbound_http" })
     }
