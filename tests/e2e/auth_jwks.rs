@@ -1,12 +1,15 @@
 //! auth-jwt with remote keys, behind the real host: a local hyper server
 //! (port 0) serves an OIDC discovery document and a JWK set the test can
 //! rotate or take down; the plugin fetches them through the host's outbound
-//! HTTP service. A rotated key is accepted without a restart, the last good
-//! set keeps serving while the issuer is down, and a URL the manifest does
-//! not grant fails the load with a clear error.
+//! HTTP service. A rotated key is accepted without a restart (on an unknown
+//! kid, and by the scheduled refresh), the last good set keeps serving while
+//! the issuer is down, `require_keys_at_start` fetches during init (in the
+//! host and in `covet check`), and a URL the manifest does not grant fails
+//! the load — and `covet check` — with a clear error.
 
 use std::{
     convert::Infallible,
+    time::{Duration, Instant},
     net::SocketAddr,
     sync::{
         Arc, Mutex,
@@ -137,7 +140,6 @@ async fn get_me(host: &Host, token: &str) -> Reply {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "waits for the native host-services API (config.host(), outbound HTTP, spawn/sleep): the plugin refuses remote keys without it"]
 async fn a_rotated_key_is_accepted_without_a_restart_through_discovery() {
     let issuer = Issuer::start(&["rsa-1"]).await;
     let iss = issuer.url();
@@ -159,7 +161,6 @@ async fn a_rotated_key_is_accepted_without_a_restart_through_discovery() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "waits for the native host-services API (config.host(), outbound HTTP, spawn/sleep): the plugin refuses remote keys without it"]
 async fn the_last_good_key_set_keeps_serving_while_the_issuer_is_down() {
     let issuer = Issuer::start(&["rsa-1"]).await;
     let iss = issuer.url();
@@ -180,7 +181,6 @@ async fn the_last_good_key_set_keeps_serving_while_the_issuer_is_down() {
 }
 
 #[test]
-#[ignore = "waits for the native host-services API (config.host(), outbound HTTP, spawn/sleep): the plugin refuses remote keys without it"]
 fn a_jwks_url_the_manifest_does_not_grant_fails_the_load() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let issuer = runtime.block_on(Issuer::start(&["rsa-1"]));
@@ -192,4 +192,82 @@ fn a_jwks_url_the_manifest_does_not_grant_fails_the_load() {
     assert!(exited.stderr.contains(&format!("{iss}/jwks")), "the error names the URL:\n{}", exited.stderr);
     assert!(exited.stderr.contains("outbound_http"), "the error names the grant:\n{}", exited.stderr);
     assert_eq!(issuer.jwks_hits.load(Ordering::SeqCst), 0, "a denied request never left the host");
+}
+
+/// Waits (up to [`PATIENCE`]) until the issuer has served the key set `n` times.
+async fn wait_for_hits(issuer: &Issuer, n: usize) -> usize {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let hits = issuer.jwks_hits.load(Ordering::SeqCst);
+        if hits >= n || Instant::now() > deadline {
+            return hits;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduled_refresh_fetches_without_requests_and_drops_a_rotated_out_key() {
+    let issuer = Issuer::start(&["rsa-1"]).await;
+    let iss = issuer.url();
+    let keys = json!([{ "jwks_url": format!("{iss}/jwks") }]);
+    let schedule = json!({ "refresh_interval": "20ms" });
+    let host = start(manifest(keys, &iss, &[issuer.addr.to_string()], schedule)).await;
+    let hits = wait_for_hits(&issuer, 3).await;
+    assert!(hits >= 3, "the set was fetched {hits} times with no request; logs:\n{}", host.logs());
+
+    issuer.rotate(&["ec256-1"]);
+    let rotated_at = issuer.jwks_hits.load(Ordering::SeqCst);
+    let hits = wait_for_hits(&issuer, rotated_at + 2).await;
+    assert!(hits >= rotated_at + 2, "no scheduled fetch after the rotation; logs:\n{}", host.logs());
+    let reply = get_me(&host, &token(&iss, "rsa-1", "carol")).await;
+    assert_eq!(reply.status, 401, "the rotated-out key still verifies: {}", reply.text());
+    let reply = get_me(&host, &token(&iss, "ec256-1", "dave")).await;
+    assert_eq!(reply.status, 200, "{}\nlogs:\n{}", reply.text(), host.logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_required_at_start_are_fetched_before_the_host_serves() {
+    let issuer = Issuer::start(&["rsa-1"]).await;
+    let iss = issuer.url();
+    let keys = json!([{ "oidc_discovery": iss }]);
+    let strict = json!({ "require_keys_at_start": true, "refresh_interval": "1h" });
+    let host = start(manifest(keys, &iss, &[issuer.addr.to_string()], strict)).await;
+    assert_eq!(issuer.jwks_hits.load(Ordering::SeqCst), 1, "init fetched the set once; logs:\n{}", host.logs());
+    let reply = get_me(&host, &token(&iss, "rsa-1", "alice")).await;
+    assert_eq!(reply.status, 200, "{}\nlogs:\n{}", reply.text(), host.logs());
+    assert_eq!(issuer.jwks_hits.load(Ordering::SeqCst), 1, "the request needed no fetch of its own");
+}
+
+#[test]
+fn keys_required_at_start_from_an_issuer_that_is_down_fail_the_load() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let issuer = runtime.block_on(Issuer::start(&["rsa-1"]));
+    issuer.stop();
+    let iss = issuer.url();
+    let keys = json!([{ "jwks_url": format!("{iss}/jwks") }]);
+    let strict = json!({ "require_keys_at_start": true });
+    let exited = Host::builder(manifest(keys, &iss, &[issuer.addr.to_string()], strict)).run_to_exit(PATIENCE);
+    assert!(!exited.status.success(), "the host started:\n{}", exited.stderr);
+    assert!(exited.stderr.contains("require_keys_at_start"), "the error names the setting:\n{}", exited.stderr);
+    assert!(exited.stderr.contains(&format!("{iss}/jwks")), "the error names the URL:\n{}", exited.stderr);
+}
+
+#[test]
+fn covet_check_fetches_required_keys_and_reports_an_ungranted_url() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let issuer = runtime.block_on(Issuer::start(&["rsa-1"]));
+    let iss = issuer.url();
+    let keys = json!([{ "oidc_discovery": iss }]);
+    let strict = json!({ "require_keys_at_start": true });
+    let checked = Host::builder(manifest(keys.clone(), &iss, &[issuer.addr.to_string()], strict)).check(PATIENCE);
+    assert!(checked.status.success(), "check failed:\n{}", checked.stderr);
+    assert_eq!(issuer.jwks_hits.load(Ordering::SeqCst), 1, "check ran init's fetch:\n{}", checked.stderr);
+
+    let checked = Host::builder(manifest(keys, &iss, &["example.com".to_string()], json!({}))).check(PATIENCE);
+    assert!(!checked.status.success(), "check passed an ungranted issuer:\n{}", checked.stdout);
+    let discovery = format!("{iss}/.well-known/openid-configuration");
+    assert!(checked.stderr.contains(&discovery), "the error names the URL:\n{}", checked.stderr);
+    assert!(checked.stderr.contains("outbound_http"), "the error names the grant:\n{}", checked.stderr);
+    assert_eq!(issuer.jwks_hits.load(Ordering::SeqCst), 1, "nothing was fetched for the ungranted issuer");
 }

@@ -46,6 +46,15 @@ pub enum ConfigError {
     /// `jwks_url`/`oidc_discovery` without the host's HTTP service.
     #[error("keys: jwks_url and oidc_discovery need the host's outbound HTTP service, which this host does not offer")]
     NoHttpService,
+    /// A remote key URL the manifest does not let the plugin fetch.
+    #[error("keys: {url} cannot be fetched: {reason}")]
+    NotGranted { url: String, reason: String },
+    /// `require_keys_at_start` and the first fetch failed.
+    #[error("remote_keys.require_keys_at_start: the first key fetch failed: {0}")]
+    FirstFetch(String),
+    /// A host service the plugin needs at load failed.
+    #[error("the host's services: {0}")]
+    Host(covet_plugin_api::host::ServiceError),
     /// A problem with one entry of `keys:`, with where it is.
     #[error("{at}: {source}")]
     At { at: String, source: KeyError },

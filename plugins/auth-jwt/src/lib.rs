@@ -69,10 +69,54 @@
 //!
 //! ## Remote key sets
 //!
-//! `jwks_url` and `oidc_discovery` hosts (and the discovered `jwks_uri`'s)
-//! must be granted to the plugin in the manifest,
-//! `capabilities: { outbound_http: [id.example] }`; a load without the grant
-//! fails with the host's error. The set is fetched when the instance starts,
+//! Key sets are fetched through the **host's outbound HTTP service**
+//! (`config.host().http()`: the host's pooled client, its `services.http`
+//! CA, client certificate and timeouts; see docs/host-services.md), never
+//! by a client of the plugin's own, and refreshed by a background task the
+//! host owns and cancels when the instance shuts down (a swap, a reload,
+//! exit).
+//!
+//! The grant needed is `capabilities: { outbound_http: [...] }` naming the
+//! host (any port) or `host:port` of every `jwks_url` and `oidc_discovery`
+//! issuer, and of the discovered `jwks_uri` when it lives elsewhere. The
+//! configured URLs are checked when the plugin loads, before anything is
+//! sent: a missing grant fails the load, and `covet check`, with
+//! `keys: https://id.example/jwks cannot be fetched: plugin 'auth' may not
+//! use outbound HTTP to host 'id.example:443': add it to the plugin's
+//! capabilities: { outbound_http: [...] } in the manifest`. (A discovered
+//! `jwks_uri` on an ungranted host is only known at the fetch: it fails
+//! like any other fetch, with the same message in the warning.)
+//!
+//! A complete manifest (`covet check --plugins auth.yaml`, then `covet host
+//! --plugins auth.yaml`; the paths are where `cargo build --release` puts
+//! the plugins):
+//!
+//! ```yaml
+//! listen:
+//!   - addr: 127.0.0.1:8080
+//! plugins:
+//!   auth:
+//!     kind: native
+//!     path: target/release/libcovet_auth_jwt.so
+//!     config:
+//!       keys:
+//!         - { oidc_discovery: "https://login.example.com/realms/main" }
+//!       issuer: "https://login.example.com/realms/main"
+//!       audience: api
+//!       remote_keys: { refresh_interval: 10m, timeout: 3s, require_keys_at_start: true }
+//!     capabilities:
+//!       outbound_http: [login.example.com]
+//!   api:
+//!     kind: native
+//!     path: target/release/libcovet_static_response.so
+//!     config: { body: "hello, authenticated caller\n" }
+//! routes:
+//!   - path: /api
+//!     filters: [auth]
+//!     handler: api
+//! ```
+//!
+//! The set is fetched when the instance starts,
 //! then again every `refresh_interval` (sooner when the response's
 //! `Cache-Control: max-age` says so, never sooner than
 //! `min_refresh_interval`). A token naming a kid no key has triggers one
@@ -94,8 +138,15 @@
 //! provider blinked), and until the first set arrives a token that no local
 //! key verifies gets a **503** `SERVICE_UNAVAILABLE` ("signing keys are not
 //! available yet", `Retry-After: 1`) rather than a 401, since the token may
-//! well be good. With `require_keys_at_start: true` the load fails instead,
-//! naming the URL and the error.
+//! well be good. With `require_keys_at_start: true` the set is fetched
+//! during `init` (which waits on it through the host's `Host::block_on`,
+//! each request limited by `timeout`), and the load fails instead, naming
+//! the URL and the error; `covet check` fetches it too.
+//!
+//! A fetch is a `GET` with `Accept: application/json`; anything but a `200`
+//! within `timeout` (head and body), or a body over 1 MiB, is a failed
+//! fetch. `Cache-Control: max-age` (or `no-cache`/`no-store`, as 0) bounds
+//! the next refresh, within the two intervals.
 //!
 //! ## Which key verifies a token
 //!
@@ -123,7 +174,7 @@ mod verify;
 
 use std::sync::Arc;
 
-use covet_plugin_api::{AsyncPlugin, Config, Flow, Phases, Request, export_plugin};
+use covet_plugin_api::{AsyncPlugin, Config, Flow, Phases, Request, export_plugin, host::Host};
 
 pub use claims::Verified;
 pub use error::{ConfigError, KeyError};
@@ -135,7 +186,8 @@ use crate::{
     cache::TokenCache,
     claims::Outputs,
     config::Settings,
-    remote::{Log, Parts, RemoteKeys, Trigger},
+    keys::RemoteSource,
+    remote::{HostFetch, Log, Parts, RemoteKeys, Trigger},
     store::{KeySet, Keys},
     verify::{Verifier, base_validation},
 };
@@ -154,6 +206,50 @@ impl AuthJwt {
     /// keys are read and validated here, never per request). Remote key sets
     /// are fetched with `fetcher`; the caller starts [`AuthJwt::refresh_loop`].
     pub fn from_config(config: Config<'_>, fetcher: Option<Arc<dyn Fetch>>) -> Result<AuthJwt, ConfigError> {
+        AuthJwt::build(config, |_, _| Ok(fetcher)).map(|(auth, _)| auth)
+    }
+
+    /// The filter as the host loads it: remote key sets fetched through the
+    /// host's outbound HTTP service (their URLs checked against the plugin's
+    /// grants first), refreshed by a task of the instance, and with
+    /// `require_keys_at_start` fetched before this returns.
+    pub fn with_host(config: Config<'_>, host: Host) -> Result<AuthJwt, ConfigError> {
+        let fetcher = |settings: &Settings, sources: &[RemoteSource]| {
+            if sources.is_empty() {
+                return Ok(None);
+            }
+            for url in sources.iter().map(remote::first_url) {
+                host.http().check(&url).map_err(|e| ConfigError::NotGranted { url, reason: e.to_string() })?;
+            }
+            Ok(Some(Arc::new(HostFetch::new(host.clone(), settings.remote_keys.timeout)) as Arc<dyn Fetch>))
+        };
+        let (auth, required) = AuthJwt::build(config, fetcher)?;
+        if let Some(remote) = &auth.remote {
+            if required {
+                let first = Arc::clone(remote).fetch_now();
+                host.block_on(first).map_err(ConfigError::Host)?.map_err(ConfigError::FirstFetch)?;
+            }
+            let sleeper = host.clone();
+            let sleep = move |wait| {
+                let host = sleeper.clone();
+                // Past shutdown the task is being dropped: never wake again.
+                async move {
+                    if host.sleep(wait).await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+            };
+            host.spawn(Arc::clone(remote).run(sleep)).map_err(ConfigError::Host)?;
+        }
+        Ok(auth)
+    }
+
+    /// Builds the filter, with the fetcher `fetcher` makes for the remote
+    /// sources (none: no fetcher); also whether the keys are required at start.
+    fn build(
+        config: Config<'_>,
+        fetcher: impl FnOnce(&Settings, &[RemoteSource]) -> Result<Option<Arc<dyn Fetch>>, ConfigError>,
+    ) -> Result<(AuthJwt, bool), ConfigError> {
         let mut settings: Settings = config.parse().map_err(ConfigError::Parse)?;
         settings.check()?;
         for key in &mut settings.keys {
@@ -164,6 +260,7 @@ impl AuthJwt {
         let rules = base_validation(&settings);
         let keys = Arc::new(Keys::new(KeySet::new(loaded.local, &rules), loaded.remote.len()));
         let cache = Arc::new(TokenCache::new(settings.cache.max_entries));
+        let fetcher = fetcher(&settings, &loaded.remote)?;
         let remote = match (loaded.remote.is_empty(), fetcher) {
             (true, _) => None,
             (false, None) => return Err(ConfigError::NoHttpService),
@@ -175,7 +272,7 @@ impl AuthJwt {
                 Some(Arc::new(RemoteKeys::new(loaded.remote, parts, &settings.remote_keys)))
             }
         };
-        Ok(AuthJwt {
+        let auth = AuthJwt {
             source: TokenSource::new(&settings.header, &settings.scheme),
             verifier: Verifier::new(keys, &settings),
             outputs: Outputs {
@@ -184,7 +281,8 @@ impl AuthJwt {
             },
             cache,
             remote,
-        })
+        };
+        Ok((auth, settings.remote_keys.require_keys_at_start))
     }
 
     /// Verifies one token with the keys at hand, from the cache when it was
@@ -223,14 +321,9 @@ impl AuthJwt {
     /// Fetches every remote key set now, for `require_keys_at_start`: the
     /// first error, if any source failed.
     pub async fn fetch_now(&self) -> Result<(), String> {
-        let Some(remote) = &self.remote else { return Ok(()) };
-        let fetched = match remote.refresh(Trigger::Schedule) {
-            Some(flight) => flight.await,
-            None => false,
-        };
-        match fetched {
-            true => Ok(()),
-            false => Err(remote.last_error().unwrap_or_else(|| "the key fetch failed".to_string())),
+        match &self.remote {
+            Some(remote) => Arc::clone(remote).fetch_now().await,
+            None => Ok(()),
         }
     }
 
@@ -261,7 +354,8 @@ impl AsyncPlugin for AuthJwt {
     const PHASES: Phases = Phases::ON_REQUEST;
 
     fn init(config: Config<'_>) -> Result<Self, String> {
-        AuthJwt::from_config(config, None).map_err(|e| e.to_string())
+        let host = config.host();
+        AuthJwt::with_host(config, host).map_err(|e| e.to_string())
     }
 
     fn on_request(&self, req: &mut Request<'_>) -> impl Future<Output = Flow> + Send {

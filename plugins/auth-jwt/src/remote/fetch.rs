@@ -1,8 +1,11 @@
 //! [`Fetch`]: the one thing the key refresh needs from the outside world, an
 //! HTTP GET. The plugin implements it over the host's outbound HTTP service
-//! (`host.rs`); unit tests implement it over a map of documents.
+//! ([`HostFetch`]); unit tests implement it over a map of documents.
 
 use std::{future::Future, pin::Pin, time::Duration};
+
+use covet_plugin_api::host::{Host, HttpResponse};
+use futures_util::future::{Either, select};
 
 /// A boxed, sendable future (what [`Fetch::get`] returns).
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -24,6 +27,56 @@ pub trait Fetch: Send + Sync + 'static {
     /// GETs `url`: the body of a 200, or why not (status, connect error,
     /// timeout, denied by the manifest, body too large).
     fn get(&self, url: &str) -> BoxFuture<Result<Fetched, String>>;
+}
+
+/// [`Fetch`] over the host's outbound HTTP service: a GET answered by a 200
+/// within `timeout` (head and body together), a body of at most
+/// [`MAX_DOCUMENT`] bytes, its `max-age` from `Cache-Control`.
+pub struct HostFetch {
+    host: Host,
+    timeout: Duration,
+}
+
+impl HostFetch {
+    /// GETs through `host`, each limited to `timeout`.
+    pub fn new(host: Host, timeout: Duration) -> HostFetch {
+        HostFetch { host, timeout }
+    }
+}
+
+impl Fetch for HostFetch {
+    fn get(&self, url: &str) -> BoxFuture<Result<Fetched, String>> {
+        let request = self.host.http().get(url).header("accept", "application/json").timeout(self.timeout);
+        let (host, limit) = (self.host.clone(), self.timeout);
+        Box::pin(async move {
+            let deadline = async move { host.sleep(limit).await };
+            let fetch = Box::pin(async move {
+                let response = request.send().await.map_err(|e| e.to_string())?;
+                read(response).await
+            });
+            match select(fetch, Box::pin(deadline)).await {
+                Either::Left((fetched, _)) => fetched,
+                Either::Right((Err(stopped), _)) => Err(stopped.to_string()),
+                Either::Right((Ok(()), _)) => Err(format!("no complete answer within {}", humantime::format_duration(limit))),
+            }
+        })
+    }
+}
+
+/// The document of a 200 response, at most [`MAX_DOCUMENT`] bytes.
+async fn read(mut response: HttpResponse) -> Result<Fetched, String> {
+    if response.status() != 200 {
+        return Err(format!("HTTP status {} (200 expected)", response.status()));
+    }
+    let max_age = response.header("cache-control").and_then(max_age);
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > MAX_DOCUMENT {
+            return Err(format!("the document is larger than {} KiB", MAX_DOCUMENT >> 10));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Fetched { body, max_age })
 }
 
 /// The `max-age` of a `Cache-Control` value (`no-store`/`no-cache` count as 0).

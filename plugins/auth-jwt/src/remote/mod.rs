@@ -28,7 +28,7 @@ use crate::{
     keys::{Location, RemoteSource},
     store::{KeySet, Keys},
 };
-pub use fetch::{BoxFuture, Fetch, Fetched};
+pub use fetch::{BoxFuture, Fetch, Fetched, HostFetch};
 use schedule::Schedule;
 
 /// A fetch in progress that several requests may wait for; `true` when every
@@ -42,6 +42,15 @@ pub enum Trigger {
     Schedule,
     /// A token named a kid no key has: rate-limited.
     UnknownKid,
+}
+
+/// The first URL fetched for `source`: its JWK set, or its issuer's
+/// discovery document (what the plugin's grants must allow at load).
+pub fn first_url(source: &RemoteSource) -> String {
+    match &source.location {
+        Location::Jwks(url) => url.clone(),
+        Location::Discovery(issuer) => discovery::configuration_url(issuer),
+    }
 }
 
 /// Where a message goes: the instance's name, for log lines.
@@ -220,6 +229,19 @@ impl RemoteKeys {
         let url = discovery::jwks_uri(&config_url, issuer, &document.body)?;
         self.discovered_mut()[index] = Some(url.clone());
         Ok(url)
+    }
+
+    /// Fetches every source now (joining a fetch in progress): the first
+    /// error when one failed. For `require_keys_at_start`.
+    pub async fn fetch_now(self: Arc<Self>) -> Result<(), String> {
+        let fetched = match self.refresh(Trigger::Schedule) {
+            Some(flight) => flight.await,
+            None => false,
+        };
+        match fetched {
+            true => Ok(()),
+            false => Err(self.last_error().unwrap_or_else(|| "the key fetch failed".to_string())),
+        }
     }
 
     fn discovered_mut(&self) -> std::sync::MutexGuard<'_, Vec<Option<String>>> {
