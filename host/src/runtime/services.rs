@@ -283,3 +283,50 @@ impl HostServicesOps for NativeHost {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A future that needs the runtime's timer and I/O drivers: a timer, then a
+    /// loopback TCP round trip.
+    fn needs_drivers(done: Arc<Mutex<bool>>) -> FfiFuture<()> {
+        async move {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (accepted, connected) = tokio::join!(listener.accept(), tokio::net::TcpStream::connect(addr));
+            *done.lock().unwrap() = accepted.is_ok() && connected.is_ok();
+        }
+        .into_ffi()
+    }
+
+    fn runs_to_completion() {
+        let done = Arc::new(Mutex::new(false));
+        let runtime = own_runtime().unwrap().handle().clone();
+        assert_eq!(block_on(&runtime, needs_drivers(done.clone())), Ok(()));
+        assert!(*done.lock().unwrap(), "the future did not finish");
+    }
+
+    #[test]
+    fn block_on_outside_any_runtime() {
+        runs_to_completion();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn block_on_from_a_multi_thread_worker() {
+        runs_to_completion();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn block_on_from_a_current_thread_runtime() {
+        runs_to_completion();
+    }
+
+    #[test]
+    fn a_panic_in_the_task_is_an_error() {
+        let runtime = own_runtime().unwrap().handle().clone();
+        let error = block_on(&runtime, async { panic!("boom") }.into_ffi()).unwrap_err();
+        assert!(error.contains("panicked"), "{error}");
+    }
+}
