@@ -361,6 +361,12 @@ impl AsyncPlugin for AuthJwt {
     fn on_request(&self, req: &mut Request<'_>) -> impl Future<Output = Flow> + Send {
         self.filter(req)
     }
+
+    fn shutdown(&self) {
+        if let Some(remote) = &self.remote {
+            remote.close();
+        }
+    }
 }
 
 export_plugin!(async AuthJwt);

@@ -244,6 +244,13 @@ impl RemoteKeys {
         }
     }
 
+    /// Forgets a fetch in progress (at the instance's shutdown): the flight
+    /// holds this value, so keeping it would keep both alive once the host
+    /// has dropped the refresh task.
+    pub fn close(&self) {
+        self.state().in_flight = None;
+    }
+
     fn discovered_mut(&self) -> std::sync::MutexGuard<'_, Vec<Option<String>>> {
         self.discovered.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
