@@ -219,3 +219,15 @@ async fn a_frozen_redis_is_cut_off_at_the_plugin_timeout() {
     }
     assert_logged_once(&host, "deny").await;
 }
+
+#[tokio::test]
+async fn an_ungranted_namespace_is_reported_as_misconfigured() {
+    let redis = RedisServer::start();
+    let config = json!({ "rate": "10/s", "backend": "redis", "redis": { "on_error": "deny" } });
+    let manifest = manifest(&redis, config).replace("    capabilities: { state: [ratelimit] }\n", "");
+    let host = Host::start(manifest).await;
+    let error = assert_problem(&call(&host).await, 503, "RATE_LIMIT_UNAVAILABLE");
+    assert_eq!(error["details"]["reason"], "misconfigured", "{error}");
+    let line = host.log_line(&["rate-limit `limit`: Redis failed"]).await.expect("no log line");
+    assert!(line.contains("capabilities"), "the log says which grant to add: {line}");
+}
