@@ -84,3 +84,31 @@ pub fn plugin_fault(plugin: &str, phase: &str, fault: &Fault, request_id: &str) 
     }
     resp
 }
+
+/// 400 for a request whose head is malformed in a way hyper lets through
+/// (missing or repeated `Host`, `Content-Length` with `Transfer-Encoding`):
+/// `code` names the flaw, `reason` explains it. Closes the connection
+/// ([`closing`]): after a framing error the next request's start is unknown.
+pub fn malformed(code: &str, reason: &str, request_id: &str) -> HostResponse {
+    closing(error(StatusCode::BAD_REQUEST, code, reason, Value::Null, request_id))
+}
+
+/// 414: the request target is longer than `limit` bytes.
+pub fn uri_too_long(len: usize, limit: usize, request_id: &str) -> HostResponse {
+    let message = format!("request target of {len} bytes exceeds the limit of {limit} bytes");
+    closing(error(StatusCode::URI_TOO_LONG, "URI_TOO_LONG", &message, json!({ "max": limit }), request_id))
+}
+
+/// 501: a transfer coding other than `chunked` (covet decodes no other).
+pub fn coding_not_implemented(coding: &str, request_id: &str) -> HostResponse {
+    let message = "only the chunked transfer coding is implemented";
+    let details = json!({ "transfer_encoding": coding });
+    closing(error(StatusCode::NOT_IMPLEMENTED, "TRANSFER_CODING_NOT_IMPLEMENTED", message, details, request_id))
+}
+
+/// Marks `resp` as the last on its HTTP/1 connection (`connection: close`;
+/// the service drops the header again on HTTP/2 and HTTP/3, where it is not allowed).
+pub fn closing(mut resp: HostResponse) -> HostResponse {
+    resp.headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
+}

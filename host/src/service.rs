@@ -157,7 +157,11 @@ where
     let log = shared.access_log.as_ref().map(|_| (parts.method.clone(), parts.uri.path().to_string()));
     let mut timings: Timings = log.as_ref().map(|_| Vec::new());
     let head = parts.method == Method::HEAD;
-    let (resp, route) = dispatch(&shared, &conn, parts, body, &id, &mut timings).await;
+    let http1 = parts.version <= http::Version::HTTP_11;
+    let (mut resp, route) = dispatch(&shared, &conn, parts, body, &id, &mut timings).await;
+    if !http1 {
+        resp.headers.remove(header::CONNECTION);
+    }
     let elapsed = started.elapsed();
     shared.metrics.record(resp.status.as_u16(), elapsed);
     if let (Some(access), Some((method, path))) = (&shared.access_log, log) {
@@ -192,6 +196,9 @@ where
     B::Error: Into<BodyError>,
 {
     let request_id = request_id::as_str(id);
+    if let Some(resp) = crate::server::framing::check(&parts, &conn.state, &shared.limits, request_id) {
+        return (resp, None);
+    }
     if let Some(rest) = parts.uri.path().strip_prefix("/_covet/") {
         return (health(shared, rest, &parts.method, request_id), None);
     }
@@ -220,7 +227,7 @@ where
     let body = if body.is_end_stream() {
         Ok(Bytes::new())
     } else if streams && declared_over(&parts.headers, max) {
-        Err(problem::payload_too_large(max, request_id))
+        Err(problem::closing(problem::payload_too_large(max, request_id)))
     } else if streams {
         let over = over_limit.insert(Arc::default()).clone();
         body_stream = Some(Box::new(RequestBody::limited(body, max, over)));
@@ -250,7 +257,7 @@ where
     }
     let resp = pipeline::run(&live, &mut ex, timings).await;
     match over_limit {
-        Some(over) if over.load(Ordering::Acquire) => (problem::payload_too_large(max, request_id), route),
+        Some(over) if over.load(Ordering::Acquire) => (problem::closing(problem::payload_too_large(max, request_id)), route),
         _ => (resp, route),
     }
 }
@@ -276,11 +283,11 @@ fn json_ok(body: &'static str) -> HostResponse {
 
 fn check_headers(headers: &HeaderMap, limits: &Limits, request_id: &str) -> Option<HostResponse> {
     if headers.len() > limits.max_headers {
-        return Some(problem::headers_too_large("header count", limits.max_headers, request_id));
+        return Some(problem::closing(problem::headers_too_large("header count", limits.max_headers, request_id)));
     }
     let bytes: usize = headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
     if bytes > limits.max_header_bytes {
-        return Some(problem::headers_too_large("header bytes", limits.max_header_bytes, request_id));
+        return Some(problem::closing(problem::headers_too_large("header bytes", limits.max_header_bytes, request_id)));
     }
     None
 }
@@ -291,12 +298,13 @@ where
     B::Error: Into<BodyError>,
 {
     if declared_over(headers, max) {
-        return Err(problem::payload_too_large(max, request_id));
+        return Err(problem::closing(problem::payload_too_large(max, request_id)));
     }
+    // Body errors end the connection: the rest of the body is unread or unframed.
     match Limited::new(body, max as usize).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(problem::payload_too_large(max, request_id)),
-        Err(e) => Err(problem::bad_body(&e.to_string(), request_id)),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(problem::closing(problem::payload_too_large(max, request_id))),
+        Err(e) => Err(problem::closing(problem::bad_body(&e.to_string(), request_id))),
     }
 }
 

@@ -18,6 +18,7 @@ mod control_cli;
 mod faults;
 mod io_uring;
 mod lifecycle;
+mod malformed;
 mod limits;
 mod plugins;
 mod rate_limit_redis;

@@ -12,6 +12,8 @@ pub mod h3;
 pub mod tls;
 pub mod uring;
 pub mod watchdog;
+pub mod framing;
+pub mod headscan;
 
 use std::{
     io::Write,

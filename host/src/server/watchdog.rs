@@ -11,6 +11,7 @@ use std::{
     pin::Pin,
     sync::{
         Arc,
+        Mutex,
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed},
     },
     task::{Context, Poll},
@@ -47,6 +48,9 @@ pub struct ConnState {
     in_flight: AtomicUsize,
     is_h2: AtomicBool,
     sniffed: AtomicBool,
+    /// The request line of the last head seen with both `Content-Length`
+    /// and `Transfer-Encoding` ([`super::headscan`]).
+    conflicting_framing: Mutex<Option<Vec<u8>>>,
 }
 
 impl Default for ConnState {
@@ -57,6 +61,7 @@ impl Default for ConnState {
             in_flight: AtomicUsize::new(0),
             is_h2: AtomicBool::new(false),
             sniffed: AtomicBool::new(false),
+            conflicting_framing: Mutex::new(None),
         }
     }
 }
@@ -66,7 +71,8 @@ impl ConnState {
         coarse_now_ms()
     }
 
-    fn on_read(&self, bytes: &[u8]) {
+    /// Notes bytes read; `true` when they start an HTTP/1 request head.
+    fn on_read(&self, bytes: &[u8]) -> bool {
         let now = self.now_ms();
         self.last_activity.store(now, Relaxed);
         if !self.sniffed.swap(true, Relaxed) {
@@ -74,7 +80,20 @@ impl ConnState {
         }
         if self.in_flight.load(Relaxed) == 0 && self.head_started.load(Relaxed) == 0 {
             self.head_started.store(now, Relaxed);
+            return !self.is_h2.load(Relaxed);
         }
+        false
+    }
+
+    fn framing_conflict(&self, request_line: Vec<u8>) {
+        *self.conflicting_framing.lock().unwrap_or_else(|e| e.into_inner()) = Some(request_line);
+    }
+
+    /// Whether the head of this request (method and target) carried both
+    /// `Content-Length` and `Transfer-Encoding`. Consumes the record.
+    pub fn take_framing_conflict(&self, method: &str, target: &str) -> bool {
+        let line = self.conflicting_framing.lock().unwrap_or_else(|e| e.into_inner()).take();
+        line.is_some_and(|line| super::headscan::matches(&line, method, target))
     }
 
     fn on_write(&self) {
@@ -151,12 +170,13 @@ pub fn spawn(
 pub struct TrackedIo<T> {
     inner: T,
     state: Arc<ConnState>,
+    scan: super::headscan::HeadScan,
 }
 
 impl<T> TrackedIo<T> {
     /// Wraps `inner`.
     pub fn new(inner: T, state: Arc<ConnState>) -> Self {
-        TrackedIo { inner, state }
+        TrackedIo { inner, state, scan: Default::default() }
     }
 }
 
@@ -165,7 +185,16 @@ impl<T: AsyncRead + Unpin> AsyncRead for TrackedIo<T> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.state.on_read(&buf.filled()[before..]);
+            let this = &mut *self;
+            let read = &buf.filled()[before..];
+            if this.state.on_read(read) {
+                this.scan.start();
+            }
+            if this.scan.active()
+                && let Some(request_line) = this.scan.feed(read)
+            {
+                this.state.framing_conflict(request_line);
+            }
         }
         polled
     }
