@@ -14,6 +14,7 @@
 //! | `covet_plugin_swaps_total`, `covet_plugin_swap_failures_total` | `plugin` |
 //! | `covet_plugin_info` (gauge, 1) | `plugin`, `kind`, `version`, `sha256` of the live instance |
 //! | `covet_manifest_reloads_total` | `result` (`ok`, `failed`) |
+//! | `covet_plugin_outbound_requests_total`, `_denied_total`, `_errors_total` | `plugin` (host services' outbound HTTP, every kind) |
 //!
 //! The encoder writes counter families the OpenMetrics way (`# TYPE
 //! covet_requests counter`, samples `covet_requests_total`); Prometheus'
@@ -116,6 +117,7 @@ impl Collector for HostCollector {
             observations(&mut family.encode_family(&plugin_label(slot))?, &slot.stats().latency)?;
         }
         plugin_info(&mut encoder, &slots)?;
+        outbound(&mut encoder, &slots)?;
 
         let (ok, failed) = self.control.manifest_reloads();
         let help = "Manifest reloads, by result.";
@@ -151,6 +153,25 @@ fn per_bucket(cumulative: &[(f64, u64)]) -> Vec<(f64, u64)> {
             (bound, count)
         })
         .collect()
+}
+
+/// `(name, help, which of (requests, denied, errors))` of the outbound HTTP families.
+const OUTBOUND_COUNTERS: [(&str, &str, fn((u64, u64, u64)) -> u64); 3] = [
+    ("covet_plugin_outbound_requests", "Outbound HTTP requests the plugin sent (allowed by its grants).", |c| c.0),
+    ("covet_plugin_outbound_denied", "Outbound HTTP requests refused: the host is not in the plugin's outbound_http grant.", |c| c.1),
+    ("covet_plugin_outbound_errors", "Outbound HTTP requests or response bodies that failed (connect, TLS, timeout, protocol).", |c| c.2),
+];
+
+/// The host services' outbound HTTP counters of each plugin, across its instances.
+fn outbound(encoder: &mut DescriptorEncoder, slots: &[Arc<Slot>]) -> fmt::Result {
+    let counts: Vec<_> = slots.iter().map(|slot| crate::runtime::services::outbound_snapshot(slot.name())).collect();
+    for (name, help, pick) in OUTBOUND_COUNTERS {
+        let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+        for (slot, count) in slots.iter().zip(&counts) {
+            ConstCounter::new(pick(*count)).encode(family.encode_family(&plugin_label(slot))?)?;
+        }
+    }
+    Ok(())
 }
 
 fn plugin_info(encoder: &mut DescriptorEncoder, slots: &[Arc<Slot>]) -> fmt::Result {

@@ -5,6 +5,7 @@
 //! the native binding: [`NativeHost`] implements plugin-api's
 //! `HostServicesOps` over them, so a native plugin's `Host` calls land here.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use covet_plugin_api::host::Value as PluginValue;
 use covet_plugin_api::host::ffi::{
     FfiHttpRequest, FfiHttpResponse, FfiServiceError, HostServicesBox, HostServicesOps, HostServicesOps_TO,
 };
-use covet_services::http::{ClientCert, HttpConfig, OutboundPolicy, RequestBody};
+use covet_services::http::{ClientCert, HttpConfig, OutboundMetrics, OutboundPolicy, RequestBody};
 use covet_services::state::{RedisConfig, StateConfig, Value};
 use covet_services::{Grants, PluginServices, ServiceError, Services, ServicesConfig};
 use http_body_util::BodyExt;
@@ -59,7 +60,25 @@ pub fn for_plugin(spec: &PluginSpec) -> Result<PluginServices, String> {
     let grants = Grants { outbound, state_namespaces: spec.grants.state.clone() };
     let runtime = runtime()?;
     let _inside = runtime.enter();
-    Ok(current()?.for_plugin(&spec.name, grants, runtime))
+    let mut services = current()?.for_plugin(&spec.name, grants, runtime);
+    services.http = services.http.with_metrics(outbound_metrics(&spec.name));
+    Ok(services)
+}
+
+/// Outbound HTTP counters by plugin name, shared by all of a plugin's
+/// instances (so they survive swaps and reloads); read by `/metrics`.
+static OUTBOUND_METRICS: Mutex<BTreeMap<String, Arc<OutboundMetrics>>> = Mutex::new(BTreeMap::new());
+
+/// The outbound HTTP counters of plugin `plugin` (made on first use).
+pub fn outbound_metrics(plugin: &str) -> Arc<OutboundMetrics> {
+    let mut all = OUTBOUND_METRICS.lock().unwrap_or_else(|p| p.into_inner());
+    all.entry(plugin.to_owned()).or_default().clone()
+}
+
+/// `(requests, denied, errors)` of plugin `plugin`'s outbound HTTP so far.
+pub fn outbound_snapshot(plugin: &str) -> (u64, u64, u64) {
+    let all = OUTBOUND_METRICS.lock().unwrap_or_else(|p| p.into_inner());
+    all.get(plugin).map_or((0, 0, 0), |m| m.snapshot())
 }
 
 /// The runtime plugin tasks run on: the host's, or — outside any (`covet

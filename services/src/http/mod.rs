@@ -156,6 +156,13 @@ impl Outbound {
         &self.metrics
     }
 
+    /// The same handle counting into `metrics` (the host keeps one set per
+    /// plugin name, so the counts survive swaps and reloads).
+    pub fn with_metrics(mut self, metrics: Arc<OutboundMetrics>) -> Outbound {
+        self.metrics = metrics;
+        self
+    }
+
     /// The plugin's policy.
     pub fn policy(&self) -> &OutboundPolicy {
         &self.policy

@@ -33,7 +33,7 @@ impl WasmServices {
         let services = crate::runtime::services::current()?;
         let policy = OutboundPolicy::new(&spec.grants.outbound_http).map_err(|e| format!("invalid outbound host \"{e}\""))?;
         Ok(WasmServices {
-            http: services.http.for_plugin(&spec.name, policy),
+            http: services.http.for_plugin(&spec.name, policy).with_metrics(crate::runtime::services::outbound_metrics(&spec.name)),
             state: StateHandle::new(services.state.clone(), &spec.name, spec.grants.state.clone()),
         })
     }
