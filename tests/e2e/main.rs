@@ -22,6 +22,7 @@ mod malformed;
 mod limits;
 mod plugins;
 mod rate_limit_redis;
+mod services_native;
 mod python;
 mod routing;
 mod reload;
