@@ -155,8 +155,10 @@ fn per_bucket(cumulative: &[(f64, u64)]) -> Vec<(f64, u64)> {
         .collect()
 }
 
-/// `(name, help, which of (requests, denied, errors))` of the outbound HTTP families.
-const OUTBOUND_COUNTERS: [(&str, &str, fn((u64, u64, u64)) -> u64); 3] = [
+/// `(name, help, which of (requests, denied, errors))` of one outbound HTTP family.
+type OutboundCounter = (&'static str, &'static str, fn((u64, u64, u64)) -> u64);
+
+const OUTBOUND_COUNTERS: [OutboundCounter; 3] = [
     ("covet_plugin_outbound_requests", "Outbound HTTP requests the plugin sent (allowed by its grants).", |c| c.0),
     ("covet_plugin_outbound_denied", "Outbound HTTP requests refused: the host is not in the plugin's outbound_http grant.", |c| c.1),
     ("covet_plugin_outbound_errors", "Outbound HTTP requests or response bodies that failed (connect, TLS, timeout, protocol).", |c| c.2),
