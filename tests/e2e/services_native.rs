@@ -15,7 +15,8 @@
 //! - `state.incr` counts across requests (memory and a real redis-server),
 //!   two covet processes on one Redis count together, a filter has its own.
 //! - A task spawned at init stops when its instance is swapped out.
-//! - A client that leaves mid-call closes the outbound connection.
+//! - A client that leaves mid-call (HTTP/1.1 close, HTTP/2 stream reset)
+//!   closes the outbound connection.
 //! - `/metrics` counts each plugin's outbound requests, denials and errors,
 //!   across a swap.
 
@@ -441,15 +442,30 @@ async fn silent_upstream() -> (String, Arc<Notify>, tokio::sync::oneshot::Receiv
     (format!("http://{addr}"), got, closed_rx)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_leaving_mid_call_closes_the_outbound_connection() {
+/// A host whose `/hang` relays from a [`silent_upstream`].
+async fn hanging() -> (Host, Arc<Notify>, tokio::sync::oneshot::Receiver<()>) {
     let (url, got_request, closed) = silent_upstream().await;
     let plugins = [("hang", json!({ "mode": "relay", "url": format!("{url}/never") }))];
-    let host = started(manifest(&plugins, &[("/hang", "hang")], grants(&url), memory())).await;
+    (started(manifest(&plugins, &[("/hang", "hang")], grants(&url), memory())).await, got_request, closed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_leaving_mid_call_closes_the_outbound_connection() {
+    let (host, got_request, closed) = hanging().await;
     let mut conn = RawConn::connect(host.addr()).await;
     conn.send("GET /hang HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
     tokio::time::timeout(PATIENCE, got_request.notified()).await.expect("the outbound request reached the upstream");
     drop(conn);
+    tokio::time::timeout(PATIENCE, closed).await.expect("the upstream's connection was closed").unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_stream_reset_mid_call_closes_the_outbound_connection() {
+    let (host, got_request, closed) = hanging().await;
+    let client = host.http2();
+    let pending = tokio::spawn(async move { client.get("/hang").await });
+    tokio::time::timeout(PATIENCE, got_request.notified()).await.expect("the outbound request reached the upstream");
+    pending.abort(); // drops the response future: the client resets the stream
     tokio::time::timeout(PATIENCE, closed).await.expect("the upstream's connection was closed").unwrap();
 }
 
