@@ -107,18 +107,39 @@ fn pending<'a, T: 'a>(fut: impl Future<Output = T> + Send + 'a) -> PhaseResult<'
 
 impl<P: AsyncPlugin> PluginObj for AsyncAdapter<P> {
     fn on_request<'a>(&self, req: RequestRef<'a>) -> PhaseResult<'a, FfiFlow> {
-        let plugin = self.0.clone();
-        pending(async move { flow(plugin.on_request(&mut Request::from_ffi(req)).await) })
+        let mut req = Request::from_ffi(req);
+        match guard(|| self.0.on_request_now(&mut req)) {
+            ROk(Some(now)) => PhaseResult::Ready(ROk(flow(now))),
+            RErr(fault) => PhaseResult::Ready(RErr(fault)),
+            ROk(None) => {
+                let plugin = self.0.clone();
+                pending(async move { flow(plugin.on_request(&mut req).await) })
+            }
+        }
     }
 
     fn handle<'a>(&self, req: RequestRef<'a>) -> PhaseResult<'a, Response> {
-        let plugin = self.0.clone();
-        pending(async move { plugin.handle(&mut Request::from_ffi(req)).await })
+        let mut req = Request::from_ffi(req);
+        match guard(|| self.0.handle_now(&mut req)) {
+            ROk(Some(now)) => PhaseResult::Ready(ROk(now)),
+            RErr(fault) => PhaseResult::Ready(RErr(fault)),
+            ROk(None) => {
+                let plugin = self.0.clone();
+                pending(async move { plugin.handle(&mut req).await })
+            }
+        }
     }
 
     fn on_response<'a>(&self, req: RequestRef<'a>, resp: ResponseRef<'a>) -> PhaseResult<'a, ()> {
-        let plugin = self.0.clone();
-        pending(async move { plugin.on_response(&mut Request::from_ffi(req), &mut ResponseMut::from_ffi(resp)).await })
+        let (mut req, mut resp) = (Request::from_ffi(req), ResponseMut::from_ffi(resp));
+        match guard(|| self.0.on_response_now(&mut req, &mut resp)) {
+            ROk(true) => PhaseResult::Ready(ROk(())),
+            RErr(fault) => PhaseResult::Ready(RErr(fault)),
+            ROk(false) => {
+                let plugin = self.0.clone();
+                pending(async move { plugin.on_response(&mut req, &mut resp).await })
+            }
+        }
     }
 
     fn shutdown(&self) -> RResult<(), Fault> {

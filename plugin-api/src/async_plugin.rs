@@ -46,6 +46,31 @@ pub trait AsyncPlugin: Send + Sync + Sized + 'static {
     /// it runs once, off the request path).
     fn init(config: Config<'_>) -> Result<Self, String>;
 
+    /// Fast path of [`AsyncPlugin::on_request`]: decide now, without a
+    /// future, when no wait is needed (`Some`); `None` runs `on_request`.
+    /// The host then gets a ready result with no allocation, as from a
+    /// synchronous [`crate::Plugin`]. Implement it when the common case
+    /// never waits (a cached token, an in-process counter) and keep
+    /// `on_request` for the case that does. Default: `None`.
+    fn on_request_now(&self, req: &mut Request<'_>) -> Option<Flow> {
+        let _ = req;
+        None
+    }
+
+    /// Fast path of [`AsyncPlugin::handle`] (see [`AsyncPlugin::on_request_now`]). Default: `None`.
+    fn handle_now(&self, req: &mut Request<'_>) -> Option<Response> {
+        let _ = req;
+        None
+    }
+
+    /// Fast path of [`AsyncPlugin::on_response`]: `true` when the edits are
+    /// done and `on_response` need not run (see [`AsyncPlugin::on_request_now`]).
+    /// Default: `false`.
+    fn on_response_now(&self, req: &mut Request<'_>, resp: &mut ResponseMut<'_>) -> bool {
+        let _ = (req, resp);
+        false
+    }
+
     /// Filter phase before the handler. Default: continue.
     fn on_request(&self, req: &mut Request<'_>) -> impl Future<Output = Flow> + Send {
         let _ = req;

@@ -332,11 +332,21 @@ impl AuthJwt {
         self.remote.as_ref().map_or(0, |r| r.failures())
     }
 
-    async fn filter(&self, req: &mut Request<'_>) -> Flow {
+    /// The filter without waiting: `None` only when the token names a kid no
+    /// key has (or no remote key set has arrived yet) and a remote set could
+    /// be refreshed: that case goes to [`AuthJwt::filter`], which waits.
+    fn filter_now(&self, req: &mut Request<'_>) -> Option<Flow> {
         let outcome = match self.source.token(req) {
-            Some(token) => self.authenticate_fetching(token).await,
-            None => return Flow::Respond(self.source.missing(req.request_id())),
+            Some(token) => self.authenticate(token),
+            None => return Some(Flow::Respond(self.source.missing(req.request_id()))),
         };
+        if matches!(outcome, Err(Rejection::UnknownKid | Rejection::KeysUnavailable)) && self.remote.is_some() {
+            return None;
+        }
+        Some(self.decide(outcome, req))
+    }
+
+    fn decide(&self, outcome: Result<Arc<Verified>, Rejection>, req: &mut Request<'_>) -> Flow {
         match outcome {
             Ok(verified) => {
                 self.outputs.apply(&verified, req);
@@ -348,6 +358,14 @@ impl AuthJwt {
             Err(rejection) => Flow::Respond(self.source.invalid(&rejection.reason(), req.request_id())),
         }
     }
+
+    async fn filter(&self, req: &mut Request<'_>) -> Flow {
+        let outcome = match self.source.token(req) {
+            Some(token) => self.authenticate_fetching(token).await,
+            None => return Flow::Respond(self.source.missing(req.request_id())),
+        };
+        self.decide(outcome, req)
+    }
 }
 
 impl AsyncPlugin for AuthJwt {
@@ -356,6 +374,11 @@ impl AsyncPlugin for AuthJwt {
     fn init(config: Config<'_>) -> Result<Self, String> {
         let host = config.host();
         AuthJwt::with_host(config, host).map_err(|e| e.to_string())
+    }
+
+    /// Known keys (the common case) decide here, with no future.
+    fn on_request_now(&self, req: &mut Request<'_>) -> Option<Flow> {
+        self.filter_now(req)
     }
 
     fn on_request(&self, req: &mut Request<'_>) -> impl Future<Output = Flow> + Send {

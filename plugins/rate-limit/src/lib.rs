@@ -293,8 +293,16 @@ impl AsyncPlugin for RateLimit {
         }
     }
 
-    /// The memory backend answers without suspending (the future is ready
-    /// on its first poll); the Redis backend awaits its round trip.
+    /// The memory backend decides here, synchronously: no future, no
+    /// allocation, the cost of a synchronous plugin.
+    fn on_request_now(&self, req: &mut Request<'_>) -> Option<Flow> {
+        match &self.backend {
+            Backend::Memory { limiter, .. } => Some(self.check_in_memory(req, limiter)),
+            Backend::Redis(_) => None,
+        }
+    }
+
+    /// The Redis backend awaits its round trip (the memory backend never gets here).
     async fn on_request(&self, req: &mut Request<'_>) -> Flow {
         match &self.backend {
             Backend::Memory { limiter, .. } => self.check_in_memory(req, limiter),
@@ -302,6 +310,12 @@ impl AsyncPlugin for RateLimit {
         }
     }
 
+    fn on_response_now(&self, req: &mut Request<'_>, resp: &mut ResponseMut<'_>) -> bool {
+        self.add_headers(req, resp);
+        true
+    }
+
+    /// The same edits (the host never gets here: `on_response_now` is always done).
     async fn on_response(&self, req: &mut Request<'_>, resp: &mut ResponseMut<'_>) {
         self.add_headers(req, resp);
     }
