@@ -94,12 +94,14 @@ async fn post_streaming(host: &Host, path: &str, h2: bool) -> (mpsc::Sender<Byte
     let tcp = TokioIo::new(tokio::net::TcpStream::connect(host.addr()).await.unwrap());
     let (tx, rx) = mpsc::channel(1);
     let uri = format!("http://{}{path}", host.addr());
-    let req = Request::post(uri).body(ChannelBody(rx)).unwrap();
+    let mut req = Request::post(uri).body(ChannelBody(rx)).unwrap();
     if h2 {
         let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), tcp).await.unwrap();
         tokio::spawn(conn);
         return (tx, tokio::spawn(sender.send_request(req)));
     }
+    // hyper's connection-level client sends no `host` of its own (HTTP/1.1 needs one).
+    req.headers_mut().insert(http::header::HOST, host.addr().to_string().parse().unwrap());
     let (mut sender, conn) = hyper::client::conn::http1::handshake(tcp).await.unwrap();
     tokio::spawn(conn);
     (tx, tokio::spawn(sender.send_request(req)))
