@@ -221,6 +221,10 @@ pub struct RawPlugin {
     #[serde(default)]
     #[schemars(with = "Option<super::wasm::InstanceMode>")]
     pub instances: Option<Spanned<super::wasm::InstanceMode>>,
+    /// `kind: wasm` only: periodic background work, `{ every: 30s }`: the host calls the component's `covet:plugin/background@0.2.0` `tick` export at that interval, under the plugin's limits and grants.
+    #[serde(default)]
+    #[schemars(with = "Option<super::wasm::RawBackground>")]
+    pub background: Option<Spanned<super::wasm::RawBackground>>,
 }
 
 /// One route.

@@ -221,7 +221,7 @@ fn plugin(
         (native_artifact(base, &raw, &name, &key, problems), None)
     };
     let grants = services::grants(raw.capabilities.as_ref(), kind, &key, problems);
-    let sandbox = wasm::RawWasm { limits: raw.limits, capabilities: raw.capabilities, instances: raw.instances };
+    let sandbox = wasm::RawWasm { limits: raw.limits, capabilities: raw.capabilities, instances: raw.instances, background: raw.background };
     let outbound = grants.outbound_http.clone();
     PluginSpec {
         path,

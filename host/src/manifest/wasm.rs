@@ -1,5 +1,5 @@
-//! The keys only `kind: wasm` plugins take — `limits`, `capabilities` and
-//! `instances` — as written ([`RawWasm`]) and as checked ([`WasmSettings`]).
+//! The keys only `kind: wasm` plugins take — `limits`, `capabilities`,
+//! `instances` and `background` — as written ([`RawWasm`]) and as checked ([`WasmSettings`]).
 //!
 //! ```yaml
 //! plugins:
@@ -13,6 +13,7 @@
 //!       outbound_http: [api.internal:8080]          # host or host:port
 //!       stdio: true                                 # stdout/stderr → the host log
 //!     instances: fresh                              # or `reused` (state persists across requests)
+//!     background: { every: 30s }                    # call its `background.tick` export every 30s
 //! ```
 //!
 //! Every limit has a default and every capability is denied by default.
@@ -38,6 +39,8 @@ pub struct WasmSettings {
     pub capabilities: Capabilities,
     /// Whether an instance serves one call or many.
     pub instances: InstanceMode,
+    /// How often the host calls the component's `background.tick` export; `None`: never.
+    pub background: Option<Duration>,
 }
 
 /// Limits of one phase call.
@@ -121,7 +124,22 @@ pub struct RawWasm {
     pub capabilities: Option<Spanned<RawCapabilities>>,
     /// `instances:`
     pub instances: Option<Spanned<InstanceMode>>,
+    /// `background:`
+    pub background: Option<Spanned<RawBackground>>,
 }
+
+/// Periodic background work of a WASM plugin.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "WasmBackground")]
+pub struct RawBackground {
+    /// The pause between the end of one `tick` call and the start of the next, e.g. `30s` (at least 10ms).
+    #[schemars(with = "HumanDuration")]
+    pub every: Spanned<HumanDuration>,
+}
+
+/// The shortest interval `background.every` may have.
+pub const MIN_BACKGROUND_EVERY: Duration = Duration::from_millis(10);
 
 /// Limits of one phase call of a WASM plugin.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -197,6 +215,7 @@ pub fn settings(
         limits: check_limits(limits, &join(key, "limits"), problems),
         capabilities: check_capabilities(base, capabilities, outbound_http, &join(key, "capabilities"), problems),
         instances: raw.instances.map(|i| i.value).unwrap_or_default(),
+        background: raw.background.map(|b| check_background(b.value, &join(key, "background"), problems)),
     })
 }
 
@@ -204,11 +223,15 @@ fn refuse_on_native(raw: &RawWasm, key: &str, problems: &mut Problems) {
     let spots = [
         ("limits", raw.limits.as_ref().map(Loc::of)),
         ("instances", raw.instances.as_ref().map(Loc::of)),
+        ("background", raw.background.as_ref().map(Loc::of)),
     ];
     for (name, loc) in spots {
         let Some(loc) = loc else { continue };
         let message = format!("`{name}` applies to `kind: wasm` plugins only");
-        let help = "native plugins run in the host's process without a sandbox; remove it, or use a wasm build";
+        let help = match name {
+            "background" => "native and Python plugins start their own background work (plugin-api `host.spawn`, `@covet.every`); remove it",
+            _ => "native plugins run in the host's process without a sandbox; remove it, or use a wasm build",
+        };
         problems.report(loc, join(key, name), message, Some(help.to_owned()));
     }
 }
@@ -237,6 +260,16 @@ fn check_limits(raw: RawWasmLimits, key: &str, problems: &mut Problems) -> WasmL
         f.value
     });
     WasmLimits { memory, timeout, fuel }
+}
+
+fn check_background(raw: RawBackground, key: &str, problems: &mut Problems) -> Duration {
+    let every = raw.every.value.0;
+    if every < MIN_BACKGROUND_EVERY {
+        let message = format!("background interval {} ms is too short", every.as_millis());
+        let help = "write an interval of 10ms or more, e.g. 30s (the pause between the end of one tick and the next)";
+        problems.report(Loc::of(&raw.every), join(key, "every"), message, Some(help.to_owned()));
+    }
+    every
 }
 
 fn check_capabilities(base: &Path, raw: RawCapabilities, outbound_http: Vec<String>, key: &str, problems: &mut Problems) -> Capabilities {
@@ -292,5 +325,15 @@ mod tests {
         assert_eq!(settings.capabilities, Capabilities::default());
         assert_eq!(settings.limits, WasmLimits::default());
         assert_eq!(settings.instances, InstanceMode::Fresh);
+        assert_eq!(settings.background, None, "no background work unless asked for");
+    }
+
+    #[test]
+    fn background_every_is_kept() {
+        let mut problems = Problems::default();
+        let every = RawBackground { every: spanned(HumanDuration(Duration::from_secs(30))) };
+        let raw = RawWasm { background: Some(spanned(every)), ..RawWasm::default() };
+        let settings = settings(Path::new("."), true, raw, Vec::new(), "plugins.p", &mut problems).unwrap();
+        assert_eq!(settings.background, Some(Duration::from_secs(30)));
     }
 }
