@@ -6,18 +6,27 @@
 //! The request is moved into the store for the call, not copied: host
 //! functions read and edit it in place. It is moved back when the call
 //! ends, also when the time limit cuts the call short.
+//!
+//! The executor's state lives in a shared [`Core`], so that the plugin's
+//! background ticks ([`super::background`]), a task of the instance's
+//! [`TaskSet`], take instances from the same place as requests.
 
 use std::{
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use bytes::Bytes;
+use covet_services::tasks::TaskSet;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
-use wasmtime::{Store, Trap, component::Resource};
+use wasmtime::{
+    Store, Trap,
+    component::{Instance, Resource},
+};
 
 use super::{
-    bindings::{Flow, Plugin, PluginPre, Response},
+    background::{self, TickPre},
+    bindings::{Flow, Plugin, PluginIndices, PluginPre, Response},
     new_store,
     sandbox::{Ctx, Sandbox, Timeout},
 };
@@ -33,17 +42,30 @@ const MAX_IDLE: usize = 32;
 
 /// A covet:plugin component, ready to serve calls.
 pub struct WasmExecutor {
-    info: PluginInfo,
+    core: Arc<Core>,
+    /// The background ticks, when the manifest asked for them; aborted at shutdown.
+    tasks: Option<TaskSet>,
+}
+
+/// What calls of the plugin (phase calls and background ticks) share.
+pub struct Core {
+    /// Who the plugin is.
+    pub info: PluginInfo,
     pre: PluginPre<Ctx>,
-    sandbox: Sandbox,
+    indices: PluginIndices,
+    /// The plugin's sandbox.
+    pub sandbox: Sandbox,
     config: String,
     /// Idle instances, when the manifest opted into reuse.
     idle: Option<Mutex<Vec<Live>>>,
 }
 
 /// An instance and its store.
-struct Live {
-    store: Store<Ctx>,
+pub struct Live {
+    /// The store.
+    pub store: Store<Ctx>,
+    /// The instance (for exports other than the guest's, e.g. `background`).
+    pub instance: Instance,
     plugin: Plugin,
 }
 
@@ -77,11 +99,28 @@ enum Returned {
 
 impl WasmExecutor {
     /// An executor for one manifest entry.
-    pub fn new(info: PluginInfo, pre: PluginPre<Ctx>, sandbox: Sandbox, config: String, mode: InstanceMode) -> WasmExecutor {
+    pub fn new(info: PluginInfo, pre: PluginPre<Ctx>, sandbox: Sandbox, config: String, mode: InstanceMode) -> Result<WasmExecutor, String> {
         let idle = (mode == InstanceMode::Reused).then(|| Mutex::new(Vec::new()));
-        WasmExecutor { info, pre, sandbox, config, idle }
+        let indices = PluginIndices::new(pre.instance_pre()).map_err(|e| format!("the component's exports changed: {e:#}"))?;
+        let core = Core { info, pre, indices, sandbox, config, idle };
+        Ok(WasmExecutor { core: Arc::new(core), tasks: None })
     }
 
+    /// Makes one instance and runs `init` on the config (at load and swap).
+    pub async fn check_init(&self) -> Result<(), String> {
+        self.core.check_init().await
+    }
+
+    /// Calls `tick` every `every` in a task of `tasks` (the instance's,
+    /// aborted at its shutdown).
+    pub fn start_background(&mut self, tick: TickPre, every: Duration, tasks: TaskSet) -> Result<(), String> {
+        background::start(self.core.clone(), tick, every, &tasks)?;
+        self.tasks = Some(tasks);
+        Ok(())
+    }
+}
+
+impl Core {
     /// Makes one instance and runs `init` on the config (at load and swap):
     /// the error is what the plugin said. The instance is not kept: it ran
     /// on the loader's runtime, not the one that serves requests.
@@ -93,7 +132,7 @@ impl WasmExecutor {
     }
 
     /// An instance with `init` done: an idle one, or a new one.
-    async fn check_out(&self, deadline: Instant) -> Result<Live, Fault> {
+    pub async fn check_out(&self, deadline: Instant) -> Result<Live, Fault> {
         let reused = self.idle.as_ref().and_then(|idle| idle.lock().unwrap_or_else(|e| e.into_inner()).pop());
         match reused {
             Some(mut live) => {
@@ -105,7 +144,7 @@ impl WasmExecutor {
     }
 
     /// Keeps `live` for a later call when instances are reused.
-    fn check_in(&self, live: Live) {
+    pub fn check_in(&self, live: Live) {
         if let Some(idle) = &self.idle {
             let mut idle = idle.lock().unwrap_or_else(|e| e.into_inner());
             if idle.len() < MAX_IDLE {
@@ -117,13 +156,17 @@ impl WasmExecutor {
     async fn instantiate(&self, deadline: Instant) -> Result<Live, Fault> {
         let mut store = new_store(&self.sandbox, self.pre.engine())?;
         self.sandbox.arm(&mut store, deadline);
-        let plugin = match self.pre.instantiate_async(&mut store).await {
-            Ok(plugin) => plugin,
+        let made = match self.pre.instance_pre().instantiate_async(&mut store).await {
+            Ok(instance) => self.indices.load(&mut store, &instance).map(|plugin| (instance, plugin)),
+            Err(e) => Err(e),
+        };
+        let (instance, plugin) = match made {
+            Ok(made) => made,
             Err(e) => return Err(self.classify(e, &store, "instantiation failed")),
         };
         let init = plugin.covet_plugin_guest().call_init(&mut store, &self.config, &self.info.name).await;
         match init {
-            Ok(Ok(())) => Ok(Live { store, plugin }),
+            Ok(Ok(())) => Ok(Live { store, instance, plugin }),
             Ok(Err(refusal)) => Err(Fault::Error(format!("init refused its config: {refusal}"))),
             Err(e) => Err(self.classify(e, &store, "init failed")),
         }
@@ -173,12 +216,13 @@ impl WasmExecutor {
         called.map_err(|e| self.classify(e, store, "trapped"))
     }
 
-    fn timed_out(&self) -> Fault {
+    /// The fault of a call cut short by the time limit.
+    pub fn timed_out(&self) -> Fault {
         Fault::Timeout(format!("ran past its time limit of {}", ms(self.sandbox.limits().timeout)))
     }
 
     /// Names what went wrong in a failed call.
-    fn classify(&self, err: wasmtime::Error, store: &Store<Ctx>, what: &str) -> Fault {
+    pub fn classify(&self, err: wasmtime::Error, store: &Store<Ctx>, what: &str) -> Fault {
         classify(err, store.data(), self.sandbox.limits(), what)
     }
 }
@@ -235,12 +279,12 @@ fn lend(ex: &mut Exchange) -> Exchange {
 
 impl Executor for WasmExecutor {
     fn info(&self) -> &PluginInfo {
-        &self.info
+        &self.core.info
     }
 
     fn on_request<'a>(&'a self, ex: &'a mut Exchange) -> Outcome<'a, Decision> {
         Outcome::Pending(Box::pin(async move {
-            match self.run(ex, None, Phase::OnRequest).await? {
+            match self.core.run(ex, None, Phase::OnRequest).await? {
                 Returned::Flow(Flow::Continue) => Ok(Decision::Continue),
                 Returned::Flow(Flow::Respond(resp)) => resp.into_host().map(Decision::Respond).map_err(Fault::Error),
                 _ => Err(Fault::Error("on-request returned no flow".into())),
@@ -250,7 +294,7 @@ impl Executor for WasmExecutor {
 
     fn handle<'a>(&'a self, ex: &'a mut Exchange) -> Outcome<'a, HostResponse> {
         Outcome::Pending(Box::pin(async move {
-            match self.run(ex, None, Phase::Handle).await? {
+            match self.core.run(ex, None, Phase::Handle).await? {
                 Returned::Response(resp) => resp.into_host().map_err(Fault::Error),
                 _ => Err(Fault::Error("handle returned no response".into())),
             }
@@ -258,12 +302,25 @@ impl Executor for WasmExecutor {
     }
 
     fn on_response<'a>(&'a self, ex: &'a mut Exchange, resp: &'a mut HostResponse) -> Outcome<'a, ()> {
-        Outcome::Pending(Box::pin(async move { self.run(ex, Some(resp), Phase::OnResponse).await.map(drop) }))
+        Outcome::Pending(Box::pin(async move { self.core.run(ex, Some(resp), Phase::OnResponse).await.map(drop) }))
     }
 
     fn shutdown(&self) {
-        if let Some(idle) = &self.idle {
+        if let Some(tasks) = &self.tasks {
+            tasks.shutdown();
+        }
+        if let Some(idle) = &self.core.idle {
             idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+    }
+}
+
+impl Drop for WasmExecutor {
+    /// An executor dropped without a shutdown (a load that failed later on)
+    /// stops ticking too.
+    fn drop(&mut self) {
+        if let Some(tasks) = &self.tasks {
+            tasks.shutdown();
         }
     }
 }

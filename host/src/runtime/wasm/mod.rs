@@ -25,10 +25,16 @@
 //! running past the time limit → `Fault::Timeout` (504). The instance is
 //! discarded; the host and other plugins are unaffected.
 //!
+//! **Background work.** A covet plugin may also export
+//! `covet:plugin/background@0.2.0`; with `background: { every: … }` in its
+//! manifest entry the host calls its `tick` at that interval, in a task the
+//! executor owns and aborts at its shutdown ([`background`]).
+//!
 //! **Streaming.** A wasi:http component's response body reaches the client
 //! as the guest writes it, with back-pressure and a limit on each wait for
 //! the next chunk ([`stream`]).
 
+mod background;
 mod bindings;
 pub mod engine;
 mod executor;
@@ -76,6 +82,8 @@ struct Compiled {
     version: String,
     api_version: String,
     phases: Phases,
+    /// How to call `tick`, when the component exports `covet:plugin/background@0.2.0`.
+    background: Option<background::TickPre>,
 }
 
 enum Flavor {
@@ -95,7 +103,10 @@ impl WasmComponent {
             .map_err(|e| format!("the component needs an import covet does not provide: {e:#}"))?;
         let started = Instant::now();
         let compiled = match world_of(&component, &runtime.engine)? {
-            World::Plugin => describe(pre)?,
+            World::Plugin => {
+                let background = background::TickPre::of(&component, &pre)?;
+                describe(pre, background)?
+            }
             World::Proxy(version) => proxy_build(pre, path, sha256, version)?,
         };
         tracing::debug!(path = %path.display(), took_ms = started.elapsed().as_millis() as u64, "component linked");
@@ -142,16 +153,32 @@ impl WasmComponent {
         match &self.compiled.flavor {
             Flavor::Plugin(pre) => {
                 let config = spec.config.to_string();
-                let executor = executor::WasmExecutor::new(info, pre.clone(), sandbox, config, settings.instances);
+                let mut executor = executor::WasmExecutor::new(info, pre.clone(), sandbox, config, settings.instances).map_err(refuse)?;
                 block_on(executor.check_init()).map_err(refuse)?;
+                if let Some(every) = settings.background {
+                    let tick = self.compiled.background.clone().ok_or_else(|| refuse(no_background_export()))?;
+                    let tasks = services::WasmServices::tasks(spec).map_err(refuse)?;
+                    executor.start_background(tick, every, tasks).map_err(refuse)?;
+                }
                 Ok(Box::new(executor))
             }
             Flavor::Proxy(pre) => {
                 proxy::check_settings(spec).map_err(refuse)?;
+                if settings.background.is_some() {
+                    return Err(refuse("a wasi:http component has no background work (only covet plugins export `background`); remove `background:`".into()));
+                }
                 Ok(Box::new(proxy::ProxyExecutor::new(info, pre.clone(), sandbox, settings.instances)))
             }
         }
     }
+}
+
+/// Why a manifest entry with `background:` cannot have it.
+fn no_background_export() -> String {
+    format!(
+        "`background:` is set, but the component does not export {}: export it (see docs/wasm.md) or remove `background:`",
+        background::BACKGROUND_EXPORT
+    )
 }
 
 enum World {
@@ -198,7 +225,7 @@ fn not_a_component(bytes: &[u8], err: wasmtime::Error) -> String {
 }
 
 /// Types a covet plugin's exports and asks it who it is.
-fn describe(pre: InstancePre<Ctx>) -> Result<Compiled, String> {
+fn describe(pre: InstancePre<Ctx>, background: Option<background::TickPre>) -> Result<Compiled, String> {
     let pre = PluginPre::new(pre).map_err(|e| format!("the component's exports do not match {COVET_WORLD}: {e:#}"))?;
     let sandbox = Sandbox::new("describe", &Default::default(), services::WasmServices::none("describe")?);
     let descriptor = block_on(async {
@@ -213,6 +240,7 @@ fn describe(pre: InstancePre<Ctx>) -> Result<Compiled, String> {
         api_version: COVET_WORLD.to_owned(),
         phases: descriptor.phases.to_api(),
         flavor: Flavor::Plugin(pre),
+        background,
     })
 }
 
@@ -226,6 +254,7 @@ fn proxy_build(pre: InstancePre<Ctx>, path: &Path, sha256: &str, version: String
         api_version: format!("wasi:http@{version}"),
         phases: Phases::HANDLE,
         flavor: Flavor::Proxy(pre),
+        background: None,
     })
 }
 

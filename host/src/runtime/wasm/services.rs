@@ -4,14 +4,16 @@
 //!
 //! They come from the host's [`covet_services::Services`] in force (built
 //! from the manifest's `services:`, see `runtime::services`), limited to the
-//! plugin's grants. A WASM instance has no background tasks (see
-//! docs/wasm.md), so it gets no task set, and needs no tokio runtime to be
-//! made (`covet check` makes instances without one). Asking a build who it is (`describe`, at load) runs in a sandbox
-//! with [`WasmServices::none`].
+//! plugin's grants. The stores get no task set: a WASM instance runs only
+//! inside a call. A plugin with `background:` gets one task set of its own
+//! ([`WasmServices::tasks`]) for its ticks, owned by its executor. Asking a
+//! build who it is (`describe`, at load) runs in a sandbox with
+//! [`WasmServices::none`].
 
 use std::sync::{Arc, OnceLock};
 
 use covet_services::{
+    tasks::TaskSet,
     http::{HttpClient, Outbound, OutboundPolicy},
     state::{MemoryState, SharedState, StateHandle},
 };
@@ -38,6 +40,12 @@ impl WasmServices {
         })
     }
 
+    /// A task set for the background ticks of a new instance of `spec`, on
+    /// the host's runtime (or, outside one, the host services' own).
+    pub fn tasks(spec: &PluginSpec) -> Result<TaskSet, String> {
+        crate::runtime::services::for_plugin(spec).map(|services| services.tasks)
+    }
+
     /// Services that grant nothing, on a default client and an in-process
     /// state of their own (used to ask a build who it is).
     pub fn none(plugin: &str) -> Result<WasmServices, String> {
@@ -49,9 +57,12 @@ impl WasmServices {
     }
 }
 
+/// The default client and in-process state.
+type Shared = (HttpClient, Arc<dyn SharedState>);
+
 /// The default client and in-process state, made on first use.
-fn shared() -> Result<&'static (HttpClient, Arc<dyn SharedState>), String> {
-    static SHARED: OnceLock<Result<(HttpClient, Arc<dyn SharedState>), String>> = OnceLock::new();
+fn shared() -> Result<&'static Shared, String> {
+    static SHARED: OnceLock<Result<Shared, String>> = OnceLock::new();
     let made = SHARED.get_or_init(|| {
         let client = HttpClient::new(Default::default()).map_err(|e| format!("cannot make the outbound HTTP client: {e}"))?;
         Ok((client, Arc::new(MemoryState::new())))
