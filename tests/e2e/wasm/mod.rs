@@ -13,8 +13,11 @@
 //!   written (first chunk early, 50 MiB with bounded memory, SSE, limits);
 //! - [`services`]: host services from a component: outbound HTTP through
 //!   the host's pooled client, shared state (in process and Redis), timers;
-//! - [`swap`]: hot swap of a WASM plugin through the admin API.
+//! - [`swap`]: hot swap of a WASM plugin through the admin API;
+//! - [`background`]: periodic `tick`s with no request, owned by the
+//!   instance (errors logged, stopped when it is retired).
 
+mod background;
 mod capabilities;
 mod chains;
 mod faults;
