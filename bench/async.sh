@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Instructions per request under callgrind: a route with 4 synchronous no-op
-# filters (covet-test-plugin: sets one metadata value) vs the same route with
-# 4 async filters doing the same work behind a ready `.await`
+# Instructions per request under callgrind: a route with 4 synchronous
+# filters (examples/require-header on `host`: one header lookup, one metadata
+# value) vs the same route with 4 async filters doing the same work behind a ready `.await`
 # (covet-async-plugin, mode "ready"): the difference / 4 is what one async
 # native phase costs over a sync one (the boxed plugin future, the host's
 # Outcome::Pending box, the FFI poll with the waker crossing). Counters are
@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 command -v valgrind >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind; }
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
-cargo build --release --locked -p covet -p covet-static-response -p covet-test-plugin -p covet-async-plugin
+cargo build --release --locked -p covet -p covet-static-response -p require-header -p covet-async-plugin
 R="$CARGO_TARGET_DIR/release"
 export COVET_ADMIN_LISTEN=off
 SECONDS_LOAD="${SECONDS_LOAD:-6}"
@@ -50,8 +50,8 @@ measure() { # $1 = label, $2 = manifest; prints instructions/request
   echo "$per"
 }
 
-manifest "$R/libcovet_test_plugin.so" '{ label: x }' > "$work/sync.yaml"
-manifest "$R/libcovet_async_plugin.so" '{ mode: ready, label: x }' > "$work/async.yaml"
+manifest "$R/librequire_header.so" '{ header: host }' > "$work/sync.yaml"
+manifest "$R/libcovet_async_plugin.so" '{ mode: ready, label: host }' > "$work/async.yaml"
 # Idle work (timer ticks, parked workers) is counted too and spread over the
 # requests of the window, so a busy machine that lets fewer requests through
 # inflates a run: alternate the two configurations RUNS times and take the
