@@ -17,6 +17,8 @@
 
 /// Bytes kept of the request line (the service matches on them).
 const LINE_KEEP: usize = 512;
+/// Bytes kept of a header line: enough for `transfer-encoding:` and a `\r`.
+const FIELD_KEEP: usize = 20;
 
 /// Scanner state of one connection.
 #[derive(Default)]
@@ -32,11 +34,15 @@ pub struct HeadScan {
 impl HeadScan {
     /// Starts scanning a new head.
     pub fn start(&mut self) {
-        *self = HeadScan { active: true, first_line: true, line: std::mem::take(&mut self.line), ..HeadScan::default() };
+        // Field by field so both buffers keep their capacity: no allocation per request.
+        self.active = true;
+        self.first_line = true;
         self.line.clear();
+        self.request_line.clear();
+        self.content_length = false;
+        self.transfer_encoding = false;
     }
 
-    /// Whether a head is being scanned.
     pub fn active(&self) -> bool {
         self.active
     }
@@ -44,21 +50,29 @@ impl HeadScan {
     /// Feeds bytes read off the connection; returns the request line of a
     /// finished head that has both framing fields.
     pub fn feed(&mut self, bytes: &[u8]) -> Option<Vec<u8>> {
-        for &b in bytes {
-            if !self.active {
-                break;
-            }
-            if b != b'\n' {
-                if self.line.len() < LINE_KEEP {
-                    self.line.push(b);
-                }
-                continue;
-            }
+        // Line ends found with memchr, and only a line's start copied: a few
+        // instructions per line instead of a push per byte (a long
+        // `authorization` header cost ~4,500 instructions per request).
+        let mut rest = bytes;
+        while self.active {
+            let Some(end) = memchr::memchr(b'\n', rest) else {
+                self.keep(rest);
+                return None;
+            };
+            self.keep(&rest[..end]);
+            rest = &rest[end + 1..];
             if let Some(found) = self.end_line() {
                 return Some(found);
             }
         }
         None
+    }
+
+    /// Appends the part of `part` that the current line keeps.
+    fn keep(&mut self, part: &[u8]) {
+        let limit = if self.first_line { LINE_KEEP } else { FIELD_KEEP };
+        let room = limit.saturating_sub(self.line.len());
+        self.line.extend_from_slice(&part[..part.len().min(room)]);
     }
 
     fn end_line(&mut self) -> Option<Vec<u8>> {
@@ -67,7 +81,8 @@ impl HeadScan {
         }
         if self.first_line {
             self.first_line = false;
-            self.request_line = std::mem::take(&mut self.line);
+            std::mem::swap(&mut self.request_line, &mut self.line);
+            self.line.clear();
             return None;
         }
         if self.line.is_empty() {
