@@ -3,64 +3,13 @@
 //! total, and a dead Redis gets the configured `on_error` policy within the
 //! timeout.
 
-use std::{
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use covet_e2e::{Host, Reply, plugin};
+use covet_e2e::{Host, RedisServer, Reply, plugin};
 use http::Method;
 use serde_json::{Value, json};
 
 use crate::common::{assert_problem, labelled};
-
-/// A redis-server of the test's own, on a unix socket; killed on drop.
-pub(crate) struct RedisServer {
-    child: Child,
-    socket: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl RedisServer {
-    pub(crate) fn start() -> RedisServer {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("redis.sock");
-        let child = Command::new("redis-server")
-            .args(["--port", "0", "--save", "", "--appendonly", "no", "--unixsocket"])
-            .arg(&socket)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server is not installed (scripts/test.sh installs it: apt-get install -y redis-server)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !socket.exists() {
-            assert!(Instant::now() < deadline, "redis-server did not create {}", socket.display());
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        RedisServer { child, socket, _dir: dir }
-    }
-
-    pub(crate) fn url(&self) -> String {
-        format!("redis+unix://{}", self.socket.display())
-    }
-
-    /// Freezes the server (SIGSTOP): connections stay open, nothing answers.
-    fn freeze(&self) {
-        let status = Command::new("kill").args(["-STOP", &self.child.id().to_string()]).status().unwrap();
-        assert!(status.success(), "kill -STOP failed");
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// An echo route behind a Redis-backed limit keyed by `x-api-key`; the host's
 /// shared state is `redis` with a generous host timeout, so the plugin's own

@@ -32,7 +32,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use covet_e2e::{Client, Host, RawConn, io_uring_fds, plugin};
+use covet_e2e::{Client, Host, RawConn, RedisServer, io_uring_fds, plugin};
 use http_body_util::{BodyExt, Either, Full};
 use hyper::{
     Request, Response,
@@ -44,7 +44,6 @@ use tokio::{io::AsyncReadExt, sync::Notify};
 
 use crate::{
     common::PATIENCE,
-    rate_limit_redis::RedisServer,
     swap::{admin, swap},
 };
 
@@ -368,12 +367,7 @@ async fn with_redis_two_covet_processes_count_in_one_counter() {
     for expected in 1..=6 {
         assert_eq!(text(&hosts[expected % 2].http1(), "/incr").await, expected.to_string(), "the hosts count in one Redis");
     }
-    let stored = std::process::Command::new("redis-cli")
-        .args(["-s", redis.url().trim_start_matches("redis+unix://"), "GET", "covet:counters:hits"])
-        .output();
-    if let Ok(out) = stored {
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "6", "the counter lives in Redis under the prefix and namespace");
-    }
+    assert_eq!(redis.get("covet:counters:hits"), "6", "the counter lives in Redis under the prefix and namespace");
 }
 
 async fn ticks(client: &Client) -> Value {

@@ -11,12 +11,14 @@ mod client;
 mod host;
 mod manifest;
 mod raw;
+mod redis;
 pub mod secure;
 
 pub use client::{Client, Reply};
 pub use host::{Exited, Host, HostBuilder};
 pub use manifest::{Manifest, Route};
 pub use raw::{Closed, RawConn, RawResponse, get_request};
+pub use redis::RedisServer;
 
 use std::path::PathBuf;
 

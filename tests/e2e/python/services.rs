@@ -450,7 +450,7 @@ async fn an_asgi_app_and_a_filter_use_their_own_grants() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_redis_two_hosts_share_one_counter() {
-    let redis = crate::rate_limit_redis::RedisServer::start();
+    let redis = covet_e2e::RedisServer::start();
     let (url, _) = upstream().await;
     let state = json!({ "backend": "redis", "url": redis.url(), "timeout": "2s" });
     let text = manifest_with("app.py:app", &url, &["/{*rest}"], state);

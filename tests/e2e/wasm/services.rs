@@ -6,7 +6,6 @@
 //! is an error naming it), and a `wasi:clocks` sleep that holds no thread.
 
 use std::{
-    process::{Child, Command, Stdio},
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -123,57 +122,11 @@ async fn shared_state_in_process_is_seen_by_every_fresh_instance() {
     assert!(message.contains("'secrets'") && message.contains("capabilities: { state"), "{message}");
 }
 
-/// A redis-server on a unix socket in a temp dir, stopped on drop.
-struct Redis {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Redis {
-    fn start() -> Redis {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("redis.sock");
-        let child = Command::new("redis-server")
-            .args(["--port", "0", "--save", "", "--appendonly", "no", "--unixsocket"])
-            .arg(&socket)
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server (scripts/test.sh installs it: apt-get install redis-server)");
-        let redis = Redis { child, dir };
-        for _ in 0..500 {
-            if socket.exists() {
-                return redis;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("redis-server did not create {}", socket.display());
-    }
-
-    fn socket(&self) -> String {
-        self.dir.path().join("redis.sock").display().to_string()
-    }
-
-    /// `GET key` through redis-cli.
-    fn get(&self, key: &str) -> String {
-        let out = Command::new("redis-cli").args(["-s", &self.socket(), "GET", key]).output().expect("redis-cli");
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn shared_state_on_redis_and_ungranted_namespaces() {
-    let redis = Redis::start();
+    let redis = covet_e2e::RedisServer::start();
     let gateway = with_plugin(Gateway::new(), "a", json!({ "state": ["counters"] }));
-    let url = format!("redis+unix://{}", redis.socket());
+    let url = redis.url();
     let state = json!({ "backend": "redis", "url": url, "timeout": "2s", "prefix": "e2e:" });
     let host = Host::start(manifest(&gateway, json!({ "state": state }))).await;
 
