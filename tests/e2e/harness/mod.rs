@@ -12,6 +12,7 @@ mod host;
 mod manifest;
 mod raw;
 mod redis;
+mod upstream;
 pub mod secure;
 
 pub use client::{Client, Reply};
@@ -19,6 +20,7 @@ pub use host::{Exited, Host, HostBuilder};
 pub use manifest::{Manifest, Route};
 pub use raw::{Closed, RawConn, RawResponse, get_request};
 pub use redis::RedisServer;
+pub use upstream::serve_http1;
 
 use std::path::PathBuf;
 

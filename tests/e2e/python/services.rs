@@ -28,7 +28,7 @@ use std::{
 use bytes::Bytes;
 use covet_e2e::Host;
 use http_body_util::{BodyExt, Full};
-use hyper::{Request, Response, body::Incoming, service::service_fn};
+use hyper::{Request, Response, body::Incoming};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
@@ -201,20 +201,9 @@ struct Upstream {
 /// in flight (or after [`PATIENCE`]) with the most it saw at once; `/big`
 /// sends 256 KiB; `/echo` returns the request body.
 async fn upstream() -> (String, Arc<Upstream>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let state = Arc::new(Upstream::default());
     let shared = state.clone();
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            let state = shared.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req| answer(state.clone(), req));
-                let io = hyper_util::rt::TokioIo::new(socket);
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
-            });
-        }
-    });
+    let addr = covet_e2e::serve_http1(move |req| answer(shared.clone(), req)).await;
     (format!("http://{addr}"), state)
 }
 
