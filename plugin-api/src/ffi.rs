@@ -200,6 +200,13 @@ pub trait BodyStreamOps: Send {
     /// The exact number of bytes still to come, when known.
     #[sabi(last_prefix_field)]
     fn size_hint(&self) -> ROption<u64>;
+    /// The trailers that ended the body (HTTP/2 or chunked HTTP/1.1
+    /// trailers, e.g. gRPC's `grpc-status`), asked once `poll_chunk` has
+    /// returned `RNone`: `RNone` when there were none. Streams made by
+    /// plugin-api 0.2.0 (and every stream that does not override this) have none.
+    fn trailers(&mut self) -> ROption<RVec<crate::host::ffi::FfiHeader>> {
+        ROption::RNone
+    }
 }
 
 /// An owned body stream as it crosses the boundary.

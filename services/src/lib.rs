@@ -17,6 +17,7 @@ mod error;
 pub mod http;
 pub mod state;
 pub mod tasks;
+pub mod upstream;
 
 use std::sync::Arc;
 

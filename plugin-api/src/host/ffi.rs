@@ -12,7 +12,7 @@ use abi_stable::{
     StableAbi, sabi_trait,
     std_types::{RArc, ROption, RResult, RString, RVec, Tuple2},
 };
-use async_ffi::FfiFuture;
+use async_ffi::{FfiFuture, FutureExt};
 
 use crate::ffi::BodyStreamBox;
 
@@ -20,7 +20,8 @@ use crate::ffi::BodyStreamBox;
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone)]
 pub struct FfiServiceError {
-    /// `denied`, `timeout`, `connect`, `tls`, `http`, `unsupported`, `backend`, `config`, `shut_down`.
+    /// `denied`, `timeout`, `connect`, `tls`, `http`, `unsupported`, `backend`, `config`, `shut_down`,
+    /// and for upstreams `unavailable` and `overloaded`.
     pub kind: RString,
     /// The whole message, for logs and error responses.
     pub message: RString,
@@ -55,6 +56,59 @@ pub struct FfiHttpResponse {
     pub headers: RVec<FfiHeader>,
     /// The body, read chunk by chunk as the server sends it.
     pub body: BodyStreamBox,
+}
+
+/// A request to a named upstream (the manifest's `upstreams:`): the host
+/// picks the endpoint (balancing, health, stickiness), applies the circuit
+/// breaker, retries and timeouts, and answers with the first usable response.
+///
+/// An upgrade request (`connection: upgrade` + `upgrade: ...`, which is also
+/// how the host presents an HTTP/2 extended CONNECT) is never retried: when
+/// the endpoint answers `101`, `body` (the client's bytes after the upgrade)
+/// is pumped to the endpoint and the response body carries the endpoint's
+/// bytes back, so a tunnel is two body streams.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct FfiUpstreamRequest {
+    /// The upstream's name in the manifest.
+    pub upstream: RString,
+    /// `GET`, `POST`, ...
+    pub method: RString,
+    /// Path and query as sent to the endpoint (`/users/7?full=1`).
+    pub path_and_query: RString,
+    /// Headers as sent to the endpoint, in order. The caller has removed
+    /// hop-by-hop headers; a `host` header here is sent as is, else the
+    /// host sets the upstream's `host` (its configured name and port).
+    pub headers: RVec<FfiHeader>,
+    /// The request body, streamed; `RNone`: empty.
+    pub body: ROption<BodyStreamBox>,
+    /// The client's address (`ip:port` or `ip`), for `client_ip` hashing.
+    pub client_addr: RString,
+    /// Overall deadline for this request (all attempts), shortening the upstream's `timeout`.
+    pub timeout_ms: ROption<u64>,
+    /// Deadline of each attempt until the response head, overriding the upstream's `retries.per_try_timeout`.
+    pub per_try_timeout_ms: ROption<u64>,
+    /// Most retries for this request, overriding the upstream's `retries.attempts`.
+    pub max_retries: ROption<u32>,
+    /// Retry non-idempotent methods (POST, PATCH) too; the upstream's setting otherwise.
+    pub retry_non_idempotent: ROption<bool>,
+}
+
+/// The answer of an upstream: the response head, the body as it streams,
+/// and which endpoint answered after how many attempts.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct FfiUpstreamResponse {
+    /// The status code.
+    pub status: u16,
+    /// Response headers, in order (hop-by-hop ones included: the caller filters).
+    pub headers: RVec<FfiHeader>,
+    /// The body, read chunk by chunk as the endpoint sends it (trailers included).
+    pub body: BodyStreamBox,
+    /// The endpoint that answered (`10.0.0.7:8080`).
+    pub endpoint: RString,
+    /// Attempts made (1: no retry).
+    pub attempts: u32,
 }
 
 /// What a service call returns across the boundary.
@@ -104,6 +158,21 @@ pub trait HostServicesOps: Clone + Debug + Send + Sync {
     fn http_check(&self, url: RString) -> RResult<(), FfiServiceError> {
         drop(url);
         RResult::RErr(unsupported("http_check"))
+    }
+    /// Sends a request to a named upstream (granted by `capabilities.upstreams`).
+    /// Errors: `denied` (no grant), `unavailable` (no endpoint could be
+    /// reached), `timeout`, `overloaded` (circuit breaker full), `http` (reset,
+    /// protocol error), `config` (no such upstream). The default (a host
+    /// without upstreams) refuses with `unsupported`.
+    fn upstream_send(&self, request: FfiUpstreamRequest) -> FfiServiceResult<FfiUpstreamResponse> {
+        drop(request);
+        async { RResult::RErr(unsupported("upstream_send")) }.into_ffi()
+    }
+    /// Whether this plugin may use upstream `name` (granted and defined), without sending anything.
+    /// The default refuses with `unsupported`.
+    fn upstream_check(&self, name: RString) -> RResult<(), FfiServiceError> {
+        drop(name);
+        RResult::RErr(unsupported("upstream_check"))
     }
 }
 

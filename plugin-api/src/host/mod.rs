@@ -23,6 +23,7 @@
 pub mod ffi;
 mod http;
 mod state;
+mod upstream;
 
 use std::fmt;
 use std::future::Future;
@@ -34,6 +35,7 @@ use async_ffi::FutureExt;
 
 pub use self::http::{HttpResponse, RequestBuilder};
 pub use self::state::{State, Value};
+pub use self::upstream::{Upstream, UpstreamRequestBuilder, UpstreamResponse};
 use self::ffi::{FfiServiceError, HostServicesBox};
 
 /// The host's services for this plugin instance. Cheap to clone.
@@ -105,6 +107,11 @@ impl Host {
         value.ok_or_else(|| ServiceError::new(ServiceErrorKind::ShutDown, "the blocked-on task ended without finishing"))
     }
 
+    /// Upstream `name` from the manifest's `upstreams:` (granted by `capabilities.upstreams`).
+    pub fn upstream(&self, name: &str) -> Upstream {
+        Upstream::new(self.clone(), name)
+    }
+
     /// Shared state namespace `ns` (granted by `capabilities.state`).
     pub fn state(&self, ns: &str) -> State {
         State::new(self.clone(), ns)
@@ -164,6 +171,10 @@ pub enum ServiceErrorKind {
     Config,
     /// The instance is shutting down.
     ShutDown,
+    /// No endpoint of the upstream could be reached (refused, all ejected, none resolved).
+    Unavailable,
+    /// The upstream's circuit breaker is full (too many requests in flight and pending).
+    Overloaded,
 }
 
 impl ServiceErrorKind {
@@ -177,6 +188,8 @@ impl ServiceErrorKind {
             "backend" => ServiceErrorKind::Backend,
             "config" => ServiceErrorKind::Config,
             "shut_down" => ServiceErrorKind::ShutDown,
+            "unavailable" => ServiceErrorKind::Unavailable,
+            "overloaded" => ServiceErrorKind::Overloaded,
             _ => ServiceErrorKind::Http,
         }
     }

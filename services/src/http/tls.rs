@@ -12,7 +12,7 @@ use rustls::{ClientConfig, RootCertStore};
 use crate::ServiceError;
 
 /// A client certificate and its private key, both PEM.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientCert {
     /// The certificate chain, leaf first (PEM).
     pub cert_pem: Vec<u8>,
