@@ -55,6 +55,23 @@ pub enum ServiceError {
     /// The owner (plugin instance) is shutting down; no new work is accepted.
     #[error("the plugin instance is shutting down")]
     ShutDown,
+    /// No endpoint of an upstream could take the request (all ejected,
+    /// failing health checks, refusing connections, or none resolved).
+    #[error("upstream '{upstream}': no endpoint available: {reason}")]
+    Unavailable {
+        /// The upstream's name.
+        upstream: String,
+        /// Why (the last connect error, or that every endpoint is unusable).
+        reason: String,
+    },
+    /// The upstream's circuit breaker is full (too many requests in flight and waiting).
+    #[error("upstream '{upstream}' is overloaded: retry after {}", humantime_ms(*retry_after))]
+    Overloaded {
+        /// The upstream's name.
+        upstream: String,
+        /// The `retry-after` to advertise.
+        retry_after: Duration,
+    },
 }
 
 /// `50ms`, `1.5s`: durations in error texts.
@@ -80,6 +97,8 @@ impl ServiceError {
             ServiceError::Backend(_) => "backend",
             ServiceError::Config(_) => "config",
             ServiceError::ShutDown => "shut_down",
+            ServiceError::Unavailable { .. } => "unavailable",
+            ServiceError::Overloaded { .. } => "overloaded",
         }
     }
 }

@@ -75,9 +75,12 @@ fn wit_error(error: ServiceError) -> Error {
     let kind = match &error {
         ServiceError::Denied { .. } => ErrorKind::Denied,
         ServiceError::Timeout { .. } => ErrorKind::Timeout,
-        ServiceError::Connect { .. } | ServiceError::Tls(_) | ServiceError::ShutDown | ServiceError::Config(_) => {
-            ErrorKind::Unavailable
-        }
+        ServiceError::Connect { .. }
+        | ServiceError::Tls(_)
+        | ServiceError::ShutDown
+        | ServiceError::Config(_)
+        | ServiceError::Unavailable { .. }
+        | ServiceError::Overloaded { .. } => ErrorKind::Unavailable,
         ServiceError::Backend(_) | ServiceError::Unsupported(_) | ServiceError::Http(_) => ErrorKind::Backend,
     };
     Error { kind, message: error.to_string() }
