@@ -2,7 +2,10 @@
 //! them, released through a drop function, so a chunk crosses the boundary
 //! without a copy) and [`BodyStream`], the author's handle on a body read
 //! chunk by chunk with back-pressure (the reader pulls; nothing more is read
-//! from the client than was asked for).
+//! from the client than was asked for). A body may end with trailers
+//! (HTTP/2 or chunked HTTP/1.1 trailers, gRPC's `grpc-status`):
+//! [`BodyStream::trailers`] reads them after the end,
+//! [`BodyStream::with_trailers`] adds them to a body a plugin makes.
 
 use std::{
     future::poll_fn,
@@ -13,11 +16,25 @@ use std::{
 use abi_stable::{
     StableAbi,
     sabi_trait::TD_Opaque,
-    std_types::{RErr, RNone, ROk, ROption, RResult, RSome, RString},
+    std_types::{RErr, RNone, ROk, ROption, RResult, RSome, RString, RVec, Tuple2},
 };
 use async_ffi::{ContextExt, FfiContext, FfiPoll};
 
-use crate::ffi::{BodyStreamBox, BodyStreamOps, BodyStreamOps_TO};
+use crate::{
+    ffi::{BodyStreamBox, BodyStreamOps, BodyStreamOps_TO},
+    host::ffi::FfiHeader,
+};
+
+/// Trailer fields: `(name, value)` pairs, names in lower case.
+pub(crate) type Trailers = Vec<(String, Vec<u8>)>;
+
+pub(crate) fn trailers_to_ffi(trailers: Trailers) -> RVec<FfiHeader> {
+    trailers.into_iter().map(|(name, value)| Tuple2(RString::from(name), RVec::from(value))).collect()
+}
+
+fn trailers_from_ffi(trailers: RVec<FfiHeader>) -> Trailers {
+    trailers.into_iter().map(|Tuple2(name, value)| (name.into_string(), value.into_vec())).collect()
+}
 
 /// One chunk of a body. The bytes belong to an owner (a host `Bytes`, a
 /// plugin `Vec`) that is released, by the side that made it, when the chunk
@@ -176,11 +193,26 @@ impl BodyStream {
 
     /// This body with every chunk passed through `f` (a transform applied as
     /// the body streams; a panic in `f` breaks the body off with an error).
+    /// The body's trailers pass through unchanged.
     pub fn map<F>(self, f: F) -> BodyStream
     where
         F: FnMut(Chunk) -> Chunk + Send + 'static,
     {
         BodyStream::from_ops(Map { inner: self, f, broken: false })
+    }
+
+    /// The trailers that ended the body, once [`BodyStream::chunk`] has
+    /// returned `None` (before that, and for a body without trailers: `None`).
+    /// The host sends a response body's trailers as an HTTP/2 trailers frame,
+    /// or on HTTP/1.1 as chunked trailers (only those the response's `trailer`
+    /// header names, and only to a client that sent `te: trailers`).
+    pub fn trailers(&mut self) -> Option<Trailers> {
+        self.0.trailers().into_option().map(trailers_from_ffi)
+    }
+
+    /// This body, ending with `trailers` (replacing any the body had).
+    pub fn with_trailers(self, trailers: Trailers) -> BodyStream {
+        BodyStream::from_ops(WithTrailers { inner: self, trailers: Some(trailers) })
     }
 }
 
@@ -233,6 +265,27 @@ impl<F: FnMut(Chunk) -> Chunk + Send> BodyStreamOps for Map<F> {
     fn size_hint(&self) -> ROption<u64> {
         RNone // a transform may change the length
     }
+    fn trailers(&mut self) -> ROption<RVec<FfiHeader>> {
+        self.inner.0.trailers()
+    }
+}
+
+/// A body with trailers of the plugin's choosing.
+struct WithTrailers {
+    inner: BodyStream,
+    trailers: Option<Trailers>,
+}
+
+impl BodyStreamOps for WithTrailers {
+    fn poll_chunk(&mut self, cx: &mut FfiContext<'_>) -> FfiChunk {
+        self.inner.0.poll_chunk(cx)
+    }
+    fn size_hint(&self) -> ROption<u64> {
+        self.inner.0.size_hint()
+    }
+    fn trailers(&mut self) -> ROption<RVec<FfiHeader>> {
+        self.trailers.take().map(trailers_to_ffi).into()
+    }
 }
 
 #[cfg(test)]
@@ -266,5 +319,16 @@ mod tests {
         assert!(err.contains("longer than 3"), "{err}");
         let panics = BodyStream::from_bytes(b"x".to_vec()).map(|_| panic!("boom"));
         assert!(block_on(panics.collect(10)).unwrap_err().contains("boom"));
+    }
+
+    #[test]
+    fn trailers_come_after_the_end_and_pass_through_map() {
+        let trailers = vec![("grpc-status".to_string(), b"0".to_vec())];
+        let body = BodyStream::from_bytes(b"abc".to_vec()).with_trailers(trailers.clone());
+        let mut body = body.map(|c| Chunk::from(c.to_ascii_uppercase()));
+        assert_eq!(&*block_on(body.chunk()).unwrap().unwrap(), b"ABC");
+        assert!(block_on(body.chunk()).is_none());
+        assert_eq!(body.trailers(), Some(trailers));
+        assert_eq!(BodyStream::from_bytes(b"x".to_vec()).trailers(), None, "a plain body has none");
     }
 }

@@ -1,6 +1,7 @@
 //! [`BodySender`]: a bounded channel that produces a [`BodyStream`] from a
 //! task or thread of the plugin's. `send` waits while `capacity` chunks are
 //! unread, so a producer never runs ahead of the client by more than that.
+//! [`BodySender::send_trailers`] ends the body with trailers.
 
 use std::{
     collections::VecDeque,
@@ -9,15 +10,21 @@ use std::{
     task::{Poll, Waker},
 };
 
-use abi_stable::std_types::{RErr, RNone, ROk, ROption, RResult, RSome, RString};
+use abi_stable::std_types::{RErr, RNone, ROk, ROption, RResult, RSome, RString, RVec};
 use async_ffi::{FfiContext, FfiPoll};
 
-use crate::{BodyStream, Chunk, ffi::BodyStreamOps};
+use crate::{
+    BodyStream, Chunk,
+    body::{Trailers, trailers_to_ffi},
+    ffi::BodyStreamOps,
+    host::ffi::FfiHeader,
+};
 
 struct State {
     queue: VecDeque<Chunk>,
     capacity: usize,
     error: Option<String>,
+    trailers: Option<Trailers>,
     sender_gone: bool,
     reader_gone: bool,
     reader: Option<Waker>,
@@ -44,6 +51,7 @@ impl BodyStream {
             queue: VecDeque::new(),
             capacity: capacity.max(1),
             error: None,
+            trailers: None,
             sender_gone: false,
             reader_gone: false,
             reader: None,
@@ -80,6 +88,12 @@ impl BodySender {
     /// Whether the reader went away (sending is pointless).
     pub fn is_closed(&self) -> bool {
         self.0.lock().reader_gone
+    }
+
+    /// Ends the body after the chunks already sent, with `trailers` (HTTP/2
+    /// or chunked HTTP/1.1 trailers, e.g. gRPC's `grpc-status`).
+    pub fn send_trailers(self, trailers: Trailers) {
+        self.0.lock().trailers = Some(trailers);
     }
 
     /// Ends the body with an error after the chunks already sent: the client
@@ -123,6 +137,10 @@ impl BodyStreamOps for Receiver {
     fn size_hint(&self) -> ROption<u64> {
         RNone
     }
+
+    fn trailers(&mut self) -> ROption<RVec<FfiHeader>> {
+        self.0.lock().trailers.take().map(trailers_to_ffi).into()
+    }
 }
 
 impl Drop for Receiver {
@@ -155,5 +173,16 @@ mod tests {
         drop(rx);
         let mut third = std::pin::pin!(tx.send(b"c".to_vec()));
         assert!(matches!(third.as_mut().poll(&mut cx), Poll::Ready(Err(_))));
+    }
+
+    #[test]
+    fn trailers_sent_end_the_body_after_its_chunks() {
+        let (tx, mut rx) = BodyStream::channel(2);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(std::pin::pin!(tx.send(b"a".to_vec())).poll(&mut cx).is_ready());
+        tx.send_trailers(vec![("grpc-status".into(), b"0".to_vec())]);
+        assert!(matches!(rx.poll_chunk(&mut cx), Poll::Ready(Some(Ok(c))) if &*c == b"a"));
+        assert!(matches!(rx.poll_chunk(&mut cx), Poll::Ready(None)));
+        assert_eq!(rx.trailers(), Some(vec![("grpc-status".to_string(), b"0".to_vec())]));
     }
 }
