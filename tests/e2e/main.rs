@@ -21,6 +21,7 @@ mod lifecycle;
 mod malformed;
 mod limits;
 mod plugins;
+mod proxy;
 mod rate_limit_redis;
 mod services_native;
 mod python;

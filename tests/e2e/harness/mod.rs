@@ -13,6 +13,7 @@ mod manifest;
 mod raw;
 mod redis;
 mod upstream;
+pub mod upstreams;
 pub mod secure;
 
 pub use client::{Client, Reply};
@@ -21,6 +22,7 @@ pub use manifest::{Manifest, Route};
 pub use raw::{Closed, RawConn, RawResponse, get_request};
 pub use redis::RedisServer;
 pub use upstream::serve_http1;
+pub use upstreams::{Filler, TestUpstream};
 
 use std::path::PathBuf;
 
