@@ -10,22 +10,41 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
-use super::OutboundMetrics;
+use super::{BoxError, OutboundMetrics};
 use crate::ServiceError;
 
 /// A response body that streams from the server. Use
 /// `http_body_util::BodyExt` (`frame()`, `collect()`) to read it.
 pub struct ResponseBody {
-    inner: Incoming,
+    inner: Inner,
     idle: Duration,
     /// Armed on the first `Pending` only: a body that is already buffered
     /// (the common small response) never touches the timer wheel.
     timer: Option<Pin<Box<Sleep>>>,
     target: String,
     metrics: Arc<OutboundMetrics>,
+}
+
+/// Where the bytes come from.
+enum Inner {
+    /// A response read by hyper.
+    Incoming(Incoming),
+    /// Any other stream, e.g. the endpoint's side of an upgraded connection
+    /// (no idle limit: a tunnel may be quiet for long).
+    Stream(UnsyncBoxBody<Bytes, BoxError>),
+}
+
+impl Inner {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self {
+            Inner::Incoming(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            Inner::Stream(b) => Pin::new(b).poll_frame(cx),
+        }
+    }
 }
 
 impl std::fmt::Debug for ResponseBody {
@@ -36,7 +55,14 @@ impl std::fmt::Debug for ResponseBody {
 
 impl ResponseBody {
     pub(super) fn new(inner: Incoming, idle: Duration, target: String, metrics: Arc<OutboundMetrics>) -> ResponseBody {
-        ResponseBody { inner, idle, timer: None, target, metrics }
+        ResponseBody { inner: Inner::Incoming(inner), idle, timer: None, target, metrics }
+    }
+
+    /// A body streaming from `inner` without an idle limit, errors mapped
+    /// to [`ServiceError::Http`] naming `target` (an upgraded connection).
+    pub(crate) fn from_upgraded(inner: UnsyncBoxBody<Bytes, BoxError>, target: String) -> ResponseBody {
+        let idle = Duration::ZERO;
+        ResponseBody { inner: Inner::Stream(inner), idle, timer: None, target, metrics: Arc::default() }
     }
 
     fn fail(&self, error: ServiceError) -> Poll<Option<Result<Frame<Bytes>, ServiceError>>> {
@@ -51,7 +77,7 @@ impl Body for ResponseBody {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, ServiceError>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        match this.inner.poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(timer) = this.timer.as_mut() {
                     timer.as_mut().reset(Instant::now() + this.idle);
@@ -63,6 +89,7 @@ impl Body for ResponseBody {
                 this.fail(error)
             }
             Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending if matches!(this.inner, Inner::Stream(_)) => Poll::Pending,
             Poll::Pending => {
                 let idle = this.idle;
                 let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
@@ -75,10 +102,16 @@ impl Body for ResponseBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.inner {
+            Inner::Incoming(b) => b.is_end_stream(),
+            Inner::Stream(b) => b.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            Inner::Incoming(b) => b.size_hint(),
+            Inner::Stream(b) => b.size_hint(),
+        }
     }
 }

@@ -25,6 +25,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 pub use body::ResponseBody;
 pub use policy::{OutboundPolicy, is_valid_entry};
 pub use tls::ClientCert;
+pub(crate) use tls::client_config;
 
 use crate::ServiceError;
 
@@ -248,7 +249,7 @@ fn map_client_error(error: &hyper_util::client::legacy::Error, target: &str, con
 /// An error and its causes. `io::Error` hides the error it wraps from
 /// `source()` (rustls errors reach hyper as `io::Error`s, sometimes nested),
 /// so the walk descends into `get_ref()` there.
-fn error_chain<'e>(error: &'e (dyn std::error::Error + 'static)) -> Vec<&'e (dyn std::error::Error + 'static)> {
+pub(crate) fn error_chain<'e>(error: &'e (dyn std::error::Error + 'static)) -> Vec<&'e (dyn std::error::Error + 'static)> {
     let mut chain = vec![error];
     let mut current = error;
     loop {
@@ -263,7 +264,7 @@ fn error_chain<'e>(error: &'e (dyn std::error::Error + 'static)) -> Vec<&'e (dyn
 }
 
 /// `a: b: c` from an error and its sources, without repeats.
-fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     for e in error_chain(error) {
         let text = e.to_string();

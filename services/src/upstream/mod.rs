@@ -4,7 +4,12 @@
 //! reload that leaves an upstream's endpoints unchanged, and every route and
 //! plugin that names an upstream shares its breaker and retry budget.
 
+pub(crate) mod breaker;
+pub(crate) mod budget;
+pub(crate) mod client;
 mod config;
+pub(crate) mod replay;
+pub(crate) mod tunnel;
 mod types;
 
 pub use config::*;
