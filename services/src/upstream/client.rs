@@ -12,7 +12,7 @@
 use std::fmt;
 use std::future::{Ready, ready};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use hyper_util::client::legacy::Client;
@@ -24,7 +24,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
-use super::config::{Protocol, UpstreamConfig};
+use super::config::{Protocol, UpstreamConfig, UpstreamTls};
 use crate::ServiceError;
 use crate::http::{RequestBody, chain_text, error_chain};
 
@@ -93,7 +93,7 @@ impl EndpointClient {
         http.set_nodelay(true);
         http.set_connect_timeout(Some(config.connect_timeout));
         let tls_config = match tls {
-            Some(t) => secure_config(t, &config.name)?,
+            Some(t) => ClientConfig::clone(&*tls_config(t, &config.name)?),
             None => plain_config()?,
         };
         let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls_config).https_or_http();
@@ -162,8 +162,29 @@ impl tower_service::Service<Name> for FixedAddr {
     }
 }
 
+/// Recently built TLS configurations: loading the system roots takes
+/// milliseconds, and every endpoint of an upstream (and every DNS change)
+/// builds a client with the same settings.
+static TLS_CONFIGS: Mutex<Vec<(UpstreamTls, Arc<ClientConfig>)>> = Mutex::new(Vec::new());
+/// Most configurations kept.
+const TLS_CONFIGS_KEPT: usize = 16;
+
+/// The TLS configuration for `tls`, built once for equal settings.
+fn tls_config(tls: &UpstreamTls, upstream: &str) -> Result<Arc<ClientConfig>, ServiceError> {
+    let mut cache = TLS_CONFIGS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((_, config)) = cache.iter().find(|(settings, _)| settings == tls) {
+        return Ok(config.clone());
+    }
+    let config = Arc::new(secure_config(tls, upstream)?);
+    if cache.len() == TLS_CONFIGS_KEPT {
+        cache.remove(0);
+    }
+    cache.push((tls.clone(), config.clone()));
+    Ok(config)
+}
+
 /// TLS settings for an upstream with `tls:`; verification off only when asked.
-fn secure_config(tls: &super::config::UpstreamTls, upstream: &str) -> Result<ClientConfig, ServiceError> {
+fn secure_config(tls: &UpstreamTls, upstream: &str) -> Result<ClientConfig, ServiceError> {
     let mut config = crate::http::client_config(tls.ca_pem.as_deref(), tls.client_cert.as_ref())?;
     if tls.insecure_skip_verify {
         tracing::warn!(upstream, "TLS certificate verification is OFF for this upstream (insecure_skip_verify)");

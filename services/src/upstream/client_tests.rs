@@ -212,3 +212,11 @@ async fn a_malformed_answer_is_a_protocol_error() {
     let error = get(&client, "/").await.expect_err("garbage");
     assert!(matches!(error, SendError::Protocol(_)), "{error}");
 }
+
+#[test]
+fn endpoints_of_one_upstream_share_the_tls_configuration() {
+    let tls = tls(None, Some("shared.test"), false).expect("tls");
+    let first = super::tls_config(&tls, "a").expect("built");
+    let second = super::tls_config(&tls, "b").expect("cached");
+    assert!(std::sync::Arc::ptr_eq(&first, &second), "loaded once, not per endpoint");
+}
