@@ -6,7 +6,9 @@
 //! HTTP version per [`Protocol`]: `Http1` speaks HTTP/1.1 only; `Http2`
 //! speaks h2c with prior knowledge on plain TCP and ALPN `h2` only over TLS;
 //! `Auto` offers ALPN `h2` and `http/1.1` over TLS and HTTP/1.1 on plain TCP.
-//! HTTP/1 upgrades (101) stay upgradable: `hyper::upgrade::on` works on the
+//! A request with an `upgrade` header always goes over HTTP/1.1 (ALPN
+//! `http/1.1` over TLS), the only version with `101 Switching Protocols`,
+//! and the connection stays upgradable: `hyper::upgrade::on` works on the
 //! response [`EndpointClient::send`] returns.
 
 use std::fmt;
@@ -34,6 +36,8 @@ type Connector = hyper_rustls::HttpsConnector<HttpConnector<FixedAddr>>;
 #[derive(Clone)]
 pub(crate) struct EndpointClient {
     client: Client<Connector, RequestBody>,
+    /// HTTP/1.1 only, for upgrade requests (the same client when `protocol` is `http1`).
+    upgrades: Client<Connector, RequestBody>,
     /// `scheme://authority` of every URI sent.
     origin: Arc<str>,
     addr: SocketAddr,
@@ -88,30 +92,16 @@ impl EndpointClient {
         let tls = config.tls.as_ref();
         let host = tls.and_then(|t| t.sni.as_deref()).unwrap_or(configured_host);
         let origin = origin(tls.is_some(), host, addr);
-        let mut http = HttpConnector::new_with_resolver(FixedAddr(addr));
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(config.connect_timeout));
         let tls_config = match tls {
-            Some(t) => ClientConfig::clone(&*tls_config(t, &config.name)?),
-            None => plain_config()?,
+            Some(t) => tls_config(t, &config.name)?,
+            None => Arc::new(plain_config()?),
         };
-        let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls_config).https_or_http();
-        let connector = match (config.protocol, tls.is_some()) {
-            (Protocol::Http1, _) | (Protocol::Auto, false) => builder.enable_http1().wrap_connector(http),
-            (Protocol::Http2, _) => builder.enable_http2().wrap_connector(http),
-            (Protocol::Auto, true) => builder.enable_http1().enable_http2().wrap_connector(http),
+        let client = build(addr, &tls_config, config.protocol, tls.is_some(), config);
+        let upgrades = match config.protocol {
+            Protocol::Http1 => client.clone(),
+            Protocol::Http2 | Protocol::Auto => build(addr, &tls_config, Protocol::Http1, tls.is_some(), config),
         };
-        let mut client = Client::builder(TokioExecutor::new());
-        client
-            .pool_idle_timeout(config.pool_idle_timeout)
-            .pool_max_idle_per_host(config.pool_max_idle_per_endpoint)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new());
-        if config.protocol == Protocol::Http2 {
-            client.http2_only(true);
-        }
-        Ok(EndpointClient { client: client.build(connector), origin: Arc::from(origin), addr })
+        Ok(EndpointClient { client, upgrades, origin: Arc::from(origin), addr })
     }
 
     /// The absolute URI a request for `path_and_query` (`/users?id=1`) is sent to.
@@ -130,8 +120,39 @@ impl EndpointClient {
         &self,
         request: http::Request<RequestBody>,
     ) -> Result<http::Response<hyper::body::Incoming>, SendError> {
-        self.client.request(request).await.map_err(|e| classify(&e))
+        let client = if request.headers().contains_key(http::header::UPGRADE) { &self.upgrades } else { &self.client };
+        client.request(request).await.map_err(|e| classify(&e))
     }
+}
+
+/// A pooled client to `addr` speaking `protocol` (see the module docs).
+fn build(
+    addr: SocketAddr,
+    tls_config: &ClientConfig,
+    protocol: Protocol,
+    tls: bool,
+    config: &UpstreamConfig,
+) -> Client<Connector, RequestBody> {
+    let mut http = HttpConnector::new_with_resolver(FixedAddr(addr));
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(config.connect_timeout));
+    let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls_config.clone()).https_or_http();
+    let connector = match (protocol, tls) {
+        (Protocol::Http1, _) | (Protocol::Auto, false) => builder.enable_http1().wrap_connector(http),
+        (Protocol::Http2, _) => builder.enable_http2().wrap_connector(http),
+        (Protocol::Auto, true) => builder.enable_http1().enable_http2().wrap_connector(http),
+    };
+    let mut client = Client::builder(TokioExecutor::new());
+    client
+        .pool_idle_timeout(config.pool_idle_timeout)
+        .pool_max_idle_per_host(config.pool_max_idle_per_endpoint)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new());
+    if protocol == Protocol::Http2 {
+        client.http2_only(true);
+    }
+    client.build(connector)
 }
 
 /// `scheme://host:port` with `host` the name to verify, or the address itself

@@ -65,12 +65,12 @@ async fn whoami(request: http::Request<Incoming>) -> http::Response<ServerBody> 
 }
 
 /// A test CA and an acceptor with a server certificate for `localhost` and 127.0.0.1.
-struct Certs {
-    ca_pem: String,
-    acceptor: tokio_rustls::TlsAcceptor,
+pub(crate) struct Certs {
+    pub(crate) ca_pem: String,
+    pub(crate) acceptor: tokio_rustls::TlsAcceptor,
 }
 
-fn certs() -> Certs {
+pub(crate) fn certs() -> Certs {
     let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
     params.distinguished_name.push(DnType::CommonName, "upstream test CA");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -93,7 +93,7 @@ pub(crate) fn config(protocol: Protocol, tls: Option<UpstreamTls>) -> UpstreamCo
     UpstreamConfig { protocol, tls, ..UpstreamConfig::new("test", vec![spec]) }
 }
 
-fn tls(ca_pem: Option<&str>, sni: Option<&str>, insecure: bool) -> Option<UpstreamTls> {
+pub(crate) fn tls(ca_pem: Option<&str>, sni: Option<&str>, insecure: bool) -> Option<UpstreamTls> {
     let ca_pem = ca_pem.map(|p| p.as_bytes().to_vec());
     Some(UpstreamTls { sni: sni.map(str::to_owned), ca_pem, client_cert: None, insecure_skip_verify: insecure })
 }

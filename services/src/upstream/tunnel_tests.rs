@@ -12,7 +12,7 @@ use super::tunnel;
 use crate::http::{BoxError, RequestBody, ResponseBody};
 use crate::upstream::Protocol;
 use crate::upstream::client::EndpointClient;
-use crate::upstream::client::tests::{ServerBody, config, serve, text};
+use crate::upstream::client::tests::{ServerBody, certs, config, serve, text, tls};
 
 /// Upgrades to `echo` and sends back every byte it reads until EOF, then closes.
 async fn echo_server(mut request: http::Request<Incoming>) -> http::Response<ServerBody> {
@@ -105,4 +105,25 @@ async fn a_response_that_is_not_an_upgrade_fails_the_body() {
     let mut body = tunnel(response, Some(client_bytes)).into_body();
     let error = body.frame().await.expect("a frame").expect_err("no upgrade happened");
     assert!(error.to_string().contains("upgraded"), "{error}");
+}
+
+#[tokio::test]
+async fn upgrades_go_over_http1_whatever_the_protocol() {
+    let certs = certs();
+    let h2c = serve(None, echo_server).await;
+    let tls_addr = serve(Some(certs.acceptor.clone()), echo_server).await;
+    let clients = [
+        EndpointClient::new(h2c, "127.0.0.1", &config(Protocol::Http2, None)).expect("h2c client"),
+        EndpointClient::new(tls_addr, "localhost", &config(Protocol::Auto, tls(Some(&certs.ca_pem), None, false))).expect("TLS client"),
+    ];
+    for client in &clients {
+        let response = upgrade(client).await;
+        assert_eq!(response.status(), 101, "{client:?}");
+        let (tx, client_bytes) = channel_body();
+        let mut body = tunnel(response, Some(client_bytes)).into_body();
+        tx.send(Bytes::from_static(b"ping")).await.expect("send");
+        assert_eq!(read_exactly(&mut body, 4).await, b"ping", "{client:?}");
+        drop(tx);
+        assert!(body.frame().await.is_none());
+    }
 }
