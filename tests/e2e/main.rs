@@ -31,4 +31,5 @@ mod swap;
 mod swap_load;
 mod wasm;
 mod tls;
+mod trailers;
 mod h3;
