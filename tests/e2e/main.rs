@@ -29,6 +29,7 @@ mod routing;
 mod reload;
 mod swap;
 mod swap_load;
+mod proxy_tunnels;
 mod wasm;
 mod tls;
 mod trailers;

@@ -1,0 +1,199 @@
+//! The proxy plugin swapped 100 times under load: while a few tasks keep
+//! sending GETs through the proxy and three WebSockets are open through it,
+//! the plugin is reloaded and re-configured through the admin API 100 times.
+//! No request may fail, and every WebSocket still echoes afterwards and
+//! closes cleanly (the tunnels belong to the host, not to the instance).
+
+use std::{
+    collections::HashSet,
+    convert::Infallible,
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+};
+
+use bytes::Bytes;
+use covet_e2e::{Client, Host};
+use futures_util::{SinkExt, StreamExt};
+use http::{Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::{body::Incoming, server::conn::http1, service::service_fn};
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_tungstenite::{
+    WebSocketStream,
+    tungstenite::{Message, handshake::derive_accept_key, protocol::Role},
+};
+
+use super::{PROXY, TICK, assert_echo, close_cleanly, http1_upstream, proxy_config, start, ws_connect};
+use crate::{
+    common::PATIENCE,
+    swap::{admin_post, status, swap},
+};
+
+const SWAPS: usize = 100;
+const LOADERS: usize = 4;
+const SOCKETS: usize = 3;
+
+/// An upstream answering plain requests with `ok <path>` (and the `via` it
+/// got in `x-seen-via`) and WebSocket upgrades with an echo (hyper for HTTP,
+/// tungstenite for the frames).
+async fn upstream() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let service = service_fn(|request| async move { Ok::<_, Infallible>(answer(request)) });
+            let connection = http1::Builder::new().serve_connection(TokioIo::new(socket), service).with_upgrades();
+            tokio::spawn(connection);
+        }
+    });
+    addr
+}
+
+fn answer(mut request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let key = request.headers().get("sec-websocket-key").cloned();
+    let Some(key) = key.filter(|_| is_upgrade(&request)) else {
+        let via = request.headers().get(header::VIA).cloned().unwrap_or(header::HeaderValue::from_static("none"));
+        let mut response = Response::new(Full::new(Bytes::from(format!("ok {}", request.uri().path()))));
+        response.headers_mut().insert("x-seen-via", via);
+        return response;
+    };
+    let upgrade = hyper::upgrade::on(&mut request);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        let mut ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+        while let Some(Ok(message)) = ws.next().await {
+            if (message.is_text() || message.is_binary()) && ws.send(message).await.is_err() {
+                return;
+            }
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header("sec-websocket-accept", derive_accept_key(key.as_bytes()))
+        .body(Full::new(Bytes::new()))
+        .unwrap()
+}
+
+fn is_upgrade(request: &Request<Incoming>) -> bool {
+    let has = |name, value: &str| {
+        request.headers().get_all(name).iter().any(|v| v.to_str().is_ok_and(|v| v.to_ascii_lowercase().contains(value)))
+    };
+    has(header::CONNECTION, "upgrade") && has(header::UPGRADE, "websocket")
+}
+
+/// What the load saw.
+#[derive(Default)]
+struct Tally {
+    ok: AtomicU64,
+    /// The `Via` values the upstream saw on load requests (one per config).
+    vias: Mutex<HashSet<String>>,
+    failures: AtomicU64,
+    first_failure: Mutex<Option<String>>,
+}
+
+impl Tally {
+    fn fail(&self, what: String) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        self.first_failure.lock().unwrap().get_or_insert(what);
+    }
+}
+
+/// GETs `/load/<worker>/<n>` through the proxy until `stop`; each must be
+/// a 200 with the upstream's `ok <path>`.
+async fn load(client: Client, worker: usize, stop: Arc<AtomicBool>, tally: Arc<Tally>) {
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let path = format!("/load/{worker}/{n}");
+        match client.get(&path).await {
+            Ok(reply) if reply.status == 200 && reply.text() == format!("ok {path}") => {
+                tally.ok.fetch_add(1, Ordering::Relaxed);
+                let via = reply.header("x-seen-via").unwrap_or_default().to_string();
+                tally.vias.lock().unwrap().insert(via);
+            }
+            Ok(reply) => tally.fail(format!("{path}: {} {}", reply.status, reply.text())),
+            Err(e) => tally.fail(format!("{path}: {e}")),
+        }
+        n += 1;
+    }
+}
+
+/// Swap `i`: even ones reload the artifact with its config (`/reload`), odd
+/// ones swap in a config naming the proxy `edge-<i>` in `Via` (`/swap`); each
+/// makes a new instance. Returns the `Via` name now live.
+async fn swap_once(host: &Host, i: usize, live: &str) -> String {
+    let (reply, now) = if i.is_multiple_of(2) {
+        (admin_post(host, &format!("/v1/plugins/{PROXY}/reload"), json!({})).await, live.to_string())
+    } else {
+        let name = format!("edge-{i}");
+        (swap(host, PROXY, json!({ "config": proxy_config(json!({ "via": name })) })).await, name)
+    };
+    assert_eq!(reply.status, 200, "swap {i}: {}", reply.text());
+    now
+}
+
+/// Asserts a request sent now goes through the instance naming itself `via`.
+async fn assert_live(probe: &Client, i: usize, via: &str) {
+    let reply = probe.get("/probe").await.expect("probe through the proxy");
+    assert_eq!(reply.status, 200, "probe after swap {i}: {}", reply.text());
+    let seen = reply.header("x-seen-via").unwrap_or_default();
+    assert!(seen.split(',').any(|entry| entry.trim().ends_with(&format!(" {via}"))), "after swap {i} the upstream saw via {seen:?}, not {via}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_swapped_100_times_under_load_fails_nothing_and_keeps_websockets() {
+    let host = start(http1_upstream(upstream().await), json!({})).await;
+    let mut sockets = Vec::new();
+    for i in 0..SOCKETS {
+        let mut ws = ws_connect(host.addr(), &format!("/ws/{i}")).await;
+        assert_echo(&mut ws, Message::text(format!("socket {i} before the swaps"))).await;
+        sockets.push(ws);
+    }
+    let (stop, tally) = (Arc::new(AtomicBool::new(false)), Arc::new(Tally::default()));
+    let loaders: Vec<_> =
+        (0..LOADERS).map(|w| tokio::spawn(load(Client::http1(host.addr()), w, stop.clone(), tally.clone()))).collect();
+    tokio::time::sleep(TICK).await;
+
+    let (probe, mut live) = (host.http1(), "covet".to_string());
+    for i in 0..SWAPS {
+        live = swap_once(&host, i, &live).await;
+        assert_live(&probe, i, &live).await;
+        if i % 25 == 24 {
+            for (s, ws) in sockets.iter_mut().enumerate() {
+                assert_echo(ws, Message::text(format!("socket {s} after swap {i}"))).await;
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for loader in loaders {
+        loader.await.expect("load task");
+    }
+
+    let failures = tally.failures.load(Ordering::Relaxed);
+    assert_eq!(failures, 0, "first failure: {:?}", tally.first_failure.lock().unwrap());
+    assert!(tally.ok.load(Ordering::Relaxed) > 0, "the load ran");
+    let vias = tally.vias.lock().unwrap().len();
+    assert!(vias > 1, "the load went through more than one instance: {vias} `Via` names seen");
+    assert_eq!(status(&host, PROXY).await["swaps"], SWAPS, "every swap took effect");
+    for (s, mut ws) in sockets.into_iter().enumerate() {
+        assert_echo(&mut ws, Message::binary(super::pattern(64 * 1024 + s))).await;
+        close_cleanly(ws).await;
+    }
+    assert_instances_retired(&host).await;
+}
+
+/// Once the tunnels are closed, every replaced instance has shut down.
+async fn assert_instances_retired(host: &Host) {
+    let retired = || host.logs().matches("plugin instance retired").count();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while retired() < SWAPS && std::time::Instant::now() < deadline {
+        tokio::time::sleep(TICK).await;
+    }
+    assert_eq!(retired(), SWAPS, "every replaced instance shut down once:\n{}", host.logs());
+}

@@ -1,0 +1,144 @@
+//! WebSocket echo through the proxy: a tokio-tungstenite server
+//! (`accept_hdr_async`, which checks the handshake strictly) behind covet,
+//! reached by a tokio-tungstenite client over an HTTP/1.1 upgrade, and by a
+//! hyper HTTP/2 client with extended CONNECT (RFC 8441), which covet turns
+//! into an HTTP/1.1 upgrade to the same upstream.
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::{Method, Request, StatusCode};
+use http_body_util::Empty;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::json;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::{
+    WebSocketStream,
+    tungstenite::{
+        Message,
+        handshake::server::{Request as WsRequest, Response as WsResponse},
+        protocol::Role,
+    },
+};
+
+use super::{assert_echo, close_cleanly, http1_upstream, pattern, patiently, start, ws_connect};
+
+/// What the echo server saw of each handshake: the target and the
+/// `sec-websocket-version`.
+type Seen = Arc<Mutex<Vec<(String, String)>>>;
+
+/// A WebSocket echo server on 127.0.0.1:0: every text and binary message is
+/// sent back; a close is answered by tungstenite.
+async fn echo_server() -> (SocketAddr, Seen) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: Seen = Arc::default();
+    let record = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(echo_connection(socket, record.clone()));
+        }
+    });
+    (addr, seen)
+}
+
+// The callback's error type is tungstenite's (an HTTP response), not ours.
+#[allow(clippy::result_large_err)]
+async fn echo_connection(socket: TcpStream, seen: Seen) {
+    let callback = |request: &WsRequest, response: WsResponse| {
+        let version = request.headers().get("sec-websocket-version").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let target = request.uri().path_and_query().map_or("", |p| p.as_str());
+        seen.lock().unwrap().push((target.to_string(), version.to_string()));
+        Ok(response)
+    };
+    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(socket, callback).await else { return };
+    while let Some(Ok(message)) = ws.next().await {
+        if (message.is_text() || message.is_binary()) && ws.send(message).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_echoes_text_binary_and_a_mebibyte_through_the_proxy() {
+    let (upstream, seen) = echo_server().await;
+    let host = start(http1_upstream(upstream), json!({})).await;
+
+    let mut ws = ws_connect(host.addr(), "/chat/room-1?user=ann").await;
+    assert_echo(&mut ws, Message::text("hello through covet")).await;
+    assert_echo(&mut ws, Message::binary(vec![0u8, 1, 2, 253, 254, 255])).await;
+    assert_echo(&mut ws, Message::binary(pattern(1 << 20))).await;
+    assert_echo(&mut ws, Message::text("é".repeat(40_000))).await;
+    assert_echo(&mut ws, Message::text("still open after the big one")).await;
+    close_cleanly(ws).await;
+
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen, [("/chat/room-1?user=ann".to_string(), "13".to_string())], "one handshake reached the upstream, target kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_websockets_at_once_keep_their_own_messages() {
+    let (upstream, _) = echo_server().await;
+    let host = start(http1_upstream(upstream), json!({})).await;
+
+    let mut sockets = Vec::new();
+    for i in 0..4 {
+        sockets.push(ws_connect(host.addr(), &format!("/socket/{i}")).await);
+    }
+    for round in 0..3 {
+        for (i, ws) in sockets.iter_mut().enumerate() {
+            assert_echo(ws, Message::text(format!("socket {i} round {round}"))).await;
+        }
+    }
+    for ws in sockets {
+        close_cleanly(ws).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_over_http2_extended_connect_reaches_an_http1_upstream() {
+    let (upstream, seen) = echo_server().await;
+    let host = start(http1_upstream(upstream), json!({})).await;
+    let addr = host.addr();
+
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let handshake = hyper::client::conn::http2::Builder::new(TokioExecutor::new()).handshake::<_, Empty<Bytes>>(TokioIo::new(tcp));
+    let (mut sender, mut connection) = handshake.await.expect("h2c handshake with covet");
+    // One plain request first, driving the connection here, so the host's
+    // SETTINGS have been read when we ask whether it allows extended CONNECT.
+    let ready = Request::get(format!("http://{addr}/_covet/ready")).body(Empty::new()).unwrap();
+    let ready = sender.send_request(ready);
+    let ready = patiently("GET /_covet/ready", async {
+        tokio::select! {
+            response = ready => response.expect("h2 request"),
+            closed = &mut connection => panic!("covet closed the h2 connection: {closed:?}"),
+        }
+    });
+    assert_eq!(ready.await.status(), StatusCode::OK);
+    assert!(connection.is_extended_connect_protocol_enabled(), "covet advertises SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441)");
+    tokio::spawn(connection);
+
+    let mut connect = Request::builder()
+        .method(Method::CONNECT)
+        .uri(format!("http://{addr}/h2/chat"))
+        .header("sec-websocket-version", "13")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    connect.extensions_mut().insert(hyper::ext::Protocol::from_static("websocket"));
+    let response = patiently("extended CONNECT", sender.send_request(connect)).await.expect("CONNECT answered");
+    assert_eq!(response.status(), StatusCode::OK, "an h2 WebSocket is accepted with 200, not 101");
+    assert!(response.headers().get("sec-websocket-accept").is_none(), "no HTTP/1.1 handshake headers on h2");
+    let upgraded = patiently("upgrade", hyper::upgrade::on(response)).await.expect("the CONNECT stream as a tunnel");
+
+    let mut ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Client, None).await;
+    assert_echo(&mut ws, Message::text("hello over h2")).await;
+    assert_echo(&mut ws, Message::binary(pattern(256 * 1024))).await;
+    close_cleanly(ws).await;
+
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen, [("/h2/chat".to_string(), "13".to_string())], "the upstream got an HTTP/1.1 upgrade for the path");
+}
