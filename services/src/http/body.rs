@@ -27,6 +27,9 @@ pub struct ResponseBody {
     timer: Option<Pin<Box<Sleep>>>,
     target: String,
     metrics: Arc<OutboundMetrics>,
+    /// Whatever must live as long as the body (an upstream's in-flight
+    /// count and circuit-breaker slot), dropped with it.
+    guard: Option<Box<dyn Send>>,
 }
 
 /// Where the bytes come from.
@@ -55,17 +58,24 @@ impl std::fmt::Debug for ResponseBody {
 
 impl ResponseBody {
     pub(crate) fn new(inner: Incoming, idle: Duration, target: String, metrics: Arc<OutboundMetrics>) -> ResponseBody {
-        ResponseBody { inner: Inner::Incoming(inner), idle, timer: None, target, metrics }
+        ResponseBody { inner: Inner::Incoming(inner), idle, timer: None, target, metrics, guard: None }
     }
 
     /// A body streaming from `inner` without an idle limit, errors mapped
     /// to [`ServiceError::Http`] naming `target` (an upgraded connection).
     pub(crate) fn from_upgraded(inner: UnsyncBoxBody<Bytes, BoxError>, target: String) -> ResponseBody {
         let idle = Duration::ZERO;
-        ResponseBody { inner: Inner::Stream(inner), idle, timer: None, target, metrics: Arc::default() }
+        ResponseBody { inner: Inner::Stream(inner), idle, timer: None, target, metrics: Arc::default(), guard: None }
     }
 
-    fn fail(&self, error: ServiceError) -> Poll<Option<Result<Frame<Bytes>, ServiceError>>> {
+    /// The same body keeping `guard` alive until it is dropped.
+    pub(crate) fn hold(mut self, guard: Box<dyn Send>) -> ResponseBody {
+        self.guard = Some(guard);
+        self
+    }
+
+    fn fail(&mut self, error: ServiceError) -> Poll<Option<Result<Frame<Bytes>, ServiceError>>> {
+        self.guard = None;
         self.metrics.errors.fetch_add(1, Ordering::Relaxed);
         Poll::Ready(Some(Err(error)))
     }
@@ -88,7 +98,10 @@ impl Body for ResponseBody {
                 let error = ServiceError::Http(format!("response body from {}: {e}", this.target));
                 this.fail(error)
             }
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                this.guard = None;
+                Poll::Ready(None)
+            }
             Poll::Pending if matches!(this.inner, Inner::Stream(_)) => Poll::Pending,
             Poll::Pending => {
                 let idle = this.idle;

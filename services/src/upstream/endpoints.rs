@@ -88,6 +88,8 @@ pub(crate) struct Endpoint {
     pub(crate) addr: SocketAddr,
     /// The host it was configured as (IP literal or DNS name).
     pub(crate) host: String,
+    /// The port it was configured with.
+    pub(crate) spec_port: u16,
     /// Its weight.
     pub(crate) weight: u32,
     /// The opaque id in sticky cookies (hex of a hash of the address).
@@ -109,10 +111,12 @@ pub(crate) struct Endpoint {
 }
 
 impl Endpoint {
-    pub(crate) fn new(addr: SocketAddr, host: &str, weight: u32, config: &UpstreamConfig) -> Result<Endpoint, ServiceError> {
+    pub(crate) fn new(spec: &Wanted, config: &UpstreamConfig) -> Result<Endpoint, ServiceError> {
+        let Wanted { addr, ref host, port, weight } = *spec;
         Ok(Endpoint {
             addr,
             host: host.to_owned(),
+            spec_port: port,
             weight,
             id: format!("{:016x}", hash64(addr.to_string().as_bytes(), 0x5717)),
             client: EndpointClient::new(addr, host, config)?,
@@ -136,10 +140,24 @@ impl Endpoint {
         if self.addr.port() == default_port { host } else { format!("{host}:{}", self.addr.port()) }
     }
 
+    /// Whether this endpoint is the `wanted` one.
+    pub(crate) fn same_as(&self, wanted: &Wanted) -> bool {
+        self.addr == wanted.addr && self.host == wanted.host && self.spec_port == wanted.port && self.weight == wanted.weight
+    }
+
     /// Errors so far (attempts and response bodies).
     pub(crate) fn error_count(&self) -> u64 {
         self.errors.load(Ordering::Relaxed) + self.body_errors.errors.load(Ordering::Relaxed)
     }
+}
+
+/// One address an upstream should have: from which host and port, with which weight.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Wanted {
+    pub(crate) addr: SocketAddr,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) weight: u32,
 }
 
 /// The endpoints an upstream balances over now, and the balancer built for them.
@@ -174,8 +192,8 @@ pub(crate) fn is_ip_literal(host: &str) -> bool {
 pub(crate) fn addresses(
     specs: &[EndpointSpec],
     answers: &HashMap<(String, u16), Vec<SocketAddr>>,
-) -> Vec<(SocketAddr, String, u32)> {
-    let mut out: Vec<(SocketAddr, String, u32)> = Vec::new();
+) -> Vec<Wanted> {
+    let mut out: Vec<Wanted> = Vec::new();
     for spec in specs {
         let addrs = if is_ip_literal(&spec.host) {
             let ip: IpAddr = spec.host.trim_start_matches('[').trim_end_matches(']').parse().expect("checked literal");
@@ -184,8 +202,8 @@ pub(crate) fn addresses(
             answers.get(&(spec.host.clone(), spec.port)).cloned().unwrap_or_default()
         };
         for addr in addrs {
-            if !out.iter().any(|(a, _, _)| *a == addr) {
-                out.push((addr, spec.host.clone(), spec.weight));
+            if !out.iter().any(|w| w.addr == addr) {
+                out.push(Wanted { addr, host: spec.host.clone(), port: spec.port, weight: spec.weight });
             }
         }
     }
@@ -195,18 +213,15 @@ pub(crate) fn addresses(
 /// The endpoints for `wanted`, reusing those of `current` with the same
 /// address and host.
 pub(crate) fn endpoints_for(
-    wanted: &[(SocketAddr, String, u32)],
+    wanted: &[Wanted],
     current: &[Arc<Endpoint>],
     config: &UpstreamConfig,
 ) -> Result<Vec<Arc<Endpoint>>, ServiceError> {
     wanted
         .iter()
-        .map(|(addr, host, weight)| {
-            let kept = current.iter().find(|e| e.addr == *addr && e.host == *host && e.weight == *weight);
-            match kept {
-                Some(endpoint) => Ok(endpoint.clone()),
-                None => Endpoint::new(*addr, host, *weight, config).map(Arc::new),
-            }
+        .map(|w| match current.iter().find(|e| e.same_as(w)) {
+            Some(endpoint) => Ok(endpoint.clone()),
+            None => Endpoint::new(w, config).map(Arc::new),
         })
         .collect()
 }
@@ -239,10 +254,24 @@ pub(crate) async fn resolve_names(
     complete
 }
 
+/// The answers the endpoints of `current` came from, so that a restarted
+/// DNS task keeps them when a name fails to resolve.
+fn current_answers(specs: &[EndpointSpec], current: &[Arc<Endpoint>]) -> HashMap<(String, u16), Vec<SocketAddr>> {
+    let mut answers = HashMap::new();
+    for spec in specs.iter().filter(|s| !is_ip_literal(&s.host)) {
+        let addrs: Vec<SocketAddr> =
+            current.iter().filter(|e| e.host == spec.host && e.spec_port == spec.port).map(|e| e.addr).collect();
+        if !addrs.is_empty() {
+            answers.insert((spec.host.clone(), spec.port), addrs);
+        }
+    }
+    answers
+}
+
 /// The background DNS task of an upstream: resolves its names now and every
 /// `dns_refresh`, swapping in a new set when the addresses change.
 pub(crate) async fn dns_task(shared: Arc<super::Shared>) {
-    let mut answers: HashMap<(String, u16), Vec<SocketAddr>> = HashMap::new();
+    let mut answers = current_answers(&shared.config.load().endpoints, &shared.endpoints.load().endpoints);
     loop {
         let config = shared.config.load_full();
         resolve_names(&config.name, &config.endpoints, shared.resolver.as_ref(), &mut answers).await;
@@ -250,7 +279,7 @@ pub(crate) async fn dns_task(shared: Arc<super::Shared>) {
         let current = shared.endpoints.load_full();
         let same = current.resolved
             && current.endpoints.len() == wanted.len()
-            && current.endpoints.iter().zip(&wanted).all(|(e, (a, h, _))| e.addr == *a && e.host == *h);
+            && current.endpoints.iter().zip(&wanted).all(|(e, w)| e.same_as(w));
         if !same {
             match endpoints_for(&wanted, &current.endpoints, &config) {
                 Ok(endpoints) => {

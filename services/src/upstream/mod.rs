@@ -186,7 +186,7 @@ impl Upstream {
         let wanted = addresses(&config.endpoints, &Default::default());
         let endpoints = wanted
             .iter()
-            .map(|(addr, host, weight)| Endpoint::new(*addr, host, *weight, &config).map(Arc::new))
+            .map(|wanted| Endpoint::new(wanted, &config).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         let has_names = config.endpoints.iter().any(|s| !is_ip_literal(&s.host));
         let set = EndpointSet::new(endpoints, &config, !has_names);

@@ -22,6 +22,7 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use super::balance::{hash64, random_u64};
+use super::breaker::BreakerPermit;
 use super::client::SendError;
 use super::config::{Balance, HashKey, UpstreamConfig};
 use super::endpoints::{Endpoint, EndpointSet};
@@ -75,7 +76,7 @@ impl Upstream {
         let config = self.shared.config.load_full();
         let timeout = overrides.timeout.map_or(config.timeout, |t| t.min(config.timeout));
         let deadline = Instant::now() + timeout;
-        let _permit = match tokio::time::timeout_at(deadline, self.breaker.acquire()).await {
+        let permit = match tokio::time::timeout_at(deadline, self.breaker.acquire()).await {
             Err(_) => return Err(self.timeout("waiting for a circuit-breaker slot", timeout)),
             Ok(Err(_)) => {
                 return Err(ServiceError::Overloaded { upstream: self.name.clone(), retry_after: config.circuit.retry_after });
@@ -101,7 +102,7 @@ impl Upstream {
             config,
         };
         let (endpoint, response) = self.attempt_loop(&mut attempts, &head, &replay).await?;
-        self.finish(&attempts, endpoint, response, tunnel_bytes)
+        self.finish(&attempts, endpoint, response, tunnel_bytes, permit)
     }
 
     /// Waits (within the deadline) for the first DNS answers of a new upstream.
@@ -242,14 +243,18 @@ impl Upstream {
         endpoint: Arc<Endpoint>,
         response: http::Response<Incoming>,
         tunnel_bytes: Option<crate::http::RequestBody>,
+        permit: BreakerPermit,
     ) -> Result<UpstreamResponse, ServiceError> {
-        let mut response = if attempts.upgrade && response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let response = if attempts.upgrade && response.status() == StatusCode::SWITCHING_PROTOCOLS {
             tunnel(response, tunnel_bytes)
         } else {
             let idle = attempts.config.body_idle_timeout;
             let target = format!("upstream '{}' ({})", self.name, endpoint.addr);
             response.map(|body| ResponseBody::new(body, idle, target, endpoint.body_errors.clone()))
         };
+        // The request stays in flight (endpoint and breaker) until its body ends.
+        let guard = InFlight::new(endpoint.clone(), permit);
+        let mut response = response.map(|body| body.hold(Box::new(guard)));
         if let Some(sticky) = &attempts.config.sticky
             && attempts.sticky_id.as_deref() != Some(endpoint.id.as_str())
         {
@@ -262,6 +267,26 @@ impl Upstream {
             }
         }
         Ok(UpstreamResponse { response, endpoint: endpoint.addr, attempts: attempts.tried.len() as u32 })
+    }
+}
+
+/// A response whose body is still streaming: counted in flight on its
+/// endpoint, holding its circuit-breaker slot.
+struct InFlight {
+    endpoint: Arc<Endpoint>,
+    _permit: BreakerPermit,
+}
+
+impl InFlight {
+    fn new(endpoint: Arc<Endpoint>, permit: BreakerPermit) -> InFlight {
+        endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight { endpoint, _permit: permit }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -325,3 +325,37 @@ async fn the_breaker_refuses_when_full() {
     assert_eq!(upstream.status().overloaded, 1);
     in_flight.abort();
 }
+
+#[tokio::test]
+async fn a_response_stays_in_flight_until_its_body_ends() {
+    let a = server("a").await;
+    let (_registry, upstream) = upstream(config("in-flight", &[a.addr]));
+    let response = upstream.send(get("/")).await.unwrap();
+    let status = upstream.status();
+    assert_eq!((status.in_flight, status.endpoints[0].in_flight), (1, 1), "the body is not read yet");
+    assert_eq!(body_text(response).await, "a");
+    let status = upstream.status();
+    assert_eq!((status.in_flight, status.endpoints[0].in_flight), (0, 0));
+}
+
+#[tokio::test]
+async fn a_body_cut_mid_way_fails_and_counts_against_the_endpoint() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = socket.read(&mut buf).await;
+            let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nhello").await;
+            let _ = socket.shutdown().await;
+        }
+    });
+    let (_registry, upstream) = upstream(config("cut", &[addr]));
+    let response = upstream.send(get("/")).await.unwrap();
+    assert_eq!(upstream.status().endpoints[0].errors, 0, "the head was fine");
+    let read = response.response.into_body().collect().await;
+    assert!(read.is_err(), "a cut body must fail, not end");
+    let status = upstream.status();
+    assert_eq!((status.endpoints[0].errors, status.in_flight), (1, 0));
+}
