@@ -103,7 +103,8 @@ impl Breaker {
             return Ok(self.permit(permit));
         }
         let max_pending = shared.max_pending.load(Ordering::Acquire);
-        let admitted = shared.pending.fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| (p < max_pending).then_some(p + 1));
+        let admitted =
+            shared.pending.fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| (p < max_pending).then_some(p + 1));
         if admitted.is_err() {
             shared.overloaded.fetch_add(1, Ordering::Relaxed);
             return Err(Overloaded { in_flight: self.in_flight(), pending: self.pending() });

@@ -88,7 +88,11 @@ impl EndpointClient {
     /// A client for the endpoint at `addr`, configured in the manifest as
     /// `configured_host` (an IP literal or a DNS name), with the upstream's
     /// protocol, TLS and pool settings. Fails on unreadable TLS material.
-    pub(crate) fn new(addr: SocketAddr, configured_host: &str, config: &UpstreamConfig) -> Result<EndpointClient, ServiceError> {
+    pub(crate) fn new(
+        addr: SocketAddr,
+        configured_host: &str,
+        config: &UpstreamConfig,
+    ) -> Result<EndpointClient, ServiceError> {
         let tls = config.tls.as_ref();
         let host = tls.and_then(|t| t.sni.as_deref()).unwrap_or(configured_host);
         let origin = origin(tls.is_some(), host, addr);

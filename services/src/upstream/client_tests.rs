@@ -79,7 +79,8 @@ pub(crate) fn certs() -> Certs {
     let key = KeyPair::generate().expect("key");
     let cert = params.signed_by(&key, &issuer).expect("cert");
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(provider).with_safe_default_protocol_versions().expect("versions");
+    let builder =
+        rustls::ServerConfig::builder_with_provider(provider).with_safe_default_protocol_versions().expect("versions");
     let chain = vec![CertificateDer::from_pem_slice(cert.pem().as_bytes()).expect("cert pem")];
     let key = PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).expect("key pem");
     let mut config = builder.with_no_client_auth().with_single_cert(chain, key).expect("server config");
@@ -150,7 +151,11 @@ async fn tls_with_a_custom_ca_negotiates_the_configured_protocol() {
 async fn the_sni_name_is_verified() {
     let certs = certs();
     let addr = serve(Some(certs.acceptor.clone()), whoami).await;
-    let good = EndpointClient::new(addr, "10.9.9.9", &config(Protocol::Auto, tls(Some(&certs.ca_pem), Some("localhost"), false)));
+    let good = EndpointClient::new(
+        addr,
+        "10.9.9.9",
+        &config(Protocol::Auto, tls(Some(&certs.ca_pem), Some("localhost"), false)),
+    );
     let answer = get(&good.expect("client"), "/").await.expect("the certificate names localhost");
     assert!(answer.ends_with(&format!("localhost:{}", addr.port())), "{answer}");
     let wrong = EndpointClient::new(addr, "other.test", &config(Protocol::Auto, tls(Some(&certs.ca_pem), None, false)));
@@ -162,10 +167,12 @@ async fn the_sni_name_is_verified() {
 async fn verification_is_on_unless_skipped() {
     let certs = certs();
     let addr = serve(Some(certs.acceptor.clone()), whoami).await;
-    let strict = EndpointClient::new(addr, "localhost", &config(Protocol::Http1, tls(None, None, false))).expect("client");
+    let strict =
+        EndpointClient::new(addr, "localhost", &config(Protocol::Http1, tls(None, None, false))).expect("client");
     let error = get(&strict, "/").await.expect_err("an unknown CA");
     assert!(matches!(error, SendError::Tls(_)), "{error}");
-    let skip = EndpointClient::new(addr, "other.test", &config(Protocol::Http1, tls(None, None, true))).expect("client");
+    let skip =
+        EndpointClient::new(addr, "other.test", &config(Protocol::Http1, tls(None, None, true))).expect("client");
     assert!(get(&skip, "/").await.expect("verification skipped").starts_with("HTTP/1.1"));
 }
 

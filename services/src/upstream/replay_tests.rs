@@ -72,10 +72,8 @@ async fn an_abandoned_attempt_fails_when_polled() {
 async fn trailers_are_replayed() {
     let mut trailers = HeaderMap::new();
     trailers.insert("grpc-status", "0".parse().expect("value"));
-    let frames = vec![
-        Ok::<_, BoxError>(Frame::data(Bytes::from_static(b"hello"))),
-        Ok(Frame::trailers(trailers.clone())),
-    ];
+    let frames =
+        vec![Ok::<_, BoxError>(Frame::data(Bytes::from_static(b"hello"))), Ok(Frame::trailers(trailers.clone()))];
     let body = StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync();
     let replay = Replay::new(Some(body), 1024);
     for attempt in 0..2 {
@@ -87,7 +85,10 @@ async fn trailers_are_replayed() {
 
 #[tokio::test]
 async fn a_failed_source_is_not_replayable() {
-    let frames = vec![Ok::<_, BoxError>(Frame::data(Bytes::from_static(b"x"))), Err::<Frame<Bytes>, BoxError>("client went away".into())];
+    let frames = vec![
+        Ok::<_, BoxError>(Frame::data(Bytes::from_static(b"x"))),
+        Err::<Frame<Bytes>, BoxError>("client went away".into()),
+    ];
     let body = StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync();
     let replay = Replay::new(Some(body), 1024);
     let error = replay.attempt_body().expect("first").collect().await.expect_err("source error");

@@ -30,7 +30,10 @@ type Reader = oneshot::Receiver<Result<ReadHalf<Io>, String>>;
 /// `client_bytes` (data frames; trailers are ignored) are written to the
 /// endpoint, its write side shut down when they end. Call inside a tokio
 /// runtime, on the response to a request that asked for an upgrade.
-pub(crate) fn tunnel(mut response: http::Response<Incoming>, client_bytes: Option<RequestBody>) -> http::Response<ResponseBody> {
+pub(crate) fn tunnel(
+    mut response: http::Response<Incoming>,
+    client_bytes: Option<RequestBody>,
+) -> http::Response<ResponseBody> {
     let on_upgrade = hyper::upgrade::on(&mut response);
     let (reader_tx, reader_rx) = oneshot::channel();
     tokio::spawn(pump(on_upgrade, client_bytes, reader_tx));
@@ -40,7 +43,11 @@ pub(crate) fn tunnel(mut response: http::Response<Incoming>, client_bytes: Optio
 
 /// Waits for the upgraded connection, hands its read half to the response
 /// body, then copies the client's bytes into the write half.
-async fn pump(on_upgrade: OnUpgrade, client_bytes: Option<RequestBody>, reader: oneshot::Sender<Result<ReadHalf<Io>, String>>) {
+async fn pump(
+    on_upgrade: OnUpgrade,
+    client_bytes: Option<RequestBody>,
+    reader: oneshot::Sender<Result<ReadHalf<Io>, String>>,
+) {
     let upgraded = match on_upgrade.await {
         Ok(upgraded) => upgraded,
         Err(e) => {
@@ -71,7 +78,12 @@ async fn copy_client_bytes(mut body: RequestBody, write: &mut WriteHalf<Io>) {
                 return;
             }
         };
-        if let Err(e) = async { write.write_all(&data).await?; write.flush().await }.await {
+        if let Err(e) = async {
+            write.write_all(&data).await?;
+            write.flush().await
+        }
+        .await
+        {
             tracing::debug!(error = %e, "tunnel: writing to the endpoint failed");
             return;
         }

@@ -114,7 +114,8 @@ async fn upgrades_go_over_http1_whatever_the_protocol() {
     let tls_addr = serve(Some(certs.acceptor.clone()), echo_server).await;
     let clients = [
         EndpointClient::new(h2c, "127.0.0.1", &config(Protocol::Http2, None)).expect("h2c client"),
-        EndpointClient::new(tls_addr, "localhost", &config(Protocol::Auto, tls(Some(&certs.ca_pem), None, false))).expect("TLS client"),
+        EndpointClient::new(tls_addr, "localhost", &config(Protocol::Auto, tls(Some(&certs.ca_pem), None, false)))
+            .expect("TLS client"),
     ];
     for client in &clients {
         let response = upgrade(client).await;
