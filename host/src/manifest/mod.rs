@@ -36,6 +36,8 @@ mod source_index;
 mod suggest;
 mod tls;
 mod units;
+mod upstream_check;
+mod upstreams;
 mod validate;
 mod wasm;
 
@@ -75,6 +77,8 @@ pub struct Manifest {
     pub io: IoBackend,
     /// The host services' settings (`services:`).
     pub services: ServicesSettings,
+    /// The upstreams plugins send requests to (`upstreams:`), in manifest order.
+    pub upstreams: Vec<covet_services::upstream::UpstreamConfig>,
 }
 
 /// The I/O backend of the HTTP listeners (`io:`).

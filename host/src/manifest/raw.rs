@@ -58,6 +58,9 @@ pub struct RawManifest {
     /// The host services plugins use: the outbound HTTP client and the shared state backend (in-process by default, or Redis). Each plugin is granted what it may use in its `capabilities:`.
     #[serde(default)]
     pub services: super::services::RawServices,
+    /// Named upstreams (load-balanced sets of endpoints with health checks, retries and a circuit breaker) that plugins such as `proxy` send requests to; a plugin is granted the ones it may use in `capabilities: { upstreams: [...] }`.
+    #[serde(default)]
+    pub upstreams: super::upstreams::UpstreamEntries,
 }
 
 /// One address to listen on.
@@ -213,7 +216,7 @@ pub struct RawPlugin {
     #[serde(default)]
     #[schemars(with = "Option<super::wasm::RawWasmLimits>")]
     pub limits: Option<Spanned<super::wasm::RawWasmLimits>>,
-    /// What the plugin may use; nothing by default. Every kind: `outbound_http` (hosts) and `state` (shared state namespaces); `kind: wasm` only: `env`, `dirs`, `stdio`.
+    /// What the plugin may use; nothing by default. Every kind: `outbound_http` (hosts), `state` (shared state namespaces) and `upstreams` (names under `upstreams:`); `kind: wasm` only: `env`, `dirs`, `stdio`.
     #[serde(default)]
     #[schemars(with = "Option<super::wasm::RawCapabilities>")]
     pub capabilities: Option<Spanned<super::wasm::RawCapabilities>>,

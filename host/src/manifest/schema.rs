@@ -73,6 +73,12 @@ mod tests {
         assert_eq!(defs["PluginKind"]["oneOf"][0]["const"], "native");
         assert_eq!(defs["PluginKind"]["oneOf"][1]["const"], "wasm");
         assert!(defs["WasmCapabilities"]["properties"]["outbound_http"].is_object());
+        assert!(defs["WasmCapabilities"]["properties"]["upstreams"].is_object());
+        assert!(schema["properties"]["upstreams"].to_string().contains("Upstreams"));
+        assert_eq!(defs["Upstream"]["additionalProperties"], false);
+        assert_eq!(defs["Upstream"]["required"], serde_json::json!(["endpoints"]));
+        assert_eq!(defs["UpstreamRetries"]["additionalProperties"], false);
+        assert!(defs["UpstreamEndpointEntry"]["anyOf"].is_array());
         assert!(defs["Method"]["enum"].to_string().contains("PATCH"));
         assert!(
             defs["Route"]["properties"]["methods"]

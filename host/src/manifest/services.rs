@@ -1,5 +1,6 @@
 //! The host services' settings (`services:`) and every plugin's grants to
-//! them (`capabilities: { outbound_http, state }`, for all plugin kinds).
+//! them (`capabilities: { outbound_http, state, upstreams }`, for all plugin
+//! kinds; the `upstreams:` block itself is in [`super::upstreams`]).
 //!
 //! ```yaml
 //! services:
@@ -112,6 +113,8 @@ pub struct ServiceGrants {
     pub outbound_http: Vec<String>,
     /// Shared state namespaces it may use.
     pub state: Vec<String>,
+    /// Upstreams (`upstreams:` names) it may send requests to.
+    pub upstreams: Vec<String>,
 }
 
 /// The host services: outbound HTTP and shared state.
@@ -233,7 +236,7 @@ fn state(raw: RawState, problems: &mut Problems) -> StateServices {
 /// Checks plugin `key`'s grants to the host services. `outbound_http` and
 /// `state` apply to every kind; the other capability keys (`env`, `dirs`,
 /// `stdio`) to `kind: wasm` only, and are refused on the others here.
-pub fn grants(raw: Option<&Spanned<RawCapabilities>>, kind: PluginKind, key: &str, problems: &mut Problems) -> ServiceGrants {
+pub fn grants(raw: Option<&Spanned<RawCapabilities>>, kind: PluginKind, upstreams: &[String], key: &str, problems: &mut Problems) -> ServiceGrants {
     let Some(raw) = raw else { return ServiceGrants::default() };
     let key = join(key, "capabilities");
     if kind != PluginKind::Wasm {
@@ -244,7 +247,9 @@ pub fn grants(raw: Option<&Spanned<RawCapabilities>>, kind: PluginKind, key: &st
     let outbound_http = hosts.filter_map(|(i, h)| outbound_host(h, &format!("{key}.outbound_http[{i}]"), problems)).collect();
     let spaces = caps.state.iter().enumerate();
     let state = spaces.filter_map(|(i, ns)| namespace(ns, &format!("{key}.state[{i}]"), problems)).collect();
-    ServiceGrants { outbound_http, state }
+    let named = caps.upstreams.iter().enumerate();
+    let upstreams = named.filter_map(|(i, u)| super::upstream_check::grant(u, upstreams, &format!("{key}.upstreams[{i}]"), problems)).collect();
+    ServiceGrants { outbound_http, state, upstreams }
 }
 
 fn refuse_sandbox_keys(raw: &Spanned<RawCapabilities>, kind: PluginKind, key: &str, problems: &mut Problems) {
@@ -260,7 +265,7 @@ fn refuse_sandbox_keys(raw: &Spanned<RawCapabilities>, kind: PluginKind, key: &s
         }
         let message = format!("`capabilities.{name}` applies to `kind: wasm` plugins only");
         let help = format!(
-            "a {} plugin runs in the host's process without a sandbox; it may be granted only `outbound_http` and `state`",
+            "a {} plugin runs in the host's process without a sandbox; it may be granted only `outbound_http`, `state` and `upstreams`",
             kind.name()
         );
         problems.report(loc.unwrap_or_else(|| Loc::of(raw)), join(key, name), message, Some(help));
@@ -312,6 +317,6 @@ mod tests {
         let settings = settings(Path::new("."), RawServices::default(), &mut problems);
         assert_eq!(settings.state.backend, StateBackend::Memory);
         assert_eq!(settings.state.timeout, Duration::from_millis(50));
-        assert_eq!(grants(None, PluginKind::Native, "plugins.p", &mut problems), ServiceGrants::default());
+        assert_eq!(grants(None, PluginKind::Native, &[], "plugins.p", &mut problems), ServiceGrants::default());
     }
 }

@@ -175,3 +175,67 @@ fn an_unknown_io_backend_names_its_location_and_the_choices() {
     assert!(err.contains("kqueue") && err.contains("epoll") && err.contains("uring"), "{err}");
     assert!(err.contains(":11:"), "line 11 (after 10 lines of listen and plugins): {err}");
 }
+
+#[test]
+fn an_upstreams_block_builds_its_configs() {
+    use covet_services::upstream::{Balance, HashKey, Protocol};
+    let text = with_plugins(
+        "\
+upstreams:
+  users:
+    endpoints: [\"127.0.0.1:9001\", { addr: \"Users.Internal:8080\", weight: 3 }, \"[::1]:9003\"]
+    protocol: http2
+    balance: { policy: maglev, key: \"header:X-User\", bounded_load: 1.5 }
+    sticky: { cookie: covet-sticky, ttl: 1h }
+    health:
+      active: { path: /healthz, interval: 2s, timeout: 500ms, healthy: 1, unhealthy: 2, statuses: [\"200-299\", 418] }
+      passive: { consecutive_5xx: 0, base_ejection: 5s, max_ejection_percent: 100 }
+      panic_threshold: 25%
+    retries: { attempts: 1, on: [reset, 503], non_idempotent: true, per_try_timeout: 1s, budget: 12.5%, replay_buffer: 1KiB }
+    timeout: 10s
+    circuit: { max_requests: 8, max_pending: 2, retry_after: 3s }
+  orders:
+    endpoints: [\"127.0.0.1:9100\"]
+    balance: least_request
+",
+    )
+    .replace("  users:\n    kind: native", "  users:\n    capabilities: { upstreams: [users, orders] }\n    kind: native");
+    let manifest = parse(&text).expect("valid manifest");
+    let names: Vec<&str> = manifest.upstreams.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(names, ["users", "orders"]);
+    let users = &manifest.upstreams[0];
+    let endpoints: Vec<(&str, u16, u32)> = users.endpoints.iter().map(|e| (e.host.as_str(), e.port, e.weight)).collect();
+    assert_eq!(endpoints, [("127.0.0.1", 9001, 1), ("users.internal", 8080, 3), ("::1", 9003, 1)]);
+    assert_eq!(users.protocol, Protocol::Http2);
+    assert_eq!(users.balance, Balance::Maglev { key: HashKey::Header("x-user".into()), bounded_load: Some(1.5) });
+    let sticky = users.sticky.as_ref().expect("sticky");
+    assert_eq!((sticky.cookie.as_str(), sticky.ttl), ("covet-sticky", Some(Duration::from_secs(3600))));
+    let active = users.active_health.as_ref().expect("active checks");
+    assert_eq!((active.interval, active.timeout), (Duration::from_secs(2), Duration::from_millis(500)));
+    assert_eq!((active.healthy_threshold, active.unhealthy_threshold), (1, 2));
+    assert_eq!(active.expected_statuses, [(200, 299), (418, 418)]);
+    let outlier = users.outlier.as_ref().expect("passive");
+    assert_eq!((outlier.consecutive_5xx, outlier.consecutive_gateway_errors), (0, 3));
+    assert_eq!((outlier.base_ejection, outlier.max_ejection_percent), (Duration::from_secs(5), 100));
+    assert_eq!(users.panic_threshold_percent, 25);
+    let r = &users.retries;
+    assert_eq!((r.max_retries, r.on_connect_failure, r.on_reset, r.on_statuses.as_slice()), (1, false, true, &[503][..]));
+    assert!(r.non_idempotent);
+    assert_eq!((r.per_try_timeout, r.budget_percent, r.replay_buffer), (Some(Duration::from_secs(1)), 12.5, 1024));
+    assert_eq!(users.timeout, Duration::from_secs(10));
+    assert_eq!((users.circuit.max_requests, users.circuit.max_pending), (8, 2));
+    assert_eq!(manifest.upstreams[1].balance, Balance::LeastRequest);
+    assert_eq!(manifest.upstreams[1].retries.on_statuses, [502, 503, 504], "defaults where not written");
+    assert_eq!(manifest.plugin("users").expect("users").grants.upstreams, ["users", "orders"]);
+}
+
+#[test]
+fn a_grant_of_an_undefined_upstream_names_the_defined_ones() {
+    let text = with_plugins("upstreams:\n  users:\n    endpoints: [\"127.0.0.1:9001\"]\n")
+        .replace("  users:\n    kind: native", "  users:\n    capabilities: { upstreams: [userz] }\n    kind: native");
+    let error = parse(&text).unwrap_err();
+    let d = &error.diagnostics[0];
+    assert_eq!(d.key, "plugins.users.capabilities.upstreams[0]");
+    assert_eq!(d.message, "unknown upstream \"userz\"");
+    assert_eq!(d.help.as_deref(), Some("did you mean \"users\"? the upstreams defined are \"users\""));
+}

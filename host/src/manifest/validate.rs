@@ -12,7 +12,7 @@ use serde_saphyr::Spanned;
 use super::raw::{PluginEntries, RawAdmin, RawLimits, RawListen, RawLog, RawManifest, RawPlugin};
 use super::source_index::join;
 use super::suggest::did_you_mean;
-use super::{services, wasm};
+use super::{services, upstream_check, wasm};
 use super::{
     AdminSettings, Diagnostic, Limits, ListenSpec, Loc, LogSettings, Manifest, PluginKind,
     PluginSpec, PythonForm, PythonSettings, python, routes,
@@ -65,18 +65,20 @@ pub fn manifest(source: &Path, raw: RawManifest) -> Result<Manifest, Vec<Diagnos
         .iter()
         .map(|(name, _)| name.value.clone())
         .collect();
+    let upstream_names: Vec<String> = raw.upstreams.0.iter().map(|(name, _)| name.value.clone()).collect();
     let python = python::settings(base, raw.python, &mut problems);
     let manifest = Manifest {
         source: source.to_path_buf(),
         listen: listen(base, &raw.listen, &mut problems),
         limits: limits(&raw.limits),
         log: log(raw.log, &mut problems),
-        plugins: plugins(base, source, raw.plugins, &python, &mut problems),
+        plugins: plugins(base, source, raw.plugins, &python, &upstream_names, &mut problems),
         routes: routes::check(raw.routes, &names, &mut problems),
         admin: admin(base, raw.admin, &mut problems),
         python,
         io: raw.io,
         services: services::settings(base, raw.services, &mut problems),
+        upstreams: upstream_check::check(base, raw.upstreams, &mut problems),
     };
     problems.finish(manifest)
 }
@@ -182,12 +184,13 @@ fn plugins(
     source: &Path,
     entries: PluginEntries,
     interpreter: &PythonSettings,
+    upstreams: &[String],
     problems: &mut Problems,
 ) -> Vec<PluginSpec> {
     let specs = entries
         .0
         .into_iter()
-        .map(|(name, raw)| plugin(base, source, name, raw, interpreter, problems));
+        .map(|(name, raw)| plugin(base, source, name, raw, interpreter, upstreams, problems));
     specs.collect()
 }
 
@@ -197,6 +200,7 @@ fn plugin(
     name: Spanned<String>,
     mut raw: RawPlugin,
     interpreter: &PythonSettings,
+    upstreams: &[String],
     problems: &mut Problems,
 ) -> PluginSpec {
     let key = join("plugins", &name.value);
@@ -220,7 +224,7 @@ fn plugin(
         refuse_python_keys(&raw, &key, problems);
         (native_artifact(base, &raw, &name, &key, problems), None)
     };
-    let grants = services::grants(raw.capabilities.as_ref(), kind, &key, problems);
+    let grants = services::grants(raw.capabilities.as_ref(), kind, upstreams, &key, problems);
     let sandbox = wasm::RawWasm { limits: raw.limits, capabilities: raw.capabilities, instances: raw.instances, background: raw.background };
     let outbound = grants.outbound_http.clone();
     PluginSpec {
@@ -262,7 +266,7 @@ fn refuse_python_keys(raw: &RawPlugin, key: &str, problems: &mut Problems) {
 }
 
 /// `[a-z0-9][a-z0-9_-]*`
-fn valid_name(name: &str) -> bool {
+pub(super) fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     let first_ok = chars
         .next()

@@ -175,6 +175,9 @@ pub struct RawCapabilities {
     /// Shared state namespaces the plugin may use (host services; every plugin kind), e.g. `[rate_limits]`.
     #[schemars(with = "Vec<String>")]
     pub state: Vec<Spanned<String>>,
+    /// Upstreams (the top-level `upstreams:`) the plugin may send requests to (host services; every plugin kind), e.g. `[users]`.
+    #[schemars(with = "Vec<String>")]
+    pub upstreams: Vec<Spanned<String>>,
 }
 
 /// One directory a WASM plugin may open.
