@@ -185,7 +185,9 @@ fn host_rule(host: Option<String>) -> Result<HostRule, ConfigError> {
     match host.as_deref() {
         None | Some("preserve") => Ok(HostRule::Preserve),
         Some("upstream") => Ok(HostRule::Upstream),
-        Some(literal) if literal.is_empty() || literal.contains([' ', ',', '/']) => Err(ConfigError::BadHost(literal.to_owned())),
+        Some(literal) if literal.is_empty() || literal.contains([' ', ',', '/']) => {
+            Err(ConfigError::BadHost(literal.to_owned()))
+        }
         Some(literal) => match http_syntax::header_value("host", literal) {
             Ok(()) => Ok(HostRule::Literal(literal.to_owned())),
             Err(_) => Err(ConfigError::BadHost(literal.to_owned())),
@@ -222,7 +224,9 @@ impl<'de> Deserialize<'de> for Secs {
             }
 
             fn visit_f64<E: de::Error>(self, secs: f64) -> Result<Secs, E> {
-                Duration::try_from_secs_f64(secs).map(Secs).map_err(|_| E::custom(format_args!("invalid duration {secs}")))
+                Duration::try_from_secs_f64(secs)
+                    .map(Secs)
+                    .map_err(|_| E::custom(format_args!("invalid duration {secs}")))
             }
 
             fn visit_str<E: de::Error>(self, text: &str) -> Result<Secs, E> {

@@ -21,10 +21,14 @@ pub enum ConfigError {
         value: String,
     },
     /// `host:` is neither a keyword nor a valid header value.
-    #[error("host: `{0}` is not a valid Host value; use `preserve`, `upstream` or a host name like `api.internal:8080`")]
+    #[error(
+        "host: `{0}` is not a valid Host value; use `preserve`, `upstream` or a host name like `api.internal:8080`"
+    )]
     BadHost(String),
     /// `via:` names a pseudonym that is not a token.
-    #[error("via: `{0}` is not a valid name; use a single token like `covet-edge` (letters, digits, `-`, `.`, `_`), true or false")]
+    #[error(
+        "via: `{0}` is not a valid name; use a single token like `covet-edge` (letters, digits, `-`, `.`, `_`), true or false"
+    )]
     BadVia(String),
     /// An entry of `forwarded.trusted` is neither an IP address nor a CIDR.
     #[error(

@@ -71,7 +71,10 @@ mod tests {
 
     #[test]
     fn ipv4_element() {
-        assert_eq!(element(ip("192.0.2.7"), "https", Some("example.com")), "for=192.0.2.7;proto=https;host=example.com");
+        assert_eq!(
+            element(ip("192.0.2.7"), "https", Some("example.com")),
+            "for=192.0.2.7;proto=https;host=example.com"
+        );
     }
 
     #[test]

@@ -117,7 +117,8 @@ fn add_forwarding<'a>(out: &mut Vec<OutHeader<'a>>, seen: &Seen<'a>, client: &Cl
     }
     if policy.rfc7239 {
         let element = forwarded::element(client.ip, client.proto(), seen.host);
-        let value = if seen.forwarded.is_empty() { element } else { forwarded::extend(&seen.forwarded.join(", "), &element) };
+        let value =
+            if seen.forwarded.is_empty() { element } else { forwarded::extend(&seen.forwarded.join(", "), &element) };
         out.push(("forwarded", Cow::Owned(value)));
     }
 }
@@ -126,7 +127,11 @@ fn add_forwarding<'a>(out: &mut Vec<OutHeader<'a>>, seen: &Seen<'a>, client: &Cl
 fn add_hop<'a>(out: &mut Vec<OutHeader<'a>>, hop: &Hop, seen: &Seen<'a>, client: &Client, policy: &'a Policy) {
     if let Some(via) = &policy.via {
         let entry = via.entry(client.version);
-        let value = if seen.via.is_empty() { Cow::Borrowed(entry) } else { Cow::Owned(forwarded::extend(&seen.via.join(", "), entry)) };
+        let value = if seen.via.is_empty() {
+            Cow::Borrowed(entry)
+        } else {
+            Cow::Owned(forwarded::extend(&seen.via.join(", "), entry))
+        };
         out.push(("via", value));
     }
     if let HostRule::Literal(host) = &policy.host {

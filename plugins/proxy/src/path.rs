@@ -50,7 +50,10 @@ impl Prefix {
 fn normalise(field: &'static str, value: Option<&str>) -> Result<String, ConfigError> {
     let Some(value) = value else { return Ok(String::new()) };
     let bad = || ConfigError::BadPrefix { field, value: value.to_owned() };
-    if !value.starts_with('/') || value.contains(['?', '#']) || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if !value.starts_with('/')
+        || value.contains(['?', '#'])
+        || value.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(bad());
     }
     Ok(value.trim_end_matches('/').to_owned())

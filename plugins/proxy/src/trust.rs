@@ -62,7 +62,10 @@ pub fn client_ip(text: &str) -> Option<IpAddr> {
 
 /// `forwarded.trusted` as written: a keyword or a list.
 #[derive(Debug, Clone, serde::Deserialize)]
-#[serde(untagged, expecting = "\"all\", \"none\" or a list of IP addresses and CIDRs like [\"10.0.0.0/8\", \"127.0.0.1\"]")]
+#[serde(
+    untagged,
+    expecting = "\"all\", \"none\" or a list of IP addresses and CIDRs like [\"10.0.0.0/8\", \"127.0.0.1\"]"
+)]
 pub enum TrustSpec {
     /// `all` or `none`.
     Word(String),
