@@ -272,7 +272,7 @@ impl ServerCertVerifier for AcceptAnyCert {
 fn classify(error: &hyper_util::client::legacy::Error) -> SendError {
     let text = chain_text(error);
     let chain = error_chain(error);
-    if chain.iter().any(|e| e.is::<rustls::Error>()) {
+    if chain.iter().any(|e| e.is::<rustls::Error>()) || is_tls_text(&text) {
         return SendError::Tls(text);
     }
     if error.is_connect() {
@@ -291,6 +291,15 @@ fn classify(error: &hyper_util::client::legacy::Error) -> SendError {
         return SendError::Reset(text);
     }
     SendError::Protocol(text)
+}
+
+/// A TLS failure seen through h2, which keeps only the text of the I/O
+/// error that carried it (a TLS 1.3 server refuses a client certificate
+/// after the client's handshake is done, on the first read).
+fn is_tls_text(text: &str) -> bool {
+    ["received fatal alert", "invalid peer certificate", "peer is incompatible", "peer misbehaved"]
+        .iter()
+        .any(|rustls_text| text.contains(rustls_text))
 }
 
 /// An HTTP/2 stream the server refused (`REFUSED_STREAM`) or a connection it

@@ -10,11 +10,12 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::{EndpointClient, SendError};
+use crate::http::ClientCert;
 use crate::upstream::{EndpointSpec, Protocol, UpstreamConfig, UpstreamTls};
 
 /// What the test servers answer with.
@@ -64,10 +65,14 @@ async fn whoami(request: http::Request<Incoming>) -> http::Response<ServerBody> 
     http::Response::new(text(format!("{:?} {host}", request.version())))
 }
 
-/// A test CA and an acceptor with a server certificate for `localhost` and 127.0.0.1.
+/// A test CA; acceptors with a server certificate for `localhost` and
+/// 127.0.0.1 (one also requiring a client certificate from the CA); a client
+/// certificate the CA issued.
 pub(crate) struct Certs {
     pub(crate) ca_pem: String,
     pub(crate) acceptor: tokio_rustls::TlsAcceptor,
+    pub(crate) mtls_acceptor: tokio_rustls::TlsAcceptor,
+    pub(crate) client: ClientCert,
 }
 
 pub(crate) fn certs() -> Certs {
@@ -75,17 +80,45 @@ pub(crate) fn certs() -> Certs {
     params.distinguished_name.push(DnType::CommonName, "upstream test CA");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("CA");
-    let params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).expect("params");
-    let key = KeyPair::generate().expect("key");
-    let cert = params.signed_by(&key, &issuer).expect("cert");
+    let issue = |names: &[&str], usage: ExtendedKeyUsagePurpose| {
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).expect("params");
+        params.extended_key_usages = vec![usage];
+        let key = KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &issuer).expect("cert");
+        ClientCert { cert_pem: cert.pem().into_bytes(), key_pem: key.serialize_pem().into_bytes() }
+    };
+    let server = issue(&["localhost", "127.0.0.1"], ExtendedKeyUsagePurpose::ServerAuth);
+    let client = issue(&["covet"], ExtendedKeyUsagePurpose::ClientAuth);
+    let ca_pem = issuer.pem();
+    let acceptor = acceptor(&server, None);
+    let mtls_acceptor = acceptor_with_roots(&server, &ca_pem);
+    Certs { ca_pem, acceptor, mtls_acceptor, client }
+}
+
+fn acceptor_with_roots(server: &ClientCert, ca_pem: &str) -> tokio_rustls::TlsAcceptor {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).expect("CA pem")).expect("root");
+    acceptor(server, Some(roots))
+}
+
+/// A TLS acceptor offering h2 and http/1.1; with `client_roots`, it requires a client certificate from them.
+fn acceptor(server: &ClientCert, client_roots: Option<rustls::RootCertStore>) -> tokio_rustls::TlsAcceptor {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder =
         rustls::ServerConfig::builder_with_provider(provider).with_safe_default_protocol_versions().expect("versions");
-    let chain = vec![CertificateDer::from_pem_slice(cert.pem().as_bytes()).expect("cert pem")];
-    let key = PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).expect("key pem");
-    let mut config = builder.with_no_client_auth().with_single_cert(chain, key).expect("server config");
+    let builder = match client_roots {
+        None => builder.with_no_client_auth(),
+        Some(roots) => {
+            let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots)).build().expect("verifier");
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let chain = vec![CertificateDer::from_pem_slice(&server.cert_pem).expect("cert pem")];
+    let key = PrivateKeyDer::from_pem_slice(&server.key_pem).expect("key pem");
+    let mut config = builder.with_single_cert(chain, key).expect("server config");
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Certs { ca_pem: issuer.pem(), acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)) }
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
 }
 
 /// An upstream config for tests.
@@ -174,6 +207,20 @@ async fn verification_is_on_unless_skipped() {
     let skip =
         EndpointClient::new(addr, "other.test", &config(Protocol::Http1, tls(None, None, true))).expect("client");
     assert!(get(&skip, "/").await.expect("verification skipped").starts_with("HTTP/1.1"));
+}
+
+#[tokio::test]
+async fn a_client_certificate_is_presented_when_configured() {
+    let certs = certs();
+    let addr = serve(Some(certs.mtls_acceptor.clone()), whoami).await;
+    let without =
+        EndpointClient::new(addr, "localhost", &config(Protocol::Auto, tls(Some(&certs.ca_pem), None, false)));
+    let error = get(&without.expect("client"), "/").await.expect_err("the server requires a client certificate");
+    assert!(matches!(error, SendError::Tls(_)), "{error}");
+    let mut settings = tls(Some(&certs.ca_pem), None, false).expect("tls");
+    settings.client_cert = Some(certs.client.clone());
+    let with = EndpointClient::new(addr, "localhost", &config(Protocol::Auto, Some(settings))).expect("client");
+    assert!(get(&with, "/").await.expect("mTLS").starts_with("HTTP/2.0"));
 }
 
 #[tokio::test]
