@@ -10,12 +10,18 @@
 //! 2026-11-23T01:02:03.456789Z  INFO covet::access: method=GET path="/api/x" route="/api/{*rest}" status=200 latency_us=184 plugins=auth=136us,api=5us request_id="…" client="127.0.0.1:40160"
 //! {"timestamp":"…","level":"INFO","target":"covet::access","method":"GET","path":"/api/x","route":"/api/{*rest}","status":200,"latency_us":184,"plugins":{"auth":136,"api":5},"request_id":"…","client":"127.0.0.1:40160"}
 //! ```
+//!
+//! A request a plugin forwarded to an upstream (the `proxy` sets the request
+//! metadata `upstream.name`, `upstream.endpoint` and `upstream.attempts`)
+//! gets three more fields, ` upstream="users" upstream_endpoint="10.0.0.7:8080"
+//! upstream_attempts=2` (JSON: `"upstream"`, `"upstream_endpoint"`,
+//! `"upstream_attempts"`). Requests without them cost nothing more.
 
 use std::{cell::RefCell, fmt::Write as _, io::Write as _, time::SystemTime};
 
 use tracing_appender::non_blocking::NonBlocking;
 
-use crate::{manifest::LogFormat, pipeline::Timings};
+use crate::{manifest::LogFormat, metadata::Metadata, pipeline::Timings};
 
 /// One request, as the access log records it.
 pub struct Entry<'a> {
@@ -35,6 +41,32 @@ pub struct Entry<'a> {
     pub request_id: &'a str,
     /// Client address.
     pub client: &'a str,
+    /// The upstream that answered, when a plugin forwarded the request.
+    pub upstream: Option<&'a Upstream>,
+}
+
+/// The upstream fields of a forwarded request, from its metadata.
+#[derive(Debug, Default, PartialEq)]
+pub struct Upstream {
+    /// `upstream.name`.
+    pub name: String,
+    /// `upstream.endpoint` (`ip:port`).
+    pub endpoint: String,
+    /// `upstream.attempts`.
+    pub attempts: String,
+}
+
+impl Upstream {
+    /// The fields when `upstream.name` or `upstream.endpoint` is set; `None` (no allocation) otherwise.
+    pub fn from_metadata(metadata: &Metadata) -> Option<Upstream> {
+        let name = metadata.get("upstream.name");
+        let endpoint = metadata.get("upstream.endpoint");
+        if name.is_none() && endpoint.is_none() {
+            return None;
+        }
+        let text = |v: Option<&str>| v.unwrap_or("-").to_owned();
+        Some(Upstream { name: text(name), endpoint: text(endpoint), attempts: text(metadata.get("upstream.attempts")) })
+    }
 }
 
 /// Writes access-log lines.
@@ -75,7 +107,11 @@ fn pretty(line: &mut String, now: humantime::Rfc3339Timestamp, e: &Entry<'_>) ->
     for (i, t) in e.timings.as_deref().unwrap_or_default().iter().enumerate() {
         write!(line, "{}{}={}us", if i == 0 { "" } else { "," }, t.plugin, t.micros)?;
     }
-    write!(line, " request_id={:?} client={:?}", e.request_id, e.client)
+    write!(line, " request_id={:?} client={:?}", e.request_id, e.client)?;
+    match e.upstream {
+        Some(u) => write!(line, " upstream={:?} upstream_endpoint={:?} upstream_attempts={}", u.name, u.endpoint, u.attempts),
+        None => Ok(()),
+    }
 }
 
 fn json(line: &mut String, now: humantime::Rfc3339Timestamp, e: &Entry<'_>) -> std::fmt::Result {
@@ -100,6 +136,19 @@ fn json(line: &mut String, now: humantime::Rfc3339Timestamp, e: &Entry<'_>) -> s
     json_str(line, e.request_id);
     line.push_str(",\"client\":");
     json_str(line, e.client);
+    if let Some(u) = e.upstream {
+        line.push_str(",\"upstream\":");
+        json_str(line, &u.name);
+        line.push_str(",\"upstream_endpoint\":");
+        json_str(line, &u.endpoint);
+        match u.attempts.parse::<u32>() {
+            Ok(n) => write!(line, ",\"upstream_attempts\":{n}")?,
+            Err(_) => {
+                line.push_str(",\"upstream_attempts\":");
+                json_str(line, &u.attempts);
+            }
+        }
+    }
     line.push('}');
     Ok(())
 }
@@ -137,7 +186,29 @@ mod tests {
             timings,
             request_id: "r1",
             client: "127.0.0.1:1",
+            upstream: None,
         }
+    }
+
+    #[test]
+    fn upstream_fields_come_from_metadata_when_set() {
+        assert_eq!(Upstream::from_metadata(&Metadata::default()), None);
+        let mut metadata = Metadata::default();
+        metadata.set("jwt.sub", "u1");
+        assert_eq!(Upstream::from_metadata(&metadata), None);
+        metadata.set("upstream.name", "users");
+        metadata.set("upstream.endpoint", "127.0.0.1:9001");
+        metadata.set("upstream.attempts", "2");
+        let upstream = Upstream::from_metadata(&metadata).unwrap();
+        let timings = None;
+        let e = Entry { upstream: Some(&upstream), ..entry(&timings) };
+        let mut line = String::new();
+        pretty(&mut line, humantime::format_rfc3339_micros(SystemTime::now()), &e).unwrap();
+        assert!(line.ends_with(r#" upstream="users" upstream_endpoint="127.0.0.1:9001" upstream_attempts=2"#), "{line}");
+        let mut line = String::new();
+        json(&mut line, humantime::format_rfc3339_micros(SystemTime::now()), &e).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!((v["upstream"].as_str(), v["upstream_endpoint"].as_str(), v["upstream_attempts"].as_u64()), (Some("users"), Some("127.0.0.1:9001"), Some(2)));
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! The `covet` command line: `host` serves a manifest, `check` validates one
 //! (exit 2 with file:line:column errors when invalid), `schema` prints the
 //! manifest's JSON Schema; `plugin list|reload|swap` and `reload` drive a
-//! running host through its admin API ([`control`]).
+//! running host through its admin API ([`control`]), and `upstreams` shows
+//! its upstreams' endpoints and health ([`upstreams`]).
 
 pub mod admin_client;
 pub mod control;
+pub mod upstreams;
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
@@ -51,6 +53,12 @@ enum Command {
         #[command(flatten)]
         admin: control::AdminArgs,
     },
+    /// Show a running host's upstreams: each endpoint's health, weight and counters (admin API).
+    #[command(after_help = control::EXIT_CODES)]
+    Upstreams {
+        #[command(flatten)]
+        admin: control::AdminArgs,
+    },
 }
 
 /// Runs the command line; the process exit code is the result.
@@ -65,6 +73,7 @@ pub fn main() -> ExitCode {
         }
         Command::Plugin { command } => control::plugin(command),
         Command::Reload { admin } => control::reload(admin),
+        Command::Upstreams { admin } => upstreams::upstreams(admin),
     }
 }
 

@@ -158,7 +158,8 @@ where
     let mut timings: Timings = log.as_ref().map(|_| Vec::new());
     let head = parts.method == Method::HEAD;
     let http1 = parts.version <= http::Version::HTTP_11;
-    let (mut resp, route) = dispatch(&shared, &conn, parts, body, &id, &mut timings).await;
+    let mut upstream = None; // the access log's upstream fields (set only when it is on)
+    let (mut resp, route) = dispatch(&shared, &conn, parts, body, &id, (&mut timings, &mut upstream)).await;
     if !http1 {
         resp.headers.remove(header::CONNECTION);
     }
@@ -174,6 +175,7 @@ where
             timings: &timings,
             request_id,
             client: &conn.client,
+            upstream: upstream.as_ref(),
         });
     }
     let mut out = finish(resp, id, head);
@@ -189,7 +191,7 @@ async fn dispatch<B>(
     parts: Parts,
     body: B,
     id: &HeaderValue,
-    timings: &mut Timings,
+    (timings, upstream): (&mut Timings, &mut Option<crate::access_log::Upstream>),
 ) -> (HostResponse, Option<Arc<str>>)
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
@@ -256,6 +258,9 @@ where
         tls.metadata.iter().for_each(|(key, value)| ex.metadata.set(key, value));
     }
     let resp = pipeline::run(&live, &mut ex, timings).await;
+    if timings.is_some() {
+        *upstream = crate::access_log::Upstream::from_metadata(&ex.metadata);
+    }
     match over_limit {
         Some(over) if over.load(Ordering::Acquire) => (problem::closing(problem::payload_too_large(max, request_id)), route),
         _ => (resp, route),

@@ -64,6 +64,8 @@ impl Services {
             http: self.http.for_plugin(plugin, grants.outbound),
             state: state::StateHandle::new(self.state.clone(), plugin, grants.state_namespaces),
             tasks: tasks::TaskSet::new(plugin, runtime),
+            plugin: plugin.to_owned(),
+            upstreams: Vec::new(),
         }
     }
 }
@@ -77,4 +79,9 @@ pub struct PluginServices {
     pub state: state::StateHandle,
     /// The instance's background tasks and timers.
     pub tasks: tasks::TaskSet,
+    /// The plugin's name.
+    pub plugin: String,
+    /// The upstreams it may send requests to (`capabilities.upstreams`; empty
+    /// from [`Services::for_plugin`], set by the host that keeps the upstreams).
+    pub upstreams: Vec<String>,
 }

@@ -33,4 +33,5 @@ mod proxy_tunnels;
 mod wasm;
 mod tls;
 mod trailers;
+mod upstreams_admin;
 mod h3;

@@ -1,6 +1,7 @@
 //! The gRPC admin service `covet.admin.v1.Admin` (`proto/covet/admin/v1/admin.proto`),
 //! plus gRPC reflection v1 serving its descriptors (for `grpcurl` and the like).
-//! Each call does what its JSON twin in [`super::http`] does.
+//! Each call does what its JSON twin in [`super::http`] does (`ListUpstreams`:
+//! `GET /v1/upstreams`, the same fields as messages).
 
 use std::{pin::Pin, sync::Arc};
 
@@ -73,6 +74,11 @@ impl pb::admin_server::Admin for AdminService {
         }))
     }
 
+    async fn list_upstreams(&self, _: Request<pb::ListUpstreamsRequest>) -> Result<Response<pb::ListUpstreamsResponse>, Status> {
+        let upstreams = crate::runtime::services::upstreams().status().into_iter().map(upstream_status).collect();
+        Ok(Response::new(pb::ListUpstreamsResponse { upstreams }))
+    }
+
     type WatchEventsStream = EventStream;
 
     async fn watch_events(&self, _: Request<pb::WatchEventsRequest>) -> Result<Response<EventStream>, Status> {
@@ -100,6 +106,39 @@ fn plugin_status(p: control::PluginStatus) -> pb::PluginStatus {
         panics: p.panics,
         swaps: p.swaps,
         swap_failures: p.swap_failures,
+    }
+}
+
+fn upstream_status(u: covet_services::upstream::UpstreamStatus) -> pb::UpstreamStatus {
+    pb::UpstreamStatus {
+        name: u.name,
+        policy: u.policy.to_owned(),
+        panic_mode: u.panic_mode,
+        endpoints: u.endpoints.into_iter().map(endpoint_status).collect(),
+        in_flight: u.in_flight,
+        pending: u.pending,
+        overloaded: u.overloaded,
+        retries: u.retries,
+        retries_budget_exhausted: u.retries_budget_exhausted,
+    }
+}
+
+fn endpoint_status(e: covet_services::upstream::EndpointStatus) -> pb::EndpointStatus {
+    let buckets = e.latency_buckets.into_iter().map(|(le, count)| pb::LatencyBucket { le, count });
+    pb::EndpointStatus {
+        address: e.address,
+        host: e.host,
+        weight: e.weight,
+        health: e.health.to_owned(),
+        active_check_passing: e.active_check_passing,
+        ejected_for_ms: e.ejected_for_ms,
+        ejections: e.ejections,
+        in_flight: e.in_flight,
+        requests: e.requests,
+        errors: e.errors,
+        latency_buckets: buckets.collect(),
+        latency_sum_seconds: e.latency_sum_seconds,
+        latency_count: e.latency_count,
     }
 }
 

@@ -7,6 +7,7 @@
 //! | `POST /v1/plugins/{name}/swap` `{"path"?, "config"?}` | `SwapOutcome` |
 //! | `POST /v1/reload` | `ReloadOutcome` |
 //! | `GET /v1/events` | `text/event-stream`, one `data: <Event>` per event |
+//! | `GET /v1/upstreams` | `{"upstreams": [UpstreamStatus…]}`: each upstream's endpoints with health, ejections, counters and latency buckets |
 //! | `GET /metrics` | Prometheus text format 0.0.4 |
 //!
 //! Failures are [`ApiError`]s.
@@ -39,6 +40,7 @@ pub fn routes(state: Arc<AdminState>) -> Router {
         .route("/v1/plugins/{name}/swap", post(swap))
         .route("/v1/reload", post(reload_manifest))
         .route("/v1/events", get(events))
+        .route("/v1/upstreams", get(upstreams))
         .route("/metrics", get(metrics))
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -50,6 +52,10 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 
 async fn list(State(state): State<Arc<AdminState>>) -> Json<serde_json::Value> {
     Json(json!({ "plugins": state.control.list() }))
+}
+
+async fn upstreams() -> Json<serde_json::Value> {
+    Json(json!({ "upstreams": crate::runtime::services::upstreams().status() }))
 }
 
 async fn reload_plugin(State(state): State<Arc<AdminState>>, Path(name): Path<String>) -> Result<Json<SwapOutcome>, ApiError> {

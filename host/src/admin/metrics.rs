@@ -15,6 +15,7 @@
 //! | `covet_plugin_info` (gauge, 1) | `plugin`, `kind`, `version`, `sha256` of the live instance |
 //! | `covet_manifest_reloads_total` | `result` (`ok`, `failed`) |
 //! | `covet_plugin_outbound_requests_total`, `_denied_total`, `_errors_total` | `plugin` (host services' outbound HTTP, every kind) |
+//! | `covet_upstream_*` | `upstream` (and `endpoint`): see [`super::upstream_metrics`] |
 //!
 //! The encoder writes counter families the OpenMetrics way (`# TYPE
 //! covet_requests counter`, samples `covet_requests_total`); Prometheus'
@@ -118,6 +119,7 @@ impl Collector for HostCollector {
         }
         plugin_info(&mut encoder, &slots)?;
         outbound(&mut encoder, &slots)?;
+        super::upstream_metrics::encode(&mut encoder, &crate::runtime::services::upstreams().status())?;
 
         let (ok, failed) = self.control.manifest_reloads();
         let help = "Manifest reloads, by result.";
@@ -143,7 +145,7 @@ fn observations(encoder: &mut MetricEncoder, histogram: &Histogram) -> fmt::Resu
 }
 
 /// Cumulative buckets back to per-bucket counts (the encoder sums them again).
-fn per_bucket(cumulative: &[(f64, u64)]) -> Vec<(f64, u64)> {
+pub(super) fn per_bucket(cumulative: &[(f64, u64)]) -> Vec<(f64, u64)> {
     let mut previous = 0;
     cumulative
         .iter()

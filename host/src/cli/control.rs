@@ -112,7 +112,7 @@ pub fn reload(admin: AdminArgs) -> ExitCode {
 
 /// Sends one request, prints the answer (raw with `--json`, else `render`ed)
 /// or the failure, and returns the exit code.
-fn run<T: DeserializeOwned>(
+pub(super) fn run<T: DeserializeOwned>(
     args: &AdminArgs,
     call: impl FnOnce(&AdminClient) -> Result<Answer, AdminError>,
     render: impl FnOnce(T) -> String,

@@ -109,12 +109,17 @@ fn unchanged(spec: &PluginSpec, libraries: &mut LibraryCache, registry: &Registr
 
 /// Runs every `init` of `manifest` and retires the instances (for `covet check`).
 pub fn check(manifest: &Manifest) -> Result<(), HostError> {
+    crate::runtime::services::reconcile_upstreams(&manifest.upstreams).map_err(upstreams_error)?;
     let plan = plan(manifest, &mut LibraryCache::default(), &Registry::default())?;
     let base_dir = loader::base_dir(manifest);
     for plugin in &plan.fresh {
         drop(loader::instantiate_at(manifest, plugin, &base_dir, Arc::default())?);
     }
     Ok(())
+}
+
+fn upstreams_error(e: String) -> HostError {
+    HostError::Io(std::io::Error::other(e))
 }
 
 impl ControlPlane {
@@ -132,8 +137,13 @@ impl ControlPlane {
             let manifest = Manifest::load(&self.manifest_path)?;
             crate::runtime::services::install(&manifest.services)
                 .map_err(|e| HostError::Io(std::io::Error::other(format!("host services: {e}"))))?;
-            let plan = plan(&manifest, &mut state.libraries, &self.shared.registry)?;
-            self.apply_locked(&mut state, plan)
+            crate::runtime::services::reconcile_upstreams(&manifest.upstreams).map_err(upstreams_error)?;
+            let applied = plan(&manifest, &mut state.libraries, &self.shared.registry).and_then(|plan| self.apply_locked(&mut state, plan));
+            if applied.is_err() {
+                // The manifest in force keeps its upstreams (unchanged endpoint sets keep their health).
+                let _ = crate::runtime::services::reconcile_upstreams(&state.manifest.upstreams);
+            }
+            applied
         });
         match &result {
             Ok(outcome) => {

@@ -4,6 +4,11 @@
 //! each instance's [`PluginServices`] with its grants ([`for_plugin`]), and
 //! the native binding: [`NativeHost`] implements plugin-api's
 //! `HostServicesOps` over them, so a native plugin's `Host` calls land here.
+//!
+//! The upstreams (`upstreams:`) are one host-wide registry ([`upstreams`]),
+//! reconciled at start, on every manifest reload and by `covet check`
+//! ([`reconcile_upstreams`]) before any plugin `init` runs, so an upstream
+//! keeps its endpoints' health and counters across swaps and reloads.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -14,10 +19,12 @@ use abi_stable::std_types::{RArc, ROption, RResult, RString, RVec, Tuple2};
 use covet_plugin_api::ffi::async_ffi::{FfiFuture, FutureExt};
 use covet_plugin_api::host::Value as PluginValue;
 use covet_plugin_api::host::ffi::{
-    FfiHttpRequest, FfiHttpResponse, FfiServiceError, HostServicesBox, HostServicesOps, HostServicesOps_TO,
+    FfiHeader, FfiHttpRequest, FfiHttpResponse, FfiServiceError, FfiUpstreamRequest, FfiUpstreamResponse, HostServicesBox,
+    HostServicesOps, HostServicesOps_TO,
 };
 use covet_services::http::{ClientCert, HttpConfig, OutboundMetrics, OutboundPolicy, RequestBody};
 use covet_services::state::{RedisConfig, StateConfig, Value};
+use covet_services::upstream::{Overrides, UpstreamConfig, UpstreamRequest, UpstreamResponse, Upstreams};
 use covet_services::{Grants, PluginServices, ServiceError, Services, ServicesConfig};
 use http_body_util::BodyExt;
 use tokio::runtime::{Handle, RuntimeFlavor};
@@ -62,7 +69,23 @@ pub fn for_plugin(spec: &PluginSpec) -> Result<PluginServices, String> {
     let _inside = runtime.enter();
     let mut services = current()?.for_plugin(&spec.name, grants, runtime);
     services.http = services.http.with_metrics(outbound_metrics(&spec.name));
+    services.upstreams = spec.grants.upstreams.clone();
     Ok(services)
+}
+
+/// The host's upstreams (empty until [`reconcile_upstreams`]).
+pub fn upstreams() -> &'static Upstreams {
+    static UPSTREAMS: std::sync::OnceLock<Upstreams> = std::sync::OnceLock::new();
+    UPSTREAMS.get_or_init(Upstreams::new)
+}
+
+/// Applies the manifest's `upstreams:`: unchanged endpoint sets keep their
+/// health and counters, new ones start, removed ones stop. Runs inside the
+/// host's runtime, or this module's own outside any (`covet check`).
+pub fn reconcile_upstreams(configs: &[UpstreamConfig]) -> Result<(), String> {
+    let runtime = runtime()?;
+    let _inside = runtime.enter();
+    upstreams().reconcile(configs.to_vec()).map_err(|e| format!("upstreams: {e}"))
 }
 
 /// Outbound HTTP counters by plugin name, shared by all of a plugin's
@@ -212,7 +235,63 @@ fn to_plugin_value(value: Value) -> PluginValue {
     }
 }
 
+fn header_map(headers: RVec<FfiHeader>) -> Result<http::HeaderMap, ServiceError> {
+    let mut map = http::HeaderMap::with_capacity(headers.len());
+    for Tuple2(name, value) in headers {
+        let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|e| ServiceError::Http(format!("invalid header name '{name}': {e}")))?;
+        let value = http::HeaderValue::from_bytes(value.as_slice()).map_err(|e| ServiceError::Http(format!("invalid value of header '{name}': {e}")))?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+/// `ip:port`, `[v6]:port` or a bare IP; anything else is no address.
+fn client_ip(addr: &str) -> Option<std::net::IpAddr> {
+    let addr = addr.trim();
+    addr.parse::<std::net::SocketAddr>().map(|a| a.ip()).or_else(|_| addr.parse()).ok()
+}
+
+fn to_upstream_request(request: FfiUpstreamRequest) -> Result<UpstreamRequest, ServiceError> {
+    let method = http::Method::from_bytes(request.method.as_bytes())
+        .map_err(|e| ServiceError::Http(format!("invalid method '{}': {e}", request.method)))?;
+    let body = request.body.into_option().map(|stream| {
+        let body = FfiBody::new(stream).map_err(|e| -> covet_services::http::BoxError { e.to_string().into() });
+        body.boxed_unsync()
+    });
+    Ok(UpstreamRequest {
+        method,
+        path_and_query: request.path_and_query.into_string(),
+        headers: header_map(request.headers)?,
+        body,
+        client_ip: client_ip(&request.client_addr),
+        overrides: Overrides {
+            timeout: ttl(request.timeout_ms),
+            per_try_timeout: ttl(request.per_try_timeout_ms),
+            max_retries: request.max_retries.into_option(),
+            retry_non_idempotent: request.retry_non_idempotent.into_option(),
+        },
+    })
+}
+
+fn from_upstream_response(answer: UpstreamResponse) -> FfiUpstreamResponse {
+    let FfiHttpResponse { status, headers, body } = from_response(answer.response);
+    FfiUpstreamResponse { status, headers, body, endpoint: answer.endpoint.to_string().into(), attempts: answer.attempts }
+}
+
 impl NativeHost {
+    /// Upstream `name`, if this plugin is granted it and it is defined.
+    fn upstream(&self, name: &str) -> Result<Arc<covet_services::upstream::Upstream>, ServiceError> {
+        let services = &self.0;
+        if !services.upstreams.iter().any(|granted| granted == name) {
+            let what = format!("upstream '{name}'");
+            return Err(ServiceError::Denied { plugin: services.plugin.clone(), what, grant: "upstreams" });
+        }
+        upstreams().get(name).ok_or_else(|| {
+            let defined = upstreams().names().join(", ");
+            ServiceError::Config(format!("no upstream '{name}' is defined (defined: {defined})"))
+        })
+    }
+
     fn namespace(&self, ns: &str) -> Result<covet_services::state::Namespace, ServiceError> {
         self.0.state.namespace(ns)
     }
@@ -286,6 +365,19 @@ impl HostServicesOps for NativeHost {
         checked.map_err(ffi_error).into()
     }
 
+    fn upstream_send(&self, request: FfiUpstreamRequest) -> FfiFuture<RResult<FfiUpstreamResponse, FfiServiceError>> {
+        let upstream = self.upstream(&request.upstream);
+        ffi(async move {
+            let upstream = upstream?;
+            let request = to_upstream_request(request)?;
+            upstream.send(request).await.map(from_upstream_response)
+        })
+    }
+
+    fn upstream_check(&self, name: RString) -> RResult<(), FfiServiceError> {
+        self.upstream(&name).map(drop).map_err(ffi_error).into()
+    }
+
     fn state_eval(
         &self,
         ns: RString,
@@ -340,6 +432,23 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn block_on_from_a_current_thread_runtime() {
         runs_to_completion();
+    }
+
+    #[test]
+    fn client_addresses_give_their_ip() {
+        assert_eq!(client_ip("10.0.0.7:5123"), Some("10.0.0.7".parse().unwrap()));
+        assert_eq!(client_ip("[::1]:80"), Some("::1".parse().unwrap()));
+        assert_eq!(client_ip("192.168.1.2"), Some("192.168.1.2".parse().unwrap()));
+        assert_eq!(client_ip(""), None);
+        assert_eq!(client_ip("unix:/x"), None);
+    }
+
+    #[test]
+    fn bad_headers_are_http_errors() {
+        let bad = RVec::from(vec![Tuple2(RString::from("bad name"), RVec::from(b"v".to_vec()))]);
+        assert_eq!(header_map(bad).unwrap_err().kind(), "http");
+        let good = RVec::from(vec![Tuple2(RString::from("x-a"), RVec::from(b"1".to_vec())), Tuple2(RString::from("x-a"), RVec::from(b"2".to_vec()))]);
+        assert_eq!(header_map(good).unwrap().get_all("x-a").iter().count(), 2);
     }
 
     #[test]

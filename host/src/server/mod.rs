@@ -51,6 +51,7 @@ pub struct RunOptions {
 pub async fn run(manifest: Manifest, access_log: Option<AccessLog>, options: RunOptions) -> Result<(), HostError> {
     let admin = AdminConfig::resolve(&manifest.admin)?;
     crate::runtime::services::install(&manifest.services).map_err(|e| HostError::Io(std::io::Error::other(format!("host services: {e}"))))?;
+    crate::runtime::services::reconcile_upstreams(&manifest.upstreams).map_err(|e| HostError::Io(std::io::Error::other(e)))?;
     let mut libraries = LibraryCache::default();
     let registry = Registry::default();
     let plan = reload::plan(&manifest, &mut libraries, &registry)?;
