@@ -216,3 +216,102 @@ async fn dns_changes_swap_the_endpoint_set() {
     assert_eq!(addresses(&upstream), vec![b.addr.to_string()]);
     assert_eq!(upstream.send(get("/")).await.unwrap().endpoint, b.addr);
 }
+
+mod outlier_rules {
+    //! The ejection arithmetic with explicit clocks (no sockets, no waiting).
+    use super::super::endpoints::{Endpoint, Wanted};
+    use super::super::health::{Outcome, record};
+    use super::*;
+    use tokio::time::Instant;
+
+    fn endpoints(n: u16) -> Vec<Arc<Endpoint>> {
+        let config = UpstreamConfig::new("rules", vec![]);
+        (0..n)
+            .map(|i| {
+                let addr: SocketAddr = format!("10.0.0.{i}:80").parse().unwrap();
+                let wanted = Wanted { addr, host: addr.ip().to_string(), port: 80, weight: 1 };
+                Arc::new(Endpoint::new(&wanted, &config).unwrap())
+            })
+            .collect()
+    }
+
+    fn rules() -> Outlier {
+        Outlier {
+            consecutive_5xx: 3,
+            consecutive_gateway_errors: 2,
+            consecutive_connect_failures: 2,
+            base_ejection: Duration::from_secs(10),
+            max_ejection: Duration::from_secs(25),
+            max_ejection_percent: 50,
+        }
+    }
+
+    fn fail(all: &[Arc<Endpoint>], i: usize, outcome: Outcome, times: u32, now: Instant) {
+        for _ in 0..times {
+            record(all, &all[i], outcome, &rules(), now);
+        }
+    }
+
+    #[tokio::test]
+    async fn ejection_grows_is_capped_and_ends_by_itself() {
+        let all = endpoints(2);
+        let t0 = Instant::now();
+        fail(&all, 0, Outcome::ConnectFailure, 1, t0);
+        assert!(!all[0].health.is_ejected(t0), "one failure is under the threshold");
+        fail(&all, 0, Outcome::ConnectFailure, 1, t0);
+        assert_eq!(all[0].health.ejected_for(t0), Duration::from_secs(10));
+        // Over: usable again, and the next ejection lasts 2 × base, then the cap.
+        let t1 = t0 + Duration::from_secs(10);
+        assert!(all[0].health.is_healthy(t1));
+        fail(&all, 0, Outcome::Gateway { status: false }, 2, t1);
+        assert_eq!(all[0].health.ejected_for(t1), Duration::from_secs(20));
+        let t2 = t1 + Duration::from_secs(20);
+        fail(&all, 0, Outcome::Gateway { status: true }, 2, t2);
+        assert_eq!(all[0].health.ejected_for(t2), Duration::from_secs(25), "capped at max_ejection");
+        assert_eq!(all[0].health.ejections(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_healthy_period_lowers_the_next_ejection() {
+        let all = endpoints(2);
+        let t0 = Instant::now();
+        fail(&all, 0, Outcome::ConnectFailure, 2, t0);
+        let t1 = t0 + Duration::from_secs(10);
+        fail(&all, 0, Outcome::ConnectFailure, 2, t1);
+        assert_eq!(all[0].health.ejected_for(t1), Duration::from_secs(20));
+        // Healthy for a base period after the ejection ended, twice: back to level 0.
+        let back = t1 + Duration::from_secs(20);
+        record(&all, &all[0], Outcome::Success, &rules(), back + Duration::from_secs(10));
+        record(&all, &all[0], Outcome::Success, &rules(), back + Duration::from_secs(20));
+        let later = back + Duration::from_secs(21);
+        fail(&all, 0, Outcome::ConnectFailure, 2, later);
+        assert_eq!(all[0].health.ejected_for(later), Duration::from_secs(10));
+    }
+
+    #[tokio::test]
+    async fn successes_reset_the_counts_and_5xx_count_separately() {
+        let all = endpoints(2);
+        let t0 = Instant::now();
+        fail(&all, 0, Outcome::ConnectFailure, 1, t0);
+        record(&all, &all[0], Outcome::Success, &rules(), t0);
+        fail(&all, 0, Outcome::ConnectFailure, 1, t0);
+        assert!(!all[0].health.is_ejected(t0), "not consecutive");
+        fail(&all, 1, Outcome::ServerError, 2, t0);
+        assert!(!all[1].health.is_ejected(t0));
+        fail(&all, 1, Outcome::ServerError, 1, t0);
+        assert!(all[1].health.is_ejected(t0), "three 5xx in a row");
+    }
+
+    #[tokio::test]
+    async fn the_ejection_share_is_capped_but_one_may_always_go() {
+        let all = endpoints(5);
+        let t0 = Instant::now();
+        for i in 0..5 {
+            fail(&all, i, Outcome::ConnectFailure, 2, t0);
+        }
+        assert_eq!(all.iter().filter(|e| e.health.is_ejected(t0)).count(), 2, "50% of 5, rounded down");
+        let one = endpoints(1);
+        fail(&one, 0, Outcome::ConnectFailure, 2, t0);
+        assert!(one[0].health.is_ejected(t0), "at least one may be ejected");
+    }
+}

@@ -146,14 +146,17 @@ impl Upstream {
                 Ok(response) => return Ok((endpoint, response)),
                 Err(failure) => failure,
             };
-            if !self.may_retry(attempts, &failure, replay) {
+            // A retry that could not start before the deadline is not made:
+            // the last failure is the answer.
+            let wake = Instant::now() + self.backoff(attempts);
+            if wake >= attempts.deadline || !self.may_retry(attempts, &failure, replay) {
                 return match failure {
                     Failure::Status(response) => Ok((endpoint, response)),
                     other => Err(self.failure_error(&endpoint, other)),
                 };
             }
             drop(failure);
-            self.backoff(attempts).await?;
+            tokio::time::sleep_until(wake).await;
         }
     }
 
@@ -206,22 +209,14 @@ impl Upstream {
         kind_enabled && method_ok && retries_left && replay.replayable() && self.budget.try_retry()
     }
 
-    /// Sleeps before the next attempt, or fails with `Timeout` if the
-    /// deadline comes first.
-    async fn backoff(&self, attempts: &Attempts) -> Result<(), ServiceError> {
+    /// The wait before the next retry: `backoff × 2^(n-1)` capped at 10 ×
+    /// `backoff`, jittered down to half of it.
+    fn backoff(&self, attempts: &Attempts) -> Duration {
         let base = attempts.config.retries.backoff;
-        let retry = attempts.tried.len() as u32;
+        let retry = attempts.tried.len().max(1) as u32;
         let exp = base.saturating_mul(1 << (retry - 1).min(16)).min(base.saturating_mul(10));
-        // Full jitter in [exp/2, exp].
         let half = exp / 2;
-        let jitter = Duration::from_nanos(random_u64() % (half.as_nanos() as u64 + 1));
-        let wake = Instant::now() + half + jitter;
-        if wake >= attempts.deadline {
-            tokio::time::sleep_until(attempts.deadline).await;
-            return Err(self.timeout("no response head (retries ran out of time)", attempts.timeout));
-        }
-        tokio::time::sleep_until(wake).await;
-        Ok(())
+        half + Duration::from_nanos(random_u64() % (half.as_nanos() as u64 + 1))
     }
 
     /// The error a failed last attempt ends the request with.

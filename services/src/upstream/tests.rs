@@ -359,3 +359,42 @@ async fn a_body_cut_mid_way_fails_and_counts_against_the_endpoint() {
     let status = upstream.status();
     assert_eq!((status.endpoints[0].errors, status.in_flight), (1, 0));
 }
+
+/// A server that upgrades `upgrade: echo` requests and echoes the tunnel's bytes.
+async fn echo_upgrade_server() -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let answer = service_fn(|mut request: http::Request<Incoming>| async move {
+                let upgrade = hyper::upgrade::on(&mut request);
+                tokio::spawn(async move {
+                    let mut io = hyper_util::rt::TokioIo::new(upgrade.await.unwrap());
+                    let mut buf = vec![0u8; 1024];
+                    while let Ok(n @ 1..) = io.read(&mut buf).await {
+                        io.write_all(&buf[..n]).await.unwrap();
+                    }
+                    let _ = io.shutdown().await;
+                });
+                let response = http::Response::builder().status(101).header("connection", "upgrade").header("upgrade", "echo");
+                Ok::<_, Infallible>(response.body(Full::new(Bytes::new())).unwrap())
+            });
+            let io = hyper_util::rt::TokioIo::new(socket);
+            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(io, answer).with_upgrades());
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn an_upgrade_is_tunnelled_both_ways() {
+    let addr = echo_upgrade_server().await;
+    let (_registry, upstream) = upstream(config("tunnel", &[addr]));
+    let mut request = request(http::Method::GET, "/ws", Some(full("ping over the tunnel")));
+    request.headers.insert("connection", "upgrade".parse().unwrap());
+    request.headers.insert("upgrade", "echo".parse().unwrap());
+    let response = upstream.send(request).await.unwrap();
+    assert_eq!((response.response.status().as_u16(), response.attempts), (101, 1));
+    assert_eq!(body_text(response).await, "ping over the tunnel");
+}
