@@ -129,3 +129,34 @@ async fn a_status_after_streamed_messages_crosses_in_the_trailers() {
     assert_eq!(status.code(), Code::Aborted, "{status:?}");
     assert_eq!(status.message(), "stopped at three");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_on_one_connection_each_get_their_own_answers() {
+    let (_host, client) = gateway().await;
+    let says = (0..32).map(|i| {
+        let mut client = client.clone();
+        tokio::spawn(
+            async move { client.say(SayRequest { text: format!("call {i}") }).await.map(|r| r.into_inner().text) },
+        )
+    });
+    let counts = (1..=4u32).map(|k| {
+        let mut client = client.clone();
+        tokio::spawn(async move {
+            let mut stream = client.count(CountRequest { count: 50 * k, fail_with: String::new() }).await?.into_inner();
+            let mut received = Vec::new();
+            while let Some(reply) = stream.message().await? {
+                received.push(reply.n);
+            }
+            Ok::<_, Status>(received)
+        })
+    });
+    let (says, counts): (Vec<_>, Vec<_>) = (says.collect(), counts.collect());
+    for (i, call) in says.into_iter().enumerate() {
+        let text = patiently("a concurrent Say", call).await.expect("task").expect("Say");
+        assert_eq!(text, format!("echo: call {i}"));
+    }
+    for (k, call) in (1..=4u32).zip(counts) {
+        let received = patiently("a concurrent Count", call).await.expect("task").expect("Count");
+        assert_eq!(received, (1..=50 * k).collect::<Vec<_>>(), "stream {k}: all its own messages, in order");
+    }
+}

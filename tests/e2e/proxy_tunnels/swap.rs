@@ -143,7 +143,10 @@ async fn assert_live(probe: &Client, i: usize, via: &str) {
     let reply = probe.get("/probe").await.expect("probe through the proxy");
     assert_eq!(reply.status, 200, "probe after swap {i}: {}", reply.text());
     let seen = reply.header("x-seen-via").unwrap_or_default();
-    assert!(seen.split(',').any(|entry| entry.trim().ends_with(&format!(" {via}"))), "after swap {i} the upstream saw via {seen:?}, not {via}");
+    assert!(
+        seen.split(',').any(|entry| entry.trim().ends_with(&format!(" {via}"))),
+        "after swap {i} the upstream saw via {seen:?}, not {via}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

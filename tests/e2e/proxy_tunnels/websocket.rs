@@ -19,13 +19,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{
-        Message,
+        Error as WsError, Message,
         handshake::server::{Request as WsRequest, Response as WsResponse},
-        protocol::Role,
+        protocol::{CloseFrame, Role, frame::coding::CloseCode},
     },
 };
 
-use super::{assert_echo, close_cleanly, http1_upstream, pattern, patiently, start, ws_connect};
+use super::{assert_echo, close_cleanly, http1_upstream, patiently, pattern, start, ws_connect};
 
 /// What the echo server saw of each handshake: the target and the
 /// `sec-websocket-version`.
@@ -46,6 +46,15 @@ async fn echo_server() -> (SocketAddr, Seen) {
     (addr, seen)
 }
 
+/// Paths under this prefix are refused with 403 at the handshake.
+const FORBIDDEN: &str = "/forbidden";
+/// A text message that makes the server close with [`BYE`].
+const CLOSE_ME: &str = "close me";
+/// The reason of the server's close.
+const BYE: &str = "server says bye";
+/// A text message that makes the server drop the TCP connection, no close frame.
+const DROP_ME: &str = "drop me";
+
 // The callback's error type is tungstenite's (an HTTP response), not ours.
 #[allow(clippy::result_large_err)]
 async fn echo_connection(socket: TcpStream, seen: Seen) {
@@ -53,11 +62,22 @@ async fn echo_connection(socket: TcpStream, seen: Seen) {
         let version = request.headers().get("sec-websocket-version").and_then(|v| v.to_str().ok()).unwrap_or("");
         let target = request.uri().path_and_query().map_or("", |p| p.as_str());
         seen.lock().unwrap().push((target.to_string(), version.to_string()));
+        if target.starts_with(FORBIDDEN) {
+            return Err(http::Response::builder().status(StatusCode::FORBIDDEN).body(Some("not here".into())).unwrap());
+        }
         Ok(response)
     };
     let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(socket, callback).await else { return };
     while let Some(Ok(message)) = ws.next().await {
-        if (message.is_text() || message.is_binary()) && ws.send(message).await.is_err() {
+        let written = match message {
+            Message::Text(text) if text.as_str() == DROP_ME => return,
+            Message::Text(text) if text.as_str() == CLOSE_ME => {
+                ws.close(Some(CloseFrame { code: CloseCode::Away, reason: BYE.into() })).await
+            }
+            message if message.is_text() || message.is_binary() => ws.send(message).await,
+            _ => Ok(()),
+        };
+        if written.is_err() {
             return;
         }
     }
@@ -77,7 +97,11 @@ async fn websocket_echoes_text_binary_and_a_mebibyte_through_the_proxy() {
     close_cleanly(ws).await;
 
     let seen = seen.lock().unwrap().clone();
-    assert_eq!(seen, [("/chat/room-1?user=ann".to_string(), "13".to_string())], "one handshake reached the upstream, target kept");
+    assert_eq!(
+        seen,
+        [("/chat/room-1?user=ann".to_string(), "13".to_string())],
+        "one handshake reached the upstream, target kept"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,7 +130,8 @@ async fn websocket_over_http2_extended_connect_reaches_an_http1_upstream() {
     let addr = host.addr();
 
     let tcp = TcpStream::connect(addr).await.unwrap();
-    let handshake = hyper::client::conn::http2::Builder::new(TokioExecutor::new()).handshake::<_, Empty<Bytes>>(TokioIo::new(tcp));
+    let handshake =
+        hyper::client::conn::http2::Builder::new(TokioExecutor::new()).handshake::<_, Empty<Bytes>>(TokioIo::new(tcp));
     let (mut sender, mut connection) = handshake.await.expect("h2c handshake with covet");
     // One plain request first, driving the connection here, so the host's
     // SETTINGS have been read when we ask whether it allows extended CONNECT.
@@ -119,7 +144,10 @@ async fn websocket_over_http2_extended_connect_reaches_an_http1_upstream() {
         }
     });
     assert_eq!(ready.await.status(), StatusCode::OK);
-    assert!(connection.is_extended_connect_protocol_enabled(), "covet advertises SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441)");
+    assert!(
+        connection.is_extended_connect_protocol_enabled(),
+        "covet advertises SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441)"
+    );
     tokio::spawn(connection);
 
     let mut connect = Request::builder()
@@ -141,4 +169,61 @@ async fn websocket_over_http2_extended_connect_reaches_an_http1_upstream() {
 
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen, [("/h2/chat".to_string(), "13".to_string())], "the upstream got an HTTP/1.1 upgrade for the path");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_from_the_upstream_reaches_the_client_with_its_code_and_reason() {
+    let (upstream, _) = echo_server().await;
+    let host = start(http1_upstream(upstream), json!({})).await;
+    let mut ws = ws_connect(host.addr(), "/closing").await;
+    assert_echo(&mut ws, Message::text("first")).await;
+    patiently("send", ws.send(Message::text(CLOSE_ME))).await.expect("send");
+    match patiently("the server's close", ws.next()).await {
+        Some(Ok(Message::Close(Some(frame)))) => {
+            assert_eq!(frame.code, CloseCode::Away);
+            assert_eq!(frame.reason.as_str(), BYE);
+        }
+        other => panic!("expected the server's close frame, got {other:?}"),
+    }
+    // tungstenite answered the close; the stream then ends without error.
+    let end = patiently("the end of the tunnel", ws.next()).await;
+    assert!(end.is_none(), "after the close handshake: {end:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_dropping_the_connection_ends_the_client_tunnel() {
+    let (upstream, _) = echo_server().await;
+    let host = start(http1_upstream(upstream), json!({})).await;
+    let mut ws = ws_connect(host.addr(), "/dropping").await;
+    assert_echo(&mut ws, Message::text("first")).await;
+    patiently("send", ws.send(Message::text(DROP_ME))).await.expect("send");
+    // No close frame comes: the tunnel must end (EOF or reset), not hang
+    // (`patiently` panics after PATIENCE) and not yield data.
+    match patiently("the end of the tunnel", ws.next()).await {
+        None | Some(Err(WsError::Protocol(_) | WsError::Io(_) | WsError::ConnectionClosed)) => {}
+        other => panic!("expected the tunnel to end, got {other:?}"),
+    }
+    // The proxy still serves new tunnels.
+    let mut again = ws_connect(host.addr(), "/after-drop").await;
+    assert_echo(&mut again, Message::text("still proxying")).await;
+    close_cleanly(again).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_the_upstream_refuses_reaches_the_client_as_its_answer() {
+    let (upstream, seen) = echo_server().await;
+    let host = start(http1_upstream(upstream), json!({})).await;
+    let handshake = [
+        ("connection", "upgrade"),
+        ("upgrade", "websocket"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("sec-websocket-version", "13"),
+    ];
+    let path = format!("{FORBIDDEN}/room");
+    let refused =
+        patiently("the refused upgrade", host.http1().send(Method::GET, &path, &handshake, Bytes::new())).await;
+    let refused = refused.expect("an answer");
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "the upstream's status: {}", refused.text());
+    assert_eq!(refused.text(), "not here", "the upstream's body");
+    assert_eq!(seen.lock().unwrap().len(), 1, "the handshake reached the upstream once (no retry)");
 }
