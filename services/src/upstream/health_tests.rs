@@ -151,6 +151,10 @@ async fn reconcile_keeps_health_for_unchanged_endpoints_and_resets_it_when_chang
     assert!(!Arc::ptr_eq(&first, &rebuilt));
     assert_eq!((health_of(&rebuilt, dead).health, health_of(&rebuilt, dead).ejections), ("healthy", 0));
     assert!(registry.get("other").is_none(), "removed upstreams are dropped");
+    // Outside a runtime (no task could run) it refuses, changing nothing.
+    let outside = registry.clone();
+    let refused = std::thread::spawn(move || outside.reconcile(vec![])).join().unwrap();
+    assert_eq!(refused.err().map(|e| e.kind()), Some("config"));
     // An invalid config changes nothing.
     assert!(registry.reconcile(vec![UpstreamConfig::new("empty", vec![])]).is_err());
     assert!(registry.get("users").is_some());

@@ -83,6 +83,9 @@ impl Upstreams {
     /// dropped (their background tasks end). Call inside a tokio runtime.
     /// On an error nothing changes.
     pub fn reconcile(&self, configs: Vec<UpstreamConfig>) -> Result<(), ServiceError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(ServiceError::Config("upstreams must be reconciled inside a tokio runtime".into()));
+        }
         let _serial = self.inner.reconciling.lock().unwrap_or_else(|p| p.into_inner());
         let current = self.inner.map.load_full();
         let mut next = BTreeMap::new();
