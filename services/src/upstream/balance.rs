@@ -336,7 +336,8 @@ mod tests {
 
     fn remap_share(policy: &Balance) -> f64 {
         let before = Balancer::new(policy, &members(&[1, 1, 1, 1, 1]));
-        let kept: Vec<(String, u32)> = members(&[1, 1, 1, 1, 1]).into_iter().filter(|(id, _)| id != "10.0.0.2:80").collect();
+        let kept: Vec<(String, u32)> =
+            members(&[1, 1, 1, 1, 1]).into_iter().filter(|(id, _)| id != "10.0.0.2:80").collect();
         let after = Balancer::new(policy, &kept);
         let (mut moved, mut keys) = (0, 0);
         for k in 0..5000u64 {
@@ -397,7 +398,8 @@ mod tests {
             assert_ne!(spilled, home, "{policy:?}");
             assert_eq!(balancer.pick(Some(key), &view), Some(spilled), "{policy:?}: the spill is stable");
             // Unbounded, the key stays home whatever the load.
-            let unbounded = Balancer::new(&Balance::RingHash { key: HashKey::Path, bounded_load: None }, &members(&[1, 1, 1, 1]));
+            let unbounded =
+                Balancer::new(&Balance::RingHash { key: HashKey::Path, bounded_load: None }, &members(&[1, 1, 1, 1]));
             let home = unbounded.pick(Some(key), &all).unwrap();
             assert_eq!(unbounded.pick(Some(key), &|i| Some(if i == home { 10 } else { 0 })), Some(home));
         }
@@ -405,7 +407,8 @@ mod tests {
 
     #[test]
     fn hashing_without_a_key_is_round_robin() {
-        let balancer = Balancer::new(&Balance::Maglev { key: HashKey::ClientIp, bounded_load: None }, &members(&[1, 1]));
+        let balancer =
+            Balancer::new(&Balance::Maglev { key: HashKey::ClientIp, bounded_load: None }, &members(&[1, 1]));
         let picks: Vec<usize> = (0..4).map(|_| balancer.pick(None, &all).unwrap()).collect();
         assert_eq!(picks.iter().filter(|i| **i == 0).count(), 2, "{picks:?}");
     }

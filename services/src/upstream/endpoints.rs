@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -27,7 +27,8 @@ use crate::http::OutboundMetrics;
 
 /// Upper bounds (seconds) of the latency histogram's buckets.
 /// Slower attempts are counted only in the total.
-pub(crate) const LATENCY_BUCKETS: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+pub(crate) const LATENCY_BUCKETS: [f64; 14] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// A future of a DNS answer.
 pub type LookupFuture = Pin<Box<dyn Future<Output = std::io::Result<Vec<SocketAddr>>> + Send>>;
@@ -142,7 +143,10 @@ impl Endpoint {
 
     /// Whether this endpoint is the `wanted` one.
     pub(crate) fn same_as(&self, wanted: &Wanted) -> bool {
-        self.addr == wanted.addr && self.host == wanted.host && self.spec_port == wanted.port && self.weight == wanted.weight
+        self.addr == wanted.addr
+            && self.host == wanted.host
+            && self.spec_port == wanted.port
+            && self.weight == wanted.weight
     }
 
     /// Errors so far (attempts and response bodies).
@@ -189,10 +193,7 @@ pub(crate) fn is_ip_literal(host: &str) -> bool {
 /// The addresses of every spec: IP literals as is, names from `answers`
 /// (specs without an answer yet contribute none). The first spec naming an
 /// address wins it.
-pub(crate) fn addresses(
-    specs: &[EndpointSpec],
-    answers: &HashMap<(String, u16), Vec<SocketAddr>>,
-) -> Vec<Wanted> {
+pub(crate) fn addresses(specs: &[EndpointSpec], answers: &HashMap<(String, u16), Vec<SocketAddr>>) -> Vec<Wanted> {
     let mut out: Vec<Wanted> = Vec::new();
     for spec in specs {
         let addrs = if is_ip_literal(&spec.host) {

@@ -199,7 +199,8 @@ async fn dns_changes_swap_the_endpoint_set() {
     let dns = Arc::new(FakeDns::default());
     dns.set("svc.test", Ok(vec![a.addr]));
     let registry = Upstreams::with_resolver(dns.clone());
-    let mut config = UpstreamConfig::new("dns", vec![EndpointSpec { host: "svc.test".into(), port: a.addr.port(), weight: 2 }]);
+    let mut config =
+        UpstreamConfig::new("dns", vec![EndpointSpec { host: "svc.test".into(), port: a.addr.port(), weight: 2 }]);
     config.dns_refresh = Duration::from_millis(100);
     registry.reconcile(vec![config]).unwrap();
     let upstream = registry.get("dns").unwrap();

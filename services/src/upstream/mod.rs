@@ -187,10 +187,8 @@ impl Upstream {
     /// DNS task has resolved them.
     fn build(config: UpstreamConfig, resolver: Arc<dyn Resolver>) -> Result<Upstream, ServiceError> {
         let wanted = addresses(&config.endpoints, &Default::default());
-        let endpoints = wanted
-            .iter()
-            .map(|wanted| Endpoint::new(wanted, &config).map(Arc::new))
-            .collect::<Result<Vec<_>, _>>()?;
+        let endpoints =
+            wanted.iter().map(|wanted| Endpoint::new(wanted, &config).map(Arc::new)).collect::<Result<Vec<_>, _>>()?;
         let has_names = config.endpoints.iter().any(|s| !is_ip_literal(&s.host));
         let set = EndpointSet::new(endpoints, &config, !has_names);
         let shared = Shared {

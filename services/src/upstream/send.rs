@@ -79,15 +79,21 @@ impl Upstream {
         let permit = match tokio::time::timeout_at(deadline, self.breaker.acquire()).await {
             Err(_) => return Err(self.timeout("waiting for a circuit-breaker slot", timeout)),
             Ok(Err(_)) => {
-                return Err(ServiceError::Overloaded { upstream: self.name.clone(), retry_after: config.circuit.retry_after });
+                return Err(ServiceError::Overloaded {
+                    upstream: self.name.clone(),
+                    retry_after: config.circuit.retry_after,
+                });
             }
             Ok(Ok(permit)) => permit,
         };
         self.budget.on_request();
         self.wait_resolved(deadline, timeout).await?;
         let upgrade = head.headers.contains_key(UPGRADE);
-        let (replay, tunnel_bytes) =
-            if upgrade { (Replay::new(None, 0), body) } else { (Replay::new(body, config.retries.replay_buffer), None) };
+        let (replay, tunnel_bytes) = if upgrade {
+            (Replay::new(None, 0), body)
+        } else {
+            (Replay::new(body, config.retries.replay_buffer), None)
+        };
         let mut attempts = Attempts {
             deadline,
             timeout,
@@ -178,7 +184,9 @@ impl Upstream {
         endpoint.latency.observe(now - started);
         let (outcome, result) = match sent {
             Ok(Ok(response)) => classify_status(&attempts.config, response),
-            Ok(Err(error @ (SendError::Connect(_) | SendError::Tls(_)))) => (Outcome::ConnectFailure, Err(Failure::Connect(error))),
+            Ok(Err(error @ (SendError::Connect(_) | SendError::Tls(_)))) => {
+                (Outcome::ConnectFailure, Err(Failure::Connect(error)))
+            }
             Ok(Err(SendError::Reset(m))) => (Outcome::Gateway { status: false }, Err(Failure::Reset(m))),
             Ok(Err(SendError::Protocol(m))) => (Outcome::Gateway { status: false }, Err(Failure::Protocol(m))),
             Err(_) => (Outcome::Gateway { status: false }, Err(Failure::PerTryTimeout(try_deadline - started))),
@@ -224,7 +232,9 @@ impl Upstream {
         match failure {
             Failure::Connect(SendError::Tls(m)) => ServiceError::Tls(format!("{}: {m}", endpoint.addr)),
             Failure::Connect(e) => self.unavailable(format!("{}: {}", endpoint.addr, e.message())),
-            Failure::Reset(m) | Failure::Protocol(m) => ServiceError::Http(format!("upstream '{}' ({}): {m}", self.name, endpoint.addr)),
+            Failure::Reset(m) | Failure::Protocol(m) => {
+                ServiceError::Http(format!("upstream '{}' ({}): {m}", self.name, endpoint.addr))
+            }
             Failure::PerTryTimeout(after) => self.timeout(&format!("no response head from {}", endpoint.addr), after),
             Failure::Status(_) => unreachable!("a status is returned as a response"),
         }
@@ -296,7 +306,11 @@ fn classify_status(
         500..=599 => Outcome::ServerError,
         _ => Outcome::Success,
     };
-    if config.retries.on_statuses.contains(&status) { (outcome, Err(Failure::Status(response))) } else { (outcome, Ok(response)) }
+    if config.retries.on_statuses.contains(&status) {
+        (outcome, Err(Failure::Status(response)))
+    } else {
+        (outcome, Ok(response))
+    }
 }
 
 /// GET HEAD OPTIONS PUT DELETE TRACE.

@@ -377,7 +377,8 @@ async fn echo_upgrade_server() -> SocketAddr {
                     }
                     let _ = io.shutdown().await;
                 });
-                let response = http::Response::builder().status(101).header("connection", "upgrade").header("upgrade", "echo");
+                let response =
+                    http::Response::builder().status(101).header("connection", "upgrade").header("upgrade", "echo");
                 Ok::<_, Infallible>(response.body(Full::new(Bytes::new())).unwrap())
             });
             let io = hyper_util::rt::TokioIo::new(socket);
