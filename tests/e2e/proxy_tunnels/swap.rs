@@ -1,8 +1,10 @@
 //! The proxy plugin swapped 100 times under load: while a few tasks keep
-//! sending GETs through the proxy and three WebSockets are open through it,
-//! the plugin is reloaded and re-configured through the admin API 100 times.
-//! No request may fail, and every WebSocket still echoes afterwards and
-//! closes cleanly (the tunnels belong to the host, not to the instance).
+//! sending GETs through the proxy and WebSockets through it keep echoing
+//! (three opened before, two during the swaps), the plugin is reloaded and
+//! re-configured through the admin API 100 times. No request may fail, each
+//! swap is live when it returns, every WebSocket echoes throughout, still
+//! echoes afterwards and closes cleanly (the tunnels belong to the host, not
+//! to the instance), and every replaced instance then shuts down.
 
 use std::{
     collections::HashSet,
@@ -22,7 +24,10 @@ use http_body_util::Full;
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
-use tokio::net::TcpListener;
+use tokio::{
+    net::{TcpListener, TcpStream},
+    task::JoinHandle,
+};
 use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{Message, handshake::derive_accept_key, protocol::Role},
@@ -36,6 +41,7 @@ use crate::{
 
 const SWAPS: usize = 100;
 const LOADERS: usize = 4;
+/// WebSockets open before the swaps (two more are opened during them).
 const SOCKETS: usize = 3;
 
 /// An upstream answering plain requests with `ok <path>` (and the `via` it
@@ -149,16 +155,34 @@ async fn assert_live(probe: &Client, i: usize, via: &str) {
     );
 }
 
+/// A WebSocket through the proxy.
+type Ws = WebSocketStream<TcpStream>;
+
+/// Echoes numbered messages on `ws` until `stop` (a wrong or missing echo
+/// panics the task); returns the socket and how many messages came back.
+async fn chatter(mut ws: Ws, id: usize, stop: Arc<AtomicBool>) -> (Ws, u64) {
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) {
+        assert_echo(&mut ws, Message::text(format!("socket {id} message {n}"))).await;
+        n += 1;
+    }
+    (ws, n)
+}
+
+/// Opens WebSocket `id` through covet and keeps it talking until `stop`.
+async fn open_chatter(host: &Host, id: usize, stop: &Arc<AtomicBool>) -> JoinHandle<(Ws, u64)> {
+    let ws = ws_connect(host.addr(), &format!("/ws/{id}")).await;
+    tokio::spawn(chatter(ws, id, stop.clone()))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_swapped_100_times_under_load_fails_nothing_and_keeps_websockets() {
     let host = start(http1_upstream(upstream().await), json!({})).await;
-    let mut sockets = Vec::new();
-    for i in 0..SOCKETS {
-        let mut ws = ws_connect(host.addr(), &format!("/ws/{i}")).await;
-        assert_echo(&mut ws, Message::text(format!("socket {i} before the swaps"))).await;
-        sockets.push(ws);
-    }
     let (stop, tally) = (Arc::new(AtomicBool::new(false)), Arc::new(Tally::default()));
+    let mut sockets = Vec::new();
+    for id in 0..SOCKETS {
+        sockets.push(open_chatter(&host, id, &stop).await);
+    }
     let loaders: Vec<_> =
         (0..LOADERS).map(|w| tokio::spawn(load(Client::http1(host.addr()), w, stop.clone(), tally.clone()))).collect();
     tokio::time::sleep(TICK).await;
@@ -167,10 +191,9 @@ async fn proxy_swapped_100_times_under_load_fails_nothing_and_keeps_websockets()
     for i in 0..SWAPS {
         live = swap_once(&host, i, &live).await;
         assert_live(&probe, i, &live).await;
-        if i % 25 == 24 {
-            for (s, ws) in sockets.iter_mut().enumerate() {
-                assert_echo(ws, Message::text(format!("socket {s} after swap {i}"))).await;
-            }
+        if i % 40 == 20 {
+            // More tunnels, opened on instances that are replaced later.
+            sockets.push(open_chatter(&host, sockets.len(), &stop).await);
         }
     }
     stop.store(true, Ordering::Relaxed);
@@ -184,11 +207,21 @@ async fn proxy_swapped_100_times_under_load_fails_nothing_and_keeps_websockets()
     let vias = tally.vias.lock().unwrap().len();
     assert!(vias > 1, "the load went through more than one instance: {vias} `Via` names seen");
     assert_eq!(status(&host, PROXY).await["swaps"], SWAPS, "every swap took effect");
-    for (s, mut ws) in sockets.into_iter().enumerate() {
-        assert_echo(&mut ws, Message::binary(super::pattern(64 * 1024 + s))).await;
+    assert_websockets_still_echo(sockets).await;
+    assert_instances_retired(&host).await;
+}
+
+/// Every WebSocket echoed through the swaps, still echoes a 64 KiB message
+/// and closes cleanly.
+async fn assert_websockets_still_echo(sockets: Vec<JoinHandle<(Ws, u64)>>) {
+    let mut echoed = 0;
+    for (id, socket) in sockets.into_iter().enumerate() {
+        let (mut ws, n) = socket.await.unwrap_or_else(|e| panic!("WebSocket {id} during the swaps: {e}"));
+        echoed += n;
+        assert_echo(&mut ws, Message::binary(super::pattern(64 * 1024 + id))).await;
         close_cleanly(ws).await;
     }
-    assert_instances_retired(&host).await;
+    assert!(echoed > 0, "the WebSockets talked during the swaps");
 }
 
 /// Once the tunnels are closed, every replaced instance has shut down.
