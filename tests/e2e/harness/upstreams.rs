@@ -20,6 +20,7 @@
 
 use std::{
     convert::Infallible,
+    future::Future,
     net::SocketAddr,
     pin::Pin,
     sync::{
@@ -350,21 +351,24 @@ impl Drop for InFlight {
 }
 
 /// A body of `x` bytes made in 64 KiB chunks as the reader pulls; with
-/// `break_after`, it fails once that many bytes are out (an aborted answer).
+/// `break_after`, it fails once that many bytes are out (an aborted answer),
+/// after a pause that lets hyper flush the head and those bytes first
+/// (failing at once would drop them unsent with the connection).
 pub struct Filler {
     left: u64,
     break_after: Option<u64>,
+    pause: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Filler {
     /// `size` bytes.
     pub fn new(size: u64) -> Filler {
-        Filler { left: size, break_after: None }
+        Filler { left: size, break_after: None, pause: None }
     }
 
     /// Declares `size` bytes but fails after `after`.
     fn breaking(size: u64, after: u64) -> Filler {
-        Filler { left: size, break_after: Some(after) }
+        Filler { left: size, break_after: Some(after), pause: None }
     }
 }
 
@@ -372,8 +376,12 @@ impl Body for Filler {
     type Data = Bytes;
     type Error = std::io::Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         if self.break_after == Some(0) {
+            let pause = self.pause.get_or_insert_with(|| Box::pin(tokio::time::sleep(Duration::from_millis(200))));
+            if pause.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
             return Poll::Ready(Some(Err(std::io::Error::other("the test upstream breaks off its answer"))));
         }
         if self.left == 0 {

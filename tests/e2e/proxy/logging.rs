@@ -1,6 +1,8 @@
 //! The access log of a proxied request names the upstream, the endpoint
-//! that answered and the number of attempts (the proxy's request metadata
-//! `upstream.name`, `upstream.endpoint`, `upstream.attempts`).
+//! that answered and the number of attempts: the proxy sets the request
+//! metadata `upstream.name`, `upstream.endpoint` and `upstream.attempts`,
+//! which the host prints as `upstream="users" upstream_endpoint="ip:port"
+//! upstream_attempts=2`.
 
 use covet_e2e::{Host, TestUpstream};
 use http::Method;
@@ -8,11 +10,11 @@ use serde_json::json;
 
 use super::{UPSTREAM, answered_by, gateway};
 
-/// The number right after `upstream.attempts` in `line` (`=2`, `": 2`, ...).
+/// The number of `upstream_attempts=N` in `line`.
 fn attempts(line: &str) -> u32 {
-    let at = line.find("upstream.attempts").unwrap_or_else(|| panic!("upstream.attempts missing from: {line}"));
-    let rest = &line[at + "upstream.attempts".len()..];
-    let digits: String = rest.chars().skip_while(|c| !c.is_ascii_digit()).take_while(char::is_ascii_digit).collect();
+    let at = line.find("upstream_attempts=").unwrap_or_else(|| panic!("upstream_attempts missing from: {line}"));
+    let rest = &line[at + "upstream_attempts=".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().unwrap_or_else(|_| panic!("no attempts count in: {line}"))
 }
 
@@ -36,8 +38,9 @@ async fn the_access_log_names_the_endpoint_and_the_attempts() {
     for n in 0..4 {
         let (by, line) = logged(&host, &format!("log-{n}")).await;
         assert_eq!(by, "good");
-        assert!(line.contains("upstream.endpoint") && line.contains(&good.endpoint()), "the answering endpoint: {line}");
-        assert!(line.contains("upstream.name") && line.contains(UPSTREAM), "the upstream: {line}");
+        let endpoint = format!("upstream_endpoint=\"{}\"", good.endpoint());
+        assert!(line.contains(&endpoint), "{endpoint} missing from: {line}");
+        assert!(line.contains(&format!("upstream=\"{UPSTREAM}\"")), "the upstream's name: {line}");
         counts.push(attempts(&line));
     }
     assert!(counts.iter().all(|&n| n == 1 || n == 2), "{counts:?}");

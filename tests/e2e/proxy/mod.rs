@@ -8,7 +8,9 @@
 //! recovery, active checks, panic mode), retries (budget, timeouts, replay
 //! buffer), errors (502/503/504, an upstream dying mid-body), HTTP
 //! semantics (hop-by-hop, forwarding headers, Via, Host, prefixes) and
-//! transport (h2c, TLS with a custom CA, 100 MB both ways with bounded RSS).
+//! transport (h2c, TLS with a custom CA, 100 MB both ways with bounded RSS),
+//! the access log, and health state kept by the host across a swap of the
+//! proxy and a reload (with `/metrics` and gRPC `ListUpstreams`).
 
 mod balancing;
 mod errors;
@@ -16,6 +18,7 @@ mod health;
 mod logging;
 mod retries;
 mod semantics;
+mod state;
 mod transport;
 
 use std::time::{Duration, Instant};

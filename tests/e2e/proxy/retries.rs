@@ -2,9 +2,10 @@
 //! 200; with retries used up the client gets the upstream's own 503; POST is
 //! not retried unless configured (PUT is); an empty budget refuses retries
 //! and counts them; a per-try timeout moves on to a fast endpoint; the
-//! overall timeout answers 504 `UPSTREAM_TIMEOUT`; a body that streamed past
-//! the replay buffer is not retried. Outlier detection is off here, so every
-//! endpoint stays in rotation and the counts are exact.
+//! overall timeout answers 504 `UPSTREAM_TIMEOUT`; a POST body (with
+//! `non_idempotent: true`) that streamed past the replay buffer is not
+//! retried. Outlier detection is off here, so every endpoint stays in
+//! rotation and the counts are exact.
 
 use covet_e2e::{Host, TestUpstream};
 use http::Method;
@@ -117,15 +118,17 @@ async fn the_overall_timeout_answers_504() {
 async fn a_body_past_the_replay_buffer_is_not_retried() {
     let (bad, good) = (TestUpstream::start("bad").await, TestUpstream::start("good").await);
     bad.set_status(503);
-    let host = gateway(&[&bad, &good], settings(json!({ "attempts": 2, "replay_buffer": "16KiB" }))).await;
+    let retries = json!({ "attempts": 2, "replay_buffer": "16KiB", "non_idempotent": true });
+    let host = gateway(&[&bad, &good], settings(retries)).await;
     for _ in 0..2 {
-        let reply = send(&host, Method::PUT, vec![b's'; 1024]).await;
+        let reply = send(&host, Method::POST, vec![b's'; 1024]).await;
         assert_eq!((reply.status.as_u16(), answered_by(&reply)), (200, "good".to_owned()), "a small body is replayed");
     }
+    assert!(bad.requests() >= 1, "a small POST was retried after a 503 (non_idempotent: true)");
     let (bad0, good0) = (bad.requests(), good.requests());
     let mut refused = 0;
     for _ in 0..2 {
-        let reply = send(&host, Method::PUT, vec![b'L'; 1 << 20]).await;
+        let reply = send(&host, Method::POST, vec![b'L'; 1 << 20]).await;
         if reply.status == 503 {
             refused += 1;
             assert_eq!(reply.json()["received"], 1 << 20, "the endpoint read the whole body: {}", reply.text());

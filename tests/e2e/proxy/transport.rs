@@ -73,7 +73,9 @@ fn peak_rss_kib(pid: u32) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_100_mb_upload_streams_through_in_bounded_memory() {
     let up = TestUpstream::start("sink").await;
-    let host = gateway(&[&up], json!({})).await;
+    let yaml = manifest(over(&[&up], json!({})), json!({}), "/{*rest}");
+    // limits.max_body applies to streamed bodies too (docs/streaming.md).
+    let host = Host::start(yaml.replacen("log:\n", "limits:\n  max_body: 200000000\nlog:\n", 1)).await;
     assert_eq!(get(&host, "/warm").await.status, 200);
     let before = peak_rss_kib(host.pid());
     let client = Client::builder(TokioExecutor::new()).build_http::<Filler>();
