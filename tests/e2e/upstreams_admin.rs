@@ -137,6 +137,26 @@ async fn upstreams_show_their_endpoints_health_in_json_grpc_and_metrics() {
     for family in ["covet_upstream_in_flight", "covet_upstream_pending", "covet_upstream_retries_total", "covet_upstream_overloaded_total", "covet_upstream_retry_budget_exhausted_total"] {
         assert_eq!(sample(&scrape, &format!("{family}{{upstream=\"users\"}}")), Some(0.0), "{family} in {scrape}");
     }
+
+    let table = cli_upstreams(&host).await;
+    let row = |addr: SocketAddr| table.lines().find(|l| l.contains(&addr.to_string())).unwrap_or_else(|| panic!("no row for {addr}:\n{table}")).to_owned();
+    assert!(table.starts_with("UPSTREAM"), "{table}");
+    let b_row: Vec<String> = row(b).split_whitespace().map(str::to_owned).collect();
+    assert_eq!(b_row[..5], ["users".to_owned(), b.to_string(), "127.0.0.1".to_owned(), "3".to_owned(), "healthy".to_owned()], "{table}");
+    assert!(row(down).split_whitespace().any(|cell| cell == "unhealthy"), "{table}");
+}
+
+/// `covet upstreams --admin ADDR`: its stdout (it must succeed).
+async fn cli_upstreams(host: &Host) -> String {
+    let admin = host.admin_addr().to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(covet_e2e::covet_bin()).args(["upstreams", "--admin", &admin]).env_remove("COVET_ADMIN_TOKEN").output()
+    })
+    .await
+    .expect("join")
+    .expect("run covet upstreams");
+    assert!(output.status.success(), "covet upstreams: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("utf-8")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -383,7 +383,7 @@ fn set_positive(target: &mut Duration, raw: Option<Spanned<HumanDuration>>, key:
 
 /// Checks plugin grants `upstreams: [...]` against the defined `names`.
 pub fn grant(raw: &Spanned<String>, names: &[String], key: &str, problems: &mut Problems) -> Option<String> {
-    if names.iter().any(|n| *n == raw.value) {
+    if names.contains(&raw.value) {
         return Some(raw.value.clone());
     }
     let defined = match names.is_empty() {

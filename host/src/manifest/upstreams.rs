@@ -281,8 +281,8 @@ pub struct RawEndpointMap {
 pub enum RawBalance {
     /// `round_robin`, `least_request` (a hashing policy needs the mapping form).
     Name(String),
-    /// `{ policy, key, bounded_load }`.
-    Full(RawBalanceMap),
+    /// `{ policy, key, bounded_load }` (boxed: it is much larger than a name).
+    Full(Box<RawBalanceMap>),
 }
 
 /// A balancing policy with its settings.
@@ -374,7 +374,7 @@ impl<'de> Deserialize<'de> for RawEndpoint {
 impl<'de> Deserialize<'de> for RawBalance {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let what = "a balancing policy: round_robin, least_request, or { policy, key, bounded_load }";
-        deserializer.deserialize_any(ShortOrMap { what, short: RawBalance::Name, full: RawBalance::Full })
+        deserializer.deserialize_any(ShortOrMap { what, short: RawBalance::Name, full: |map| RawBalance::Full(Box::new(map)) })
     }
 }
 

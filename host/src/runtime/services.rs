@@ -452,6 +452,24 @@ mod tests {
     }
 
     #[test]
+    fn upstreams_need_a_grant_and_a_definition() {
+        use covet_services::upstream::EndpointSpec;
+        let spec = EndpointSpec { host: "127.0.0.1".into(), port: 9, weight: 1 };
+        reconcile_upstreams(&[UpstreamConfig::new("unit-users", vec![spec])]).unwrap();
+        let runtime = own_runtime().unwrap().handle().clone();
+        let mut services = current().unwrap().for_plugin("p", Grants::default(), runtime);
+        services.upstreams = vec!["unit-users".into(), "unit-orders".into()];
+        let host = NativeHost(Arc::new(services), None);
+        assert!(host.upstream_check("unit-users".into()).is_ok());
+        let denied = host.upstream_check("unit-other".into()).unwrap_err();
+        assert_eq!(denied.kind.as_str(), "denied");
+        assert!(denied.message.contains("capabilities: { upstreams: [...] }"), "{}", denied.message);
+        let undefined = host.upstream_check("unit-orders".into()).unwrap_err();
+        assert_eq!(undefined.kind.as_str(), "config");
+        assert!(undefined.message.contains("no upstream 'unit-orders' is defined (defined: unit-users)"), "{}", undefined.message);
+    }
+
+    #[test]
     fn a_panic_in_the_task_is_an_error() {
         let runtime = own_runtime().unwrap().handle().clone();
         let error = block_on(&runtime, async { panic!("boom") }.into_ffi()).unwrap_err();
