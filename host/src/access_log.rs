@@ -109,7 +109,13 @@ fn pretty(line: &mut String, now: humantime::Rfc3339Timestamp, e: &Entry<'_>) ->
     }
     write!(line, " request_id={:?} client={:?}", e.request_id, e.client)?;
     match e.upstream {
-        Some(u) => write!(line, " upstream={:?} upstream_endpoint={:?} upstream_attempts={}", u.name, u.endpoint, u.attempts),
+        Some(u) => {
+            write!(line, " upstream={:?} upstream_endpoint={:?} upstream_attempts=", u.name, u.endpoint)?;
+            match u.attempts.parse::<u32>() {
+                Ok(n) => write!(line, "{n}"),
+                Err(_) => write!(line, "{:?}", u.attempts),
+            }
+        }
         None => Ok(()),
     }
 }
