@@ -1,12 +1,13 @@
 //! Configurable upstreams for the proxy suite: a hyper server on
 //! 127.0.0.1:0 speaking HTTP/1.1 and h2c (hyper-util's auto builder picks
 //! per connection), or either over TLS with a test certificate (ALPN `h2`,
-//! `http/1.1`). Every response carries `x-upstream: <name>`, so a test sees
+//! `http/1.1`), optionally requiring a client certificate. Every response carries `x-upstream: <name>`, so a test sees
 //! which endpoint answered, and the upstream counts what reached it.
 //!
 //! Paths:
 //! - `/healthz`: the health status ([`TestUpstream::set_health`]), counted apart.
-//! - `/bytes/<n>`: `n` bytes of `x`, made in 64 KiB chunks as the reader pulls.
+//! - `/bytes/<n>`: `n` bytes of `x`, made in 64 KiB chunks as the reader
+//!   pulls (counted in [`TestUpstream::produced`]).
 //! - `/break`: declares 1 MiB, sends 64 KiB, then aborts (h1: connection
 //!   closed; h2: stream reset): an upstream dying mid-body.
 //! - anything else: reads the whole request body (counting it), waits while
@@ -44,12 +45,13 @@ use hyper_util::{
 };
 use rustls::{
     ServerConfig,
+    server::WebPkiClientVerifier,
     pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
 };
 use serde_json::{Map, Value, json};
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
-use crate::certs::Leaf;
+use crate::certs::{Ca, Leaf};
 
 /// How big each chunk of a generated body is.
 const CHUNK: usize = 64 * 1024;
@@ -76,6 +78,8 @@ struct State {
     in_flight: AtomicUsize,
     health_checks: AtomicUsize,
     received: AtomicU64,
+    /// Bytes of `/bytes/<n>` bodies handed to hyper so far.
+    produced: Arc<AtomicU64>,
 }
 
 type Answer = Response<Either<Full<Bytes>, Filler>>;
@@ -88,7 +92,12 @@ impl TestUpstream {
 
     /// A TLS upstream presenting `leaf` (ALPN `h2` and `http/1.1`).
     pub async fn start_tls(name: &str, leaf: &Leaf) -> TestUpstream {
-        TestUpstream::serve(name, Some(acceptor(leaf))).await
+        TestUpstream::serve(name, Some(acceptor(leaf, None))).await
+    }
+
+    /// A TLS upstream presenting `leaf` that requires a client certificate issued by `clients`.
+    pub async fn start_mtls(name: &str, leaf: &Leaf, clients: &Ca) -> TestUpstream {
+        TestUpstream::serve(name, Some(acceptor(leaf, Some(clients)))).await
     }
 
     async fn serve(name: &str, tls: Option<tokio_rustls::TlsAcceptor>) -> TestUpstream {
@@ -103,6 +112,7 @@ impl TestUpstream {
             in_flight: AtomicUsize::new(0),
             health_checks: AtomicUsize::new(0),
             received: AtomicU64::new(0),
+            produced: Arc::new(AtomicU64::new(0)),
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind an upstream");
         let addr = listener.local_addr().expect("upstream address");
@@ -176,6 +186,12 @@ impl TestUpstream {
         self.state.received.load(Ordering::SeqCst)
     }
 
+    /// Bytes of `/bytes/<n>` answers handed to hyper so far (what a reader
+    /// pulled, plus what the buffers on the way hold).
+    pub fn produced(&self) -> u64 {
+        self.state.produced.load(Ordering::SeqCst)
+    }
+
     /// Stops serving: the listener and every open connection are dropped, so
     /// connecting is refused until [`TestUpstream::restart`].
     pub fn stop(&self) {
@@ -230,16 +246,21 @@ async fn rebind(addr: SocketAddr) -> TcpListener {
     panic!("could not bind {addr} again: {last:?}");
 }
 
-fn acceptor(leaf: &Leaf) -> tokio_rustls::TlsAcceptor {
+fn acceptor(leaf: &Leaf, clients: Option<&Ca>) -> tokio_rustls::TlsAcceptor {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let chain = vec![CertificateDer::from_pem_slice(leaf.cert_pem.as_bytes()).expect("upstream certificate")];
     let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).expect("upstream key");
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .expect("upstream TLS config");
+    let builder = ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions().expect("TLS versions");
+    let builder = match clients {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(ca.roots()), provider)
+                .build()
+                .expect("client certificate verifier");
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_single_cert(chain, key).expect("upstream TLS config");
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     tokio_rustls::TlsAcceptor::from(Arc::new(config))
 }
@@ -264,7 +285,7 @@ async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Answer, Inf
         text(status, "health")
     } else if let Some(size) = path.strip_prefix("/bytes/").and_then(|n| n.parse::<u64>().ok()) {
         state.requests.fetch_add(1, Ordering::SeqCst);
-        let mut response = Response::new(Either::Right(Filler::new(size)));
+        let mut response = Response::new(Either::Right(Filler::counted(size, state.produced.clone())));
         response.headers_mut().insert("content-length", size.into());
         response
     } else if path == "/break" {
@@ -358,17 +379,23 @@ pub struct Filler {
     left: u64,
     break_after: Option<u64>,
     pause: Option<Pin<Box<tokio::time::Sleep>>>,
+    produced: Option<Arc<AtomicU64>>,
 }
 
 impl Filler {
     /// `size` bytes.
     pub fn new(size: u64) -> Filler {
-        Filler { left: size, break_after: None, pause: None }
+        Filler { left: size, break_after: None, pause: None, produced: None }
+    }
+
+    /// `size` bytes, adding what it hands out to `produced`.
+    fn counted(size: u64, produced: Arc<AtomicU64>) -> Filler {
+        Filler { produced: Some(produced), ..Filler::new(size) }
     }
 
     /// Declares `size` bytes but fails after `after`.
     fn breaking(size: u64, after: u64) -> Filler {
-        Filler { left: size, break_after: Some(after), pause: None }
+        Filler { break_after: Some(after), ..Filler::new(size) }
     }
 }
 
@@ -393,6 +420,9 @@ impl Body for Filler {
             self.break_after = Some(after - n);
         }
         self.left -= n;
+        if let Some(produced) = &self.produced {
+            produced.fetch_add(n, Ordering::SeqCst);
+        }
         Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(&FILL[..n as usize])))))
     }
 

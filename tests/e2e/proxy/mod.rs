@@ -7,10 +7,11 @@
 //! One file per area: balancing policies, health (passive ejection and
 //! recovery, active checks, panic mode), retries (budget, timeouts, replay
 //! buffer), errors (502/503/504, an upstream dying mid-body), HTTP
-//! semantics (hop-by-hop, forwarding headers, Via, Host, prefixes) and
-//! transport (h2c, TLS with a custom CA, 100 MB both ways with bounded RSS),
-//! the access log, and health state kept by the host across a swap of the
-//! proxy and a reload (with `/metrics` and gRPC `ListUpstreams`).
+//! semantics (hop-by-hop, forwarding headers, Via, Host, prefixes), TLS
+//! (custom CA, SNI, client certificates), transport (h2c, 100 MB both ways
+//! with bounded RSS, back-pressure, 100-continue), the access log, and
+//! health state kept by the host across a swap of the proxy and a reload
+//! (with `/metrics` and gRPC `ListUpstreams`).
 
 mod balancing;
 mod errors;
@@ -19,6 +20,7 @@ mod logging;
 mod retries;
 mod semantics;
 mod state;
+mod tls;
 mod transport;
 
 use std::time::{Duration, Instant};

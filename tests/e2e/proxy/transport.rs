@@ -1,14 +1,19 @@
-//! Transport to the endpoints: an HTTP/2 upstream over h2c (`protocol:
-//! http2`); a TLS upstream with a custom CA and SNI (HTTP/1.1, and h2 by
-//! ALPN), refused with a 502 without the CA or with the wrong name; and
-//! 100 MB up and 100 MB down through the proxy with the host's peak RSS
-//! growing far less than the body, the upstream (or the client) counting
-//! exactly 100 MB.
+//! Transport to the endpoints (TLS is in `tls.rs`): an HTTP/2 upstream over
+//! h2c (`protocol: http2`); 100 MB up and 100 MB down through the proxy with
+//! the host's peak RSS growing far less than the body, the upstream (or the
+//! client) counting exactly 100 MB; a client that stops reading holds the
+//! upstream back (back-pressure across both hops); `expect: 100-continue`
+//! gets its `100 Continue` before the client sends the body.
+
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use covet_e2e::{Filler, Host, TestUpstream, certs::Ca};
-use http_body_util::BodyExt;
-use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use covet_e2e::{Filler, Host, RawConn, TestUpstream};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::{
+    client::legacy::Client,
+    rt::{TokioExecutor, TokioIo},
+};
 use serde_json::{Value, json};
 
 use super::{gateway, get, manifest, over};
@@ -28,39 +33,6 @@ async fn an_http2_upstream_is_spoken_to_over_h2c() {
     assert_eq!(reply.json()["uri"].as_str().map(|u| u.ends_with("/h2?x=1")), Some(true), "{}", reply.text());
     let plain = gateway(&[&up], json!({})).await;
     assert_eq!(get(&plain, "/h1").await.json()["version"], "HTTP/1.1", "http1 is the default");
-}
-
-/// A host in front of a TLS upstream with `tls` (its `ca` file, if named, holds `ca`).
-async fn tls_gateway(up: &TestUpstream, ca: &Ca, protocol: &str, tls: Value) -> Host {
-    let yaml = manifest(over(&[up], json!({ "protocol": protocol, "tls": tls })), json!({}), "/{*rest}");
-    let host = Host::builder(yaml).file("ca.pem", ca.pem()).start();
-    host.wait_ready().await;
-    host
-}
-
-#[tokio::test]
-async fn a_tls_upstream_with_a_custom_ca_is_verified() {
-    let ca = Ca::new("covet upstream test CA");
-    let up = TestUpstream::start_tls("tls", &ca.server(&["localhost"])).await;
-    let trusting = json!({ "ca": "ca.pem", "sni": "localhost" });
-    let host = tls_gateway(&up, &ca, "http1", trusting.clone()).await;
-    let reply = get(&host, "/tls").await;
-    assert_eq!((reply.status.as_u16(), reply.json()["version"].clone()), (200, json!("HTTP/1.1")), "{}", reply.text());
-    let h2 = tls_gateway(&up, &ca, "http2", trusting).await;
-    assert_eq!(get(&h2, "/tls").await.json()["version"], "HTTP/2.0", "h2 by ALPN");
-    let auto = tls_gateway(&up, &ca, "auto", json!({ "ca": "ca.pem", "sni": "localhost" })).await;
-    assert_eq!(get(&auto, "/tls").await.status, 200, "auto over TLS");
-    for (case, tls) in [
-        ("without the CA", json!({ "sni": "localhost" })),
-        ("with a name the certificate lacks", json!({ "ca": "ca.pem", "sni": "other.test" })),
-    ] {
-        let host = tls_gateway(&up, &ca, "http1", tls).await;
-        let reply = get(&host, "/tls").await;
-        assert_eq!(reply.status, 502, "{case}: {}", reply.text());
-        let code = reply.json()["error"]["code"].as_str().unwrap_or_default().to_owned();
-        assert!(code.starts_with("UPSTREAM_"), "{case}: {}", reply.text());
-    }
-    assert_eq!(up.requests(), 3, "only the verified connections carried requests");
 }
 
 /// `VmHWM` (the peak RSS) of process `pid`, KiB.
@@ -117,4 +89,56 @@ async fn a_100_mb_download_streams_through_in_bounded_memory() {
     let grown = peak_rss_kib(host.pid()).saturating_sub(before);
     eprintln!("a 100 MB download through the proxy grew the host's peak RSS by {grown} KiB");
     assert!(grown < RSS_BOUND_KIB, "peak RSS grew by {grown} KiB");
+}
+
+/// What `count` settles at: the same value over five looks 50 ms apart (at most 10 s).
+async fn settled(count: impl Fn() -> u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (mut last, mut same) = (u64::MAX, 0);
+    while same < 5 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = count();
+        same = if now == last { same + 1 } else { 0 };
+        last = now;
+    }
+    last
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_holds_the_upstream_back() {
+    let up = TestUpstream::start("source").await;
+    let host = gateway(&[&up], json!({})).await;
+    let stream = tokio::net::TcpStream::connect(host.addr()).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    let request = http::Request::get(format!("/bytes/{HUNDRED_MB}")).header("host", "gateway.test").body(Empty::<Bytes>::new()).unwrap();
+    let response = sender.send_request(request).await.expect("a response head");
+    assert_eq!(response.status(), 200);
+    // The client reads nothing yet: the upstream can only fill the buffers on the way.
+    let held = settled(|| up.produced()).await;
+    eprintln!("with the client paused the upstream produced {} KiB of {} MB", held >> 10, HUNDRED_MB / 1_000_000);
+    assert!(held < HUNDRED_MB / 2, "the upstream produced {held} bytes for a client that read none");
+    let mut body = response.into_body();
+    let mut total = 0u64;
+    while let Some(frame) = body.frame().await {
+        total += frame.expect("the body streams on").into_data().map_or(0, |d| d.len() as u64);
+    }
+    assert_eq!(total, HUNDRED_MB, "once the client reads, everything arrives");
+}
+
+#[tokio::test]
+async fn expect_100_continue_is_answered_before_the_body_is_sent() {
+    let up = TestUpstream::start("sink").await;
+    let host = gateway(&[&up], json!({})).await;
+    let mut conn = RawConn::connect(host.addr()).await;
+    let head = "POST /continue HTTP/1.1\r\nhost: gateway.test\r\ncontent-length: 11\r\nexpect: 100-continue\r\n\r\n";
+    conn.send(head).await.unwrap();
+    let interim = conn.read_some(Duration::from_secs(10)).await.expect("an interim answer before the body");
+    let interim = String::from_utf8_lossy(&interim).into_owned();
+    assert!(interim.starts_with("HTTP/1.1 100 Continue"), "{interim}");
+    conn.send("hello proxy").await.unwrap();
+    let reply = conn.response(Duration::from_secs(10)).await;
+    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    assert_eq!(reply.json()["received"], 11);
+    assert_eq!(up.received(), 11);
 }
