@@ -18,7 +18,7 @@ use tonic::{
 use super::{patiently, start};
 
 /// The code generated from `tests/proto/echo/v1/echo.proto` (tests/build.rs).
-mod pb {
+pub(super) mod pb {
     tonic::include_proto!("echo.v1");
 }
 
@@ -58,7 +58,7 @@ impl Echo for EchoService {
 }
 
 /// Serves the echo service over h2c on 127.0.0.1:0.
-async fn echo_server() -> SocketAddr {
+pub(super) async fn echo_server() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = Server::builder().add_service(EchoServer::new(EchoService));
@@ -66,13 +66,23 @@ async fn echo_server() -> SocketAddr {
     addr
 }
 
+/// The upstream settings for the echo service at `addr` (h2c).
+pub(super) fn h2c_upstream(addr: SocketAddr) -> serde_json::Value {
+    json!({ "endpoints": [addr.to_string()], "protocol": "http2" })
+}
+
+/// A gRPC client of the echo service through covet at `addr` (h2c).
+pub(super) async fn client(addr: SocketAddr) -> EchoClient<Channel> {
+    let endpoint = Channel::from_shared(format!("http://{addr}")).unwrap();
+    let channel = patiently("h2c connection to covet", endpoint.connect()).await.expect("connect to covet");
+    EchoClient::new(channel)
+}
+
 /// covet proxying to the echo service over h2c, and a client to covet.
 async fn gateway() -> (covet_e2e::Host, EchoClient<Channel>) {
-    let upstream = echo_server().await;
-    let host = start(json!({ "endpoints": [upstream.to_string()], "protocol": "http2" }), json!({})).await;
-    let endpoint = Channel::from_shared(format!("http://{}", host.addr())).unwrap();
-    let channel = patiently("h2c connection to covet", endpoint.connect()).await.expect("connect to covet");
-    (host, EchoClient::new(channel))
+    let host = start(h2c_upstream(echo_server().await), json!({})).await;
+    let client = client(host.addr()).await;
+    (host, client)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,15 +1,18 @@
 //! Tunnels and streams through the `proxy` plugin (issue 12): WebSocket echo
-//! over an HTTP/1.1 upgrade and over HTTP/2 extended CONNECT (RFC 8441) to an
-//! HTTP/1.1 upstream, gRPC unary and server streaming to an h2c upstream with
-//! statuses in trailers, and 100 swaps of the proxy under load while
-//! WebSockets stay open.
+//! over an HTTP/1.1 upgrade (`websocket.rs`) and over HTTP/2 extended CONNECT
+//! (RFC 8441) to an HTTP/1.1 upstream (`extended_connect.rs`), gRPC unary and
+//! server streaming to an h2c upstream with statuses in trailers (`grpc.rs`),
+//! both again on the io_uring backend (`uring.rs`), and 100 swaps of the
+//! proxy under load while WebSockets stay open (`swap.rs`).
 //!
 //! Every upstream is a real server started by the test on 127.0.0.1:0
 //! (tokio-tungstenite, tonic, hyper); covet runs the real `covet-proxy`
 //! library with the manifest's `upstreams:` block.
 
+mod extended_connect;
 mod grpc;
 mod swap;
+mod uring;
 mod websocket;
 
 use std::{net::SocketAddr, time::Duration};
