@@ -101,11 +101,11 @@ impl Balancer {
             Balancer::RoundRobin(wrr) => wrr.pick(view),
             Balancer::LeastRequest { weights } => p2c(weights, view),
             Balancer::Ring { ring, bounded, fallback } => match key {
-                Some(key) => ring_pick(ring, key, *bounded, view),
+                Some(key) => ring_pick(ring, fallback.weights.len(), key, *bounded, view),
                 None => fallback.pick(view),
             },
             Balancer::Maglev { table, bounded, fallback } => match key {
-                Some(key) => maglev_pick(table, key, *bounded, view),
+                Some(key) => maglev_pick(table, fallback.weights.len(), key, *bounded, view),
                 None => fallback.pick(view),
             },
         }
@@ -218,11 +218,10 @@ fn build_ring(members: &[(String, u32)]) -> Vec<(u64, u32)> {
     ring
 }
 
-fn ring_pick(ring: &[(u64, u32)], key: u64, bounded: Option<f64>, view: View<'_>) -> Option<usize> {
+fn ring_pick(ring: &[(u64, u32)], len: usize, key: u64, bounded: Option<f64>, view: View<'_>) -> Option<usize> {
     if ring.is_empty() {
         return None;
     }
-    let len = ring.iter().map(|(_, i)| *i as usize + 1).max().unwrap_or(0);
     let bound = load_bound(bounded, len, view);
     let start = ring.partition_point(|(point, _)| *point < key);
     for step in 0..ring.len() {
@@ -270,11 +269,10 @@ fn build_maglev(members: &[(String, u32)]) -> Vec<u32> {
     table
 }
 
-fn maglev_pick(table: &[u32], key: u64, bounded: Option<f64>, view: View<'_>) -> Option<usize> {
+fn maglev_pick(table: &[u32], len: usize, key: u64, bounded: Option<f64>, view: View<'_>) -> Option<usize> {
     if table.is_empty() {
         return None;
     }
-    let len = table.iter().map(|i| *i as usize + 1).max().unwrap_or(0);
     let bound = load_bound(bounded, len, view);
     let mut hash = key;
     for attempt in 0..(4 * len as u64 + 8) {
