@@ -1,6 +1,7 @@
 //! The proxy plugin swapped 100 times under load: while a few tasks keep
 //! sending GETs through the proxy and WebSockets through it keep echoing
-//! (three opened before, two during the swaps), the plugin is reloaded and
+//! (three over HTTP/1.1 and one over HTTP/2 opened before, two during the
+//! swaps), the plugin is reloaded and
 //! re-configured through the admin API 100 times. No request may fail, each
 //! swap is live when it returns, every WebSocket echoes throughout, still
 //! echoes afterwards and closes cleanly (the tunnels belong to the host, not
@@ -25,7 +26,8 @@ use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::{
-    net::{TcpListener, TcpStream},
+    io::{AsyncRead, AsyncWrite},
+    net::TcpListener,
     task::JoinHandle,
 };
 use tokio_tungstenite::{
@@ -33,7 +35,11 @@ use tokio_tungstenite::{
     tungstenite::{Message, handshake::derive_accept_key, protocol::Role},
 };
 
-use super::{PROXY, TICK, assert_echo, close_cleanly, http1_upstream, proxy_config, start, ws_connect};
+use super::{
+    PROXY, TICK, assert_echo, close_cleanly,
+    extended_connect::{h2_connection, h2_websocket},
+    http1_upstream, pattern, proxy_config, start, ws_connect,
+};
 use crate::{
     common::PATIENCE,
     swap::{admin_post, status, swap},
@@ -41,7 +47,8 @@ use crate::{
 
 const SWAPS: usize = 100;
 const LOADERS: usize = 4;
-/// WebSockets open before the swaps (two more are opened during them).
+/// HTTP/1.1 WebSockets open before the swaps (with one over HTTP/2; two
+/// more are opened during them).
 const SOCKETS: usize = 3;
 
 /// An upstream answering plain requests with `ok <path>` (and the `via` it
@@ -155,22 +162,26 @@ async fn assert_live(probe: &Client, i: usize, via: &str) {
     );
 }
 
-/// A WebSocket through the proxy.
-type Ws = WebSocketStream<TcpStream>;
-
 /// Echoes numbered messages on `ws` until `stop` (a wrong or missing echo
-/// panics the task); returns the socket and how many messages came back.
-async fn chatter(mut ws: Ws, id: usize, stop: Arc<AtomicBool>) -> (Ws, u64) {
+/// panics the task), then a 64 KiB message, and closes cleanly; returns how
+/// many messages came back before `stop`.
+async fn chatter<S: AsyncRead + AsyncWrite + Unpin>(
+    mut ws: WebSocketStream<S>,
+    id: usize,
+    stop: Arc<AtomicBool>,
+) -> u64 {
     let mut n = 0;
     while !stop.load(Ordering::Relaxed) {
         assert_echo(&mut ws, Message::text(format!("socket {id} message {n}"))).await;
         n += 1;
     }
-    (ws, n)
+    assert_echo(&mut ws, Message::binary(pattern(64 * 1024 + id))).await;
+    close_cleanly(ws).await;
+    n
 }
 
 /// Opens WebSocket `id` through covet and keeps it talking until `stop`.
-async fn open_chatter(host: &Host, id: usize, stop: &Arc<AtomicBool>) -> JoinHandle<(Ws, u64)> {
+async fn open_chatter(host: &Host, id: usize, stop: &Arc<AtomicBool>) -> JoinHandle<u64> {
     let ws = ws_connect(host.addr(), &format!("/ws/{id}")).await;
     tokio::spawn(chatter(ws, id, stop.clone()))
 }
@@ -183,6 +194,10 @@ async fn proxy_swapped_100_times_under_load_fails_nothing_and_keeps_websockets()
     for id in 0..SOCKETS {
         sockets.push(open_chatter(&host, id, &stop).await);
     }
+    // And one over an HTTP/2 extended CONNECT stream.
+    let mut h2 = h2_connection(host.addr()).await;
+    let ws = h2_websocket(&mut h2, host.addr(), "/ws/h2").await;
+    sockets.push(tokio::spawn(chatter(ws, sockets.len(), stop.clone())));
     let loaders: Vec<_> =
         (0..LOADERS).map(|w| tokio::spawn(load(Client::http1(host.addr()), w, stop.clone(), tally.clone()))).collect();
     tokio::time::sleep(TICK).await;
@@ -211,15 +226,12 @@ async fn proxy_swapped_100_times_under_load_fails_nothing_and_keeps_websockets()
     assert_instances_retired(&host).await;
 }
 
-/// Every WebSocket echoed through the swaps, still echoes a 64 KiB message
-/// and closes cleanly.
-async fn assert_websockets_still_echo(sockets: Vec<JoinHandle<(Ws, u64)>>) {
+/// Every WebSocket echoed through the swaps, then echoed a 64 KiB message
+/// and closed cleanly.
+async fn assert_websockets_still_echo(sockets: Vec<JoinHandle<u64>>) {
     let mut echoed = 0;
     for (id, socket) in sockets.into_iter().enumerate() {
-        let (mut ws, n) = socket.await.unwrap_or_else(|e| panic!("WebSocket {id} during the swaps: {e}"));
-        echoed += n;
-        assert_echo(&mut ws, Message::binary(super::pattern(64 * 1024 + id))).await;
-        close_cleanly(ws).await;
+        echoed += socket.await.unwrap_or_else(|e| panic!("WebSocket {id} through the swaps: {e}"));
     }
     assert!(echoed > 0, "the WebSockets talked during the swaps");
 }
