@@ -45,8 +45,8 @@ use hyper_util::{
 };
 use rustls::{
     ServerConfig,
-    server::WebPkiClientVerifier,
     pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+    server::WebPkiClientVerifier,
 };
 use serde_json::{Map, Value, json};
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
@@ -250,7 +250,9 @@ fn acceptor(leaf: &Leaf, clients: Option<&Ca>) -> tokio_rustls::TlsAcceptor {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let chain = vec![CertificateDer::from_pem_slice(leaf.cert_pem.as_bytes()).expect("upstream certificate")];
     let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).expect("upstream key");
-    let builder = ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions().expect("TLS versions");
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions");
     let builder = match clients {
         None => builder.with_no_client_auth(),
         Some(ca) => {
@@ -332,7 +334,8 @@ async fn ordinary(state: &Arc<State>, req: Request<Incoming>) -> Answer {
         .headers
         .keys()
         .map(|name| {
-            let values: Vec<&str> = parts.headers.get_all(name).iter().map(|v| v.to_str().unwrap_or("<bytes>")).collect();
+            let values: Vec<&str> =
+                parts.headers.get_all(name).iter().map(|v| v.to_str().unwrap_or("<bytes>")).collect();
             (name.to_string(), Value::String(values.join(", ")))
         })
         .collect();
@@ -403,7 +406,10 @@ impl Body for Filler {
     type Data = Bytes;
     type Error = std::io::Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         if self.break_after == Some(0) {
             let pause = self.pause.get_or_insert_with(|| Box::pin(tokio::time::sleep(Duration::from_millis(200))));
             if pause.as_mut().poll(cx).is_pending() {

@@ -117,7 +117,8 @@ async fn a_sticky_cookie_pins_the_client_to_the_first_endpoint() {
     let cookie = set_cookie.split(';').next().unwrap().to_owned();
     let client = host.http1();
     for _ in 0..20 {
-        let reply = client.send(Method::GET, "/sticky", &[("cookie", &format!("theme=dark; {cookie}"))], "").await.unwrap();
+        let reply =
+            client.send(Method::GET, "/sticky", &[("cookie", &format!("theme=dark; {cookie}"))], "").await.unwrap();
         assert_eq!((reply.status.as_u16(), answered_by(&reply)), (200, chosen.clone()), "the cookie holds");
     }
     let mut without = BTreeSet::new();

@@ -23,7 +23,10 @@ async fn logged(host: &Host, id: &str) -> (String, String) {
     let reply = host.http1().send(Method::GET, "/logged", &[("x-request-id", id)], "").await.unwrap();
     assert_eq!(reply.status, 200, "{}", reply.text());
     let quoted = format!("\"{id}\"");
-    let line = host.log_line(&["covet::access", &quoted]).await.unwrap_or_else(|| panic!("no access line for {id}:\n{}", host.logs()));
+    let line = host
+        .log_line(&["covet::access", &quoted])
+        .await
+        .unwrap_or_else(|| panic!("no access line for {id}:\n{}", host.logs()));
     (answered_by(&reply), line)
 }
 

@@ -38,11 +38,14 @@ pub fn manifest(settings: Value, config: Value, route: &str) -> String {
     let mut config = config;
     config["upstream"] = json!(UPSTREAM);
     let path = Value::String(plugin("covet-proxy").display().to_string());
-    format!(
-        "listen:\n  - addr: 127.0.0.1:0\nlog:\n  access: true\nupstreams:\n  {UPSTREAM}: {settings}\n\
-         plugins:\n  proxy:\n    kind: native\n    path: {path}\n    capabilities: {{ upstreams: [{UPSTREAM}] }}\n    config: {config}\n\
-         routes:\n  - path: {route:?}\n    handler: proxy\n"
-    )
+    [
+        "listen:\n  - addr: 127.0.0.1:0\nlog:\n  access: true\n".to_owned(),
+        format!("upstreams:\n  {UPSTREAM}: {settings}\n"),
+        format!("plugins:\n  proxy:\n    kind: native\n    path: {path}\n"),
+        format!("    capabilities: {{ upstreams: [{UPSTREAM}] }}\n    config: {config}\n"),
+        format!("routes:\n  - path: {route:?}\n    handler: proxy\n"),
+    ]
+    .concat()
 }
 
 /// `settings` with `endpoints` set to the upstreams' addresses (weight 1).
@@ -84,7 +87,11 @@ pub async fn endpoint_status(host: &Host, upstream: &TestUpstream) -> Value {
     let status = status(host).await;
     let endpoints = status["endpoints"].as_array().unwrap_or_else(|| panic!("endpoints in {status}"));
     let address = upstream.endpoint();
-    endpoints.iter().find(|e| e["address"] == address.as_str()).cloned().unwrap_or_else(|| panic!("{address} in {status}"))
+    endpoints
+        .iter()
+        .find(|e| e["address"] == address.as_str())
+        .cloned()
+        .unwrap_or_else(|| panic!("{address} in {status}"))
 }
 
 /// Polls the admin status until `upstream`'s health is `health` (panics after 10 s).

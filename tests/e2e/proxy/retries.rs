@@ -95,7 +95,8 @@ async fn an_empty_retry_budget_refuses_retries_and_counts_them() {
 async fn a_per_try_timeout_moves_on_to_a_fast_endpoint() {
     let (slow, fast) = (TestUpstream::start("slow").await, TestUpstream::start("fast").await);
     slow.hold();
-    let host = gateway(&[&slow, &fast], json!({ "health": no_outliers(), "retries": { "attempts": 1, "per_try_timeout": "300ms", "budget": "100%" }, "timeout": "20s" })).await;
+    let retries = json!({ "attempts": 1, "per_try_timeout": "1s", "budget": "100%" });
+    let host = gateway(&[&slow, &fast], json!({ "health": no_outliers(), "retries": retries, "timeout": "20s" })).await;
     for _ in 0..4 {
         let reply = get(&host, "/retry").await;
         assert_eq!((reply.status.as_u16(), answered_by(&reply)), (200, "fast".to_owned()), "{}", reply.text());

@@ -18,7 +18,8 @@ async fn proxy(up: &TestUpstream, config: Value, route: &str) -> Host {
 
 /// `GET path` over HTTP/1.1 with `headers`; returns the reply and the headers the upstream saw.
 async fn seen(host: &Host, path: &str, headers: &[(&str, &str)]) -> (Reply, Value) {
-    let reply = host.http1().send(Method::GET, path, headers, "").await.unwrap_or_else(|e| panic!("{e}\n{}", host.logs()));
+    let reply =
+        host.http1().send(Method::GET, path, headers, "").await.unwrap_or_else(|e| panic!("{e}\n{}", host.logs()));
     assert_eq!(reply.status, 200, "{}", reply.text());
     let echo = reply.json();
     (reply, echo)

@@ -59,7 +59,11 @@ async fn an_ejection_survives_a_swap_and_a_reload_with_the_same_endpoints() {
     assert_eq!(echo, "1.1 edge", "the swapped-in instance serves");
     assert_eq!(answered_by(&reply), "up");
     let after_swap = endpoint_status(&host, &down).await;
-    assert_eq!((after_swap["health"].clone(), after_swap["ejections"].clone()), (json!("ejected"), json!(1)), "{after_swap}");
+    assert_eq!(
+        (after_swap["health"].clone(), after_swap["ejections"].clone()),
+        (json!("ejected"), json!(1)),
+        "{after_swap}"
+    );
     assert_eq!(endpoint_status(&host, &up).await["requests"], requests_before.as_u64().unwrap() + 1, "counters go on");
 
     // Other settings change, the endpoints do not: the endpoints and their health stay.
@@ -67,7 +71,11 @@ async fn an_ejection_survives_a_swap_and_a_reload_with_the_same_endpoints() {
     settings["timeout"] = json!("20s");
     reload(&host, manifest(over(&[&up, &down], settings), json!({}), "/{*rest}")).await;
     let after_reload = endpoint_status(&host, &down).await;
-    assert_eq!((after_reload["health"].clone(), after_reload["ejections"].clone()), (json!("ejected"), json!(1)), "{after_reload}");
+    assert_eq!(
+        (after_reload["health"].clone(), after_reload["ejections"].clone()),
+        (json!("ejected"), json!(1)),
+        "{after_reload}"
+    );
     for _ in 0..4 {
         assert_eq!(answered_by(&get(&host, "/state").await), "up", "the ejected endpoint stays out");
     }

@@ -54,7 +54,8 @@ async fn a_tls_upstream_with_a_custom_ca_is_verified() {
 async fn a_client_certificate_is_presented_to_an_upstream_that_requires_one() {
     let (ca, clients) = (Ca::new("covet upstream test CA"), Ca::new("covet client test CA"));
     let up = TestUpstream::start_mtls("mtls", &ca.server(&["localhost"]), &clients).await;
-    let with_cert = json!({ "ca": "ca.pem", "sni": "localhost", "client_cert": "client.pem", "client_key": "client.key" });
+    let with_cert =
+        json!({ "ca": "ca.pem", "sni": "localhost", "client_cert": "client.pem", "client_key": "client.key" });
     let host = tls_gateway(&up, &ca, "http1", with_cert, Some(&clients)).await;
     let reply = get(&host, "/tls").await;
     assert_eq!(reply.status, 200, "{}", reply.text());

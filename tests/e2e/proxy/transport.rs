@@ -73,7 +73,8 @@ async fn a_100_mb_download_streams_through_in_bounded_memory() {
     assert_eq!(get(&host, "/warm").await.status, 200);
     let before = peak_rss_kib(host.pid());
     let client = Client::builder(TokioExecutor::new()).build_http::<http_body_util::Empty<Bytes>>();
-    let request = http::Request::get(format!("http://{}/bytes/{HUNDRED_MB}", host.addr())).body(Default::default()).unwrap();
+    let request =
+        http::Request::get(format!("http://{}/bytes/{HUNDRED_MB}", host.addr())).body(Default::default()).unwrap();
     let response = client.request(request).await.unwrap_or_else(|e| panic!("{e:?}\n{}", host.logs()));
     assert_eq!(response.status(), 200);
     let mut body = response.into_body();
@@ -111,7 +112,10 @@ async fn a_client_that_stops_reading_holds_the_upstream_back() {
     let stream = tokio::net::TcpStream::connect(host.addr()).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
     tokio::spawn(conn);
-    let request = http::Request::get(format!("/bytes/{HUNDRED_MB}")).header("host", "gateway.test").body(Empty::<Bytes>::new()).unwrap();
+    let request = http::Request::get(format!("/bytes/{HUNDRED_MB}"))
+        .header("host", "gateway.test")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
     let response = sender.send_request(request).await.expect("a response head");
     assert_eq!(response.status(), 200);
     // The client reads nothing yet: the upstream can only fill the buffers on the way.
