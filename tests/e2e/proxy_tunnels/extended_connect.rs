@@ -12,7 +12,10 @@ use http_body_util::Empty;
 use hyper::{client::conn::http2::SendRequest, upgrade::Upgraded};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
-use tokio::net::TcpStream;
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpStream,
+};
 use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{Message, protocol::Role},
@@ -27,12 +30,22 @@ pub(super) type H2Ws = WebSocketStream<TokioIo<Upgraded>>;
 /// been read and allow extended CONNECT.
 pub(super) async fn h2_connection(addr: SocketAddr) -> SendRequest<Empty<Bytes>> {
     let tcp = TcpStream::connect(addr).await.unwrap();
+    h2_connection_over(tcp, &format!("http://{addr}")).await
+}
+
+/// An HTTP/2 connection to covet over `io` (plain or TLS) on which covet's
+/// SETTINGS have been read and allow extended CONNECT; `origin` is its
+/// `scheme://authority`.
+pub(super) async fn h2_connection_over<T>(io: T, origin: &str) -> SendRequest<Empty<Bytes>>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let handshake =
-        hyper::client::conn::http2::Builder::new(TokioExecutor::new()).handshake::<_, Empty<Bytes>>(TokioIo::new(tcp));
-    let (mut sender, mut connection) = handshake.await.expect("h2c handshake with covet");
+        hyper::client::conn::http2::Builder::new(TokioExecutor::new()).handshake::<_, Empty<Bytes>>(TokioIo::new(io));
+    let (mut sender, mut connection) = handshake.await.expect("HTTP/2 handshake with covet");
     // One plain request first, driving the connection here, so the host's
     // SETTINGS have been read when we ask whether it allows extended CONNECT.
-    let ready = Request::get(format!("http://{addr}/_covet/ready")).body(Empty::new()).unwrap();
+    let ready = Request::get(format!("{origin}/_covet/ready")).body(Empty::new()).unwrap();
     let ready = sender.send_request(ready);
     let ready = patiently("GET /_covet/ready", async {
         tokio::select! {
@@ -49,11 +62,12 @@ pub(super) async fn h2_connection(addr: SocketAddr) -> SendRequest<Empty<Bytes>>
     sender
 }
 
-/// A WebSocket to `path` over a new extended CONNECT stream of `sender`.
-pub(super) async fn h2_websocket(sender: &mut SendRequest<Empty<Bytes>>, addr: SocketAddr, path: &str) -> H2Ws {
+/// A WebSocket to `path` over a new extended CONNECT stream of `sender`
+/// (a connection to `origin`, `scheme://authority`).
+pub(super) async fn h2_websocket(sender: &mut SendRequest<Empty<Bytes>>, origin: &str, path: &str) -> H2Ws {
     let mut connect = Request::builder()
         .method(Method::CONNECT)
-        .uri(format!("http://{addr}{path}"))
+        .uri(format!("{origin}{path}"))
         .header("sec-websocket-version", "13")
         .body(Empty::<Bytes>::new())
         .unwrap();
@@ -65,13 +79,18 @@ pub(super) async fn h2_websocket(sender: &mut SendRequest<Empty<Bytes>>, addr: S
     WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Client, None).await
 }
 
+/// `http://<addr>` of covet's first listener.
+pub(super) fn origin(host: &covet_e2e::Host) -> String {
+    format!("http://{}", host.addr())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_over_http2_extended_connect_reaches_an_http1_upstream() {
     let (upstream, seen) = echo_server().await;
     let host = start(http1_upstream(upstream), json!({})).await;
     let mut sender = h2_connection(host.addr()).await;
 
-    let mut ws = h2_websocket(&mut sender, host.addr(), "/h2/chat?room=7").await;
+    let mut ws = h2_websocket(&mut sender, &origin(&host), "/h2/chat?room=7").await;
     assert_echo(&mut ws, Message::text("hello over h2")).await;
     assert_echo(&mut ws, Message::binary(pattern(256 * 1024))).await;
     close_cleanly(ws).await;
@@ -92,7 +111,7 @@ async fn several_websockets_share_one_http2_connection() {
 
     let mut sockets = Vec::new();
     for i in 0..3 {
-        sockets.push(h2_websocket(&mut sender, host.addr(), &format!("/h2/{i}")).await);
+        sockets.push(h2_websocket(&mut sender, &origin(&host), &format!("/h2/{i}")).await);
     }
     for round in 0..3 {
         for (i, ws) in sockets.iter_mut().enumerate() {

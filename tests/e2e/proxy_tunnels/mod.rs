@@ -2,8 +2,9 @@
 //! over an HTTP/1.1 upgrade (`websocket.rs`) and over HTTP/2 extended CONNECT
 //! (RFC 8441) to an HTTP/1.1 upstream (`extended_connect.rs`), gRPC unary and
 //! server streaming to an h2c upstream with statuses in trailers (`grpc.rs`),
-//! both again on the io_uring backend (`uring.rs`), and 100 swaps of the
-//! proxy under load while WebSockets stay open (`swap.rs`).
+//! WebSockets on a TLS listener (`tls.rs`), both again on the io_uring
+//! backend (`uring.rs`), and 100 swaps of the proxy under load while
+//! WebSockets stay open (`swap.rs`).
 //!
 //! Every upstream is a real server started by the test on 127.0.0.1:0
 //! (tokio-tungstenite, tonic, hyper); covet runs the real `covet-proxy`
@@ -12,6 +13,7 @@
 mod extended_connect;
 mod grpc;
 mod swap;
+mod tls;
 mod uring;
 mod websocket;
 

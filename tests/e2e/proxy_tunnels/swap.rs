@@ -37,7 +37,7 @@ use tokio_tungstenite::{
 
 use super::{
     PROXY, TICK, assert_echo, close_cleanly,
-    extended_connect::{h2_connection, h2_websocket},
+    extended_connect::{h2_connection, h2_websocket, origin},
     http1_upstream, pattern, proxy_config, start, ws_connect,
 };
 use crate::{
@@ -196,7 +196,7 @@ async fn proxy_swapped_100_times_under_load_fails_nothing_and_keeps_websockets()
     }
     // And one over an HTTP/2 extended CONNECT stream.
     let mut h2 = h2_connection(host.addr()).await;
-    let ws = h2_websocket(&mut h2, host.addr(), "/ws/h2").await;
+    let ws = h2_websocket(&mut h2, &origin(&host), "/ws/h2").await;
     sockets.push(tokio::spawn(chatter(ws, sockets.len(), stop.clone())));
     let loaders: Vec<_> =
         (0..LOADERS).map(|w| tokio::spawn(load(Client::http1(host.addr()), w, stop.clone(), tally.clone()))).collect();

@@ -10,7 +10,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::{
     assert_echo, close_cleanly,
-    extended_connect::{h2_connection, h2_websocket},
+    extended_connect::{h2_connection, h2_websocket, origin},
     grpc::{
         client, echo_server as grpc_server, h2c_upstream,
         pb::{CountRequest, SayRequest},
@@ -34,8 +34,8 @@ async fn websockets_over_http2_extended_connect_through_the_proxy_on_io_uring() 
     let (upstream, seen) = ws_server().await;
     let host = start_on_uring(http1_upstream(upstream)).await;
     let mut sender = h2_connection(host.addr()).await;
-    let mut first = h2_websocket(&mut sender, host.addr(), "/uring/h2/1").await;
-    let mut second = h2_websocket(&mut sender, host.addr(), "/uring/h2/2").await;
+    let mut first = h2_websocket(&mut sender, &origin(&host), "/uring/h2/1").await;
+    let mut second = h2_websocket(&mut sender, &origin(&host), "/uring/h2/2").await;
     assert_echo(&mut first, Message::text("hello over h2 on io_uring")).await;
     assert_echo(&mut second, Message::binary(pattern(1 << 20))).await;
     assert_echo(&mut first, Message::binary(pattern(300_000))).await;
