@@ -1,8 +1,9 @@
 //! Balancing policies, observed by which upstream answered (`x-upstream`):
 //! smooth weighted round robin gives exact shares per cycle, least request
 //! keeps away from an endpoint holding its requests, ring hash and Maglev
-//! keep a key on one endpoint and spread different keys, and a sticky
-//! cookie pins a client to the endpoint chosen first.
+//! keep a key on one endpoint and spread different keys, bounded load
+//! spills a hot key off its busy endpoint, and a sticky cookie (with its
+//! ttl) pins a client to the endpoint chosen first until that one goes away.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -108,12 +109,14 @@ async fn consistent_hashing(policy: &str) {
 #[tokio::test]
 async fn a_sticky_cookie_pins_the_client_to_the_first_endpoint() {
     let ups = [TestUpstream::start("a").await, TestUpstream::start("b").await, TestUpstream::start("c").await];
-    let host = gateway(&[&ups[0], &ups[1], &ups[2]], json!({ "sticky": { "cookie": "covet-sticky" } })).await;
+    let sticky = json!({ "cookie": "covet-sticky", "ttl": "1h" });
+    let host = gateway(&[&ups[0], &ups[1], &ups[2]], json!({ "sticky": sticky })).await;
     let first = get(&host, "/sticky").await;
     assert_eq!(first.status, 200, "{}", first.text());
     let chosen = answered_by(&first);
     let set_cookie = first.header("set-cookie").unwrap_or_else(|| panic!("a set-cookie header: {:?}", first.headers));
     assert!(set_cookie.starts_with("covet-sticky="), "{set_cookie}");
+    assert!(set_cookie.contains("Max-Age=3600"), "the ttl: {set_cookie}");
     let cookie = set_cookie.split(';').next().unwrap().to_owned();
     let client = host.http1();
     for _ in 0..20 {
@@ -126,4 +129,36 @@ async fn a_sticky_cookie_pins_the_client_to_the_first_endpoint() {
         without.insert(answered_by(&get(&host, "/sticky").await));
     }
     assert!(without.len() >= 2, "without the cookie, requests are balanced: {without:?}");
+    // The pinned endpoint goes away: the request is served elsewhere and the cookie re-pinned.
+    ups.iter().find(|u| u.name() == chosen).unwrap().stop();
+    let moved = client.send(Method::GET, "/sticky", &[("cookie", &cookie)], "").await.unwrap();
+    assert_eq!(moved.status, 200, "{}", moved.text());
+    assert_ne!(answered_by(&moved), chosen);
+    let repinned = moved.header("set-cookie").unwrap_or_else(|| panic!("a new cookie: {:?}", moved.headers));
+    assert!(repinned.starts_with("covet-sticky=") && !repinned.starts_with(&format!("{cookie};")), "{repinned}");
+}
+
+#[tokio::test]
+async fn bounded_load_spills_a_hot_key_off_its_busy_endpoint() {
+    let ups = [TestUpstream::start("a").await, TestUpstream::start("b").await, TestUpstream::start("c").await];
+    ups.iter().for_each(TestUpstream::hold);
+    let balance = json!({ "policy": "ring_hash", "key": "header:x-user", "bounded_load": 1.25 });
+    let host = gateway(&[&ups[0], &ups[1], &ups[2]], json!({ "balance": balance })).await;
+    let arrived = || ups.iter().map(TestUpstream::requests).sum::<usize>();
+    let mut held = Vec::new();
+    for n in 0..9 {
+        let client = host.http1();
+        held.push(tokio::spawn(async move { client.send(Method::GET, "/hot", &[("x-user", "hot")], "").await }));
+        // One at a time: each is held in flight before the next is sent.
+        while arrived() == n && !held[n].is_finished() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    let counts: Vec<usize> = ups.iter().map(TestUpstream::requests).collect();
+    // Unbounded, all 9 would go to the key's endpoint; bounded, one takes at most ceil(1.25 × 9 / 3) = 4.
+    assert!(counts.iter().all(|&n| n <= 4), "in flight per endpoint: {counts:?}");
+    ups.iter().for_each(TestUpstream::release);
+    for request in held {
+        assert_eq!(request.await.unwrap().expect("an answer").status, 200);
+    }
 }

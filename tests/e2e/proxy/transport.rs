@@ -1,5 +1,6 @@
 //! Transport to the endpoints (TLS is in `tls.rs`): an HTTP/2 upstream over
-//! h2c (`protocol: http2`); 100 MB up and 100 MB down through the proxy with
+//! h2c (`protocol: http2`); an endpoint given by DNS name (resolved, and its
+//! name sent as `host` with `host: upstream`); 100 MB up and 100 MB down through the proxy with
 //! the host's peak RSS growing far less than the body, the upstream (or the
 //! client) counting exactly 100 MB; a client that stops reading holds the
 //! upstream back (back-pressure across both hops); `expect: 100-continue`
@@ -33,6 +34,21 @@ async fn an_http2_upstream_is_spoken_to_over_h2c() {
     assert_eq!(reply.json()["uri"].as_str().map(|u| u.ends_with("/h2?x=1")), Some(true), "{}", reply.text());
     let plain = gateway(&[&up], json!({})).await;
     assert_eq!(get(&plain, "/h1").await.json()["version"], "HTTP/1.1", "http1 is the default");
+}
+
+#[tokio::test]
+async fn an_endpoint_given_by_name_is_resolved_and_named_in_host() {
+    let up = TestUpstream::start("named").await;
+    let name = format!("localhost:{}", up.addr().port());
+    let yaml = manifest(json!({ "endpoints": [name] }), json!({ "host": "upstream" }), "/{*rest}");
+    let host = Host::start(yaml).await;
+    let reply = get(&host, "/named").await;
+    assert_eq!((reply.status.as_u16(), reply.header("x-upstream")), (200, Some("named")), "{}", reply.text());
+    assert_eq!(reply.json()["headers"]["host"], name.as_str(), "the configured name, not the address");
+    let status = super::status(&host).await;
+    let endpoints = status["endpoints"].as_array().expect("endpoints");
+    let resolved = endpoints.iter().find(|e| e["address"] == up.endpoint().as_str());
+    assert_eq!(resolved.map(|e| e["host"].clone()), Some(json!("localhost")), "{status}");
 }
 
 /// `VmHWM` (the peak RSS) of process `pid`, KiB.
