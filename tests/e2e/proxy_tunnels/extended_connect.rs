@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
-use http_body_util::Empty;
+use http_body_util::{BodyExt, Empty};
 use hyper::{client::conn::http2::SendRequest, upgrade::Upgraded};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
@@ -20,6 +20,8 @@ use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{Message, protocol::Role},
 };
+
+use crate::common::assert_problem;
 
 use super::{assert_echo, close_cleanly, http1_upstream, patiently, pattern, start, websocket::echo_server};
 
@@ -131,4 +133,27 @@ async fn several_websockets_share_one_http2_connection() {
         close_cleanly(ws).await;
     }
     assert_eq!(seen.lock().unwrap().len(), 3, "three upgrades reached the upstream");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extended_connect_to_an_unreachable_upstream_is_a_structured_502() {
+    // Nothing listens on port 1: every connection is refused.
+    let host = start(json!({ "endpoints": ["127.0.0.1:1"], "protocol": "http1" }), json!({})).await;
+    let mut sender = h2_connection(host.addr()).await;
+    let mut connect = Request::builder()
+        .method(Method::CONNECT)
+        .uri(format!("{}/chat", origin(&host)))
+        .header("sec-websocket-version", "13")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    connect.extensions_mut().insert(hyper::ext::Protocol::from_static("websocket"));
+    let response = patiently("extended CONNECT", sender.send_request(connect)).await.expect("CONNECT answered");
+    let (parts, body) = response.into_parts();
+    let body = patiently("the error body", body.collect()).await.expect("the body").to_bytes();
+    let reply = covet_e2e::Reply { status: parts.status, headers: parts.headers, body, version: parts.version };
+    assert_problem(&reply, 502, "UPSTREAM_UNAVAILABLE");
+    // The connection still serves a tunnel-less request.
+    let ready = Request::get(format!("{}/_covet/ready", origin(&host))).body(Empty::new()).unwrap();
+    let ready = patiently("GET /_covet/ready", sender.send_request(ready)).await.expect("h2 request");
+    assert_eq!(ready.status(), StatusCode::OK);
 }

@@ -21,6 +21,8 @@ use tokio_tungstenite::tungstenite::{
     protocol::{CloseFrame, frame::coding::CloseCode},
 };
 
+use crate::common::assert_problem;
+
 use super::{assert_echo, close_cleanly, http1_upstream, patiently, pattern, start, ws_connect};
 
 /// What the echo server saw of each handshake: the target and the
@@ -174,4 +176,20 @@ async fn an_upgrade_the_upstream_refuses_reaches_the_client_as_its_answer() {
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "the upstream's status: {}", refused.text());
     assert_eq!(refused.text(), "not here", "the upstream's body");
     assert_eq!(seen.lock().unwrap().len(), 1, "the handshake reached the upstream once (no retry)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_to_an_unreachable_upstream_is_a_structured_502() {
+    // Nothing listens on port 1: every connection is refused.
+    let host = start(json!({ "endpoints": ["127.0.0.1:1"], "protocol": "http1" }), json!({})).await;
+    let handshake = [
+        ("connection", "upgrade"),
+        ("upgrade", "websocket"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("sec-websocket-version", "13"),
+    ];
+    let reply = patiently("the upgrade", host.http1().send(Method::GET, "/chat", &handshake, Bytes::new())).await;
+    let reply = reply.expect("an answer");
+    assert_problem(&reply, 502, "UPSTREAM_UNAVAILABLE");
+    assert!(reply.header("upgrade").is_none(), "no upgrade offered: {:?}", reply.headers);
 }
