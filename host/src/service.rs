@@ -9,6 +9,11 @@
 //! and `body` is empty. A native plugin reading such a body past
 //! `limits.max_body` gets an error, and the client a 413 (the response has
 //! not started while the pipeline runs).
+//!
+//! An upgrade request (WebSocket, HTTP/2 extended CONNECT) gets the
+//! client's bytes after the upgrade as its request body stream, and a 101
+//! answer is tunnelled ([`crate::server::tunnel`]); an ordinary request pays
+//! one header lookup for it.
 
 use std::{
     convert::Infallible,
@@ -60,6 +65,15 @@ impl Body {
     /// A body of one buffer.
     pub fn full(bytes: Bytes) -> Body {
         Body(BodyKind::Full(Full::new(bytes)))
+    }
+
+    /// `first`, then the chunks of `stream` (when there is one).
+    pub fn streaming(first: Bytes, stream: Option<StreamSource>) -> Body {
+        match stream {
+            Some(StreamSource::Channel(rx, guard)) => Body(BodyKind::Stream { first: Some(first), rx, _guard: guard }),
+            Some(StreamSource::Plugin(stream)) => Body(BodyKind::Plugin { first: Some(first), body: stream }),
+            None => Body::full(first),
+        }
     }
 }
 
@@ -139,17 +153,26 @@ pub struct ConnInfo {
     pub state: Arc<ConnState>,
     /// What the TLS handshake established (TLS and HTTP/3 connections).
     pub tls: Option<Arc<crate::server::tls::identity::ConnTls>>,
+    /// The connection's place under `max_connections` (TCP connections):
+    /// held here, it lasts as long as the connection or a tunnel made of it.
+    pub permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 
 /// Serves one request. Generic over the request body: hyper's
 /// on HTTP/1 and HTTP/2 (`hyper::body::Incoming`), a buffered body on HTTP/3 ([`crate::server::h3`]).
-pub async fn serve<B>(shared: Arc<Shared>, conn: Arc<ConnInfo>, req: Request<B>) -> Result<Response<Body>, Infallible>
+pub async fn serve<B>(shared: Arc<Shared>, conn: Arc<ConnInfo>, mut req: Request<B>) -> Result<Response<Body>, Infallible>
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BodyError>,
 {
     let _in_flight = conn.state.begin_request();
+    let (upgrade, tunnel_body) = if crate::server::tunnel::requested(&req) {
+        let (pending, body) = crate::server::tunnel::begin(&mut req);
+        (Some(pending), Some(body))
+    } else {
+        (None, None)
+    };
     let started = Instant::now();
     let id = shared.ids.for_request(req.headers());
     let request_id = request_id::as_str(&id);
@@ -159,7 +182,10 @@ where
     let head = parts.method == Method::HEAD;
     let http1 = parts.version <= http::Version::HTTP_11;
     let mut upstream = None; // the access log's upstream fields (set only when it is on)
-    let (mut resp, route) = dispatch(&shared, &conn, parts, body, &id, (&mut timings, &mut upstream)).await;
+    let (mut resp, route) = dispatch(&shared, &conn, parts, body, tunnel_body, &id, (&mut timings, &mut upstream)).await;
+    if let Some(upgrade) = upgrade {
+        upgrade.accept(&mut resp, &conn, shared.limits.idle_timeout);
+    }
     if !http1 {
         resp.headers.remove(header::CONNECTION);
     }
@@ -190,6 +216,7 @@ async fn dispatch<B>(
     conn: &ConnInfo,
     parts: Parts,
     body: B,
+    tunnel: Option<Box<RequestBody>>,
     id: &HeaderValue,
     (timings, upstream): (&mut Timings, &mut Option<crate::access_log::Upstream>),
 ) -> (HostResponse, Option<Arc<str>>)
@@ -226,7 +253,10 @@ where
     let streams = entry.stream_body || live.streams_body();
     // Boxed: reading a body is the rarer path, and keeping its state out of
     // this future keeps every request's future small.
-    let body = if body.is_end_stream() {
+    let body = if let Some(tunnel) = tunnel {
+        body_stream = Some(tunnel); // the client's bytes after the upgrade
+        Ok(Bytes::new())
+    } else if body.is_end_stream() {
         Ok(Bytes::new())
     } else if streams && declared_over(&parts.headers, max) {
         Err(problem::closing(problem::payload_too_large(max, request_id)))
@@ -324,13 +354,9 @@ fn finish(resp: HostResponse, id: HeaderValue, head: bool) -> Response<Body> {
     headers.insert(request_id::HEADER, id);
     let body = match stream.and_then(|s| s.take()) {
         Some(_) if head => Body::full(Bytes::new()),
-        Some(StreamSource::Channel(rx, guard)) => {
+        Some(source) => {
             headers.remove(header::CONTENT_LENGTH);
-            Body(BodyKind::Stream { first: Some(body), rx, _guard: guard })
-        }
-        Some(StreamSource::Plugin(stream)) => {
-            headers.remove(header::CONTENT_LENGTH);
-            Body(BodyKind::Plugin { first: Some(body), body: stream })
+            Body::streaming(body, Some(source))
         }
         None if head => {
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));

@@ -33,5 +33,6 @@ mod proxy_tunnels;
 mod wasm;
 mod tls;
 mod trailers;
+mod upgrade;
 mod upstreams_admin;
 mod h3;

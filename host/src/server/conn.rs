@@ -1,6 +1,10 @@
 //! One accepted TCP connection: HTTP/1.1 or h2c (hyper-util's auto builder
 //! sniffs the preface), served until it ends, idles out, times out reading a
 //! head, or the host shuts down (graceful: in-flight requests finish).
+//! Connections on tokio streams (plain and TLS) are served with upgrades
+//! ([`super::tunnel`]); io_uring streams are not `Send`, which hyper's
+//! upgraded connections require, so they are served without HTTP/1.1
+//! upgrades (HTTP/2 extended CONNECT works on both).
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -49,6 +53,7 @@ pub fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     builder
         .http2()
         .timer(TokioTimer::new())
+        .enable_connect_protocol()
         .max_concurrent_streams(limits.h2_max_concurrent_streams)
         .max_header_list_size(u32::try_from(limits.max_header_bytes.saturating_mul(2)).unwrap_or(u32::MAX));
     // Ping the peer every interval; no answer within another interval closes
@@ -100,34 +105,58 @@ where
 pub async fn serve_tcp(stream: TcpStream, peer: SocketAddr, ctx: ConnContext, permit: OwnedSemaphorePermit) {
     let _ = stream.set_nodelay(true);
     match ctx.tls.clone() {
-        Some(tls) => super::tls::serve(tls, stream, peer, ctx, permit).await,
-        None => serve(stream, peer, ctx, permit).await,
+        Some(tls) => super::tls::serve(tls, stream, peer, ctx, permit, serve_with).await,
+        None => serve_with(stream, peer, ctx, permit, None).await,
     }
 }
 
-/// Serves one connection over any byte stream (plain TCP on tokio or
-/// io_uring, TLS on top of either) to its end. Holds `permit` (the
-/// connection limit) throughout. The caller sets socket options (nodelay).
-pub async fn serve<S>(stream: S, peer: SocketAddr, ctx: ConnContext, permit: OwnedSemaphorePermit)
+/// Serves one connection over a byte stream that cannot leave its thread
+/// (io_uring, plain or under TLS) to its end, without HTTP/1.1 upgrades.
+/// Holds `permit` (the connection limit) throughout, and a tunnel made of
+/// the connection holds it on. The caller sets socket options (nodelay).
+pub async fn serve<S>(stream: S, peer: SocketAddr, ctx: ConnContext, permit: OwnedSemaphorePermit, tls: Option<Arc<super::tls::identity::ConnTls>>)
 where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
-    serve_with(stream, peer, ctx, permit, None).await;
+    let (io, info, state) = prepare(stream, peer, tls, permit);
+    let (shared, offload) = (ctx.shared.clone(), ctx.offload.clone());
+    let svc = service_fn(move |req| offloaded(offload.as_ref(), service::serve(shared.clone(), info.clone(), req)));
+    drive(ctx.builder.serve_connection(io, svc), |conn| conn.graceful_shutdown(), state, &ctx, peer).await;
 }
 
-/// [`serve`] with the connection's TLS facts (request metadata, `Alt-Svc`).
+/// [`serve`] for a stream that is `Send` (tokio TCP, plain or under TLS),
+/// with upgrades.
 pub async fn serve_with<S>(stream: S, peer: SocketAddr, ctx: ConnContext, permit: OwnedSemaphorePermit, tls: Option<Arc<super::tls::identity::ConnTls>>)
 where
-    S: AsyncRead + AsyncWrite + Unpin + 'static,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let _permit = permit;
+    let (io, info, state) = prepare(stream, peer, tls, permit);
+    let (shared, offload) = (ctx.shared.clone(), ctx.offload.clone());
+    let svc = service_fn(move |req| offloaded(offload.as_ref(), service::serve(shared.clone(), info.clone(), req)));
+    let conn = ctx.builder.serve_connection_with_upgrades(io, svc);
+    drive(conn, |conn| conn.graceful_shutdown(), state, &ctx, peer).await;
+}
+
+/// The connection's tracked I/O, what the service knows of it, and its
+/// activity state.
+fn prepare<S>(
+    stream: S,
+    peer: SocketAddr,
+    tls: Option<Arc<super::tls::identity::ConnTls>>,
+    permit: OwnedSemaphorePermit,
+) -> (TokioIo<TrackedIo<S>>, Arc<ConnInfo>, Arc<ConnState>) {
     let state = Arc::new(ConnState::default());
     let io = TokioIo::new(TrackedIo::new(stream, state.clone()));
-    let info = Arc::new(ConnInfo { client: client_string(peer), state: state.clone(), tls });
-    let shared = ctx.shared.clone();
-    let offload = ctx.offload.clone();
-    let svc = service_fn(move |req| offloaded(offload.as_ref(), service::serve(shared.clone(), info.clone(), req)));
-    let conn = ctx.builder.serve_connection(io, svc);
+    let info = Arc::new(ConnInfo { client: client_string(peer), state: state.clone(), tls, permit: Some(permit) });
+    (io, info, state)
+}
+
+/// Runs `conn` to its end under the connection's watchdog: a head read too
+/// slowly drops it, idleness or shutdown closes it gracefully.
+async fn drive<C>(conn: C, graceful: impl FnOnce(std::pin::Pin<&mut C>), state: Arc<ConnState>, ctx: &ConnContext, peer: SocketAddr)
+where
+    C: Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>>,
+{
     tokio::pin!(conn);
     let limits = &ctx.shared.limits;
     let (mut alarm, watchdog) =
@@ -144,7 +173,7 @@ where
         tracing::debug!(%peer, "closing connection: request head not received within header_read_timeout");
         return;
     }
-    conn.as_mut().graceful_shutdown();
+    graceful(conn.as_mut());
     log_end(peer, conn.await);
 }
 

@@ -14,6 +14,7 @@ pub mod uring;
 pub mod watchdog;
 pub mod framing;
 pub mod headscan;
+pub mod tunnel;
 
 use std::{
     io::Write,

@@ -117,16 +117,20 @@ fn client_verifier(settings: &TlsSettings) -> Result<Option<Arc<dyn ClientCertVe
 
 /// Completes the handshake on an accepted connection (a tokio or an
 /// io_uring TCP stream; the caller sets nodelay), then serves it
-/// like any other ([`conn::serve_with`]). A failed or too slow handshake
+/// like any other with `then` ([`conn::serve_with`] on tokio, with
+/// upgrades; [`conn::serve`] on io_uring). A failed or too slow handshake
 /// costs only this connection (logged at debug).
-pub async fn serve<S>(
+pub async fn serve<S, F, Fut>(
     tls: Arc<TlsEndpoint>,
     stream: S,
     peer: SocketAddr,
     ctx: conn::ConnContext,
     permit: OwnedSemaphorePermit,
+    then: F,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
+    F: FnOnce(tokio_rustls::server::TlsStream<S>, SocketAddr, conn::ConnContext, OwnedSemaphorePermit, Option<Arc<ConnTls>>) -> Fut,
+    Fut: Future<Output = ()>,
 {
     let mut stop = ctx.shutdown.clone();
     let handshake = tokio::time::timeout(tls.handshake_timeout, tls.acceptor.accept(stream));
@@ -148,7 +152,7 @@ pub async fn serve<S>(
         };
         Arc::new(ConnTls::new(hs, tls.alt_svc.clone()))
     };
-    conn::serve_with(stream, peer, ctx, permit, Some(info)).await;
+    then(stream, peer, ctx, permit, Some(info)).await;
 }
 
 /// The connection context of listener `spec` bound at `addr`: for a TLS

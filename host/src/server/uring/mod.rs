@@ -192,8 +192,8 @@ async fn accept_loop(listener: tokio_uring::net::TcpListener, ctx: ConnContext, 
         let _ = stream.set_nodelay(true);
         let stream = stream::UringStream::new(stream);
         match ctx.tls.clone() {
-            Some(tls) => drop(tokio_uring::spawn(super::tls::serve(tls, stream, peer, ctx.clone(), permit))),
-            None => drop(tokio_uring::spawn(conn::serve(stream, peer, ctx.clone(), permit))),
+            Some(tls) => drop(tokio_uring::spawn(super::tls::serve(tls, stream, peer, ctx.clone(), permit, conn::serve))),
+            None => drop(tokio_uring::spawn(conn::serve(stream, peer, ctx.clone(), permit, None))),
         }
     }
 }
