@@ -1,7 +1,8 @@
 //! Endpoint health: passive outlier detection ejects an endpoint that
 //! refuses connections (no client request fails meanwhile: connect failures
 //! are retried on the other), the admin API shows it `ejected`, and once the
-//! ejection ends and the endpoint serves again it gets traffic again.
+//! ejection ends and the endpoint serves again it gets traffic again; no
+//! more than `max_ejection_percent` of the endpoints is ejected at once.
 //! Active checks mark an endpoint whose `/healthz` fails `unhealthy` and
 //! take it out of rotation until it passes again; with every endpoint
 //! unhealthy (panic mode) traffic still flows to all of them.
@@ -42,6 +43,29 @@ async fn an_endpoint_refusing_connections_is_ejected_without_failing_a_request()
     let up_status = endpoint_status(&host, &up).await;
     assert_eq!(up_status["health"], "healthy", "{up_status}");
     assert_eq!(status(&host).await["retries"], 2, "each connect failure was retried once");
+}
+
+#[tokio::test]
+async fn at_most_the_max_ejection_share_is_ejected() {
+    let up = TestUpstream::start("up").await;
+    let downs = [TestUpstream::start("d1").await, TestUpstream::start("d2").await];
+    downs.iter().for_each(TestUpstream::stop);
+    let passive = json!({ "consecutive_connect_failures": 1, "base_ejection": "60s", "max_ejection_percent": 34 });
+    let settings = json!({ "health": { "passive": passive }, "retries": generous_retries() });
+    let host = gateway(&[&up, &downs[0], &downs[1]], settings).await;
+    for _ in 0..20 {
+        let reply = get(&host, "/share").await;
+        assert_eq!((reply.status.as_u16(), answered_by(&reply)), (200, "up".to_owned()), "{}", reply.text());
+    }
+    let mut health = Vec::new();
+    for down in &downs {
+        let status = endpoint_status(&host, down).await;
+        health.push((status["health"].as_str().unwrap_or_default().to_owned(), status["errors"].as_u64().unwrap_or(0)));
+    }
+    let ejected = health.iter().filter(|(h, _)| h == "ejected").count();
+    assert_eq!(ejected, 1, "34% of 3 endpoints is one: {health:?}");
+    let (_, errors) = health.iter().find(|(h, _)| h == "healthy").expect("the other stays in");
+    assert!(*errors >= 2, "it kept failing without being ejected: {health:?}");
 }
 
 #[tokio::test]
