@@ -3,8 +3,9 @@
 //! (RFC 8441) to an HTTP/1.1 upstream (`extended_connect.rs`), gRPC unary and
 //! server streaming to an h2c upstream with statuses in trailers (`grpc.rs`),
 //! WebSockets on a TLS listener (`tls.rs`), both again on the io_uring
-//! backend (`uring.rs`), and 100 swaps of the proxy under load while
-//! WebSockets stay open (`swap.rs`).
+//! backend (`uring.rs`), 100 swaps of the proxy under load while WebSockets
+//! stay open (`swap.rs`), and swaps to other builds of the proxy while a
+//! response streams and a WebSocket is open (`new_build.rs`).
 //!
 //! Every upstream is a real server started by the test on 127.0.0.1:0
 //! (tokio-tungstenite, tonic, hyper); covet runs the real `covet-proxy`
@@ -12,8 +13,10 @@
 
 mod extended_connect;
 mod grpc;
+mod new_build;
 mod swap;
 mod tls;
+mod upstream;
 mod uring;
 mod websocket;
 

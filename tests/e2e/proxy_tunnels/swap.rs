@@ -1,44 +1,34 @@
 //! The proxy plugin swapped 100 times under load: while a few tasks keep
 //! sending GETs through the proxy and WebSockets through it keep echoing
 //! (three over HTTP/1.1 and one over HTTP/2 opened before, two during the
-//! swaps), the plugin is reloaded and
-//! re-configured through the admin API 100 times. No request may fail, each
+//! swaps), the plugin is reloaded and re-configured through the admin API
+//! 100 times. No request may fail, each
 //! swap is live when it returns, every WebSocket echoes throughout, still
 //! echoes afterwards and closes cleanly (the tunnels belong to the host, not
 //! to the instance), and every replaced instance then shuts down.
 
 use std::{
     collections::HashSet,
-    convert::Infallible,
-    net::SocketAddr,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
 };
 
-use bytes::Bytes;
 use covet_e2e::{Client, Host};
-use futures_util::{SinkExt, StreamExt};
-use http::{Request, Response, StatusCode, header};
-use http_body_util::Full;
-use hyper::{body::Incoming, server::conn::http1, service::service_fn};
-use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::{
     io::{AsyncRead, AsyncWrite},
-    net::TcpListener,
     task::JoinHandle,
 };
-use tokio_tungstenite::{
-    WebSocketStream,
-    tungstenite::{Message, handshake::derive_accept_key, protocol::Role},
-};
+use tokio_tungstenite::{WebSocketStream, tungstenite::Message};
 
 use super::{
     PROXY, TICK, assert_echo, close_cleanly,
     extended_connect::{h2_connection, h2_websocket, origin},
-    http1_upstream, pattern, proxy_config, start, ws_connect,
+    http1_upstream, pattern, proxy_config, start,
+    upstream::mixed_upstream,
+    ws_connect,
 };
 use crate::{
     common::PATIENCE,
@@ -50,56 +40,6 @@ const LOADERS: usize = 4;
 /// HTTP/1.1 WebSockets open before the swaps (with one over HTTP/2; two
 /// more are opened during them).
 const SOCKETS: usize = 3;
-
-/// An upstream answering plain requests with `ok <path>` (and the `via` it
-/// got in `x-seen-via`) and WebSocket upgrades with an echo (hyper for HTTP,
-/// tungstenite for the frames).
-async fn upstream() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            let service = service_fn(|request| async move { Ok::<_, Infallible>(answer(request)) });
-            let connection = http1::Builder::new().serve_connection(TokioIo::new(socket), service).with_upgrades();
-            tokio::spawn(connection);
-        }
-    });
-    addr
-}
-
-fn answer(mut request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let key = request.headers().get("sec-websocket-key").cloned();
-    let Some(key) = key.filter(|_| is_upgrade(&request)) else {
-        let via = request.headers().get(header::VIA).cloned().unwrap_or(header::HeaderValue::from_static("none"));
-        let mut response = Response::new(Full::new(Bytes::from(format!("ok {}", request.uri().path()))));
-        response.headers_mut().insert("x-seen-via", via);
-        return response;
-    };
-    let upgrade = hyper::upgrade::on(&mut request);
-    tokio::spawn(async move {
-        let Ok(upgraded) = upgrade.await else { return };
-        let mut ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
-        while let Some(Ok(message)) = ws.next().await {
-            if (message.is_text() || message.is_binary()) && ws.send(message).await.is_err() {
-                return;
-            }
-        }
-    });
-    Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::CONNECTION, "upgrade")
-        .header(header::UPGRADE, "websocket")
-        .header("sec-websocket-accept", derive_accept_key(key.as_bytes()))
-        .body(Full::new(Bytes::new()))
-        .unwrap()
-}
-
-fn is_upgrade(request: &Request<Incoming>) -> bool {
-    let has = |name, value: &str| {
-        request.headers().get_all(name).iter().any(|v| v.to_str().is_ok_and(|v| v.to_ascii_lowercase().contains(value)))
-    };
-    has(header::CONNECTION, "upgrade") && has(header::UPGRADE, "websocket")
-}
 
 /// What the load saw.
 #[derive(Default)]
@@ -188,7 +128,7 @@ async fn open_chatter(host: &Host, id: usize, stop: &Arc<AtomicBool>) -> JoinHan
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_swapped_100_times_under_load_fails_nothing_and_keeps_websockets() {
-    let host = start(http1_upstream(upstream().await), json!({})).await;
+    let host = start(http1_upstream(mixed_upstream(None).await), json!({})).await;
     let (stop, tally) = (Arc::new(AtomicBool::new(false)), Arc::new(Tally::default()));
     let mut sockets = Vec::new();
     for id in 0..SOCKETS {
