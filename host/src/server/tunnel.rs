@@ -54,9 +54,14 @@ const READ_SIZE: usize = 16 * 1024;
 
 /// Whether `req` asks for an upgrade the host tunnels: an HTTP/1.1 request
 /// with `upgrade` and `connection: upgrade` and no body (not `h2c`, which
-/// hyper does not serve), or an HTTP/2 CONNECT with `:protocol`. Costs a
-/// header lookup on an ordinary request.
+/// hyper does not serve), or an HTTP/2 CONNECT with `:protocol`. hyper
+/// marks the requests it can upgrade (an `upgrade` header, a CONNECT) with
+/// an `OnUpgrade` extension, so an ordinary request costs one check of its
+/// (empty) extensions, not a header lookup.
 pub fn requested<B: hyper::body::Body>(req: &Request<B>) -> bool {
+    if req.extensions().get::<OnUpgrade>().is_none() {
+        return false;
+    }
     match req.version() {
         Version::HTTP_11 => {
             let Some(upgrade) = req.headers().get(header::UPGRADE) else { return false };
@@ -308,16 +313,27 @@ mod tests {
     #[test]
     fn only_an_upgrade_with_connection_upgrade_is_tunnelled() {
         let req = |connection: &str, upgrade: &str| {
-            Request::builder()
+            let req = Request::builder()
                 .header(header::CONNECTION, connection)
                 .header(header::UPGRADE, upgrade)
                 .body(http_body_util::Empty::<Bytes>::new())
-                .unwrap()
+                .unwrap();
+            upgradable(req)
         };
         assert!(requested(&req("keep-alive, Upgrade", "websocket")));
         assert!(!requested(&req("keep-alive", "websocket")));
         assert!(!requested(&req("upgrade", "h2c")));
-        assert!(!requested(&Request::new(http_body_util::Empty::<Bytes>::new())));
+        assert!(!requested(&upgradable(Request::new(http_body_util::Empty::<Bytes>::new()))));
+        let mut unmarked = req("upgrade", "websocket");
+        unmarked.extensions_mut().clear();
+        assert!(!requested(&unmarked), "hyper did not mark it upgradable");
+    }
+
+    /// `req` marked as hyper marks a request it can upgrade.
+    fn upgradable<B>(mut req: Request<B>) -> Request<B> {
+        let on = hyper::upgrade::on(&mut req);
+        req.extensions_mut().insert(on);
+        req
     }
 
     #[test]
@@ -329,6 +345,7 @@ mod tests {
             .body(http_body_util::Empty::<Bytes>::new())
             .unwrap();
         req.extensions_mut().insert(Protocol::from_static("websocket"));
+        let mut req = upgradable(req);
         assert!(requested(&req));
         normalise(&mut req);
         assert_eq!(req.method(), Method::GET);
