@@ -150,8 +150,10 @@ impl Http {
     }
 }
 
-/// What kind of failure a [`ServiceError`] is.
+/// What kind of failure a [`ServiceError`] is. Later hosts may add kinds
+/// (as 0.2 added `Unavailable` and `Overloaded`), so a `match` needs a `_` arm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ServiceErrorKind {
     /// The manifest does not grant this host or namespace.
     Denied,

@@ -76,6 +76,7 @@ pub fn kind_name(kind: ServiceErrorKind) -> &'static str {
         ServiceErrorKind::ShutDown => "shut_down",
         ServiceErrorKind::Unavailable => "unavailable",
         ServiceErrorKind::Overloaded => "overloaded",
+        _ => "other",
     }
 }
 

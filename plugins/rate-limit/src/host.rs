@@ -59,7 +59,7 @@ fn store_error(error: ServiceError) -> StoreError {
         // not Redis: the log line (the host's message) says which to fix.
         ServiceErrorKind::Denied | ServiceErrorKind::Unsupported | ServiceErrorKind::Config => "misconfigured",
         ServiceErrorKind::ShutDown => "shut_down",
-        ServiceErrorKind::Backend | ServiceErrorKind::Http => "backend",
+        _ => "backend",
     };
     StoreError { kind, message: error.message }
 }
