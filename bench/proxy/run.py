@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""Proxy benchmark (run via bench/proxy.sh): covet's proxy plugin vs nginx
+`proxy_pass` vs HAProxy in front of the same bare hyper upstream.
+
+Each proxy is pinned to SERVER_CPU (0) with one worker/thread; wrk and the
+upstream (bench/hello-hyper, one tokio worker) share CLIENT_CPU (1). For each
+proxy: a warm-up, then RUNS runs of DURATION seconds; the median RPS, p50,
+p99 and the proxy's CPU µs per request (utime + stime of its whole process
+tree — nginx's master and worker — over the run ÷ requests). A first row
+measures the upstream alone (wrk straight at it), the ceiling of this load
+generator on its core."""
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+from harness import CLK_TCK, CLIENT_CPU, SERVER_CPU, Server, wrk  # noqa: E402
+
+RELEASE = os.path.join(os.environ["CARGO_TARGET_DIR"], "release")
+SECONDS = int(os.environ.get("DURATION", "10"))
+RUNS = int(os.environ.get("RUNS", "3"))
+CONNS = int(os.environ.get("CONNS", "50"))
+WARMUP = int(os.environ.get("WARMUP", "3"))
+PATH = "/hello"
+NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
+HAPROXY = os.environ.get("HAPROXY", "haproxy")
+PROXIES = os.environ.get("PROXIES", "covet,nginx,haproxy").split(",")
+
+
+def tree_times(root):
+    """(utime, stime) of `root` and every live descendant, in seconds."""
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(entry)] = (int(fields[1]), int(fields[11]), int(fields[12]))
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, (ppid, _, _) in stats.items():
+            if ppid == parent and pid not in tree:
+                tree.add(pid)
+                frontier.append(pid)
+    utime = sum(stats[pid][1] for pid in tree if pid in stats) / CLK_TCK
+    stime = sum(stats[pid][2] for pid in tree if pid in stats) / CLK_TCK
+    return utime, stime
+
+
+class Covet(Server):
+    """covet (prints `listening on http://ADDR`), CPU counted over its tree."""
+
+    def cpu_times(self):
+        return tree_times(self.proc.pid)
+
+
+class Peer:
+    """nginx or HAProxy in the foreground on a fixed port, pinned to SERVER_CPU."""
+
+    def __init__(self, argv, port, log):
+        self.addr = f"127.0.0.1:{port}"
+        with open(log, "w") as out:
+            self.proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, *argv], stdout=out, stderr=out)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{argv[0]} exited: {open(log).read()}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"{argv[0]} never listened on {self.addr}")
+
+    def url(self, path="/"):
+        return f"http://{self.addr}{path}"
+
+    def cpu_times(self):
+        return tree_times(self.proc.pid)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+class Upstream(Covet):
+    """hello-hyper pinned to CLIENT_CPU, next to wrk (the proxy's core stays the proxy's)."""
+
+    def __init__(self, binary):
+        self.proc = subprocess.Popen(["taskset", "-c", CLIENT_CPU, binary], stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+        line = self.proc.stdout.readline()
+        if not line.startswith("listening on http://"):
+            raise RuntimeError(f"hello-hyper did not start: {line!r}")
+        self.addr = line.strip().removeprefix("listening on http://")
+
+
+def measure(server, path):
+    """Warm-up, then RUNS wrk runs: the median of each figure, CPU µs per request (user, system, total)."""
+    wrk(server.url(path), WARMUP, CONNS)
+    results = []
+    for _ in range(RUNS):
+        user0, sys0 = server.cpu_times()
+        r = wrk(server.url(path), SECONDS, CONNS)
+        user1, sys1 = server.cpu_times()
+        n = max(r["requests"], 1)
+        r.update(usr_us=(user1 - user0) * 1e6 / n, sys_us=(sys1 - sys0) * 1e6 / n)
+        r["cpu_us"] = r["usr_us"] + r["sys_us"]
+        results.append(r)
+    median = {k: statistics.median(r[k] for r in results) for k in ["rps", "p50", "p99", "cpu_us", "usr_us", "sys_us"]}
+    median["non2xx"] = sum(r["non2xx"] for r in results)
+    return median
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def render(template, work, **values):
+    text = open(os.path.join(HERE, template)).read()
+    for key, value in values.items():
+        text = text.replace(f"@{key}@", value)
+    path = os.path.join(work, template)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def start_covet(work, upstream):
+    manifest = render("covet.yaml", work, UPSTREAM=upstream, RELEASE=RELEASE)
+    return Covet([os.path.join(RELEASE, "covet"), "host", "--plugins", manifest],
+                 env={"COVET_ADMIN_LISTEN": "off", "COVET_LOG": "warn"})
+
+
+def start_nginx(work, upstream):
+    port = free_port()
+    conf = render("nginx.conf", work, LISTEN=f"127.0.0.1:{port}", UPSTREAM=upstream, WORK=work)
+    return Peer([NGINX, "-p", work, "-c", conf], port, os.path.join(work, "nginx.out"))
+
+
+def start_haproxy(work, upstream):
+    port = free_port()
+    conf = render("haproxy.cfg", work, LISTEN=f"127.0.0.1:{port}", UPSTREAM=upstream)
+    return Peer([HAPROXY, "-db", "-f", conf], port, os.path.join(work, "haproxy.out"))
+
+
+def check(server):
+    """One request through the proxy must reach the upstream and answer its body."""
+    out = subprocess.run(["curl", "-sS", "--max-time", "5", server.url(PATH)], capture_output=True, text=True)
+    if out.stdout != "hello":
+        raise RuntimeError(f"{server.url(PATH)} answered {out.stdout!r} {out.stderr!r}")
+
+
+def row(name, m):
+    print(f"{name:<22} {m['rps']:>9.0f} {m['p50']:>8.0f} {m['p99']:>8.0f} {m['cpu_us']:>8.2f} {m['usr_us']:>8.2f} "
+          f"{m['sys_us']:>8.2f}"
+          f"{'  non2xx=' + str(m['non2xx']) if m['non2xx'] else ''}", flush=True)
+
+
+def main():
+    print(f"wrk -t1 -c{CONNS} -d{SECONDS}s {PATH}, {RUNS} runs (median), warm-up {WARMUP}s; proxy on CPU "
+          f"{SERVER_CPU} (1 worker/thread), wrk and the upstream (hello-hyper, 1 tokio worker) on CPU {CLIENT_CPU}")
+    print(f"{'server':<22} {'rps':>9} {'p50 us':>8} {'p99 us':>8} {'cpu us':>8} {'usr us':>8} {'sys us':>8}")
+    results = {}
+    with tempfile.TemporaryDirectory() as work:
+        upstream = Upstream(os.path.join(RELEASE, "hello-hyper"))
+        try:
+            row("upstream alone", measure(upstream, PATH))
+            for key, name, start in [("covet", "covet proxy", start_covet),
+                                     ("nginx", "nginx proxy_pass", start_nginx),
+                                     ("haproxy", "haproxy", start_haproxy)]:
+                if key not in PROXIES:
+                    continue
+                server = start(work, upstream.addr)
+                try:
+                    check(server)
+                    results[name] = measure(server, PATH)
+                finally:
+                    server.stop()
+                row(name, results[name])
+        finally:
+            upstream.stop()
+    c = results.get("covet proxy")
+    for peer in ["nginx proxy_pass", "haproxy"]:
+        p = results.get(peer)
+        if not (c and p):
+            continue
+        target = " (target: cpu/req and p99 <= 1.0x nginx)" if peer.startswith("nginx") else ""
+        print(f"covet / {peer}: rps {c['rps'] / p['rps']:.3f}x, p99 {c['p99'] / p['p99']:.3f}x, "
+              f"cpu/req {c['cpu_us'] / p['cpu_us']:.3f}x{target}")
+
+
+if __name__ == "__main__":
+    main()
