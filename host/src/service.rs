@@ -156,6 +156,9 @@ pub struct ConnInfo {
     /// The connection's place under `max_connections` (TCP connections):
     /// held here, it lasts as long as the connection or a tunnel made of it.
     pub permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// The runtime of the thread the connection's IO is bound to (io_uring):
+    /// a tunnel made of the connection runs there. `None`: any runtime.
+    pub home: Option<tokio::runtime::Handle>,
 }
 
 

@@ -4,8 +4,10 @@
 //! client sends after the upgrade comes back. HTTP/1.1 `Upgrade` over a raw
 //! TCP connection, and HTTP/2 extended CONNECT (RFC 8441) with hyper's
 //! client, which the host presents to the plugin as an HTTP/1.1 upgrade.
-//! The HTTP/1.1 tests pin the epoll backend: io_uring streams cannot leave
-//! their thread, so that backend serves no HTTP/1.1 upgrades (docs/io.md).
+//! The HTTP/1.1 tests run on both backends (`COVET_IO=epoll` and `uring`):
+//! on io_uring the upgraded connection stays on its thread (docs/io.md),
+//! also while a `blocking` plugin is live and requests run on the main
+//! runtime.
 
 use std::time::Duration;
 
@@ -21,7 +23,7 @@ use tokio::{
     time::timeout,
 };
 
-use crate::common::PATIENCE;
+use crate::common::{PATIENCE, labelled};
 
 const FIXTURE: &str = "covet-async-plugin";
 
@@ -59,14 +61,12 @@ async fn read_head(tcp: &mut TcpStream) -> String {
     String::from_utf8(head).unwrap()
 }
 
-/// A host on the epoll backend (HTTP/1.1 upgrades need it).
-async fn epoll_host() -> Host {
-    epoll_host_on(gateway()).await
-}
-
-async fn epoll_host_on(manifest: Manifest) -> Host {
-    let host = Host::builder(manifest).env("COVET_IO", "epoll").start();
+/// A host for `manifest` on `backend` (`epoll` or `uring`; asserted).
+async fn host_on(backend: &str, manifest: Manifest) -> Host {
+    let host = Host::builder(manifest).env("COVET_IO", backend).start();
     host.wait_ready().await;
+    let line = host.log_line(&[&format!("io backend: {backend}")]).await;
+    assert!(line.is_some(), "the host serves on {backend}; logs:\n{}", host.logs());
     host
 }
 
@@ -89,9 +89,9 @@ async fn closed_by_host<T: AsyncRead + Unpin>(io: &mut T) {
     assert!(read.is_ok() && rest.is_empty(), "the idle tunnel was not closed: {read:?} {rest:?}");
 }
 
-#[tokio::test]
-async fn an_http1_upgrade_is_tunnelled_through_a_native_handler() {
-    let host = epoll_host().await;
+/// An HTTP/1.1 upgrade on a raw connection: 101, bytes both ways, and the
+/// host's side closed after ours.
+async fn http1_upgrade_round_trip(host: &Host) {
     let mut tcp = TcpStream::connect(host.addr()).await.unwrap();
     let request = "GET /tunnel HTTP/1.1\r\nhost: covet.test\r\nconnection: Upgrade\r\nupgrade: echo-protocol\r\n\r\n";
     tcp.write_all(request.as_bytes()).await.unwrap();
@@ -107,9 +107,8 @@ async fn an_http1_upgrade_is_tunnelled_through_a_native_handler() {
     assert!(read.is_ok() && rest.is_empty(), "{read:?} {rest:?}");
 }
 
-#[tokio::test]
-async fn an_http1_tunnel_outlives_idle_timeout_while_used_and_closes_when_idle() {
-    let host = epoll_host_on(gateway().limit("idle_timeout", "1s")).await;
+async fn http1_tunnel_idles_out(backend: &str) {
+    let host = host_on(backend, gateway().limit("idle_timeout", "1s")).await;
     let mut tcp = TcpStream::connect(host.addr()).await.unwrap();
     let request = "GET /tunnel HTTP/1.1\r\nhost: covet.test\r\nconnection: upgrade\r\nupgrade: echo-protocol\r\n\r\n";
     tcp.write_all(request.as_bytes()).await.unwrap();
@@ -118,9 +117,8 @@ async fn an_http1_tunnel_outlives_idle_timeout_while_used_and_closes_when_idle()
     closed_by_host(&mut tcp).await;
 }
 
-#[tokio::test]
-async fn an_upgrade_answered_without_101_is_an_ordinary_exchange() {
-    let host = epoll_host().await;
+async fn upgrade_without_101(backend: &str) {
+    let host = host_on(backend, gateway()).await;
     let mut tcp = TcpStream::connect(host.addr()).await.unwrap();
     // A handler that does not switch protocols: the upgrade is dropped and
     // the connection goes on serving HTTP/1.1.
@@ -132,6 +130,49 @@ async fn an_upgrade_answered_without_101_is_an_ordinary_exchange() {
     tcp.write_all(b"GET /plain HTTP/1.1\r\nhost: covet.test\r\n\r\n").await.unwrap();
     let head = read_head(&mut tcp).await.to_ascii_lowercase();
     assert!(head.starts_with("http/1.1 200"), "the connection still serves requests: {head}");
+}
+
+#[tokio::test]
+async fn an_http1_upgrade_is_tunnelled_through_a_native_handler() {
+    http1_upgrade_round_trip(&host_on("epoll", gateway()).await).await;
+}
+
+#[tokio::test]
+async fn an_http1_upgrade_is_tunnelled_on_io_uring() {
+    http1_upgrade_round_trip(&host_on("uring", gateway()).await).await;
+}
+
+/// With a `blocking` native plugin live, io_uring requests run on the main
+/// runtime; the tunnel must still run on the connection's own thread.
+#[tokio::test]
+async fn an_http1_upgrade_is_tunnelled_on_io_uring_while_requests_are_offloaded() {
+    let manifest = gateway().plugin("slow", "covet-test-plugin", labelled("slow")).route(Route::new("/slow").handler("slow"));
+    let host = host_on("uring", manifest).await;
+    let reply = host.http1().get("/slow").await.expect("GET /slow");
+    assert_eq!(reply.json()["label"], "slow", "the blocking plugin is live");
+    for _ in 0..3 {
+        http1_upgrade_round_trip(&host).await;
+    }
+}
+
+#[tokio::test]
+async fn an_http1_tunnel_outlives_idle_timeout_while_used_and_closes_when_idle() {
+    http1_tunnel_idles_out("epoll").await;
+}
+
+#[tokio::test]
+async fn an_http1_tunnel_on_io_uring_outlives_idle_timeout_while_used_and_closes_when_idle() {
+    http1_tunnel_idles_out("uring").await;
+}
+
+#[tokio::test]
+async fn an_upgrade_answered_without_101_is_an_ordinary_exchange() {
+    upgrade_without_101("epoll").await;
+}
+
+#[tokio::test]
+async fn an_upgrade_answered_without_101_on_io_uring_is_an_ordinary_exchange() {
+    upgrade_without_101("uring").await;
 }
 
 #[tokio::test]

@@ -1,10 +1,10 @@
 //! One accepted TCP connection: HTTP/1.1 or h2c (hyper-util's auto builder
 //! sniffs the preface), served until it ends, idles out, times out reading a
 //! head, or the host shuts down (graceful: in-flight requests finish).
-//! Connections on tokio streams (plain and TLS) are served with upgrades
-//! ([`super::tunnel`]); io_uring streams are not `Send`, which hyper's
-//! upgraded connections require, so they are served without HTTP/1.1
-//! upgrades (HTTP/2 extended CONNECT works on both).
+//! Every connection is served with upgrades ([`super::tunnel`]): tokio
+//! streams are `Send`; an io_uring stream is not (it must stay on its
+//! thread), so it comes wrapped in [`super::uring::bound::ThreadBound`], and
+//! its tunnel runs on its thread ([`ConnContext::home`]).
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -79,6 +79,10 @@ pub struct ConnContext {
     /// The main multi-threaded runtime, on io_uring threads: requests run
     /// there while a `blocking` native plugin is live (see [`offloaded`]).
     pub offload: Option<tokio::runtime::Handle>,
+    /// The runtime of the thread the connection's IO is bound to (io_uring
+    /// threads): its tunnel task is spawned there, wherever the service
+    /// future runs. `None` on epoll (any worker will do).
+    pub home: Option<tokio::runtime::Handle>,
 }
 
 /// The service future of one request: on the connection's own thread, or,
@@ -105,32 +109,20 @@ where
 pub async fn serve_tcp(stream: TcpStream, peer: SocketAddr, ctx: ConnContext, permit: OwnedSemaphorePermit) {
     let _ = stream.set_nodelay(true);
     match ctx.tls.clone() {
-        Some(tls) => super::tls::serve(tls, stream, peer, ctx, permit, serve_with).await,
-        None => serve_with(stream, peer, ctx, permit, None).await,
+        Some(tls) => super::tls::serve(tls, stream, peer, ctx, permit, serve).await,
+        None => serve(stream, peer, ctx, permit, None).await,
     }
 }
 
-/// Serves one connection over a byte stream that cannot leave its thread
-/// (io_uring, plain or under TLS) to its end, without HTTP/1.1 upgrades.
-/// Holds `permit` (the connection limit) throughout, and a tunnel made of
-/// the connection holds it on. The caller sets socket options (nodelay).
+/// Serves one connection (tokio TCP, or an io_uring stream bound to its
+/// thread; plain or under TLS) to its end, with upgrades. Holds `permit`
+/// (the connection limit) throughout, and a tunnel made of the connection
+/// holds it on. The caller sets socket options (nodelay).
 pub async fn serve<S>(stream: S, peer: SocketAddr, ctx: ConnContext, permit: OwnedSemaphorePermit, tls: Option<Arc<super::tls::identity::ConnTls>>)
-where
-    S: AsyncRead + AsyncWrite + Unpin + 'static,
-{
-    let (io, info, state) = prepare(stream, peer, tls, permit);
-    let (shared, offload) = (ctx.shared.clone(), ctx.offload.clone());
-    let svc = service_fn(move |req| offloaded(offload.as_ref(), service::serve(shared.clone(), info.clone(), req)));
-    drive(ctx.builder.serve_connection(io, svc), |conn| conn.graceful_shutdown(), state, &ctx, peer).await;
-}
-
-/// [`serve`] for a stream that is `Send` (tokio TCP, plain or under TLS),
-/// with upgrades.
-pub async fn serve_with<S>(stream: S, peer: SocketAddr, ctx: ConnContext, permit: OwnedSemaphorePermit, tls: Option<Arc<super::tls::identity::ConnTls>>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (io, info, state) = prepare(stream, peer, tls, permit);
+    let (io, info, state) = prepare(stream, peer, tls, permit, ctx.home.clone());
     let (shared, offload) = (ctx.shared.clone(), ctx.offload.clone());
     let svc = service_fn(move |req| offloaded(offload.as_ref(), service::serve(shared.clone(), info.clone(), req)));
     let conn = ctx.builder.serve_connection_with_upgrades(io, svc);
@@ -144,10 +136,11 @@ fn prepare<S>(
     peer: SocketAddr,
     tls: Option<Arc<super::tls::identity::ConnTls>>,
     permit: OwnedSemaphorePermit,
+    home: Option<tokio::runtime::Handle>,
 ) -> (TokioIo<TrackedIo<S>>, Arc<ConnInfo>, Arc<ConnState>) {
     let state = Arc::new(ConnState::default());
     let io = TokioIo::new(TrackedIo::new(stream, state.clone()));
-    let info = Arc::new(ConnInfo { client: client_string(peer), state: state.clone(), tls, permit: Some(permit) });
+    let info = Arc::new(ConnInfo { client: client_string(peer), state: state.clone(), tls, permit: Some(permit), home });
     (io, info, state)
 }
 

@@ -89,7 +89,7 @@ async fn serve_connection(incoming: quinn::Incoming, ctx: ConnContext, permit: O
         Ok(conn) => conn,
         Err(e) => return tracing::debug!(%peer, "QUIC handshake failed: {e}"),
     };
-    let info = Arc::new(ConnInfo { client: client_string(peer), state: Arc::new(ConnState::default()), tls: Some(identity(&quic)), permit: None });
+    let info = Arc::new(ConnInfo { client: client_string(peer), state: Arc::new(ConnState::default()), tls: Some(identity(&quic)), permit: None, home: None });
     let limits = &ctx.shared.limits;
     let built = h3::server::builder()
         .max_field_section_size(limits.max_header_bytes.saturating_mul(2) as u64)

@@ -63,7 +63,7 @@ pub async fn run(manifest: Manifest, access_log: Option<AccessLog>, options: Run
     let permits = shared.limits.max_connections.min(Semaphore::MAX_PERMITS);
     let connections = Arc::new(Semaphore::new(permits));
     let builder = Arc::new(conn::builder(&shared.limits));
-    let ctx = conn::ConnContext { shared: shared.clone(), builder, shutdown: stop_rx.clone(), tls: None, offload: None };
+    let ctx = conn::ConnContext { shared: shared.clone(), builder, shutdown: stop_rx.clone(), tls: None, offload: None, home: None };
     serve_listeners(&manifest.listen, backend, ctx, &connections).await?;
     let admin = match admin {
         Some(config) => Some(crate::admin::start(config, control.clone(), stop_rx.clone()).await?),

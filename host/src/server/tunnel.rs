@@ -15,6 +15,9 @@
 //! each direction at its end. Any other response abandons the upgrade (the
 //! request body just ends).
 //!
+//! The tunnel task runs on the connection's home runtime when it has one
+//! (an io_uring thread: the upgraded IO must stay on it), else anywhere.
+//!
 //! A live tunnel holds its connection "in flight", so the connection
 //! watchdog leaves it alone, and holds its place under `max_connections`
 //! (an HTTP/1.1 connection leaves hyper when it upgrades); the tunnel closes
@@ -163,7 +166,13 @@ impl Pending {
         let first = std::mem::take(&mut resp.body);
         let out = Body::streaming(first, resp.stream.take().and_then(|s| s.take()));
         let live = Live { _in_flight: conn.state.begin_request(), _conn: conn.clone() };
-        tokio::spawn(run(self, out, live, idle));
+        let tunnel = run(self, out, live, idle);
+        // An io_uring connection's IO may only be used on its own thread; the
+        // service future may be elsewhere (offloaded to the main runtime).
+        match &conn.home {
+            Some(home) => drop(home.spawn(tunnel)),
+            None => drop(tokio::spawn(tunnel)),
+        }
     }
 }
 
@@ -243,7 +252,10 @@ async fn plugin_to_client<W: AsyncWrite + Unpin>(out: Body, writer: &mut W, acti
             }
         };
         activity.touch();
-        if writer.write_all(&data).await.is_err() {
+        // Flushed chunk by chunk: a TLS stream keeps records its transport
+        // could not take at once (an io_uring send still in flight) until
+        // the next write or a flush, and the next chunk may never come.
+        if writer.write_all(&data).await.is_err() || writer.flush().await.is_err() {
             return false;
         }
     }

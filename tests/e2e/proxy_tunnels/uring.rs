@@ -1,8 +1,8 @@
 //! The same tunnels and streams on the io_uring backend (`COVET_IO=uring`),
 //! whose connections run on per-core tokio-uring runtimes rather than the
 //! main runtime: WebSockets over HTTP/2 extended CONNECT, gRPC server
-//! streaming with its status in trailers, and (ignored: not supported on
-//! io_uring yet) a WebSocket over an HTTP/1.1 upgrade.
+//! streaming with its status in trailers, and WebSockets over HTTP/1.1
+//! upgrades (the upgraded io_uring connection stays on its thread).
 
 use covet_e2e::Host;
 use serde_json::{Value, json};
@@ -45,19 +45,23 @@ async fn websockets_over_http2_extended_connect_through_the_proxy_on_io_uring() 
     assert_eq!(seen.lock().unwrap().len(), 2, "both upgrades reached the upstream");
 }
 
-// io_uring connections are served without HTTP/1.1 upgrades (hyper's
-// upgraded IO must be `Send`; see host/src/server/conn.rs): today the client
-// gets the upstream's 101 and then a reset. Run with `--ignored` once the
-// io_uring backend tunnels HTTP/1.1 upgrades.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "io_uring serves HTTP/1.1 without upgrades: the client gets a 101, then a reset"]
 async fn websocket_over_http1_upgrade_through_the_proxy_on_io_uring() {
-    let (upstream, _) = ws_server().await;
+    let (upstream, seen) = ws_server().await;
     let host = start_on_uring(http1_upstream(upstream)).await;
-    let mut ws = ws_connect(host.addr(), "/uring/h1").await;
-    assert_echo(&mut ws, Message::text("hello over io_uring")).await;
-    assert_echo(&mut ws, Message::binary(pattern(1 << 20))).await;
-    close_cleanly(ws).await;
+    // Several at once: connections land on different io_uring threads.
+    let mut sockets = Vec::new();
+    for i in 0..4 {
+        sockets.push(ws_connect(host.addr(), &format!("/uring/h1/{i}")).await);
+    }
+    for (i, ws) in sockets.iter_mut().enumerate() {
+        assert_echo(ws, Message::text(format!("hello over io_uring from {i}"))).await;
+    }
+    assert_echo(&mut sockets[0], Message::binary(pattern(1 << 20))).await;
+    for ws in sockets {
+        close_cleanly(ws).await;
+    }
+    assert_eq!(seen.lock().unwrap().len(), 4, "every upgrade reached the upstream");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -117,8 +117,7 @@ fn client_verifier(settings: &TlsSettings) -> Result<Option<Arc<dyn ClientCertVe
 
 /// Completes the handshake on an accepted connection (a tokio or an
 /// io_uring TCP stream; the caller sets nodelay), then serves it
-/// like any other with `then` ([`conn::serve_with`] on tokio, with
-/// upgrades; [`conn::serve`] on io_uring). A failed or too slow handshake
+/// like any other with `then` ([`conn::serve`]). A failed or too slow handshake
 /// costs only this connection (logged at debug).
 pub async fn serve<S, F, Fut>(
     tls: Arc<TlsEndpoint>,

@@ -1,7 +1,8 @@
 //! The io_uring backend (`io: uring`): one tokio-uring runtime per core, each
 //! on its own thread with its own listener socket per address (SO_REUSEPORT:
 //! the kernel spreads new connections over them), driving hyper through
-//! [`stream::UringStream`].
+//! [`stream::UringStream`], wrapped in [`bound::ThreadBound`] so hyper can
+//! serve it with HTTP/1.1 upgrades while it never leaves its thread.
 //!
 //! The control plane (plugin init, reloads, signals, the admin API) stays on
 //! the main multi-threaded tokio runtime; connection tasks here share its
@@ -13,6 +14,7 @@
 //! io_uring, `kernel.io_uring_disabled`, a seccomp filter) the host logs one
 //! line and serves on epoll ([`choose`]).
 
+pub mod bound;
 pub mod stream;
 
 use std::{
@@ -156,7 +158,11 @@ fn serve_thread(listeners: Vec<StdListener>, contexts: Vec<ConnContext>, connect
         }
     };
     runtime.block_on(async move {
-        for (listener, ctx) in listeners.into_iter().zip(contexts) {
+        // This thread's runtime: tunnels of its connections are spawned here
+        // (tokio-uring's ops need its thread's ring, set for all of block_on).
+        let home = tokio::runtime::Handle::current();
+        for (listener, mut ctx) in listeners.into_iter().zip(contexts) {
+            ctx.home = Some(home.clone());
             let listener = tokio_uring::net::TcpListener::from_std(listener);
             tokio_uring::spawn(accept_loop(listener, ctx, connections.clone()));
         }
@@ -190,7 +196,7 @@ async fn accept_loop(listener: tokio_uring::net::TcpListener, ctx: ConnContext, 
             _ = super::stopped(&mut stop) => return,
         };
         let _ = stream.set_nodelay(true);
-        let stream = stream::UringStream::new(stream);
+        let stream = bound::ThreadBound::new(stream::UringStream::new(stream));
         match ctx.tls.clone() {
             Some(tls) => drop(tokio_uring::spawn(super::tls::serve(tls, stream, peer, ctx.clone(), permit, conn::serve))),
             None => drop(tokio_uring::spawn(conn::serve(stream, peer, ctx.clone(), permit, None))),
