@@ -14,6 +14,10 @@
 //! client's bytes after the upgrade as its request body stream, and a 101
 //! answer is tunnelled ([`crate::server::tunnel`]); an ordinary request pays
 //! one header lookup for it.
+//!
+//! An HTTP/2 or HTTP/3 request without `host` gets one made from its
+//! `:authority` before routing ([`present_authority`]), so plugins see the
+//! same `host` whatever the protocol.
 
 use std::{
     convert::Infallible,
@@ -217,7 +221,7 @@ where
 async fn dispatch<B>(
     shared: &Shared,
     conn: &ConnInfo,
-    parts: Parts,
+    mut parts: Parts,
     body: B,
     tunnel: Option<Box<RequestBody>>,
     id: &HeaderValue,
@@ -236,6 +240,9 @@ where
     }
     if let Some(resp) = check_headers(&parts.headers, &shared.limits, request_id) {
         return (resp, None);
+    }
+    if parts.version >= http::Version::HTTP_2 {
+        present_authority(&mut parts);
     }
     let table = shared.routes.load_full();
     let found = match table.router.lookup(&parts.method, parts.uri.path()) {
@@ -297,6 +304,22 @@ where
     match over_limit {
         Some(over) if over.load(Ordering::Acquire) => (problem::closing(problem::payload_too_large(max, request_id)), route),
         _ => (resp, route),
+    }
+}
+
+/// HTTP/2 and HTTP/3 carry the authority in the URI (`:authority`), not in
+/// a `host` header; plugins read `host` (and forward it: the proxy's
+/// `host: preserve`, `X-Forwarded-Host`, `Forwarded host=`), so the host
+/// presents it as one, as RFC 9113 §8.3.1 asks of an intermediary. A `host`
+/// the client sent is left alone; userinfo (forbidden there) is dropped.
+fn present_authority(parts: &mut Parts) {
+    if parts.headers.contains_key(header::HOST) {
+        return;
+    }
+    let Some(authority) = parts.uri.authority() else { return };
+    let host = authority.as_str().rsplit('@').next().unwrap_or_default();
+    if let Ok(value) = HeaderValue::from_str(host) {
+        parts.headers.insert(header::HOST, value);
     }
 }
 
@@ -371,4 +394,33 @@ fn finish(resp: HostResponse, id: HeaderValue, head: bool) -> Response<Body> {
     *out.status_mut() = status;
     *out.headers_mut() = headers;
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(uri: &str, host: Option<&str>) -> Parts {
+        let mut req = Request::builder().uri(uri).version(http::Version::HTTP_2);
+        if let Some(host) = host {
+            req = req.header(header::HOST, host);
+        }
+        req.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn the_authority_becomes_host_unless_one_was_sent() {
+        let mut p = parts("https://api.example:8443/x", None);
+        present_authority(&mut p);
+        assert_eq!(p.headers[header::HOST], "api.example:8443");
+        let mut p = parts("https://user@api.example/x", None);
+        present_authority(&mut p);
+        assert_eq!(p.headers[header::HOST], "api.example", "no userinfo");
+        let mut p = parts("https://api.example/x", Some("other.example"));
+        present_authority(&mut p);
+        assert_eq!(p.headers.get_all(header::HOST).iter().collect::<Vec<_>>(), ["other.example"]);
+        let mut p = parts("/x", None);
+        present_authority(&mut p);
+        assert!(!p.headers.contains_key(header::HOST));
+    }
 }

@@ -8,6 +8,7 @@ mod tokens;
 mod access_log;
 mod admin;
 mod async_native;
+mod authority;
 mod auth_jwt;
 mod auth_jwks;
 mod chain;
