@@ -47,6 +47,31 @@ fn the_example_manifest_passes_check() {
     assert!(stdout.contains("ok (10 plugins, 6 routes, 1 listeners)"), "stdout:\n{stdout}");
 }
 
+#[test]
+fn the_gateway_example_passes_check() {
+    // scripts/gateway-demo.sh's layout: examples/gateway.yaml, the plugins in
+    // examples/artifacts/, the listener's certificate (made by the demo with
+    // openssl; here by rcgen) in examples/artifacts/gateway/. The JWKS URL is
+    // not fetched at check (require_keys_at_start is off), only its grant checked.
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("examples");
+    let keys = dir.join("artifacts/gateway");
+    std::fs::create_dir_all(&keys).unwrap();
+    std::fs::copy(workspace_root().join("examples/gateway.yaml"), dir.join("gateway.yaml")).unwrap();
+    for name in ["covet-proxy", "covet-auth-jwt", "covet-rate-limit"] {
+        let lib = plugin(name);
+        std::os::unix::fs::symlink(&lib, dir.join("artifacts").join(lib.file_name().unwrap())).unwrap();
+    }
+    let leaf = covet_e2e::certs::Ca::new("gateway demo CA").server(&["localhost", "127.0.0.1"]);
+    std::fs::write(keys.join("cert.pem"), &leaf.cert_pem).unwrap();
+    std::fs::write(keys.join("key.pem"), &leaf.key_pem).unwrap();
+    let out = Command::new(covet_bin()).args(["check", "--plugins", "gateway.yaml"]).current_dir(&dir).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("ok (4 plugins, 4 routes, 1 listeners)"), "stdout:\n{stdout}");
+}
+
 #[tokio::test]
 async fn every_listener_serves_the_same_routes() {
     let yaml = format!(
