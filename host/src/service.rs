@@ -375,11 +375,31 @@ fn declared_over(headers: &HeaderMap, max: u64) -> bool {
     declared.is_some_and(|len| len > max)
 }
 
+/// A streamed answer to HEAD: hyper sends no body for HEAD, so a
+/// `content-length` the plugin set (say the proxy relaying its upstream's)
+/// goes out as set; without one, a stream of known exact length announces
+/// it, as hyper would for the same answer to GET. The stream is dropped
+/// unread.
+fn head_length(status: http::StatusCode, headers: &mut HeaderMap, streamed: Body) {
+    use hyper::body::Body as _;
+    use http::StatusCode;
+    let bodiless = status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
+    if bodiless || headers.contains_key(header::CONTENT_LENGTH) {
+        return;
+    }
+    if let Some(len) = streamed.size_hint().exact() {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+}
+
 fn finish(resp: HostResponse, id: HeaderValue, head: bool) -> Response<Body> {
     let HostResponse { status, mut headers, body, stream } = resp;
     headers.insert(request_id::HEADER, id);
     let body = match stream.and_then(|s| s.take()) {
-        Some(_) if head => Body::full(Bytes::new()),
+        Some(source) if head => {
+            head_length(status, &mut headers, Body::streaming(body, Some(source)));
+            Body::full(Bytes::new())
+        }
         Some(source) => {
             headers.remove(header::CONTENT_LENGTH);
             Body::streaming(body, Some(source))

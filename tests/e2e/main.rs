@@ -17,6 +17,7 @@ mod cli;
 mod connections;
 mod control_cli;
 mod faults;
+mod head;
 mod io_uring;
 mod lifecycle;
 mod malformed;
