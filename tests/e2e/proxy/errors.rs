@@ -1,10 +1,18 @@
 //! Errors the proxy makes itself, with covet's structured body: no endpoint
 //! listening → 502 `UPSTREAM_UNAVAILABLE`; the circuit breaker full → 503
-//! `UPSTREAM_OVERLOADED` with `retry-after`. And one it must not hide: an
-//! upstream that dies mid-body makes the client see a broken body (HTTP/1.1:
-//! the connection closes early; HTTP/2: the stream is reset), never a clean end.
+//! `UPSTREAM_OVERLOADED` with `retry-after`; an endpoint that hangs up
+//! before answering is retried elsewhere, and alone is 502 `UPSTREAM_ERROR`.
+//! And one it must not hide: an upstream that dies mid-body makes the client
+//! see a broken body (HTTP/1.1: the connection closes early; HTTP/2: the
+//! stream is reset), never a clean end.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use bytes::Bytes;
 use covet_e2e::{Host, TestUpstream};
@@ -12,8 +20,9 @@ use http::Method;
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use serde_json::json;
+use tokio::io::AsyncReadExt;
 
-use super::{gateway, status};
+use super::{gateway, manifest, status};
 use crate::common::assert_problem;
 
 #[tokio::test]
@@ -49,6 +58,41 @@ async fn a_full_circuit_breaker_answers_503_overloaded_with_retry_after() {
     slow.release();
     let first = first.await.unwrap().expect("the first request answers");
     assert_eq!(first.status, 200);
+}
+
+/// A listener on 127.0.0.1:0 that reads each request's first bytes and
+/// closes the connection without answering; counts the connections.
+async fn hang_up() -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let _ = socket.read(&mut [0u8; 1024]).await;
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test]
+async fn an_upstream_closing_before_the_head_is_retried_then_502_upstream_error() {
+    let (rude, accepted) = hang_up().await;
+    let good = TestUpstream::start("good").await;
+    let retries = json!({ "attempts": 1, "budget": "100%", "min_per_sec": 1000, "backoff": "1ms" });
+    let settings = json!({ "endpoints": [rude, good.endpoint()], "retries": retries });
+    let host = Host::start(manifest(settings, json!({}), "/{*rest}")).await;
+    for _ in 0..4 {
+        let reply = host.http1().get("/rude").await.unwrap();
+        assert_eq!((reply.status.as_u16(), reply.header("x-upstream")), (200, Some("good")), "{}", reply.text());
+    }
+    assert!(accepted.load(Ordering::SeqCst) >= 1, "some first tries went to the endpoint that hangs up");
+    let alone = Host::start(manifest(json!({ "endpoints": [rude] }), json!({}), "/{*rest}")).await;
+    let reply = alone.http1().send(Method::GET, "/rude", &[("x-request-id", "rude-1")], "").await.unwrap();
+    assert_problem(&reply, 502, "UPSTREAM_ERROR");
 }
 
 #[tokio::test]
