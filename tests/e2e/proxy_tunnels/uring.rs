@@ -1,15 +1,16 @@
 //! The same tunnels and streams on the io_uring backend (`COVET_IO=uring`),
 //! whose connections run on per-core tokio-uring runtimes rather than the
 //! main runtime: WebSockets over HTTP/2 extended CONNECT, gRPC server
-//! streaming with its status in trailers, and WebSockets over HTTP/1.1
-//! upgrades (the upgraded io_uring connection stays on its thread).
+//! streaming with its status in trailers, WebSockets over HTTP/1.1
+//! upgrades (the upgraded io_uring connection stays on its thread), and
+//! both kinds echoing across 20 reloads of the proxy.
 
 use covet_e2e::Host;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::{
-    assert_echo, close_cleanly,
+    PROXY, assert_echo, close_cleanly,
     extended_connect::{h2_connection, h2_websocket, origin},
     grpc::{
         client, echo_server as grpc_server, h2c_upstream,
@@ -19,6 +20,7 @@ use super::{
     websocket::echo_server as ws_server,
     ws_connect,
 };
+use crate::swap::admin_post;
 
 /// covet on io_uring proxying to `upstream`; asserts the backend is io_uring.
 async fn start_on_uring(upstream: Value) -> Host {
@@ -86,4 +88,28 @@ async fn grpc_streams_and_statuses_through_the_proxy_on_io_uring() {
     };
     assert_eq!(received, (1..=100).collect::<Vec<_>>(), "all messages, in order");
     assert_eq!((status.code(), status.message()), (tonic::Code::Aborted, "done at 100"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websockets_on_io_uring_outlive_swaps_of_the_proxy() {
+    let (upstream, _) = ws_server().await;
+    let host = start_on_uring(http1_upstream(upstream)).await;
+    let mut sockets = Vec::new();
+    for i in 0..3 {
+        sockets.push(ws_connect(host.addr(), &format!("/uring/swap/{i}")).await);
+    }
+    let mut sender = h2_connection(host.addr()).await;
+    let mut h2 = h2_websocket(&mut sender, &origin(&host), "/uring/swap/h2").await;
+    for swap in 0..20 {
+        let reply = admin_post(&host, &format!("/v1/plugins/{PROXY}/reload"), json!({})).await;
+        assert_eq!(reply.status, 200, "reload {swap}: {}", reply.text());
+        for (i, ws) in sockets.iter_mut().enumerate() {
+            assert_echo(ws, Message::text(format!("socket {i} after reload {swap}"))).await;
+        }
+        assert_echo(&mut h2, Message::text(format!("h2 socket after reload {swap}"))).await;
+    }
+    for ws in sockets {
+        close_cleanly(ws).await;
+    }
+    close_cleanly(h2).await;
 }
