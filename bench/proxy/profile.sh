@@ -10,7 +10,7 @@ R=$CARGO_TARGET_DIR/release
 OUT=$(mktemp -d)
 taskset -c 1 "$R/hello-hyper" > "$OUT/up.txt" &
 up=$!
-trap 'kill $up ${pid:-} 2>/dev/null; rm -rf "$OUT"' EXIT
+trap 'kill $up ${pid:-} 2>/dev/null; [ -n "${KEEP:-}" ] && cp "$OUT/perf.data" "$KEEP"; rm -rf "$OUT"' EXIT
 sleep 0.5
 upstream=$(sed -n 's/listening on http:\/\///p' "$OUT/up.txt" | head -1)
 sed -e "s|@UPSTREAM@|$upstream|" -e "s|@RELEASE@|$R|" bench/proxy/covet.yaml > "$OUT/m.yaml"
@@ -22,7 +22,7 @@ taskset -c 1 wrk -t1 -c50 -d3s "http://$addr/hello" > /dev/null
 taskset -c 1 wrk -t1 -c50 -d10s "http://$addr/hello" > "$OUT/wrk.txt" &
 load=$!
 sleep 2
-perf record -F 2000 -g -p "$pid" -o "$OUT/perf.data" -- sleep 6 2>/dev/null >/dev/null
+perf record -F 2000 ${CALLGRAPH:--g} -p "$pid" -o "$OUT/perf.data" -- sleep 6 2>/dev/null >/dev/null
 wait "$load"
 grep Requests/sec "$OUT/wrk.txt"
 perf report -i "$OUT/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -8

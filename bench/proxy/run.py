@@ -2,13 +2,20 @@
 """Proxy benchmark (run via bench/proxy.sh): covet's proxy plugin vs nginx
 `proxy_pass` vs HAProxy in front of the same bare hyper upstream.
 
-Each proxy is pinned to SERVER_CPU (0) with one worker/thread; wrk and the
-upstream (bench/hello-hyper, one tokio worker) share CLIENT_CPU (1). For each
-proxy: a warm-up, then RUNS runs of DURATION seconds; the median RPS, p50,
-p99 and the proxy's CPU µs per request (utime + stime of its whole process
-tree — nginx's master and worker — over the run ÷ requests). A first row
-measures the upstream alone (wrk straight at it), the ceiling of this load
-generator on its core."""
+Each proxy is pinned to SERVER_CPU (0) with one worker/thread; the load
+generator and the upstream (bench/hello-hyper, one tokio worker) share
+CLIENT_CPU (1). Two loads per proxy, RUNS runs of DURATION seconds each, the
+median of each figure reported:
+
+- saturating: wrk -t1 -cCONNS (closed loop) after a WARMUP-second warm-up;
+- fixed rate: h2load --h1 -cCONNS at RATE requests/s in all (open loop, below
+  every proxy's ceiling, so each does the same work; RATE=0 skips it).
+
+Figures: RPS, p50, p99, and the proxy's CPU µs per request (utime + stime of
+its whole process tree — nginx's master and worker — over the run ÷
+requests), split into user and system time. A first row measures the
+upstream alone (wrk straight at it): the ceiling of this load generator on
+its core."""
 import os
 import socket
 import statistics
@@ -30,6 +37,7 @@ PATH = "/hello"
 NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
 HAPROXY = os.environ.get("HAPROXY", "haproxy")
 PROXIES = os.environ.get("PROXIES", "covet,nginx,haproxy").split(",")
+RATE = int(os.environ.get("RATE", "10000"))
 
 
 def tree_times(root):
@@ -122,6 +130,32 @@ def measure(server, path):
     return median
 
 
+def paced(server, path, work):
+    """RUNS h2load runs at a fixed RATE (h2load --h1, CONNS connections each sending RATE/CONNS per
+    second, pinned to CLIENT_CPU): the medians of achieved RPS, p50 and p99 (from the per-request log)
+    and CPU µs per request. Unlike wrk's closed loop, every proxy gets the same load, below its ceiling."""
+    results = []
+    log = os.path.join(work, "h2load.log")
+    for _ in range(RUNS):
+        if os.path.exists(log):
+            os.remove(log)  # h2load appends
+        user0, sys0 = server.cpu_times()
+        argv = ["taskset", "-c", CLIENT_CPU, "h2load", "--h1", "-t1", f"-c{CONNS}", f"--rps={RATE / CONNS:g}",
+                f"-D{SECONDS}", f"--log-file={log}", server.url(path)]
+        subprocess.run(argv, capture_output=True, check=True)
+        user1, sys1 = server.cpu_times()
+        lines = [line.split("\t") for line in open(log).read().splitlines()]
+        ok = sorted(int(f[2]) for f in lines if f[1].startswith("2"))
+        n = max(len(ok), 1)
+        results.append({"rps": len(ok) / SECONDS, "p50": ok[len(ok) // 2], "p99": ok[int(len(ok) * 0.99)],
+                        "usr_us": (user1 - user0) * 1e6 / n, "sys_us": (sys1 - sys0) * 1e6 / n,
+                        "non2xx": len(lines) - len(ok)})
+        results[-1]["cpu_us"] = results[-1]["usr_us"] + results[-1]["sys_us"]
+    median = {k: statistics.median(r[k] for r in results) for k in ["rps", "p50", "p99", "cpu_us", "usr_us", "sys_us"]}
+    median["non2xx"] = sum(r["non2xx"] for r in results)
+    return median
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -170,14 +204,13 @@ def row(name, m):
 
 
 def main():
-    print(f"wrk -t1 -c{CONNS} -d{SECONDS}s {PATH}, {RUNS} runs (median), warm-up {WARMUP}s; proxy on CPU "
-          f"{SERVER_CPU} (1 worker/thread), wrk and the upstream (hello-hyper, 1 tokio worker) on CPU {CLIENT_CPU}")
-    print(f"{'server':<22} {'rps':>9} {'p50 us':>8} {'p99 us':>8} {'cpu us':>8} {'usr us':>8} {'sys us':>8}")
-    results = {}
+    print(f"proxy on CPU {SERVER_CPU} (1 worker/thread); the load generator and the upstream (hello-hyper, "
+          f"1 tokio worker) on CPU {CLIENT_CPU}; {RUNS} runs of {SECONDS}s each (median), GET {PATH}")
+    results, fixed = {}, {}
     with tempfile.TemporaryDirectory() as work:
         upstream = Upstream(os.path.join(RELEASE, "hello-hyper"))
         try:
-            row("upstream alone", measure(upstream, PATH))
+            base = measure(upstream, PATH)
             for key, name, start in [("covet", "covet proxy", start_covet),
                                      ("nginx", "nginx proxy_pass", start_nginx),
                                      ("haproxy", "haproxy", start_haproxy)]:
@@ -187,11 +220,31 @@ def main():
                 try:
                     check(server)
                     results[name] = measure(server, PATH)
+                    if RATE:
+                        fixed[name] = paced(server, PATH, work)
                 finally:
                     server.stop()
-                row(name, results[name])
         finally:
             upstream.stop()
+    print(f"\nsaturating: wrk -t1 -c{CONNS} (closed loop), warm-up {WARMUP}s")
+    header()
+    row("upstream alone", base)
+    for name, m in results.items():
+        row(name, m)
+    ratios(results)
+    if fixed:
+        print(f"\nfixed rate: h2load --h1 -c{CONNS} at {RATE} requests/s in all (open loop)")
+        header()
+        for name, m in fixed.items():
+            row(name, m)
+        ratios(fixed)
+
+
+def header():
+    print(f"{'server':<22} {'rps':>9} {'p50 us':>8} {'p99 us':>8} {'cpu us':>8} {'usr us':>8} {'sys us':>8}")
+
+
+def ratios(results):
     c = results.get("covet proxy")
     for peer in ["nginx proxy_pass", "haproxy"]:
         p = results.get(peer)
