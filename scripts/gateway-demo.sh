@@ -7,6 +7,7 @@
 # orders (:9102) services (examples/gateway/upstream.py, Python standard
 # library), then serves the gateway on https://127.0.0.1:8443 in the
 # foreground. Try the curl lines printed at start-up; Ctrl-C stops everything.
+# GATEWAY_NO_BUILD=1 skips the cargo build (uses the release artifacts there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
