@@ -38,3 +38,5 @@ mod trailers;
 mod upgrade;
 mod upstreams_admin;
 mod h3;
+mod web_cors;
+mod web_security_headers;
