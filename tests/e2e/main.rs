@@ -40,3 +40,4 @@ mod upstreams_admin;
 mod h3;
 mod web_cors;
 mod web_security_headers;
+mod web_compress;
