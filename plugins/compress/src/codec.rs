@@ -162,7 +162,7 @@ const MAX_DECODE_WINDOW_LOG: u32 = 23;
 /// A streaming decompressor for request bodies, with a size limit.
 pub enum Decoder {
     /// gzip (members concatenated are one body, as gunzip reads them).
-    Gzip(MultiGzDecoder<Sink>),
+    Gzip(Box<MultiGzDecoder<Sink>>),
     /// brotli.
     Brotli(Box<brotli::DecompressorWriter<Sink>>),
     /// zstd.
@@ -174,7 +174,7 @@ impl Decoder {
     pub fn new(coding: Coding, limit: u64) -> io::Result<Decoder> {
         let sink = Sink { buf: Vec::new(), total: 0, limit, over: false };
         Ok(match coding {
-            Coding::Gzip => Decoder::Gzip(MultiGzDecoder::new(sink)),
+            Coding::Gzip => Decoder::Gzip(Box::new(MultiGzDecoder::new(sink))),
             Coding::Brotli => Decoder::Brotli(Box::new(brotli::DecompressorWriter::new(sink, 4096))),
             Coding::Zstd => {
                 let mut decoder = zstd::stream::write::Decoder::new(sink)?;
