@@ -1,6 +1,6 @@
 //! The codecs behind one interface: an [`Encoder`] or [`Decoder`] is fed
 //! input and leaves its output in a `Vec` the stream takes from. gzip is
-//! flate2 on miniz_oxide, brotli the pure-Rust port, zstd the reference C
+//! flate2 on zlib-rs (pure Rust), brotli the pure-Rust port, zstd the reference C
 //! library.
 
 use std::io::{self, Write};
