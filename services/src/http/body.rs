@@ -25,7 +25,8 @@ pub struct ResponseBody {
     /// Armed on the first `Pending` only: a body that is already buffered
     /// (the common small response) never touches the timer wheel.
     timer: Option<Pin<Box<Sleep>>>,
-    target: String,
+    /// Named in errors; shared (an upstream endpoint makes it once, not per request).
+    target: Arc<str>,
     metrics: Arc<OutboundMetrics>,
     /// Whatever must live as long as the body (an upstream's in-flight
     /// count and circuit-breaker slot), dropped with it.
@@ -57,14 +58,20 @@ impl std::fmt::Debug for ResponseBody {
 }
 
 impl ResponseBody {
-    pub(crate) fn new(inner: Incoming, idle: Duration, target: String, metrics: Arc<OutboundMetrics>) -> ResponseBody {
-        ResponseBody { inner: Inner::Incoming(inner), idle, timer: None, target, metrics, guard: None }
+    pub(crate) fn new(
+        inner: Incoming,
+        idle: Duration,
+        target: impl Into<Arc<str>>,
+        metrics: Arc<OutboundMetrics>,
+    ) -> ResponseBody {
+        ResponseBody { inner: Inner::Incoming(inner), idle, timer: None, target: target.into(), metrics, guard: None }
     }
 
     /// A body streaming from `inner` without an idle limit, errors mapped
     /// to [`ServiceError::Http`] naming `target` (an upgraded connection).
-    pub(crate) fn from_upgraded(inner: UnsyncBoxBody<Bytes, BoxError>, target: String) -> ResponseBody {
+    pub(crate) fn from_upgraded(inner: UnsyncBoxBody<Bytes, BoxError>, target: impl Into<Arc<str>>) -> ResponseBody {
         let idle = Duration::ZERO;
+        let target = target.into();
         ResponseBody { inner: Inner::Stream(inner), idle, timer: None, target, metrics: Arc::default(), guard: None }
     }
 

@@ -40,6 +40,10 @@ pub(crate) struct EndpointClient {
     upgrades: Client<Connector, RequestBody>,
     /// `scheme://authority` of every URI sent.
     origin: Arc<str>,
+    /// `origin` parsed once, so a request's URI is built from parts, not
+    /// formatted and parsed whole (`None`: `origin` does not parse; each
+    /// request then reports the error).
+    parts: Option<(http::uri::Scheme, http::uri::Authority)>,
     addr: SocketAddr,
 }
 
@@ -105,7 +109,11 @@ impl EndpointClient {
             Protocol::Http1 => client.clone(),
             Protocol::Http2 | Protocol::Auto => build(addr, &tls_config, Protocol::Http1, tls.is_some(), config),
         };
-        Ok(EndpointClient { client, upgrades, origin: Arc::from(origin), addr })
+        let parts = origin.parse::<http::Uri>().ok().and_then(|uri| {
+            let parts = uri.into_parts();
+            Some((parts.scheme?, parts.authority?))
+        });
+        Ok(EndpointClient { client, upgrades, origin: Arc::from(origin), parts, addr })
     }
 
     /// The absolute URI a request for `path_and_query` (`/users?id=1`) is sent to.
@@ -114,8 +122,15 @@ impl EndpointClient {
         if !path.starts_with('/') {
             return Err(ServiceError::Http(format!("request path '{path}' must start with '/'")));
         }
-        let text = format!("{}{path}", self.origin);
-        text.parse().map_err(|e| ServiceError::Http(format!("request path '{path}': {e}")))
+        let error = |e: &dyn fmt::Display| ServiceError::Http(format!("request path '{path}': {e}"));
+        let Some((scheme, authority)) = &self.parts else {
+            return format!("{}{path}", self.origin).parse().map_err(|e| error(&e));
+        };
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(scheme.clone());
+        parts.authority = Some(authority.clone());
+        parts.path_and_query = Some(path.parse::<http::uri::PathAndQuery>().map_err(|e| error(&e))?);
+        http::Uri::from_parts(parts).map_err(|e| error(&e))
     }
 
     /// Sends `request` (its URI from [`EndpointClient::uri`]) over a pooled

@@ -97,6 +97,8 @@ pub(crate) struct Endpoint {
     pub(crate) id: String,
     /// Its connection pool.
     pub(crate) client: EndpointClient,
+    /// `upstream 'name' (addr)`, named in response-body errors (made once, not per request).
+    pub(crate) target: Arc<str>,
     /// Attempts in flight now (until the response head).
     pub(crate) in_flight: AtomicU64,
     /// Attempts sent.
@@ -121,6 +123,7 @@ impl Endpoint {
             weight,
             id: format!("{:016x}", hash64(addr.to_string().as_bytes(), 0x5717)),
             client: EndpointClient::new(addr, host, config)?,
+            target: Arc::from(format!("upstream '{}' ({addr})", config.name)),
             in_flight: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),

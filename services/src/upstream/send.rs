@@ -113,6 +113,10 @@ impl Upstream {
 
     /// Waits (within the deadline) for the first DNS answers of a new upstream.
     async fn wait_resolved(&self, deadline: Instant, timeout: Duration) -> Result<(), ServiceError> {
+        // The common case (resolved long ago) takes no subscription.
+        if *self.shared.resolved.borrow() {
+            return Ok(());
+        }
         let mut resolved = self.shared.resolved.subscribe();
         if *resolved.borrow() {
             return Ok(());
@@ -254,7 +258,7 @@ impl Upstream {
             tunnel(response, tunnel_bytes)
         } else {
             let idle = attempts.config.body_idle_timeout;
-            let target = format!("upstream '{}' ({})", self.name, endpoint.addr);
+            let target = endpoint.target.clone();
             response.map(|body| ResponseBody::new(body, idle, target, endpoint.body_errors.clone()))
         };
         // The request stays in flight (endpoint and breaker) until its body ends.
