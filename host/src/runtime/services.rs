@@ -235,11 +235,22 @@ fn to_plugin_value(value: Value) -> PluginValue {
     }
 }
 
+/// The plugin's headers as a map. All values share one buffer: one
+/// allocation instead of one per value, and copying the map for an upstream
+/// attempt only counts references.
 fn header_map(headers: RVec<FfiHeader>) -> Result<http::HeaderMap, ServiceError> {
+    let mut buffer = bytes::BytesMut::with_capacity(headers.iter().map(|Tuple2(_, value)| value.len()).sum());
+    for Tuple2(_, value) in &headers {
+        buffer.extend_from_slice(value);
+    }
+    let buffer = buffer.freeze();
     let mut map = http::HeaderMap::with_capacity(headers.len());
-    for Tuple2(name, value) in headers {
+    let mut at = 0;
+    for Tuple2(name, value) in &headers {
         let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|e| ServiceError::Http(format!("invalid header name '{name}': {e}")))?;
-        let value = http::HeaderValue::from_bytes(value.as_slice()).map_err(|e| ServiceError::Http(format!("invalid value of header '{name}': {e}")))?;
+        let bytes = buffer.slice(at..at + value.len());
+        at += value.len();
+        let value = http::HeaderValue::from_maybe_shared(bytes).map_err(|e| ServiceError::Http(format!("invalid value of header '{name}': {e}")))?;
         map.append(name, value);
     }
     Ok(map)
@@ -275,7 +286,25 @@ fn to_upstream_request(request: FfiUpstreamRequest) -> Result<UpstreamRequest, S
 
 fn from_upstream_response(answer: UpstreamResponse) -> FfiUpstreamResponse {
     let FfiHttpResponse { status, headers, body } = from_response(answer.response);
-    FfiUpstreamResponse { status, headers, body, endpoint: answer.endpoint.to_string().into(), attempts: answer.attempts }
+    FfiUpstreamResponse { status, headers, body, endpoint: endpoint_text(answer.endpoint), attempts: answer.attempts }
+}
+
+/// `addr` as text, formatted once per thread for the last address seen
+/// (a proxy answers from the same few endpoints; formatting a socket address
+/// per request showed in profiles).
+fn endpoint_text(addr: std::net::SocketAddr) -> RString {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(std::net::SocketAddr, String)>> = const { std::cell::RefCell::new(None) };
+    }
+    LAST.with_borrow_mut(|last| match last {
+        Some((cached, text)) if *cached == addr => RString::from(text.as_str()),
+        _ => {
+            let text = addr.to_string();
+            let answer = RString::from(text.as_str());
+            *last = Some((addr, text));
+            answer
+        }
+    })
 }
 
 impl NativeHost {
