@@ -399,7 +399,9 @@ impl HostServicesOps for NativeHost {
         ffi(async move {
             let upstream = upstream?;
             let request = to_upstream_request(request)?;
-            upstream.send(request).await.map(from_upstream_response)
+            // Boxed here, once: the send future is large, and held inline it
+            // would be copied each time the FFI future around it is moved.
+            Box::pin(upstream.send(request)).await.map(from_upstream_response)
         })
     }
 
