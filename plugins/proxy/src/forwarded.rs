@@ -3,16 +3,15 @@
 //! IPv6 node quoted in brackets, a value that is not a token quoted), the
 //! `X-Forwarded-For` node, and lists extended with one more entry.
 
-use std::{fmt::Write as _, net::IpAddr};
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// One `Forwarded` element for this hop.
 pub fn element(client: Option<IpAddr>, proto: &str, host: Option<&str>) -> String {
     let mut out = String::with_capacity(64);
     out.push_str("for=");
     match client {
-        Some(IpAddr::V4(ip)) => {
-            let _ = write!(out, "{ip}");
-        }
+        Some(IpAddr::V4(ip)) => push_ipv4(&mut out, ip),
         Some(IpAddr::V6(ip)) => {
             let _ = write!(out, "\"[{ip}]\"");
         }
@@ -29,7 +28,33 @@ pub fn element(client: Option<IpAddr>, proto: &str, host: Option<&str>) -> Strin
 
 /// The client as an `X-Forwarded-For` entry (IPv6 without brackets, as is usual there).
 pub fn xff_node(client: Option<IpAddr>) -> String {
-    client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+    match client {
+        Some(IpAddr::V4(ip)) => {
+            let mut out = String::with_capacity(15);
+            push_ipv4(&mut out, ip);
+            out
+        }
+        Some(ip) => ip.to_string(),
+        None => "unknown".to_owned(),
+    }
+}
+
+/// `ip` in dotted decimal, as its `Display` writes it, without the
+/// formatting machinery (done twice per proxied request; `Display` for an
+/// IPv4 address cost ~1,300 instructions).
+fn push_ipv4(out: &mut String, ip: Ipv4Addr) {
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        if octet >= 100 {
+            out.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            out.push(char::from(b'0' + octet / 10 % 10));
+        }
+        out.push(char::from(b'0' + octet % 10));
+    }
 }
 
 /// `earlier, ours` (or `ours` when there is nothing earlier).
@@ -88,6 +113,10 @@ mod tests {
     #[test]
     fn unknown_client_and_no_host() {
         assert_eq!(element(None, "http", None), "for=unknown;proto=http");
+        for text in ["0.0.0.0", "9.10.99.100", "255.254.109.1", "127.0.0.1", "192.0.2.7"] {
+            assert_eq!(xff_node(ip(text)), text);
+            assert_eq!(element(ip(text), "http", None), format!("for={text};proto=http"));
+        }
         assert_eq!(xff_node(None), "unknown");
         assert_eq!(xff_node(ip("::1")), "::1");
     }
