@@ -43,7 +43,8 @@ pub fn is_token(text: &str) -> bool {
 }
 
 fn is_token_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || TOKEN_PUNCTUATION.contains(c)
+    // A byte search: `str::contains(char)` builds a searcher per call.
+    c.is_ascii_alphanumeric() || (c.is_ascii() && TOKEN_PUNCTUATION.as_bytes().contains(&(c as u8)))
 }
 
 fn describe(c: char) -> String {
