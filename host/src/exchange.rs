@@ -310,7 +310,7 @@ thread_local! {
     static NAMES: std::cell::RefCell<Vec<HeaderName>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-fn header_name(name: &str) -> Result<HeaderName, String> {
+pub(crate) fn header_name(name: &str) -> Result<HeaderName, String> {
     NAMES.with_borrow_mut(|names| {
         if let Some(known) = names.iter().find(|n| n.as_str() == name) {
             return Ok(known.clone());

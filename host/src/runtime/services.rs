@@ -247,7 +247,11 @@ fn header_map(headers: RVec<FfiHeader>) -> Result<http::HeaderMap, ServiceError>
     let mut map = http::HeaderMap::with_capacity(headers.len());
     let mut at = 0;
     for Tuple2(name, value) in &headers {
-        let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|e| ServiceError::Http(format!("invalid header name '{name}': {e}")))?;
+        // The host's per-thread name cache: custom names (`x-forwarded-for`)
+        // are not parsed and allocated again on every request.
+        let name = crate::exchange::header_name(name).or_else(|_| {
+            http::HeaderName::from_bytes(name.as_bytes()).map_err(|e| ServiceError::Http(format!("invalid header name '{name}': {e}")))
+        })?;
         let bytes = buffer.slice(at..at + value.len());
         at += value.len();
         let value = http::HeaderValue::from_maybe_shared(bytes).map_err(|e| ServiceError::Http(format!("invalid value of header '{name}': {e}")))?;
