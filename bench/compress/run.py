@@ -11,17 +11,14 @@ checks the response really is compressed and records its size."""
 import gzip
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from harness import CLK_TCK, SERVER_CPU, Server, wrk  # noqa: E402
+from harness import ForegroundServer, Server, free_port, wrk  # noqa: E402
 
 RELEASE = os.path.join(os.environ["CARGO_TARGET_DIR"], "release")
 NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
@@ -29,72 +26,6 @@ SECONDS = int(os.environ.get("DURATION", "10"))
 RUNS = int(os.environ.get("RUNS", "3"))
 CONNS = int(os.environ.get("CONNS", "16"))
 WARMUP = int(os.environ.get("WARMUP", "3"))
-
-
-def tree_times(root):
-    """(utime, stime) in seconds of `root` and its live descendants (nginx's master and worker)."""
-    stats = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            stats[int(entry)] = (int(fields[1]), int(fields[11]), int(fields[12]))
-    tree, frontier = {root}, [root]
-    while frontier:
-        parent = frontier.pop()
-        for pid, (ppid, _, _) in stats.items():
-            if ppid == parent and pid not in tree:
-                tree.add(pid)
-                frontier.append(pid)
-    return (sum(stats[p][1] for p in tree if p in stats) / CLK_TCK,
-            sum(stats[p][2] for p in tree if p in stats) / CLK_TCK)
-
-
-class Covet(Server):
-    """covet pinned to SERVER_CPU (prints `listening on http://ADDR`)."""
-
-    def cpu_times(self):
-        return tree_times(self.proc.pid)
-
-
-class Nginx:
-    """nginx in the foreground on a fixed port, pinned to SERVER_CPU."""
-
-    def __init__(self, argv, port, log):
-        self.addr = f"127.0.0.1:{port}"
-        with open(log, "w") as out:
-            self.proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, *argv], stdout=out, stderr=out)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"nginx exited: {open(log).read()}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"nginx never listened on {self.addr}")
-
-    def url(self, path="/"):
-        return f"http://{self.addr}{path}"
-
-    def cpu_times(self):
-        return tree_times(self.proc.pid)
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def measure(server, accept):
@@ -148,14 +79,14 @@ plugins:
 routes:
   - {{ path: /data.json, methods: [GET], filters: {filters}, handler: data }}
 """)
-    return Covet([os.path.join(RELEASE, "covet"), "host", "--plugins", manifest],
+    return Server([os.path.join(RELEASE, "covet"), "host", "--plugins", manifest],
                  env={"COVET_ADMIN_LISTEN": "off", "COVET_LOG": "warn"})
 
 
 def start_nginx(work, gzip_on):
     port = free_port()
     conf = render("nginx.conf", work, LISTEN=f"127.0.0.1:{port}", WORK=work, GZIP="on" if gzip_on else "off")
-    return Nginx([NGINX, "-p", work, "-c", conf], port, os.path.join(work, "nginx.out"))
+    return ForegroundServer([NGINX, "-p", work, "-c", conf], port, os.path.join(work, "nginx.out"))
 
 
 def check(server, accept, plain):

@@ -4,6 +4,7 @@ CPU time per request from /proc/PID/stat (the steadier figure when the load
 generator saturates its own core)."""
 import os
 import re
+import socket
 import statistics
 import subprocess
 import time
@@ -34,6 +35,10 @@ class Server:
         fields = open(f"/proc/{self.proc.pid}/stat").read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
+    def cpu_times(self):
+        """(utime, stime) in seconds of the server's whole process tree."""
+        return tree_times(self.proc.pid)
+
     def rss_kib(self):
         for line in open(f"/proc/{self.proc.pid}/status"):
             if line.startswith("VmRSS:"):
@@ -51,6 +56,67 @@ class Server:
             except Exception:
                 time.sleep(0.001)
         raise RuntimeError(f"{path} never answered 200")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def tree_times(root):
+    """(utime, stime) in seconds of `root` and its live descendants (e.g. nginx's master and worker)."""
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(entry)] = (int(fields[1]), int(fields[11]), int(fields[12]))
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, (ppid, _, _) in stats.items():
+            if ppid == parent and pid not in tree:
+                tree.add(pid)
+                frontier.append(pid)
+    return (sum(stats[p][1] for p in tree if p in stats) / CLK_TCK,
+            sum(stats[p][2] for p in tree if p in stats) / CLK_TCK)
+
+
+def free_port():
+    """A loopback TCP port free now (for peers that need a fixed port in their config)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ForegroundServer:
+    """A peer (nginx, HAProxy) run in the foreground on a fixed port, pinned to SERVER_CPU."""
+
+    def __init__(self, argv, port, log):
+        self.addr = f"127.0.0.1:{port}"
+        with open(log, "w") as out:
+            self.proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, *argv], stdout=out, stderr=out)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{argv[0]} exited: {open(log).read()}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"{argv[0]} never listened on {self.addr}")
+
+    def url(self, path="/"):
+        return f"http://{self.addr}{path}"
+
+    def cpu_times(self):
+        """(utime, stime) in seconds of the process tree."""
+        return tree_times(self.proc.pid)
 
     def stop(self):
         self.proc.terminate()

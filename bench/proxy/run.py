@@ -17,16 +17,14 @@ requests), split into user and system time. A first row measures the
 upstream alone (wrk straight at it): the ceiling of this load generator on
 its core."""
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from harness import CLK_TCK, CLIENT_CPU, SERVER_CPU, Server, wrk  # noqa: E402
+from harness import CLIENT_CPU, SERVER_CPU, ForegroundServer, Server, free_port, wrk  # noqa: E402
 
 RELEASE = os.path.join(os.environ["CARGO_TARGET_DIR"], "release")
 SECONDS = int(os.environ.get("DURATION", "10"))
@@ -40,68 +38,7 @@ PROXIES = os.environ.get("PROXIES", "covet,nginx,haproxy").split(",")
 RATE = int(os.environ.get("RATE", "10000"))
 
 
-def tree_times(root):
-    """(utime, stime) of `root` and every live descendant, in seconds."""
-    stats = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            stats[int(entry)] = (int(fields[1]), int(fields[11]), int(fields[12]))
-    tree, frontier = {root}, [root]
-    while frontier:
-        parent = frontier.pop()
-        for pid, (ppid, _, _) in stats.items():
-            if ppid == parent and pid not in tree:
-                tree.add(pid)
-                frontier.append(pid)
-    utime = sum(stats[pid][1] for pid in tree if pid in stats) / CLK_TCK
-    stime = sum(stats[pid][2] for pid in tree if pid in stats) / CLK_TCK
-    return utime, stime
-
-
-class Covet(Server):
-    """covet (prints `listening on http://ADDR`), CPU counted over its tree."""
-
-    def cpu_times(self):
-        return tree_times(self.proc.pid)
-
-
-class Peer:
-    """nginx or HAProxy in the foreground on a fixed port, pinned to SERVER_CPU."""
-
-    def __init__(self, argv, port, log):
-        self.addr = f"127.0.0.1:{port}"
-        with open(log, "w") as out:
-            self.proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, *argv], stdout=out, stderr=out)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{argv[0]} exited: {open(log).read()}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"{argv[0]} never listened on {self.addr}")
-
-    def url(self, path="/"):
-        return f"http://{self.addr}{path}"
-
-    def cpu_times(self):
-        return tree_times(self.proc.pid)
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
-class Upstream(Covet):
+class Upstream(Server):
     """hello-hyper pinned to CLIENT_CPU, next to wrk (the proxy's core stays the proxy's)."""
 
     def __init__(self, binary):
@@ -156,12 +93,6 @@ def paced(server, path, work):
     return median
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def render(template, work, **values):
     text = open(os.path.join(HERE, template)).read()
     for key, value in values.items():
@@ -174,20 +105,20 @@ def render(template, work, **values):
 
 def start_covet(work, upstream):
     manifest = render("covet.yaml", work, UPSTREAM=upstream, RELEASE=RELEASE)
-    return Covet([os.path.join(RELEASE, "covet"), "host", "--plugins", manifest],
+    return Server([os.path.join(RELEASE, "covet"), "host", "--plugins", manifest],
                  env={"COVET_ADMIN_LISTEN": "off", "COVET_LOG": "warn"})
 
 
 def start_nginx(work, upstream):
     port = free_port()
     conf = render("nginx.conf", work, LISTEN=f"127.0.0.1:{port}", UPSTREAM=upstream, WORK=work)
-    return Peer([NGINX, "-p", work, "-c", conf], port, os.path.join(work, "nginx.out"))
+    return ForegroundServer([NGINX, "-p", work, "-c", conf], port, os.path.join(work, "nginx.out"))
 
 
 def start_haproxy(work, upstream):
     port = free_port()
     conf = render("haproxy.cfg", work, LISTEN=f"127.0.0.1:{port}", UPSTREAM=upstream)
-    return Peer([HAPROXY, "-db", "-f", conf], port, os.path.join(work, "haproxy.out"))
+    return ForegroundServer([HAPROXY, "-db", "-f", conf], port, os.path.join(work, "haproxy.out"))
 
 
 def check(server):
