@@ -18,7 +18,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from harness import ForegroundServer, Server, free_port, wrk  # noqa: E402
+from harness import ForegroundServer, Server, free_port, render, wrk  # noqa: E402
 
 RELEASE = os.path.join(os.environ["CARGO_TARGET_DIR"], "release")
 NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
@@ -53,16 +53,6 @@ def body():
     return json.dumps(records, separators=(",", ":")).encode()
 
 
-def render(template, work, **values):
-    text = open(os.path.join(HERE, template)).read()
-    for key, value in values.items():
-        text = text.replace(f"@{key}@", value)
-    path = os.path.join(work, template)
-    with open(path, "w") as f:
-        f.write(text)
-    return path
-
-
 def start_covet(work, encodings):
     filters = "[compress]" if encodings else "[]"
     manifest = os.path.join(work, f"covet-{encodings or 'plain'}.yaml")
@@ -85,7 +75,7 @@ routes:
 
 def start_nginx(work, gzip_on):
     port = free_port()
-    conf = render("nginx.conf", work, LISTEN=f"127.0.0.1:{port}", WORK=work, GZIP="on" if gzip_on else "off")
+    conf = render(HERE, "nginx.conf", work, LISTEN=f"127.0.0.1:{port}", WORK=work, GZIP="on" if gzip_on else "off")
     return ForegroundServer([NGINX, "-p", work, "-c", conf], port, os.path.join(work, "nginx.out"))
 
 

@@ -86,6 +86,17 @@ def tree_times(root):
             sum(stats[p][2] for p in tree if p in stats) / CLK_TCK)
 
 
+def render(template_dir, template, work, **values):
+    """Copies `template_dir/template` into `work` with every `@KEY@` replaced by `values[KEY]`; returns the copy's path."""
+    text = open(os.path.join(template_dir, template)).read()
+    for key, value in values.items():
+        text = text.replace(f"@{key}@", value)
+    path = os.path.join(work, template)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
 def free_port():
     """A loopback TCP port free now (for peers that need a fixed port in their config)."""
     with socket.socket() as s:

@@ -24,7 +24,7 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from harness import CLIENT_CPU, SERVER_CPU, ForegroundServer, Server, free_port, wrk  # noqa: E402
+from harness import CLIENT_CPU, SERVER_CPU, ForegroundServer, Server, free_port, render, wrk  # noqa: E402
 
 RELEASE = os.path.join(os.environ["CARGO_TARGET_DIR"], "release")
 SECONDS = int(os.environ.get("DURATION", "10"))
@@ -93,31 +93,21 @@ def paced(server, path, work):
     return median
 
 
-def render(template, work, **values):
-    text = open(os.path.join(HERE, template)).read()
-    for key, value in values.items():
-        text = text.replace(f"@{key}@", value)
-    path = os.path.join(work, template)
-    with open(path, "w") as f:
-        f.write(text)
-    return path
-
-
 def start_covet(work, upstream):
-    manifest = render("covet.yaml", work, UPSTREAM=upstream, RELEASE=RELEASE)
+    manifest = render(HERE, "covet.yaml", work, UPSTREAM=upstream, RELEASE=RELEASE)
     return Server([os.path.join(RELEASE, "covet"), "host", "--plugins", manifest],
                  env={"COVET_ADMIN_LISTEN": "off", "COVET_LOG": "warn"})
 
 
 def start_nginx(work, upstream):
     port = free_port()
-    conf = render("nginx.conf", work, LISTEN=f"127.0.0.1:{port}", UPSTREAM=upstream, WORK=work)
+    conf = render(HERE, "nginx.conf", work, LISTEN=f"127.0.0.1:{port}", UPSTREAM=upstream, WORK=work)
     return ForegroundServer([NGINX, "-p", work, "-c", conf], port, os.path.join(work, "nginx.out"))
 
 
 def start_haproxy(work, upstream):
     port = free_port()
-    conf = render("haproxy.cfg", work, LISTEN=f"127.0.0.1:{port}", UPSTREAM=upstream)
+    conf = render(HERE, "haproxy.cfg", work, LISTEN=f"127.0.0.1:{port}", UPSTREAM=upstream)
     return ForegroundServer([HAPROXY, "-db", "-f", conf], port, os.path.join(work, "haproxy.out"))
 
 
