@@ -3,10 +3,9 @@
 
 use std::time::Duration;
 
-use abi_stable::std_types::{RNone, RSome, RString, RVec, Tuple2};
 
 use super::ffi::{FfiHttpRequest, FfiHttpResponse};
-use super::{Host, ServiceError, ServiceErrorKind, result};
+use super::{Host, ServiceError, ServiceErrorKind, body_to_ffi, find_header, headers_from_ffi, headers_to_ffi, millis, result};
 use crate::{BodyStream, Chunk};
 
 /// An outbound request being built; [`RequestBuilder::send`] sends it.
@@ -58,12 +57,9 @@ impl RequestBuilder {
         let request = FfiHttpRequest {
             method: self.method.into(),
             url: self.url.into(),
-            headers: self.headers.into_iter().map(|(n, v)| Tuple2(RString::from(n), RVec::from(v))).collect(),
-            body: match self.body {
-                Some(body) => RSome(body.into_ffi()),
-                None => RNone,
-            },
-            timeout_ms: self.timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)).into(),
+            headers: headers_to_ffi(self.headers),
+            body: body_to_ffi(self.body),
+            timeout_ms: millis(self.timeout),
         };
         let response = result(self.host.ops()?.http_send(request).await)?;
         Ok(HttpResponse::from_ffi(response))
@@ -86,8 +82,7 @@ impl std::fmt::Debug for HttpResponse {
 
 impl HttpResponse {
     fn from_ffi(response: FfiHttpResponse) -> HttpResponse {
-        let headers = response.headers.into_iter().map(|Tuple2(n, v)| (n.into_string(), v.into_vec())).collect();
-        HttpResponse { status: response.status, headers, body: BodyStream::from_ffi(response.body) }
+        HttpResponse { status: response.status, headers: headers_from_ffi(response.headers), body: BodyStream::from_ffi(response.body) }
     }
 
     /// The status code.
@@ -102,8 +97,7 @@ impl HttpResponse {
 
     /// The first value of header `name` (any case), as text.
     pub fn header(&self, name: &str) -> Option<&str> {
-        let (_, value) = self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name))?;
-        std::str::from_utf8(value).ok()
+        find_header(&self.headers, name)
     }
 
     /// The next body chunk, `None` at the end.

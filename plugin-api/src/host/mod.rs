@@ -230,6 +230,32 @@ fn result<T>(r: RResult<T, FfiServiceError>) -> Result<T, ServiceError> {
     r.into_result().map_err(ServiceError::from_ffi)
 }
 
+/// Headers as they cross the boundary.
+fn headers_to_ffi(headers: Vec<(String, Vec<u8>)>) -> abi_stable::std_types::RVec<ffi::FfiHeader> {
+    headers.into_iter().map(|(n, v)| abi_stable::std_types::Tuple2(n.into(), v.into())).collect()
+}
+
+/// Headers as they came across the boundary.
+fn headers_from_ffi(headers: abi_stable::std_types::RVec<ffi::FfiHeader>) -> Vec<(String, Vec<u8>)> {
+    headers.into_iter().map(|abi_stable::std_types::Tuple2(n, v)| (n.into_string(), v.into_vec())).collect()
+}
+
+/// The first value of header `name` (any case) in `headers`, as text.
+fn find_header<'h>(headers: &'h [(String, Vec<u8>)], name: &str) -> Option<&'h str> {
+    let (_, value) = headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name))?;
+    std::str::from_utf8(value).ok()
+}
+
+/// An optional body as it crosses the boundary.
+fn body_to_ffi(body: Option<crate::BodyStream>) -> abi_stable::std_types::ROption<crate::ffi::BodyStreamBox> {
+    body.map(crate::BodyStream::into_ffi).into()
+}
+
+/// A duration in whole milliseconds across the boundary (saturating).
+fn millis(d: Option<Duration>) -> abi_stable::std_types::ROption<u64> {
+    d.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)).into()
+}
+
 fn ttl_ms(ttl: Option<Duration>) -> abi_stable::std_types::ROption<u64> {
     ttl.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1)).into()
 }

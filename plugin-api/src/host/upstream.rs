@@ -7,10 +7,9 @@
 
 use std::time::Duration;
 
-use abi_stable::std_types::{RNone, ROption, RSome, RString, RVec, Tuple2};
 
 use super::ffi::{FfiUpstreamRequest, FfiUpstreamResponse};
-use super::{Host, ServiceError, result};
+use super::{Host, ServiceError, body_to_ffi, find_header, headers_from_ffi, headers_to_ffi, millis, result};
 use crate::BodyStream;
 
 /// A named upstream; start a request with [`Upstream::request`].
@@ -81,10 +80,6 @@ impl std::fmt::Debug for UpstreamRequestBuilder {
     }
 }
 
-fn millis(d: Option<Duration>) -> ROption<u64> {
-    d.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)).into()
-}
-
 impl UpstreamRequestBuilder {
     /// Adds a header (sent as given: filter hop-by-hop headers before).
     pub fn header(mut self, name: &str, value: impl AsRef<[u8]>) -> UpstreamRequestBuilder {
@@ -136,11 +131,8 @@ impl UpstreamRequestBuilder {
             upstream: self.upstream.into(),
             method: self.method.into(),
             path_and_query: self.path_and_query.into(),
-            headers: self.headers.into_iter().map(|(n, v)| Tuple2(RString::from(n), RVec::from(v))).collect(),
-            body: match self.body {
-                Some(body) => RSome(body.into_ffi()),
-                None => RNone,
-            },
+            headers: headers_to_ffi(self.headers),
+            body: body_to_ffi(self.body),
             client_addr: self.client_addr.into(),
             timeout_ms: millis(self.timeout),
             per_try_timeout_ms: millis(self.per_try_timeout),
@@ -175,7 +167,7 @@ impl UpstreamResponse {
     fn from_ffi(response: FfiUpstreamResponse) -> UpstreamResponse {
         UpstreamResponse {
             status: response.status,
-            headers: response.headers.into_iter().map(|Tuple2(n, v)| (n.into_string(), v.into_vec())).collect(),
+            headers: headers_from_ffi(response.headers),
             body: BodyStream::from_ffi(response.body),
             endpoint: response.endpoint.into_string(),
             attempts: response.attempts,
@@ -194,8 +186,7 @@ impl UpstreamResponse {
 
     /// The first value of header `name` (any case), as text.
     pub fn header(&self, name: &str) -> Option<&str> {
-        let (_, value) = self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name))?;
-        std::str::from_utf8(value).ok()
+        find_header(&self.headers, name)
     }
 
     /// The endpoint that answered (`ip:port`).
