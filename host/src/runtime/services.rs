@@ -290,25 +290,7 @@ fn to_upstream_request(request: FfiUpstreamRequest) -> Result<UpstreamRequest, S
 
 fn from_upstream_response(answer: UpstreamResponse) -> FfiUpstreamResponse {
     let FfiHttpResponse { status, headers, body } = from_response(answer.response);
-    FfiUpstreamResponse { status, headers, body, endpoint: endpoint_text(answer.endpoint), attempts: answer.attempts }
-}
-
-/// `addr` as text, formatted once per thread for the last address seen
-/// (a proxy answers from the same few endpoints; formatting a socket address
-/// per request showed in profiles).
-fn endpoint_text(addr: std::net::SocketAddr) -> RString {
-    thread_local! {
-        static LAST: std::cell::RefCell<Option<(std::net::SocketAddr, String)>> = const { std::cell::RefCell::new(None) };
-    }
-    LAST.with_borrow_mut(|last| match last {
-        Some((cached, text)) if *cached == addr => RString::from(text.as_str()),
-        _ => {
-            let text = addr.to_string();
-            let answer = RString::from(text.as_str());
-            *last = Some((addr, text));
-            answer
-        }
-    })
+    FfiUpstreamResponse { status, headers, body, endpoint: RString::from(&*answer.endpoint_text), attempts: answer.attempts }
 }
 
 impl NativeHost {

@@ -99,6 +99,8 @@ pub(crate) struct Endpoint {
     pub(crate) client: EndpointClient,
     /// `upstream 'name' (addr)`, named in response-body errors (made once, not per request).
     pub(crate) target: Arc<str>,
+    /// `addr` as text, made once: every response names its endpoint.
+    pub(crate) addr_text: Arc<str>,
     /// Attempts in flight now (until the response head).
     pub(crate) in_flight: AtomicU64,
     /// Attempts sent.
@@ -124,6 +126,7 @@ impl Endpoint {
             id: format!("{:016x}", hash64(addr.to_string().as_bytes(), 0x5717)),
             client: EndpointClient::new(addr, host, config)?,
             target: Arc::from(format!("upstream '{}' ({addr})", config.name)),
+            addr_text: Arc::from(addr.to_string()),
             in_flight: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),

@@ -275,7 +275,8 @@ impl Upstream {
                 response.headers_mut().append(SET_COOKIE, value);
             }
         }
-        Ok(UpstreamResponse { response, endpoint: endpoint.addr, attempts: attempts.tried.len() as u32 })
+        let attempts = attempts.tried.len() as u32;
+        Ok(UpstreamResponse { response, endpoint: endpoint.addr, endpoint_text: endpoint.addr_text.clone(), attempts })
     }
 }
 

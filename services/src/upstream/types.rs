@@ -46,6 +46,8 @@ pub struct UpstreamResponse {
     pub response: http::Response<ResponseBody>,
     /// The endpoint that answered.
     pub endpoint: SocketAddr,
+    /// `endpoint` as text (made once per endpoint, not per response).
+    pub endpoint_text: std::sync::Arc<str>,
     /// Attempts made (1: no retry).
     pub attempts: u32,
 }
