@@ -14,6 +14,7 @@
 //! (with `/metrics` and gRPC `ListUpstreams`).
 
 mod balancing;
+mod config;
 mod errors;
 mod health;
 mod logging;
