@@ -1,0 +1,38 @@
+//! covet's tracing, shared by the host and its services.
+//!
+//! - [`context`]: W3C trace context (`traceparent` / `tracestate`), parsed
+//!   from requests and injected into outbound ones, sampled or not.
+//! - [`sampler`]: parent-based with a ratio, and a per-route ratio.
+//! - [`span`]: a [`Span`] is an id pair and, only when sampled, a record
+//!   that becomes an OpenTelemetry `SpanData` when it ends. An unsampled
+//!   span allocates nothing.
+//! - [`current`]: the span a plugin phase runs in, for the host services an
+//!   outbound call or an upstream attempt goes through (client spans are
+//!   its children).
+//! - [`tracer`]: the installed [`Tracer`] (none: tracing off).
+//! - [`export`]: the bounded queue and the batching OTLP exporter (gRPC or
+//!   HTTP) that never blocks a request: when the collector is down, spans
+//!   are dropped and counted.
+//!
+//! ```ignore
+//! let server = tracer.start_server(&headers, "GET /users/{id}", route_ratio);
+//! let plugin = server.child("plugin auth handle", SpanKind::Internal);
+//! covet_telemetry::current::scope(plugin.clone(), phase_future).await;
+//! plugin.end();
+//! server.end();
+//! ```
+
+pub mod context;
+pub mod current;
+mod error;
+pub mod export;
+mod ids;
+pub mod sampler;
+pub mod span;
+pub mod tracer;
+
+pub use context::{SpanContext, TRACEPARENT, TRACESTATE};
+pub use error::TelemetryError;
+pub use opentelemetry::{Key, KeyValue, Value, trace::{SpanId, SpanKind, TraceId}};
+pub use span::Span;
+pub use tracer::Tracer;

@@ -1,0 +1,183 @@
+//! A span: its ids and, only when the trace is sampled and an exporter is
+//! installed, a record of name, kind, times, attributes, events and status
+//! that becomes an OpenTelemetry `SpanData` when the span ends.
+//!
+//! An unsampled span is two ids and a flag: making one, its children,
+//! setting attributes on it and ending it allocate nothing and cost a few
+//! instructions. Clones share the record; the first `end` exports it and
+//! later calls (and attributes set after it) are ignored.
+
+use std::borrow::Cow;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use opentelemetry::trace::{Event, SpanContext as OtelContext, SpanId, SpanKind, Status, TraceFlags, TraceState};
+use opentelemetry::KeyValue;
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
+
+use crate::context::SpanContext;
+use crate::export::Exporter;
+
+/// Most attributes and events kept on one span; more are counted as dropped.
+pub const MAX_ATTRIBUTES: usize = 128;
+/// Most events kept on one span.
+pub const MAX_EVENTS: usize = 128;
+
+/// A span (see the module docs). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Span {
+    ctx: SpanContext,
+    rec: Option<Arc<Recording>>,
+}
+
+#[derive(Debug)]
+struct Recording {
+    exporter: Arc<Exporter>,
+    record: Mutex<Option<Record>>,
+}
+
+#[derive(Debug)]
+struct Record {
+    name: Cow<'static, str>,
+    kind: SpanKind,
+    parent: SpanId,
+    parent_is_remote: bool,
+    start: SystemTime,
+    attributes: Vec<KeyValue>,
+    dropped_attributes: u32,
+    events: Vec<Event>,
+    dropped_events: u32,
+    status: Status,
+}
+
+impl Span {
+    /// A span with no record (unsampled, or no exporter): ids only.
+    pub fn unrecorded(ctx: SpanContext) -> Span {
+        Span { ctx, rec: None }
+    }
+
+    /// A recorded span, started now.
+    pub(crate) fn recorded(
+        ctx: SpanContext,
+        exporter: Arc<Exporter>,
+        name: Cow<'static, str>,
+        kind: SpanKind,
+        parent: Option<(SpanId, bool)>,
+    ) -> Span {
+        let (parent, parent_is_remote) = parent.unwrap_or((SpanId::INVALID, false));
+        let record = Record {
+            name,
+            kind,
+            parent,
+            parent_is_remote,
+            start: SystemTime::now(),
+            attributes: Vec::new(),
+            dropped_attributes: 0,
+            events: Vec::new(),
+            dropped_events: 0,
+            status: Status::Unset,
+        };
+        Span { ctx, rec: Some(Arc::new(Recording { exporter, record: Mutex::new(Some(record)) })) }
+    }
+
+    /// Its ids (for propagation and the access log).
+    pub fn context(&self) -> &SpanContext {
+        &self.ctx
+    }
+
+    /// Whether attributes and events set on it are kept (sampled, exporter
+    /// installed, not ended yet). Check it before computing costly attributes.
+    pub fn is_recording(&self) -> bool {
+        self.rec.is_some()
+    }
+
+    /// A child span started now: recorded when this one is.
+    pub fn child(&self, name: impl Into<Cow<'static, str>>, kind: SpanKind) -> Span {
+        let ctx = SpanContext { span_id: crate::ids::span_id(), ..self.ctx.clone() };
+        match &self.rec {
+            Some(rec) => Span::recorded(ctx, rec.exporter.clone(), name.into(), kind, Some((self.ctx.span_id, false))),
+            None => Span::unrecorded(ctx),
+        }
+    }
+
+    /// Sets an attribute (replacing one with the same key).
+    pub fn set_attribute(&self, attribute: KeyValue) {
+        self.with(|r| {
+            if let Some(kv) = r.attributes.iter_mut().find(|kv| kv.key == attribute.key) {
+                kv.value = attribute.value;
+            } else if r.attributes.len() < MAX_ATTRIBUTES {
+                r.attributes.push(attribute);
+            } else {
+                r.dropped_attributes += 1;
+            }
+        });
+    }
+
+    /// Adds an event, timestamped now.
+    pub fn add_event(&self, name: impl Into<Cow<'static, str>>, attributes: Vec<KeyValue>) {
+        self.with(|r| {
+            if r.events.len() < MAX_EVENTS {
+                r.events.push(Event::new(name, SystemTime::now(), attributes, 0));
+            } else {
+                r.dropped_events += 1;
+            }
+        });
+    }
+
+    /// Marks the span failed, with a description.
+    pub fn set_error(&self, description: impl Into<Cow<'static, str>>) {
+        self.with(|r| r.status = Status::error(description));
+    }
+
+    /// Marks the span succeeded explicitly (`Ok` overrides an error).
+    pub fn set_ok(&self) {
+        self.with(|r| r.status = Status::Ok);
+    }
+
+    /// Renames the span (e.g. once the route is known).
+    pub fn rename(&self, name: impl Into<Cow<'static, str>>) {
+        self.with(|r| r.name = name.into());
+    }
+
+    /// Ends the span now and queues it for export (once; later calls do nothing).
+    pub fn end(&self) {
+        let Some(rec) = &self.rec else { return };
+        let Some(record) = rec.record.lock().unwrap_or_else(PoisonError::into_inner).take() else { return };
+        rec.exporter.submit(self.span_data(record, &rec.exporter));
+    }
+
+    fn with(&self, f: impl FnOnce(&mut Record)) {
+        if let Some(rec) = &self.rec {
+            if let Some(record) = rec.record.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+                f(record);
+            }
+        }
+    }
+
+    fn span_data(&self, r: Record, exporter: &Exporter) -> SpanData {
+        let state = self.ctx.tracestate.as_ref().and_then(|v| v.to_str().ok()).and_then(|s| s.parse::<TraceState>().ok());
+        let flags = if self.ctx.sampled { TraceFlags::SAMPLED } else { TraceFlags::default() };
+        SpanData {
+            span_context: OtelContext::new(self.ctx.trace_id, self.ctx.span_id, flags, false, state.unwrap_or_default()),
+            parent_span_id: r.parent,
+            parent_span_is_remote: r.parent_is_remote,
+            span_kind: r.kind,
+            name: r.name,
+            start_time: r.start,
+            end_time: SystemTime::now(),
+            attributes: r.attributes,
+            dropped_attributes_count: r.dropped_attributes,
+            events: events(r.events, r.dropped_events),
+            links: SpanLinks::default(),
+            status: r.status,
+            instrumentation_scope: exporter.scope().clone(),
+        }
+    }
+}
+
+fn events(list: Vec<Event>, dropped: u32) -> SpanEvents {
+    let mut events = SpanEvents::default();
+    events.events = list;
+    events.dropped_count = dropped;
+    events
+}

@@ -1,0 +1,85 @@
+//! The tracer: the sampler and the exporter, installed once per process
+//! (replaced on a manifest reload). With none installed, tracing is off:
+//! no ids, no propagation, no cost.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use http::HeaderMap;
+use opentelemetry::trace::SpanKind;
+
+use crate::context::{Remote, SpanContext};
+use crate::export::Exporter;
+use crate::sampler::Sampler;
+use crate::span::Span;
+
+static INSTALLED: ArcSwapOption<Tracer> = ArcSwapOption::const_empty();
+
+/// Makes spans: samples them and hands the recorded ones to the exporter.
+#[derive(Debug)]
+pub struct Tracer {
+    sampler: Sampler,
+    exporter: Option<Arc<Exporter>>,
+}
+
+impl Tracer {
+    /// A tracer; `exporter: None` keeps ids and propagation but records nothing.
+    pub fn new(sampler: Sampler, exporter: Option<Arc<Exporter>>) -> Tracer {
+        Tracer { sampler, exporter }
+    }
+
+    /// The sampling policy.
+    pub fn sampler(&self) -> &Sampler {
+        &self.sampler
+    }
+
+    /// The exporter, when one is configured.
+    pub fn exporter(&self) -> Option<&Arc<Exporter>> {
+        self.exporter.as_ref()
+    }
+
+    /// The server span of a request: a child of the caller's span when
+    /// `headers` carry a valid `traceparent`, else the root of a new trace.
+    /// `route_ratio` is the matched route's sampling ratio, when it sets one.
+    pub fn start_server(&self, headers: &HeaderMap, name: impl Into<Cow<'static, str>>, route_ratio: Option<f64>) -> Span {
+        match Remote::extract(headers) {
+            Some(remote) => {
+                let sampled = self.sampler.decide(Some(remote.sampled), remote.trace_id, route_ratio);
+                let ctx = SpanContext { trace_id: remote.trace_id, span_id: crate::ids::span_id(), sampled, tracestate: remote.tracestate };
+                self.span(ctx, name, SpanKind::Server, Some((remote.span_id, true)))
+            }
+            None => {
+                let trace_id = crate::ids::trace_id();
+                let sampled = self.sampler.decide(None, trace_id, route_ratio);
+                let ctx = SpanContext { trace_id, span_id: crate::ids::span_id(), sampled, tracestate: None };
+                self.span(ctx, name, SpanKind::Server, None)
+            }
+        }
+    }
+
+    /// The root span of a new trace (background work with no request).
+    pub fn start_root(&self, name: impl Into<Cow<'static, str>>, kind: SpanKind) -> Span {
+        let trace_id = crate::ids::trace_id();
+        let sampled = self.sampler.decide(None, trace_id, None);
+        let ctx = SpanContext { trace_id, span_id: crate::ids::span_id(), sampled, tracestate: None };
+        self.span(ctx, name, kind, None)
+    }
+
+    fn span(&self, ctx: SpanContext, name: impl Into<Cow<'static, str>>, kind: SpanKind, parent: Option<(opentelemetry::trace::SpanId, bool)>) -> Span {
+        match &self.exporter {
+            Some(exporter) if ctx.sampled => Span::recorded(ctx, exporter.clone(), name.into(), kind, parent),
+            _ => Span::unrecorded(ctx),
+        }
+    }
+}
+
+/// Installs `tracer` for the process (`None`: tracing off).
+pub fn install(tracer: Option<Arc<Tracer>>) {
+    INSTALLED.store(tracer);
+}
+
+/// The installed tracer.
+pub fn installed() -> Option<Arc<Tracer>> {
+    INSTALLED.load_full()
+}
