@@ -158,6 +158,28 @@ pub trait RequestOps: Send {
     /// later plugins read this one.
     #[sabi(last_prefix_field)]
     fn set_body_stream(&mut self, body: BodyStreamBox);
+    /// Whether the span of this plugin call is recorded (the trace is
+    /// sampled and an exporter is configured). Hosts without tracing
+    /// (and every implementation that does not override this) record none.
+    fn span_is_recording(&self) -> bool {
+        false
+    }
+    /// Sets an attribute on the span of this plugin call (replacing one with
+    /// the same key); ignored when the span is not recorded.
+    fn span_set_attribute(&self, key: RStr<'_>, value: crate::span::AttrValue) {
+        let _ = (key, value);
+    }
+    /// Adds an event, timestamped now, to the span of this plugin call;
+    /// ignored when the span is not recorded.
+    fn span_add_event(&self, name: RStr<'_>, attributes: RVec<crate::span::FfiAttribute>) {
+        let _ = (name, attributes);
+    }
+    /// The `traceparent` of this plugin call's span (sampled or not), for a
+    /// plugin that propagates the trace by other means than the host's
+    /// services (a message queue header); `RNone` when tracing is off.
+    fn traceparent(&self) -> ROption<RString> {
+        ROption::RNone
+    }
 }
 
 /// The host's view of the response on its way out, for `on_response`.

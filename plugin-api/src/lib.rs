@@ -103,6 +103,7 @@ mod plugin;
 mod request;
 mod response;
 mod shared;
+pub mod span;
 mod types;
 
 pub mod testing;
@@ -117,6 +118,7 @@ pub use plugin::Plugin;
 pub use request::Request;
 pub use response::{Flow, Response, ResponseMut, StreamSlot};
 pub use shared::{Body, Headers};
+pub use span::AttrValue;
 /// JSON values, as [`Response::error`] takes for `details` (re-exported so a
 /// plugin needs no serde_json of its own).
 pub use serde_json::Value as JsonValue;

@@ -1,9 +1,9 @@
 //! [`Request`]: the plugin's handle on the in-flight request. Reads borrow
 //! host memory; writes go straight to the host's request.
 
-use abi_stable::std_types::RString;
+use abi_stable::std_types::{RString, Tuple2};
 
-use crate::{BodyStream, Header, HttpVersion, ffi::RequestRef};
+use crate::{BodyStream, Header, HttpVersion, ffi::RequestRef, span::AttrValue};
 
 /// The request as a plugin sees it in every phase.
 pub struct Request<'a> {
@@ -125,5 +125,27 @@ impl<'a> Request<'a> {
     /// The request id (from `x-request-id`, or made by the host).
     pub fn request_id(&self) -> &str {
         self.ops.request_id().as_str()
+    }
+
+    /// Whether the span of this plugin call is recorded: attributes and
+    /// events set now are exported (see [`crate::span`]).
+    pub fn span_is_recording(&self) -> bool {
+        self.ops.span_is_recording()
+    }
+
+    /// Sets an attribute on the span of this plugin call (a no-op when it is not recorded).
+    pub fn set_span_attribute(&self, key: &str, value: impl Into<AttrValue>) {
+        self.ops.span_set_attribute(key.into(), value.into());
+    }
+
+    /// Adds an event to the span of this plugin call (a no-op when it is not recorded).
+    pub fn add_span_event(&self, name: &str, attributes: &[(&str, AttrValue)]) {
+        let attributes = attributes.iter().map(|(k, v)| Tuple2(RString::from(*k), v.clone())).collect();
+        self.ops.span_add_event(name.into(), attributes);
+    }
+
+    /// The `traceparent` of this plugin call's span; `None` when tracing is off.
+    pub fn traceparent(&self) -> Option<String> {
+        self.ops.traceparent().into_option().map(RString::into_string)
     }
 }
