@@ -47,6 +47,9 @@ pub struct Exchange {
     pub metadata: Metadata,
     /// The request id (visible ASCII).
     pub request_id: HeaderValue,
+    /// The span of the plugin call in progress (set by the pipeline around
+    /// each phase call); `None` when tracing is off.
+    pub span: Option<covet_telemetry::Span>,
 }
 
 impl Exchange {

@@ -293,6 +293,7 @@ where
         body_stream,
         metadata: Default::default(),
         request_id: id.clone(),
+        span: None,
     };
     if let Some(tls) = &conn.tls {
         tls.metadata.iter().for_each(|(key, value)| ex.metadata.set(key, value));

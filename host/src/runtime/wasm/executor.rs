@@ -273,6 +273,7 @@ fn lend(ex: &mut Exchange) -> Exchange {
         body_stream: None,
         metadata: Metadata::default(),
         request_id: HeaderValue::from_static(""),
+        span: None,
     };
     std::mem::replace(ex, stand_in)
 }
