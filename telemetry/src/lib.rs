@@ -22,6 +22,8 @@
 //! server.end();
 //! ```
 
+#[cfg(feature = "collector")]
+pub mod collector;
 pub mod context;
 pub mod current;
 mod error;
