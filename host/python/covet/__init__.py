@@ -9,6 +9,8 @@ holds type stubs for editors).
 - Host services (async-only, granted per plugin in the manifest):
   `covet.http.request/get/post`, `sleep`, `spawn`, `every`, `state(ns)`,
   failing with `HostServiceError` subclasses (docs/python.md, "Host services").
+- Tracing: `covet.trace.set_attribute/add_event/is_recording/traceparent`
+  on the span of the plugin call in progress (docs/python.md, "Tracing").
 - Types: `Request`, `Response` (and `JSONResponse`, `PlainTextResponse`,
   `HTMLResponse`, `RedirectResponse`), `HTTPException`,
   `RequestValidationError`, `Headers`, `QueryParams`.
@@ -46,14 +48,14 @@ from ._services import (
     state,
 )
 from ._wire import to_wire as _to_wire
-from . import http
+from . import http, trace
 
 __all__ = [
     "Covet", "Request", "Response", "JSONResponse", "PlainTextResponse", "HTMLResponse",
     "RedirectResponse", "HTTPException", "RequestValidationError", "Headers", "QueryParams",
     "HostServiceError", "ServiceDenied", "OutboundDenied", "StateDenied", "ServiceTimeout",
     "ServiceUnavailable", "ServiceProtocolError", "ServiceBackendError", "ServiceShutDown",
-    "State", "http", "sleep", "spawn", "every", "state",
+    "State", "http", "sleep", "spawn", "every", "state", "trace",
 ]
 
 __version__ = "0.1.0"

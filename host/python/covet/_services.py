@@ -26,6 +26,8 @@ import inspect
 import sys
 import traceback
 
+from . import trace as _trace
+
 __all__ = [
     "HostServiceError", "ServiceDenied", "OutboundDenied", "StateDenied", "ServiceTimeout",
     "ServiceUnavailable", "ServiceProtocolError", "ServiceBackendError", "ServiceShutDown",
@@ -225,7 +227,9 @@ async def sleep(seconds: float) -> None:
 def spawn(coro, *, name: "str | None" = None) -> asyncio.Task:
     """Runs coroutine `coro` in the background as a task owned by the calling
     plugin instance: it is cancelled when the instance shuts down (swap,
-    reload, host stop). An exception it raises is logged. Returns the task."""
+    reload, host stop). An exception it raises is logged. It runs without
+    the span of the request that started it (`covet.trace` is a no-op
+    there, its outbound calls start traces of their own). Returns the task."""
     if not asyncio.iscoroutine(coro):
         raise TypeError(f"covet.spawn takes a coroutine (call the async function), got {type(coro).__name__}")
     try:
@@ -233,7 +237,10 @@ def spawn(coro, *, name: "str | None" = None) -> asyncio.Task:
     except HostServiceError:
         coro.close()
         raise
-    task = asyncio.get_running_loop().create_task(coro, name=name)
+    # A background task outlives the request that started it: it runs without its span.
+    context = contextvars.copy_context()
+    context.run(_trace._span.set, None)
+    task = asyncio.get_running_loop().create_task(coro, name=name, context=context)
     inst.tasks.add(task)
     task.add_done_callback(inst._task_done)
     return task

@@ -20,6 +20,7 @@ import json as _json
 
 from ._datastructures import Headers
 from ._services import HostServiceError, _instance, _wait
+from .trace import _span
 
 __all__ = ["request", "get", "post", "ClientResponse"]
 
@@ -147,7 +148,9 @@ async def request(method: str, url: str, *, headers=None, body=None, json=None, 
     `body`: bytes, str or an async iterable of bytes; `json`: a value sent
     as JSON (sets `content-type`); `timeout`: seconds until the response
     head (shortens, never lengthens, the manifest's `services.http` limit).
-    Raises `OutboundDenied` for a host the manifest does not grant,
+    Made during a plugin call with tracing on, the call gets a client span,
+    a child of the plugin call's span, whose trace context it carries
+    (`traceparent`). Raises `OutboundDenied` for a host the manifest does not grant,
     `ServiceTimeout`, `ServiceUnavailable` (connect, TLS) or `ServiceProtocolError`."""
     if not isinstance(method, str) or not method:
         raise TypeError("method must be a non-empty str")
@@ -169,7 +172,7 @@ async def request(method: str, url: str, *, headers=None, body=None, json=None, 
     if writer is not None:
         feeder = asyncio.get_running_loop().create_task(_feed(chunks, writer))
     try:
-        status, head, version, reader = await _wait(host.http, method.upper(), url, pairs, data, writer, timeout)
+        status, head, version, reader = await _wait(host.http, method.upper(), url, pairs, data, writer, timeout, _span.get())
     except BaseException:
         if feeder is not None:
             feeder.cancel()

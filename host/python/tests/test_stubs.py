@@ -10,6 +10,7 @@ from support import ROOT, covet
 
 STUB = ROOT / "python-plugins" / "covet-stubs" / "covet" / "__init__.pyi"
 HTTP_STUB = STUB.parent / "http.pyi"
+TRACE_STUB = STUB.parent / "trace.pyi"
 FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 
 
@@ -42,13 +43,14 @@ def stub_params(fn: ast.AST) -> list:
 class Stubs(unittest.TestCase):
     def test_stubs_and_package_export_the_same_names(self):
         self.assertEqual(stub_all(), sorted(covet.__all__))
-        stubbed = set(stub_classes()) | set(stub_functions()) | {"http"}
+        stubbed = set(stub_classes()) | set(stub_functions()) | {"http", "trace"}
         self.assertEqual(stubbed & set(covet.__all__), set(covet.__all__))
         self.assertEqual(stub_all(HTTP_STUB), sorted(covet.http.__all__))
+        self.assertEqual(stub_all(TRACE_STUB), sorted(covet.trace.__all__))
         self.assertTrue((STUB.parent / "py.typed").exists())
 
     def test_every_stubbed_function_has_the_real_parameter_names(self):
-        for path, module in ((STUB, covet), (HTTP_STUB, covet.http)):
+        for path, module in ((STUB, covet), (HTTP_STUB, covet.http), (TRACE_STUB, covet.trace)):
             for name, fn in stub_functions(path).items():
                 self.assertEqual(stub_params(fn), real_params(getattr(module, name)), f"{module.__name__}.{name}")
 

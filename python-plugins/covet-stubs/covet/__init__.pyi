@@ -8,6 +8,7 @@ from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Mu
 from typing import Any, TypeVar, overload
 
 from . import http as http
+from . import trace as trace
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _HeadersInit = Mapping[str, str] | Iterable[tuple[str, str]] | None
@@ -182,5 +183,5 @@ __all__ = [
     "RedirectResponse", "HTTPException", "RequestValidationError", "Headers", "QueryParams",
     "HostServiceError", "ServiceDenied", "OutboundDenied", "StateDenied", "ServiceTimeout",
     "ServiceUnavailable", "ServiceProtocolError", "ServiceBackendError", "ServiceShutDown",
-    "State", "http", "sleep", "spawn", "every", "state",
+    "State", "http", "sleep", "spawn", "every", "state", "trace",
 ]

@@ -17,6 +17,7 @@ use super::{
     interp::{self, Interp},
     on_loop, on_pool, run_hook,
     services::PyInstance,
+    trace::PySpan,
 };
 use crate::{
     exchange::{Exchange, HostResponse},
@@ -64,12 +65,14 @@ impl AppExecutor {
         Ok(AppExecutor { info, interp, app: Arc::new(app), router, timeout: target.settings.timeout, instance })
     }
 
-    async fn call(&self, index: usize, is_async: bool, req: ReqData, request_id: String) -> Result<HostResponse, Fault> {
+    /// Calls endpoint `index` (with the plugin call's span, when tracing is on).
+    async fn call(&self, index: usize, is_async: bool, req: ReqData, call: Call) -> Result<HostResponse, Fault> {
         let app = self.app.clone();
+        let Call { request_id, span } = call;
         let result = if is_async {
             on_loop(self.interp, &self.instance, self.timeout, move |py| {
                 let bridge = interp::bridge(py)?;
-                let args = (app.clone_ref(py), index, req.to_py(py)?).into_pyobject(py)?;
+                let args = (app.clone_ref(py), index, req.to_py(py)?, PySpan::wrap(py, span.as_ref())?).into_pyobject(py)?;
                 Ok((bridge.getattr(pyo3::intern!(py, "app_call_async"))?.unbind(), args.unbind()))
             })
             .await?
@@ -77,7 +80,8 @@ impl AppExecutor {
             on_pool(self.interp, self.timeout, move |py| {
                 let run = || -> PyResult<convert::PyResult_> {
                     let bridge = interp::bridge(py)?;
-                    let result = bridge.getattr(pyo3::intern!(py, "app_call"))?.call1((app.bind(py), index, req.to_py(py)?))?;
+                    let span = PySpan::wrap(py, span.as_ref())?;
+                    let result = bridge.getattr(pyo3::intern!(py, "app_call"))?.call1((app.bind(py), index, req.to_py(py)?, span))?;
                     Ok(convert::read(&result))
                 };
                 run().unwrap_or_else(|e| convert::PyResult_::Error(describe(py, e)))
@@ -86,6 +90,12 @@ impl AppExecutor {
         };
         convert::handler_outcome(&self.info.name, &request_id, result)
     }
+}
+
+/// What a call carries besides the request: its id (for errors) and span.
+struct Call {
+    request_id: String,
+    span: Option<covet_telemetry::Span>,
 }
 
 type RouteRow = (Vec<String>, String, usize);
@@ -136,8 +146,8 @@ impl Executor for AppExecutor {
         };
         let params = found.params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
         let req = ReqData::new(ex, params);
-        let request_id = ex.id().to_owned();
-        Outcome::Pending(Box::pin(self.call(index, is_async, req, request_id)))
+        let call = Call { request_id: ex.id().to_owned(), span: ex.span.clone() };
+        Outcome::Pending(Box::pin(self.call(index, is_async, req, call)))
     }
 
     fn on_response<'a>(&'a self, _: &'a mut Exchange, _: &'a mut HostResponse) -> Outcome<'a, ()> {

@@ -29,6 +29,7 @@ use super::{
     body::{self, BodySource},
     hostmod::{AsgiMsg, BodyFailure, Sink, SinkShared},
     interp::{self, Interp},
+    trace::PySpan,
 };
 use crate::{
     exchange::{BodyStream, Exchange, HostResponse, RequestBody},
@@ -149,7 +150,9 @@ impl AsgiExecutor {
                 let state = state.as_ref().map(|s| s.clone_ref(py));
                 let sink = Py::new(py, Sink::new(shared.clone()))?;
                 let source = source.map(|s| Py::new(py, s)).transpose()?;
-                let args = (app.clone_ref(py), scope_head, headers, PyBytes::new(py, &head.body), source, state, sink, instance.obj().clone_ref(py));
+                let span = PySpan::wrap(py, head.span.as_ref())?;
+                let body = PyBytes::new(py, &head.body);
+                let args = (app.clone_ref(py), scope_head, headers, body, source, state, sink, instance.obj().clone_ref(py), span);
                 bridge.getattr(pyo3::intern!(py, "asgi_start"))?.call1(args)
             });
             match run {
@@ -259,6 +262,8 @@ struct Head {
     server: Option<(String, u16)>,
     body: Bytes,
     request_id: String,
+    /// The plugin call's span (tracing on).
+    span: Option<covet_telemetry::Span>,
 }
 
 impl Head {
@@ -284,6 +289,7 @@ impl Head {
             server: server(ex),
             body: ex.body.clone(),
             request_id: ex.id().to_owned(),
+            span: ex.span.clone(),
         }
     }
 }

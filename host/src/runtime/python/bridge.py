@@ -5,9 +5,17 @@ plugin into a fresh module namespace, calling decorator-app endpoints and
 filters, driving ASGI apps (http and lifespan), and turning exceptions into
 plain tuples the host turns into structured error responses. Every result
 crossing back to Rust is a tuple of str/int/bytes/lists, nothing else.
+
+With tracing on, each call also gets `span` (a `_covet_host.Span`, the span
+of that plugin call), which goes into `covet.trace`'s context variable for
+that call only: a sync call sets it and resets it after; a coroutine or an
+ASGI request sets it inside its own task's context (a copy made for that
+task), so it follows its awaits and ends with it. With tracing off `span`
+is None and nothing is set.
 """
 
 import asyncio
+import contextvars
 import importlib.abc
 import importlib.util
 import itertools
@@ -19,6 +27,7 @@ import _covet_host
 
 _loop = None
 _counter = itertools.count()
+_span_var = None
 
 
 class _LogWriter:
@@ -180,19 +189,38 @@ def _service_failure(exc):
     return ("http", _SERVICE_STATUS.get(exc.kind, 500), [], str(exc), json.dumps(details))
 
 
+def _enter(span):
+    """Makes `span` the span of the plugin call in progress (`covet.trace`)
+    in the current context; returns the token that resets it."""
+    global _span_var
+    if _span_var is None:
+        _span_var = sys.modules["covet"].trace._span
+    return _span_var.set(span)
+
+
+def _leave(token):
+    if token is not None:
+        _span_var.reset(token)
+
+
 def _ok(wire):
     status, headers, body = wire
     return ("ok", status, headers, body)
 
 
-def app_call(app, index, args):
+def app_call(app, index, args, span=None):
+    token = None if span is None else _enter(span)
     try:
         return _ok(app._covet_call(index, sys.modules["covet"].Request(*args)))
     except Exception as exc:
         return classify(exc)
+    finally:
+        _leave(token)
 
 
-async def app_call_async(app, index, args):
+async def app_call_async(app, index, args, span=None):
+    if span is not None:
+        _enter(span)
     try:
         return _ok(await app._covet_call(index, sys.modules["covet"].Request(*args)))
     except Exception as exc:
@@ -209,15 +237,20 @@ def _after_request(request, result):
     return ("respond", metadata, headers, status, out_headers, body)
 
 
-def filter_request(fn, args):
+def filter_request(fn, args, span=None):
+    token = None if span is None else _enter(span)
     try:
         request = sys.modules["covet"].Request(*args)
         return _after_request(request, fn(request))
     except Exception as exc:
         return classify(exc)
+    finally:
+        _leave(token)
 
 
-async def filter_request_async(fn, args):
+async def filter_request_async(fn, args, span=None):
+    if span is not None:
+        _enter(span)
     try:
         request = sys.modules["covet"].Request(*args)
         return _after_request(request, await fn(request))
@@ -230,16 +263,21 @@ def _response(args, status, headers, body):
     return covet.Request(*args), covet.Response(body, status, headers)
 
 
-def filter_response(fn, args, status, headers, body):
+def filter_response(fn, args, status, headers, body, span=None):
+    token = None if span is None else _enter(span)
     try:
         request, response = _response(args, status, headers, body)
         result = fn(request, response)
         return _ok(sys.modules["covet"]._to_wire(response if result is None else result))
     except Exception as exc:
         return classify(exc)
+    finally:
+        _leave(token)
 
 
-async def filter_response_async(fn, args, status, headers, body):
+async def filter_response_async(fn, args, status, headers, body, span=None):
+    if span is not None:
+        _enter(span)
     try:
         request, response = _response(args, status, headers, body)
         result = await fn(request, response)
@@ -312,9 +350,12 @@ class _Finished:
             await self.waiter
 
 
-def asgi_start(app, head, headers, body, source, state, sink, instance=None):
-    """On the loop thread: one http request as a task (in the instance's context)."""
-    context = None if instance is None else instance.context.copy()
+def asgi_start(app, head, headers, body, source, state, sink, instance=None, span=None):
+    """On the loop thread: one http request as a task (in a copy of the
+    instance's context, holding the request's span when it has one)."""
+    context = contextvars.copy_context() if instance is None else instance.context.copy()
+    if span is not None:
+        context.run(_enter, span)
     return _loop.create_task(asgi_http(app, head, headers, body, source, state, sink), context=context)
 
 

@@ -19,6 +19,7 @@ use super::{
     interp::{self, Interp},
     on_loop, on_pool, run_hook,
     services::PyInstance,
+    trace::PySpan,
 };
 use crate::{
     exchange::{Exchange, HostResponse},
@@ -76,20 +77,20 @@ impl FilterExecutor {
         Ok(FilterExecutor { info, interp, module: Arc::new(module), on_request, on_response, timeout: target.settings.timeout, instance })
     }
 
-    /// Runs `bridge.NAME(func, *args)` (or `NAME_async` on the loop).
+    /// Runs `bridge.NAME(func, *args[, span])` (or `NAME_async` on the
+    /// loop); the call's span goes last, only when it has one.
     async fn run(
         &self,
         hook: &Hook,
         name: &'static str,
+        span: Option<covet_telemetry::Span>,
         args: impl for<'py> FnOnce(Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> + Send + 'static,
     ) -> Result<PyResult_, Fault> {
         let func = hook.func.clone();
         if hook.is_async {
             return on_loop(self.interp, &self.instance, self.timeout, move |py| {
                 let bridge = interp::bridge(py)?;
-                let mut all = vec![func.bind(py).clone()];
-                all.extend(args(py)?);
-                let tuple = pyo3::types::PyTuple::new(py, all)?;
+                let tuple = call_args(py, &func, args, span.as_ref())?;
                 Ok((bridge.getattr(format!("{name}_async"))?.unbind(), tuple.unbind()))
             })
             .await;
@@ -97,9 +98,7 @@ impl FilterExecutor {
         on_pool(self.interp, self.timeout, move |py| {
             let run = || -> PyResult<PyResult_> {
                 let bridge = interp::bridge(py)?;
-                let mut all = vec![func.bind(py).clone()];
-                all.extend(args(py)?);
-                let result = bridge.getattr(name)?.call1(pyo3::types::PyTuple::new(py, all)?)?;
+                let result = bridge.getattr(name)?.call1(call_args(py, &func, args, span.as_ref())?)?;
                 Ok(convert::read(&result))
             };
             run().unwrap_or_else(|e| PyResult_::Error(describe(py, e)))
@@ -110,7 +109,7 @@ impl FilterExecutor {
     async fn request_phase(&self, ex: &mut Exchange) -> Result<Decision, Fault> {
         let Some(hook) = &self.on_request else { return Ok(Decision::Continue) };
         let req = ReqData::new(ex, Vec::new());
-        let result = self.run(hook, "filter_request", move |py| Ok(vec![req.to_py(py)?.into_any()])).await?;
+        let result = self.run(hook, "filter_request", ex.span.clone(), move |py| Ok(vec![req.to_py(py)?.into_any()])).await?;
         let (metadata, headers, respond) = match result {
             PyResult_::Continue(m, h) => (m, h, None),
             PyResult_::Respond(m, h, wire) => (m, h, Some(wire)),
@@ -141,7 +140,7 @@ impl FilterExecutor {
             resp.headers.iter().filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned()))).collect();
         let body = resp.body.clone();
         let result = self
-            .run(hook, "filter_response", move |py| {
+            .run(hook, "filter_response", ex.span.clone(), move |py| {
                 let headers = headers.into_pyobject(py)?.into_any();
                 Ok(vec![req.to_py(py)?.into_any(), status.into_pyobject(py)?.into_any(), headers, PyBytes::new(py, &body).into_any()])
             })
@@ -149,6 +148,21 @@ impl FilterExecutor {
         *resp = convert::handler_outcome(&self.info.name, ex.id(), result)?;
         Ok(())
     }
+}
+
+/// `(func, *args[, span])`: the span goes last, only when the call has one.
+fn call_args<'py>(
+    py: Python<'py>,
+    func: &Py<PyAny>,
+    args: impl FnOnce(Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>>,
+    span: Option<&covet_telemetry::Span>,
+) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
+    let mut all = vec![func.bind(py).clone()];
+    all.extend(args(py)?);
+    if let Some(span) = PySpan::wrap(py, span)? {
+        all.push(span.into_bound(py).into_any());
+    }
+    pyo3::types::PyTuple::new(py, all)
 }
 
 fn hook(py: Python<'_>, module: &Bound<'_, PyAny>, name: &str) -> PyResult<Option<Hook>> {

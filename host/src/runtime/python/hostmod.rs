@@ -4,7 +4,8 @@
 //! Rust closure), `Sink` (an ASGI app's `send`, feeding a channel) and
 //! `BodySource` (a streamed request body, see [`super::body`]), and the host
 //! services' classes (`Services`, `Pending`, `Reader`, `BodyWriter`, see
-//! [`super::services`]).
+//! [`super::services`]), and `Span` (the span of a plugin call, see
+//! [`super::trace`]).
 
 use std::sync::{Arc, Mutex};
 
@@ -36,6 +37,7 @@ pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     m.add_class::<super::services::Pending>()?;
     m.add_class::<super::outbound::Reader>()?;
     m.add_class::<super::outbound::BodyWriter>()?;
+    m.add_class::<super::trace::PySpan>()?;
     Ok(m)
 }
 

@@ -8,7 +8,9 @@
 //! thread (coroutines), see [`workers`]. Host services (outbound HTTP,
 //! timers and background tasks, shared state) are awaitables in the `covet`
 //! module, each call made with the grants of the calling instance (see
-//! [`services`]). Every load of a plugin executes its
+//! [`services`]). With tracing on, each call gets its span ([`trace`],
+//! `covet.trace` in Python), and the outbound calls it makes are children
+//! of that span. Every load of a plugin executes its
 //! file into a fresh module (a new name each time), so a swap or reload
 //! never sees the previous instance's globals. See docs/python-runtime.md.
 
@@ -21,6 +23,7 @@ mod hostmod;
 mod interp;
 mod outbound;
 mod services;
+mod trace;
 mod workers;
 
 use std::{

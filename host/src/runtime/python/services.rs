@@ -21,7 +21,7 @@ use bytes::Bytes;
 use covet_services::{PluginServices, ServiceError, tasks::TaskSet};
 use pyo3::{prelude::*, types::PyBytes};
 
-use super::{interp, outbound, workers};
+use super::{interp, outbound, trace::PySpan, workers};
 use crate::runtime::python::interp::Interp;
 
 /// What a finished operation hands to Python.
@@ -141,6 +141,16 @@ pub struct Services {
     pub(super) svc: PluginServices,
 }
 
+/// Runs `work` with `span` as the current span (`covet_telemetry::current`),
+/// so the host services it reaches make their client spans its children;
+/// without one (tracing off, a background task) as it is.
+async fn in_span<F: Future>(span: Option<covet_telemetry::Span>, work: F) -> F::Output {
+    match span {
+        Some(span) => covet_telemetry::current::scope(span, work).await,
+        None => work.await,
+    }
+}
+
 fn seconds(value: f64) -> Duration {
     Duration::try_from_secs_f64(value).unwrap_or(Duration::ZERO)
 }
@@ -212,8 +222,9 @@ impl Services {
         self.state(future, ns, |n| async move { n.delete(&key).await.map(Reply::Bool) })
     }
 
-    /// `covet.http.request(...)`: see [`outbound`].
-    #[pyo3(signature = (future, method, url, headers, body, writer, timeout_s=None))]
+    /// `covet.http.request(...)`: see [`outbound`]. `span`: the calling
+    /// plugin call's span (tracing on), the parent of the call's client span.
+    #[pyo3(signature = (future, method, url, headers, body, writer, timeout_s=None, span=None))]
     #[allow(clippy::too_many_arguments)]
     fn http(
         &self,
@@ -224,10 +235,12 @@ impl Services {
         body: Option<Vec<u8>>,
         writer: Option<PyRef<'_, outbound::BodyWriter>>,
         timeout_s: Option<f64>,
+        span: Option<PyRef<'_, PySpan>>,
     ) -> Pending {
         let request = outbound::Call { method, url, headers, body, stream: writer.and_then(|w| w.take_stream()), timeout: timeout_s.map(seconds) };
         let (client, interp, tasks) = (self.svc.http.clone(), self.interp, self.svc.tasks.clone());
-        self.run(future, async move { outbound::send(client, interp, tasks, request).await.map(Reply::Head) })
+        let send = async move { outbound::send(client, interp, tasks, request).await.map(Reply::Head) };
+        self.run(future, in_span(PySpan::inner(span), send))
     }
 
     /// A streamed request body's writer (the body of one `http` call).
