@@ -5,10 +5,17 @@
 //! requests never wait on the collector.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use opentelemetry::InstrumentationScope;
 use opentelemetry_sdk::trace::SpanData;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::error::TelemetryError;
+use crate::resource::ServiceInfo;
+use crate::span_sender::SpanSender;
 
 /// How the collector is reached.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -74,11 +81,29 @@ impl ExportStats {
 #[derive(Debug)]
 pub struct Exporter {
     scope: InstrumentationScope,
-    stats: ExportStats,
-    queue: tokio::sync::mpsc::Sender<SpanData>,
+    stats: Arc<ExportStats>,
+    queue: mpsc::Sender<SpanData>,
+    task: Mutex<Option<(oneshot::Sender<()>, JoinHandle<()>)>>,
+    timeout: Duration,
 }
 
 impl Exporter {
+    /// Starts an exporter to `otlp`'s collector, batching as `batch` says,
+    /// reporting as `service`. Must be called inside a tokio runtime: the
+    /// batching task is spawned on it. Fails on unusable settings (endpoint,
+    /// headers); an unreachable collector is not an error here (exports fail
+    /// and are counted).
+    pub fn start(otlp: &OtlpSettings, batch: &BatchSettings, service: &ServiceInfo) -> Result<Arc<Exporter>, TelemetryError> {
+        let sender = SpanSender::new(otlp, service)?;
+        let (queue, spans) = mpsc::channel(batch.max_queue.max(1));
+        let stats = Arc::new(ExportStats::default());
+        let (stop, stopped) = oneshot::channel();
+        let worker = Worker { spans, stats: stats.clone(), sender, batch: batch.clone(), warned: None };
+        let task = tokio::spawn(worker.run(stopped));
+        let scope = InstrumentationScope::builder("covet").with_version(service.service_version.clone()).build();
+        Ok(Arc::new(Exporter { scope, stats, queue, task: Mutex::new(Some((stop, task))), timeout: otlp.timeout }))
+    }
+
     /// The instrumentation scope spans are reported under (`covet`, with the host's version).
     pub fn scope(&self) -> &InstrumentationScope {
         &self.scope
@@ -89,10 +114,100 @@ impl Exporter {
         &self.stats
     }
 
-    /// Queues a finished span; never waits. A full queue drops it (counted).
+    /// Queues a finished span; never waits. A full queue drops it (counted),
+    /// as does an exporter shut down.
     pub fn submit(&self, span: SpanData) {
         if self.queue.try_send(span).is_err() {
             ExportStats::add(&self.stats.dropped_queue_full, 1);
         }
     }
+
+    /// Sends what is queued and stops the batching task, waiting at most the
+    /// export timeout (what is left then is dropped). Spans submitted later
+    /// are dropped and counted as `dropped_queue_full`. Idempotent.
+    /// (Dropping the last `Arc<Exporter>` also flushes, in the background.)
+    pub async fn shutdown(&self) {
+        let running = self.task.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let Some((stop, mut task)) = running else { return };
+        let _ = stop.send(());
+        if tokio::time::timeout(self.timeout, &mut task).await.is_err() {
+            task.abort();
+        }
+    }
 }
+
+/// The batching task's state.
+struct Worker {
+    spans: mpsc::Receiver<SpanData>,
+    stats: Arc<ExportStats>,
+    sender: SpanSender,
+    batch: BatchSettings,
+    warned: Option<Instant>,
+}
+
+impl Worker {
+    /// Batches and sends until stopped or every sender is gone, then flushes.
+    async fn run(mut self, mut stopped: oneshot::Receiver<()>) {
+        let max = self.batch.max_batch.max(1);
+        let mut batch = Vec::with_capacity(max);
+        loop {
+            // Wait for a first span, then for more until the batch is full or `delay` passed.
+            tokio::select! {
+                _ = &mut stopped => break,
+                n = self.spans.recv_many(&mut batch, max) => if n == 0 { break },
+            }
+            let deadline = tokio::time::Instant::now() + self.batch.delay;
+            while batch.len() < max {
+                let room = max - batch.len();
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    n = self.spans.recv_many(&mut batch, room) => if n == 0 { break },
+                }
+            }
+            self.export(std::mem::replace(&mut batch, Vec::with_capacity(max))).await;
+        }
+        self.flush(batch).await;
+    }
+
+    /// Sends `batch` and everything still queued.
+    async fn flush(&mut self, mut batch: Vec<SpanData>) {
+        self.spans.close();
+        let max = self.batch.max_batch.max(1);
+        while let Ok(span) = self.spans.try_recv() {
+            batch.push(span);
+            if batch.len() == max {
+                self.export(std::mem::take(&mut batch)).await;
+            }
+        }
+        if !batch.is_empty() {
+            self.export(batch).await;
+        }
+    }
+
+    async fn export(&mut self, batch: Vec<SpanData>) {
+        let n = batch.len() as u64;
+        match self.sender.send(batch).await {
+            Ok(()) => ExportStats::add(&self.stats.exported, n),
+            Err(e) => {
+                ExportStats::add(&self.stats.dropped_export_failed, n);
+                ExportStats::add(&self.stats.failed_exports, 1);
+                warn_limited(&mut self.warned, || tracing::warn!("{e}; {n} spans dropped (warning at most every 30 s)"));
+            }
+        }
+    }
+}
+
+/// Shortest time between two warnings about failed exports.
+pub(crate) const WARN_EVERY: Duration = Duration::from_secs(30);
+
+/// Runs `warn` unless it ran less than [`WARN_EVERY`] ago.
+pub(crate) fn warn_limited(last: &mut Option<Instant>, warn: impl FnOnce()) {
+    if last.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
+        *last = Some(Instant::now());
+        warn();
+    }
+}
+
+#[cfg(test)]
+#[path = "export_tests.rs"]
+mod tests;

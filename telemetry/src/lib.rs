@@ -28,13 +28,17 @@ pub mod context;
 pub mod current;
 mod error;
 pub mod export;
+pub mod http_client;
 mod ids;
+pub mod resource;
 pub mod sampler;
 pub mod span;
+mod span_sender;
 pub mod tracer;
 
 pub use context::{SpanContext, TRACEPARENT, TRACESTATE};
 pub use error::TelemetryError;
+pub use resource::ServiceInfo;
 pub use opentelemetry::{Key, KeyValue, Value, trace::{SpanId, SpanKind, TraceId}};
 pub use span::Span;
 pub use tracer::Tracer;
