@@ -15,7 +15,8 @@
 //!   the host's pooled client, shared state (in process and Redis), timers;
 //! - [`swap`]: hot swap of a WASM plugin through the admin API;
 //! - [`background`]: periodic `tick`s with no request, owned by the
-//!   instance (errors logged, stopped when it is retired).
+//!   instance (errors logged, stopped when it is retired);
+//! - [`traced`]: `covet:plugin/tracing@0.2.0` calls are no-ops with tracing off.
 
 mod background;
 mod capabilities;
@@ -25,6 +26,7 @@ mod http;
 mod services;
 mod stream;
 mod swap;
+mod traced;
 
 use std::path::PathBuf;
 

@@ -30,6 +30,12 @@
 //!
 //! Build with `cargo build --target wasm32-wasip2 --release` and load the
 //! `.wasm` with `kind: wasm` in the manifest.
+//!
+//! [`tracing`] sets attributes and events on the span of the call in
+//! progress (`covet:plugin/tracing@0.2.0`); a plugin that never calls it
+//! does not import the interface.
+
+pub mod tracing;
 
 wit_bindgen::generate!({
     world: "covet:plugin/plugin",

@@ -11,7 +11,8 @@
 //!   limit; plugins without one run with unlimited fuel.
 //! - The **linker** holds WASI 0.2 (`wasmtime_wasi::p2`), `wasi:http`
 //!   (`wasmtime_wasi_http::p2`), covet's own `covet:plugin/types` and the
-//!   host services' `covet:plugin/state@0.2.0`. What
+//!   host services' `covet:plugin/state@0.2.0` and
+//!   `covet:plugin/tracing@0.2.0`. What
 //!   each plugin can actually reach is decided per store by its capabilities.
 
 use std::{sync::OnceLock, time::Duration};
@@ -21,7 +22,7 @@ use wasmtime::{
     component::{HasSelf, Linker},
 };
 
-use super::{bindings, sandbox::Ctx, state};
+use super::{bindings, sandbox::Ctx, state, trace};
 use crate::manifest::WasmLimits;
 
 /// How often the epoch advances: the granularity of time limits, and how
@@ -56,6 +57,7 @@ fn build() -> wasmtime::Result<Runtime> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     bindings::Plugin::add_to_linker::<_, HasSelf<Ctx>>(&mut linker, |ctx| ctx)?;
     state::Services::add_to_linker::<_, HasSelf<Ctx>>(&mut linker, |ctx| ctx)?;
+    trace::Traced::add_to_linker::<_, HasSelf<Ctx>>(&mut linker, |ctx| ctx)?;
     start_ticker(engine.clone());
     Ok(Runtime { engine, linker })
 }

@@ -73,6 +73,7 @@ impl Live {
     /// Takes back what was lent to the store.
     fn restore(&mut self, ex: &mut Exchange, resp: Option<&mut HostResponse>) {
         let data = self.store.data_mut();
+        data.set_span(None);
         if let Some(lent) = data.exchange.take() {
             *ex = lent;
         }
@@ -201,6 +202,7 @@ impl Core {
     ) -> Result<Returned, Fault> {
         let live = slot.insert(self.check_out(deadline).await?);
         let data = live.store.data_mut();
+        data.set_span(ex.span.clone());
         data.exchange = Some(lend(ex));
         if let Some(resp) = resp {
             data.response = Some(std::mem::replace(resp, HostResponse::new(StatusCode::OK)));

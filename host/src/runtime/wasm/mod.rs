@@ -30,6 +30,11 @@
 //! manifest entry the host calls its `tick` at that interval, in a task the
 //! executor owns and aborts at its shutdown ([`background`]).
 //!
+//! **Tracing.** A component may import `covet:plugin/tracing@0.2.0` to
+//! set attributes and events on the span of its call ([`trace`]); its
+//! `wasi:http` outbound requests are client spans, children of that span
+//! ([`outbound`]).
+//!
 //! **Streaming.** A wasi:http component's response body reaches the client
 //! as the guest writes it, with back-pressure and a limit on each wait for
 //! the next chunk ([`stream`]).
@@ -45,6 +50,7 @@ mod services;
 mod state;
 mod stdio;
 mod stream;
+mod trace;
 
 use std::{
     path::{Path, PathBuf},

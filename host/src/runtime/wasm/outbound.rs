@@ -19,6 +19,18 @@
 //! cannot shorten `services.http.connect_timeout` (the pool connects, and may
 //! not connect at all).
 //!
+//! **Tracing.** wasmtime spawns the future [`Hooks::send_request`] returns
+//! on a task of its own, where the pipeline's current span
+//! (`covet_telemetry::current`) is not set. So the hook takes the span of
+//! the plugin call in progress synchronously (the store's, see
+//! `Ctx::set_span`; it is also right while a wasi:http component streams
+//! its body after the head, outside the phase) and runs the send inside
+//! `current::scope` of it. The client span itself is made by the host's HTTP
+//! service, as for a native plugin's `host.http()` (one path, one span): a
+//! child of the plugin span, named after the method, injected into the
+//! request as `traceparent`, ended at the response head or the failure.
+//! With tracing off there is no span and nothing is injected.
+//!
 //! **Streaming.** The request body streams from the guest to the server as
 //! the guest writes it, the response body from the server to the guest as it
 //! arrives. The pooled client drives each connection itself, so the
@@ -35,6 +47,7 @@ use covet_services::{
     ServiceError,
     http::{BoxError, Outbound, RequestBody, ResponseBody},
 };
+use covet_telemetry::{Span, current};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
@@ -47,12 +60,14 @@ type SendResult = wasmtime_wasi_http::Result<(http::Response<WasiBody>, Driver)>
 /// The wasi:http hooks of one store: its plugin's outbound HTTP service.
 pub struct Hooks {
     service: Outbound,
+    /// The span of the plugin call in progress (see `Ctx::span`).
+    pub span: Option<Span>,
 }
 
 impl Hooks {
     /// Hooks sending through `service` (the plugin's grants and counters).
     pub fn new(service: Outbound) -> Hooks {
-        Hooks { service }
+        Hooks { service, span: None }
     }
 }
 
@@ -64,7 +79,11 @@ impl WasiHttpHooks for Hooks {
         fut: Driver,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
         drop(fut);
-        Box::new(send(self.service.clone(), request, options))
+        let send = send(self.service.clone(), request, options);
+        match self.span.clone().or_else(current::get) {
+            Some(parent) => Box::new(current::scope(parent, send)),
+            None => Box::new(send),
+        }
     }
 }
 
@@ -171,6 +190,51 @@ impl Body for TimedBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An HTTP/1.1 server on 127.0.0.1:0 answering `204` and sending the
+    /// `traceparent` of each request it gets (`None`: the request had none).
+    async fn traceparent_server() -> (String, tokio::sync::mpsc::UnboundedReceiver<Option<String>>) {
+        use hyper::{server::conn::http1, service::service_fn};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let tx = tx.clone();
+                let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let seen = req.headers().get("traceparent").map(|v| v.to_str().unwrap().to_owned());
+                    let _ = tx.send(seen);
+                    async { Ok::<_, hyper::Error>(http::Response::builder().status(204).body(http_body_util::Empty::<Bytes>::new()).unwrap()) }
+                });
+                tokio::spawn(http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(socket), service));
+            }
+        });
+        (addr, rx)
+    }
+
+    #[tokio::test]
+    async fn a_request_sent_on_another_task_is_a_child_of_the_plugin_calls_span() {
+        use covet_services::http::{HttpClient, OutboundPolicy};
+        use covet_telemetry::{SpanContext, SpanId, TraceId};
+
+        let (addr, mut seen) = traceparent_server().await;
+        let client = HttpClient::new(Default::default()).unwrap();
+        let mut hooks = Hooks::new(client.for_plugin("traced", OutboundPolicy::new([&addr]).unwrap()));
+        let plugin_span = SpanContext { trace_id: TraceId::from(0xabcu128), span_id: SpanId::from(0x9u64), sampled: false, tracestate: None };
+        hooks.span = Some(Span::unrecorded(plugin_span));
+        let body = http_body_util::Empty::<Bytes>::new().map_err(|never| match never {}).boxed_unsync();
+        let request = http::Request::get(format!("http://{addr}/")).body(body).unwrap();
+        let send = Box::into_pin(hooks.send_request(request, None, Box::new(std::future::ready(Ok(())))));
+        // As wasmtime does: the send runs on a task of its own, outside any phase.
+        let (response, _) = tokio::spawn(send).await.unwrap().unwrap();
+        assert_eq!(response.status(), 204);
+
+        let traceparent = seen.recv().await.unwrap().expect("the request carries a traceparent");
+        let (trace_id, parent_id, sampled) = covet_telemetry::context::parse_traceparent(traceparent.as_bytes()).unwrap();
+        assert_eq!(trace_id, TraceId::from(0xabcu128), "{traceparent}: the plugin call's trace");
+        assert_ne!(parent_id, SpanId::from(0x9u64), "{traceparent}: the parent is a client span, not the plugin span");
+        assert!(!sampled, "{traceparent}");
+    }
 
     #[test]
     fn the_guest_timeouts_shorten_the_head_wait_only_with_a_first_byte_limit() {

@@ -90,8 +90,10 @@ impl Shared {
         Ok(live)
     }
 
-    /// Keeps `live` for a later request when instances are reused.
-    pub fn check_in(&self, live: Live) {
+    /// Keeps `live` for a later request when instances are reused (without
+    /// the span of the request it served).
+    pub fn check_in(&self, mut live: Live) {
+        live.store.data_mut().set_span(None);
         if let Some(idle) = &self.idle {
             let mut idle = idle.lock().unwrap_or_else(|e| e.into_inner());
             if idle.len() < MAX_IDLE {
@@ -126,6 +128,7 @@ impl ProxyExecutor {
     /// Runs the guest until it sends the response head (or returns).
     async fn attempt(&self, ex: &Exchange, deadline: Instant) -> Result<HostResponse, Fault> {
         let mut live = self.shared.check_out(deadline).await?;
+        live.store.data_mut().set_span(ex.span.clone());
         let (tx, mut rx) = oneshot::channel();
         let fail = |e: wasmtime::Error| Fault::Error(format!("cannot hand over the request: {e:#}"));
         let req = live.store.data_mut().http().new_incoming_request(Scheme::Http, incoming(ex)).map_err(fail)?;

@@ -14,7 +14,8 @@
 //!   through the host's HTTP service ([`super::outbound`]), which refuses
 //!   hosts not granted; shared state ([`super::state`]) is limited to the
 //!   granted namespaces; stdout and stderr go to the host log when granted,
-//!   and nowhere otherwise.
+//!   and nowhere otherwise. Tracing ([`super::trace`]) acts only on the
+//!   span of the call in progress.
 
 use std::{
     fmt,
@@ -66,6 +67,19 @@ impl Ctx {
     /// The plugin's shared state (its granted namespaces).
     pub fn state(&self) -> &StateHandle {
         &self.state
+    }
+
+    /// The span of the plugin call in progress: a clone of `Exchange::span`
+    /// (`None` while tracing is off, between calls and in background ticks).
+    /// Tracing ([`super::trace`]) acts on it, and outbound requests
+    /// ([`super::outbound`]) are its children.
+    pub fn span(&self) -> Option<&covet_telemetry::Span> {
+        self.outbound.span.as_ref()
+    }
+
+    /// Sets the span of the call about to run (`None` once it ended).
+    pub fn set_span(&mut self, span: Option<covet_telemetry::Span>) {
+        self.outbound.span = span;
     }
 }
 
