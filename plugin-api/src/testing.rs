@@ -7,6 +7,24 @@
 //! assert_eq!(view.header("X-Api-Key"), Some("k1"));
 //! assert_eq!(view.param("id"), Some("7"));
 //! ```
+//!
+//! The span of the plugin call is recorded in memory, so a test can assert
+//! what the plugin set on it ([`TestRequest::span_attribute`],
+//! [`TestRequest::span_events`]):
+//!
+//! ```
+//! use covet_plugin_api::{AttrValue, testing::TestRequest};
+//! let mut req = TestRequest::get("/").traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+//! let view = req.view();
+//! view.set_span_attribute("tenant.id", "t1");
+//! view.add_span_event("cache miss", &[("cache.key", "k".into())]);
+//! assert_eq!(view.traceparent().as_deref(), Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"));
+//! drop(view);
+//! assert_eq!(req.span_attribute("tenant.id"), Some(AttrValue::Str("t1".into())));
+//! assert_eq!(req.span_events()[0].name, "cache miss");
+//! ```
+
+use std::cell::RefCell;
 
 use abi_stable::{
     sabi_trait::TD_Opaque,
@@ -16,7 +34,28 @@ use abi_stable::{
 use crate::{
     BodyStream, Header, HttpVersion, Request, ResponseMut,
     ffi::{BodyStreamBox, RequestOps, RequestOps_TO, ResponseOps, ResponseOps_TO},
+    span::{AttrValue, FfiAttribute},
 };
+
+/// An event a plugin added to the span of its call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestEvent {
+    /// The event's name.
+    pub name: String,
+    /// Its attributes, in the order given.
+    pub attributes: Vec<(String, AttrValue)>,
+}
+
+/// The span of the plugin call under test, recorded in memory.
+#[derive(Debug, Clone, Default)]
+struct TestSpan {
+    /// Whether the plugin sees it as recorded.
+    recording: bool,
+    /// `traceparent` the plugin reads (`None`: tracing off).
+    traceparent: Option<String>,
+    attributes: Vec<(String, AttrValue)>,
+    events: Vec<TestEvent>,
+}
 
 /// A request held in memory; [`TestRequest::view`] gives the plugin's view of it.
 #[derive(Debug, Clone)]
@@ -35,6 +74,9 @@ pub struct TestRequest {
     pub metadata: Vec<(String, String)>,
     /// Client address.
     pub client_addr: String,
+    /// The span of the plugin call: what the plugin set on it. Behind a
+    /// `RefCell` because the span calls take `&self`, as on the host.
+    span: RefCell<TestSpan>,
 }
 
 impl TestRequest {
@@ -48,6 +90,7 @@ impl TestRequest {
             body: Vec::new(),
             metadata: Vec::new(),
             client_addr: "127.0.0.1:40000".into(),
+            span: RefCell::new(TestSpan { recording: true, ..TestSpan::default() }),
         }
     }
 
@@ -73,6 +116,36 @@ impl TestRequest {
     pub fn client(mut self, addr: &str) -> TestRequest {
         self.client_addr = addr.into();
         self
+    }
+
+    /// Sets the `traceparent` the plugin reads from its span (by default
+    /// none, as with tracing off).
+    pub fn traceparent(self, traceparent: &str) -> TestRequest {
+        self.span.borrow_mut().traceparent = Some(traceparent.into());
+        self
+    }
+
+    /// Whether the plugin sees its span as recorded (default `true`, so
+    /// what it sets is kept for assertions; `false`, as for an unsampled
+    /// trace: the plugin's span calls are then ignored, as on the host).
+    pub fn span_recording(self, recording: bool) -> TestRequest {
+        self.span.borrow_mut().recording = recording;
+        self
+    }
+
+    /// The value the plugin last set for span attribute `key` (for assertions).
+    pub fn span_attribute(&self, key: &str) -> Option<AttrValue> {
+        self.span.borrow().attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    }
+
+    /// Every span attribute the plugin set, one per key, in first-set order (for assertions).
+    pub fn span_attributes(&self) -> Vec<(String, AttrValue)> {
+        self.span.borrow().attributes.clone()
+    }
+
+    /// The events the plugin added to its span, in order (for assertions).
+    pub fn span_events(&self) -> Vec<TestEvent> {
+        self.span.borrow().events.clone()
     }
 
     /// The plugin's view of this request.
@@ -162,6 +235,29 @@ impl RequestOps for TestRequest {
     fn set_body_stream(&mut self, body: BodyStreamBox) {
         self.body = block_on(BodyStream::from_ffi(body).collect(usize::MAX)).unwrap_or_default();
     }
+    fn span_is_recording(&self) -> bool {
+        self.span.borrow().recording
+    }
+    fn span_set_attribute(&self, key: RStr<'_>, value: AttrValue) {
+        let mut span = self.span.borrow_mut();
+        if !span.recording {
+            return;
+        }
+        match span.attributes.iter_mut().find(|(k, _)| k == key.as_str()) {
+            Some(kv) => kv.1 = value,
+            None => span.attributes.push((key.to_string(), value)),
+        }
+    }
+    fn span_add_event(&self, name: RStr<'_>, attributes: RVec<FfiAttribute>) {
+        let mut span = self.span.borrow_mut();
+        if span.recording {
+            let attributes = attributes.into_iter().map(|kv| (kv.0.into_string(), kv.1)).collect();
+            span.events.push(TestEvent { name: name.to_string(), attributes });
+        }
+    }
+    fn traceparent(&self) -> ROption<RString> {
+        self.span.borrow().traceparent.as_deref().map(RString::from).into()
+    }
 }
 
 /// Runs a future to completion on this thread (parking it while the future
@@ -245,5 +341,35 @@ impl ResponseOps for TestResponse {
     }
     fn set_body_stream(&mut self, body: BodyStreamBox) {
         self.body = block_on(BodyStream::from_ffi(body).collect(usize::MAX)).unwrap_or_default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unrecorded_span_keeps_nothing_and_tracing_off_has_no_traceparent() {
+        let mut req = TestRequest::get("/").span_recording(false);
+        let view = req.view();
+        assert!(!view.span_is_recording());
+        view.set_span_attribute("k", 1i64);
+        view.add_span_event("e", &[]);
+        assert_eq!(view.traceparent(), None);
+        drop(view);
+        assert!(req.span_attributes().is_empty());
+        assert!(req.span_events().is_empty());
+    }
+
+    #[test]
+    fn an_attribute_set_twice_keeps_the_last_value() {
+        let mut req = TestRequest::get("/");
+        let view = req.view();
+        view.set_span_attribute("k", 1i64);
+        view.set_span_attribute("k", true);
+        view.add_span_event("e", &[("n", 2.5.into())]);
+        drop(view);
+        assert_eq!(req.span_attributes(), vec![("k".to_owned(), AttrValue::Bool(true))]);
+        assert_eq!(req.span_events(), vec![TestEvent { name: "e".into(), attributes: vec![("n".into(), AttrValue::Float(2.5))] }]);
     }
 }
