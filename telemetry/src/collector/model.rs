@@ -105,6 +105,11 @@ pub struct ReceivedSpan {
     pub span_id: String,
     /// 16 lowercase hex digits; `None` for a root span.
     pub parent_span_id: Option<String>,
+    /// Whether the parent is in another process (the OTLP span flags'
+    /// is-remote bits); `None` when the exporter did not say.
+    pub parent_is_remote: Option<bool>,
+    /// The W3C `tracestate` the span was reported with (empty: none).
+    pub trace_state: String,
     /// The span name.
     pub name: String,
     /// Its kind (`Internal` when unspecified).
@@ -248,6 +253,8 @@ fn flatten_span(s: &Span, resource: &Attributes, scope: &str, transport: Transpo
         trace_id: hex(&s.trace_id),
         span_id: hex(&s.span_id),
         parent_span_id: (!s.parent_span_id.is_empty()).then(|| hex(&s.parent_span_id)),
+        parent_is_remote: parent_is_remote(s.flags),
+        trace_state: s.trace_state.clone(),
         name: s.name.clone(),
         kind: kind(s.kind),
         attributes: attributes(&s.attributes),
@@ -264,6 +271,12 @@ fn flatten_span(s: &Span, resource: &Attributes, scope: &str, transport: Transpo
         scope: scope.to_owned(),
         transport,
     }
+}
+
+/// The is-remote bits of OTLP span flags (`SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK`
+/// 0x100, `SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK` 0x200).
+fn parent_is_remote(flags: u32) -> Option<bool> {
+    (flags & 0x100 != 0).then_some(flags & 0x200 != 0)
 }
 
 fn kind(k: i32) -> SpanKind {
