@@ -30,6 +30,7 @@ mod error;
 pub mod export;
 pub mod http_client;
 mod ids;
+pub mod metrics;
 pub mod resource;
 pub mod sampler;
 pub mod span;

@@ -22,6 +22,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+#[cfg(test)]
+pub(crate) use model::metrics_of;
 pub use model::{
     hex, AttrValue, Attributes, MetricKind, Point, PointValue, ReceivedEvent, ReceivedMetric, ReceivedSpan, StatusCode,
     Transport,
