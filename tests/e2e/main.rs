@@ -33,6 +33,7 @@ mod swap;
 mod swap_load;
 mod proxy_tunnels;
 mod wasm;
+mod telemetry;
 mod tls;
 mod trailers;
 mod upgrade;

@@ -10,6 +10,7 @@ pub mod certs;
 mod client;
 mod host;
 mod manifest;
+pub mod otlp;
 mod raw;
 mod redis;
 mod upstream;
