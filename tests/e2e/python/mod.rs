@@ -9,7 +9,9 @@
 //! - [`faults`]: failures of Python plugins and the runtime;
 //! - [`swap`]: hot swap of Python plugins;
 //! - [`services`]: host services (`covet.sleep`, `covet.http`, `covet.state`,
-//!   background tasks) from a decorator app.
+//!   background tasks) from a decorator app;
+//! - [`tracing`]: `covet.trace` from a filter, a decorator app, an ASGI app
+//!   and a FastAPI app.
 
 mod asgi;
 mod asgi_stream;
@@ -19,3 +21,4 @@ mod faults;
 mod filters;
 mod services;
 mod swap;
+mod tracing;
