@@ -10,7 +10,7 @@ import asyncio
 import contextvars
 import unittest
 
-from support import covet
+from support import covet, load, request
 
 from covet import _services, trace
 
@@ -140,6 +140,32 @@ class InACall(unittest.TestCase):
 
         self.assertIsNone(asyncio.run(main()))
         self.assertEqual(span.attributes, {})
+
+
+class TracedFilter(unittest.TestCase):
+    """python-plugins/filters/traced.py, the fixture of the telemetry e2e tests."""
+
+    def setUp(self):
+        self.filter = load("python-plugins/filters/traced.py", "traced_example")
+
+    def test_it_writes_each_kind_of_attribute_an_event_and_hands_on_its_traceparent(self):
+        span, req = Recorder(), request()
+        in_call(span, lambda: asyncio.run(self.filter.on_request(req)))
+        self.assertEqual(span.attributes, {"fixture.kind": "python", "fixture.int": 42, "fixture.float": 0.5, "fixture.bool": True})
+        self.assertEqual(span.events, [("fixture.event", [("fixture.step", "on_request")])])
+        self.assertEqual(req.headers["x-python-traceparent"], span.traceparent())
+        self.assertEqual(req.metadata, {"python.traceparent": span.traceparent(), "python.recording": "true"})
+        response = covet.Response(b"ok")
+        after = Recorder("after")
+        in_call(after, self.filter.on_response, req, response)
+        self.assertEqual(after.attributes, {"fixture.phase": "on_response"})
+        self.assertEqual(response.headers["x-python-traceparent"], span.traceparent())
+
+    def test_with_tracing_off_it_only_notes_that_there_was_no_span(self):
+        req = request()
+        asyncio.run(self.filter.on_request(req))
+        self.assertNotIn("x-python-traceparent", req.headers)
+        self.assertEqual(req.metadata, {"python.traceparent": "none", "python.recording": "false"})
 
 
 if __name__ == "__main__":
