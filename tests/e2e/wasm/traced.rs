@@ -3,11 +3,15 @@
 //! wasi:http request on demand) with tracing off: every tracing call is a
 //! harmless no-op (no span, `traceparent` is `none`, nothing recorded), the
 //! request is answered as usual, and an outbound request from the guest
-//! carries no `traceparent`. With tracing on the attributes, events and
-//! links are checked against a real collector in `tests/e2e/telemetry/`.
+//! carries no `traceparent`. With tracing on, against a real OTLP
+//! collector: the handler's attributes (one of each kind) and event reach
+//! its span, `traceparent()` names each phase's own span, and its outbound
+//! wasi:http request is one client span, a child of the handler's span,
+//! whose id the server receives in `traceparent`. (The chain of all three
+//! plugin kinds is in `tests/e2e/telemetry/chain.rs`.)
 
 use bytes::Bytes;
-use covet_e2e::Host;
+use covet_e2e::{Host, otlp::{Collector, ExportedSpan}};
 use http::Method;
 use http_body_util::Full;
 use hyper::{server::conn::http1, service::service_fn};
@@ -77,4 +81,57 @@ async fn with_tracing_off_an_outbound_request_from_the_guest_carries_no_tracepar
     let body = reply.json();
     assert_eq!(body["fetch"], json!({ "status": 200, "body": "seen" }), "the guest's request went out: {body}");
     assert_eq!(seen.recv().await.expect("the server got the request"), None, "nothing injected with tracing off");
+}
+
+/// The one span named `name`.
+fn one<'a>(spans: &'a [ExportedSpan], name: &str) -> &'a ExportedSpan {
+    let found: Vec<_> = spans.iter().filter(|s| s.name == name).collect();
+    assert_eq!(found.len(), 1, "one span {name:?} in {:?}", spans.iter().map(|s| &s.name).collect::<Vec<_>>());
+    found[0]
+}
+
+#[tokio::test]
+async fn with_tracing_on_the_handlers_attributes_event_and_outbound_request_reach_the_collector() {
+    let collector = Collector::grpc().await;
+    let (addr, mut seen) = header_server().await;
+    let mut manifest: Value = serde_json::from_str(&traced_gateway(&[addr.as_str()]).yaml()).unwrap();
+    manifest["telemetry"] = json!({
+        "otlp": { "endpoint": collector.endpoint(), "protocol": collector.protocol() },
+        "tracing": { "sample_ratio": 1.0, "batch_delay": "50ms" },
+    });
+    let host = Host::start(manifest.to_string()).await;
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let caller = format!("00-{trace}-00f067aa0ba902b7-01");
+    let reply = get(&host, &format!("/traced?fetch=http://{addr}/x"), &[("traceparent", &caller)]).await;
+    let body = reply.json();
+    let spans = collector.trace(trace).await;
+
+    let handle = one(&spans, "th handle");
+    for (key, value) in [("fixture.kind", json!("wasm")), ("fixture.int", json!(42)), ("fixture.float", json!(1.5)), ("fixture.bool", json!(true))] {
+        assert_eq!(handle.attr(key), value, "{key} on {handle:?}");
+    }
+    assert_eq!(handle.attr("fixture.phase"), json!("handle"), "{handle:?}");
+    assert_eq!(handle.attr("covet.plugin.kind"), json!("wasm"), "{handle:?}");
+    assert_eq!(handle.event("fixture.event"), json!({ "fixture.phase": "handle", "fixture.n": 1 }));
+    assert_eq!(body["recording"], true, "{body}");
+    assert_eq!(body["traceparent"], format!("00-{trace}-{}-01", handle.span_id), "traceparent() names the call's own span");
+
+    let on_request = one(&spans, "tf on_request");
+    assert_eq!(on_request.attr("fixture.phase"), json!("on_request"), "{on_request:?}");
+    assert_eq!(on_request.parent_span_id, handle.parent_span_id, "both are children of the server span");
+    let passed_on = format!("00-{trace}-{}-01", on_request.span_id);
+    assert_eq!((&body["request_traceparent"], &body["metadata"]), (&json!(passed_on), &json!(passed_on)), "{body}");
+    let on_response = one(&spans, "tf on_response");
+    assert_eq!(reply.header("x-wasm-on-response-traceparent"), Some(format!("00-{trace}-{}-01", on_response.span_id).as_str()));
+
+    let clients: Vec<_> = spans.iter().filter(|s| s.kind == "client").collect();
+    assert_eq!(clients.len(), 1, "one client span for the guest's request, not two: {clients:?}");
+    let client = clients[0];
+    assert_eq!(client.parent_span_id, handle.span_id, "the outbound request is a child of the handler's span: {client:?}");
+    assert_eq!(client.attr("http.request.method"), json!("GET"), "{client:?}");
+    assert_eq!(client.attr("url.full"), json!(format!("http://{addr}/x")), "{client:?}");
+    assert_eq!(client.attr("server.port"), json!(addr.rsplit(':').next().unwrap().parse::<i64>().unwrap()), "{client:?}");
+    assert_eq!(client.attr("http.response.status_code"), json!(200), "{client:?}");
+    let received = seen.recv().await.expect("the server got the request").expect("with a traceparent");
+    assert_eq!(received, format!("00-{trace}-{}-01", client.span_id), "the server's parent is the client span");
 }
