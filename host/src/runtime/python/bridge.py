@@ -198,11 +198,6 @@ def _enter(span):
     return _span_var.set(span)
 
 
-def _leave(token):
-    if token is not None:
-        _span_var.reset(token)
-
-
 def _ok(wire):
     status, headers, body = wire
     return ("ok", status, headers, body)
@@ -215,7 +210,8 @@ def app_call(app, index, args, span=None):
     except Exception as exc:
         return classify(exc)
     finally:
-        _leave(token)
+        if token is not None:
+            _span_var.reset(token)
 
 
 async def app_call_async(app, index, args, span=None):
@@ -245,7 +241,8 @@ def filter_request(fn, args, span=None):
     except Exception as exc:
         return classify(exc)
     finally:
-        _leave(token)
+        if token is not None:
+            _span_var.reset(token)
 
 
 async def filter_request_async(fn, args, span=None):
@@ -272,7 +269,8 @@ def filter_response(fn, args, status, headers, body, span=None):
     except Exception as exc:
         return classify(exc)
     finally:
-        _leave(token)
+        if token is not None:
+            _span_var.reset(token)
 
 
 async def filter_response_async(fn, args, status, headers, body, span=None):
