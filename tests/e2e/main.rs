@@ -42,3 +42,4 @@ mod h3;
 mod web_cors;
 mod web_security_headers;
 mod web_compress;
+mod graphql_limits;
