@@ -175,3 +175,45 @@ async fn bad_settings_are_refused() {
     let err = Exporter::start(&bad_header, &batching(), &service()).unwrap_err();
     assert!(err.to_string().contains("bad header"), "{err}");
 }
+
+/// A collector that goes down while the exporter is connected: later
+/// exports fail and are counted; brought back on the same ports, exports
+/// reach it again.
+async fn collector_goes_down_and_comes_back(protocol: Protocol) {
+    let collector = Collector::start().await.unwrap();
+    let endpoint = match protocol {
+        Protocol::Grpc => collector.grpc_endpoint(),
+        Protocol::Http => collector.http_endpoint(),
+    };
+    let exporter = Exporter::start(&settings(endpoint, protocol), &batching(), &service()).unwrap();
+    let tracer = Tracer::new(Sampler { ratio: 1.0, parent_based: true }, Some(exporter.clone()));
+    tracer.start_root("before", SpanKind::Internal).end();
+    assert_eq!(collector.wait_for_spans(1, WAIT).await.len(), 1);
+
+    let (grpc, http) = (collector.grpc_addr(), collector.http_addr());
+    collector.stop().await;
+    tracer.start_root("while down", SpanKind::Internal).end();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while exporter.stats().dropped_export_failed.load(Relaxed) == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(exporter.stats().dropped_export_failed.load(Relaxed), 1);
+    assert_eq!(collector.spans().len(), 1);
+
+    let back = Collector::start_on(grpc, http).await.unwrap();
+    tracer.start_root("after", SpanKind::Internal).end();
+    let spans = back.wait_for_spans(1, WAIT).await;
+    assert_eq!(spans.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["after"]);
+    exporter.shutdown().await;
+    assert_eq!(exporter.stats().exported.load(Relaxed), 2);
+}
+
+#[tokio::test]
+async fn a_grpc_collector_going_down_and_back() {
+    collector_goes_down_and_comes_back(Protocol::Grpc).await;
+}
+
+#[tokio::test]
+async fn an_http_collector_going_down_and_back() {
+    collector_goes_down_and_comes_back(Protocol::Http).await;
+}
