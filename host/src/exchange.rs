@@ -13,10 +13,12 @@ use bytes::Bytes;
 use covet_plugin_api::{
     Body, Header, Headers, HttpVersion, Response,
     ffi::{BodyStreamBox, RequestOps, ResponseOps},
+    span::{AttrValue, FfiAttribute},
 };
 use crate::{
     metadata::Metadata,
     runtime::native::body::{FfiBody, HostBodyStream, OverLimit},
+    runtime::native::span,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version, header};
 
@@ -422,6 +424,18 @@ impl RequestOps for Exchange {
     fn set_body_stream(&mut self, body: BodyStreamBox) {
         self.body = Bytes::new();
         self.body_stream = Some(Box::new(RequestBody::new(FfiBody::new(body), u64::MAX)));
+    }
+    fn span_is_recording(&self) -> bool {
+        span::is_recording(self.span.as_ref())
+    }
+    fn span_set_attribute(&self, key: RStr<'_>, value: AttrValue) {
+        span::set_attribute(self.span.as_ref(), key, value)
+    }
+    fn span_add_event(&self, name: RStr<'_>, attributes: RVec<FfiAttribute>) {
+        span::add_event(self.span.as_ref(), name, attributes)
+    }
+    fn traceparent(&self) -> ROption<RString> {
+        span::traceparent(self.span.as_ref())
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwapOption;
 use http::HeaderMap;
@@ -15,6 +16,9 @@ use crate::sampler::Sampler;
 use crate::span::Span;
 
 static INSTALLED: ArcSwapOption<Tracer> = ArcSwapOption::const_empty();
+/// Whether a tracer is installed: one relaxed load for the hot paths that
+/// only need to know that tracing is off ([`enabled`]).
+static ENABLED: AtomicBool = AtomicBool::new(false);
 
 /// Makes spans: samples them and hands the recorded ones to the exporter.
 #[derive(Debug)]
@@ -76,10 +80,22 @@ impl Tracer {
 
 /// Installs `tracer` for the process (`None`: tracing off).
 pub fn install(tracer: Option<Arc<Tracer>>) {
+    let on = tracer.is_some();
     INSTALLED.store(tracer);
+    ENABLED.store(on, Ordering::Release);
 }
 
 /// The installed tracer.
 pub fn installed() -> Option<Arc<Tracer>> {
+    if !enabled() {
+        return None;
+    }
     INSTALLED.load_full()
+}
+
+/// Whether a tracer is installed (tracing is on): a few instructions, for
+/// the request path to skip all tracing work when it is off.
+#[inline]
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Acquire)
 }

@@ -11,6 +11,7 @@
 mod body;
 mod policy;
 mod tls;
+pub(crate) mod trace;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -172,13 +173,27 @@ impl Outbound {
     /// Sends `request` (absolute `http://` or `https://` URI) once the policy
     /// allows its host; resolves at the response head, whose body then
     /// streams. `timeout` shortens (never lengthens) the configured request timeout.
+    ///
+    /// With tracing on, the request gets a client span (a child of the
+    /// current span when this future is polled inside a plugin phase's
+    /// `covet_telemetry::current::scope`, else the root of a new trace),
+    /// ended at the response head or the failure, and carries it in
+    /// `traceparent` / `tracestate` (sampled or not). A caller that polls
+    /// this future outside the phase (a spawned task) wraps it in
+    /// `current::scope(parent, ..)` with the parent it captured; it does not
+    /// make a span of its own.
     pub async fn send(
         &self,
-        request: http::Request<RequestBody>,
+        mut request: http::Request<RequestBody>,
         timeout: Option<Duration>,
     ) -> Result<http::Response<ResponseBody>, ServiceError> {
         let target = self.check(request.uri())?;
         self.metrics.requests.fetch_add(1, Ordering::Relaxed);
+        let span = trace::client_span(|| request.method().as_str().to_owned());
+        if let Some(span) = &span {
+            span.inject(request.headers_mut());
+            span.set(|| trace::request_attributes(&request));
+        }
         let limit = timeout.map_or(self.client.config.request_timeout, |t| t.min(self.client.config.request_timeout));
         let sent = tokio::time::timeout(limit, self.client.client.request(request)).await;
         let result = match sent {
@@ -191,6 +206,12 @@ impl Outbound {
         };
         if result.is_err() {
             self.metrics.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(span) = span {
+            match &result {
+                Ok(response) => span.status(response.status().as_u16()),
+                Err(error) => span.fail(error.kind(), || error.to_string()),
+            }
         }
         result
     }

@@ -32,6 +32,8 @@ use super::tunnel::tunnel;
 use super::{Upstream, UpstreamRequest, UpstreamResponse};
 use crate::ServiceError;
 use crate::http::ResponseBody;
+use crate::http::trace::{self, ClientSpan};
+use covet_telemetry::{KeyValue, tracer};
 
 /// Why an attempt failed, as the retry decision and the final error need it.
 enum Failure {
@@ -151,8 +153,14 @@ impl Upstream {
             let Some(body) = (if attempts.upgrade { Some(crate::http::empty()) } else { replay.attempt_body() }) else {
                 return Err(ServiceError::Http("the request body could not be read again for a retry".into()));
             };
-            let outbound = build_request(&endpoint, &attempts.config, request, body)?;
-            let failure = match self.attempt(&set, &endpoint, attempts, outbound).await? {
+            let mut outbound = build_request(&endpoint, &attempts.config, request, body)?;
+            // Tracing off: one atomic load, nothing else.
+            let span = if tracer::enabled() {
+                self.attempt_span(&endpoint, attempts, request, outbound.headers_mut())
+            } else {
+                None
+            };
+            let failure = match self.attempt(&set, &endpoint, attempts, outbound, span).await? {
                 Ok(response) => return Ok((endpoint, response)),
                 Err(failure) => failure,
             };
@@ -170,13 +178,39 @@ impl Upstream {
         }
     }
 
+    /// The client span of the attempt about to be sent to `endpoint` (the
+    /// last one tried), injected into its `headers`; `None`: tracing is off.
+    fn attempt_span(
+        &self,
+        endpoint: &Endpoint,
+        attempts: &Attempts,
+        request: &Head,
+        headers: &mut http::HeaderMap,
+    ) -> Option<ClientSpan> {
+        let span = trace::client_span(|| format!("{} {}", request.method, self.name))?;
+        span.inject(headers);
+        span.set(|| {
+            vec![
+                KeyValue::new("http.request.method", request.method.as_str().to_owned()),
+                KeyValue::new("covet.upstream.name", self.name.clone()),
+                KeyValue::new("covet.upstream.endpoint", endpoint.addr_text.to_string()),
+                KeyValue::new("server.address", endpoint.host.clone()),
+                KeyValue::new("server.port", i64::from(endpoint.addr.port())),
+                KeyValue::new("http.request.resend_count", attempts.tried.len() as i64 - 1),
+            ]
+        });
+        Some(span)
+    }
+
     /// One attempt to `endpoint`: the response to keep, or why it failed.
+    /// Its client span (if any) ends with the outcome.
     async fn attempt(
         &self,
         set: &EndpointSet,
         endpoint: &Arc<Endpoint>,
         attempts: &Attempts,
         outbound: http::Request<crate::http::RequestBody>,
+        span: Option<ClientSpan>,
     ) -> Result<Result<http::Response<Incoming>, Failure>, ServiceError> {
         let started = Instant::now();
         let try_deadline = attempts.per_try.map_or(attempts.deadline, |t| attempts.deadline.min(started + t));
@@ -195,6 +229,9 @@ impl Upstream {
             Ok(Err(SendError::Protocol(m))) => (Outcome::Gateway { status: false }, Err(Failure::Protocol(m))),
             Err(_) => (Outcome::Gateway { status: false }, Err(Failure::PerTryTimeout(try_deadline - started))),
         };
+        if let Some(span) = span {
+            end_attempt_span(span, &result);
+        }
         if outcome != Outcome::Success {
             endpoint.errors.fetch_add(1, Ordering::Relaxed);
         }
@@ -298,6 +335,20 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// Ends an attempt's client span: at its response head (with the status)
+/// or with the kind of failure as `error.type`.
+fn end_attempt_span(span: ClientSpan, result: &Result<http::Response<Incoming>, Failure>) {
+    let (kind, text) = match result {
+        Ok(response) | Err(Failure::Status(response)) => return span.status(response.status().as_u16()),
+        Err(Failure::Connect(error @ SendError::Tls(_))) => ("tls", error.message()),
+        Err(Failure::Connect(error)) => ("connect", error.message()),
+        Err(Failure::Reset(m)) => ("reset", m.as_str()),
+        Err(Failure::Protocol(m)) => ("protocol", m.as_str()),
+        Err(Failure::PerTryTimeout(_)) => ("timeout", "no response head within the attempt's deadline"),
+    };
+    span.fail(kind, || text.to_owned());
 }
 
 /// The outcome of a response head and whether it is kept.

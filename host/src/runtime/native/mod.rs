@@ -14,6 +14,7 @@
 //! blocking instance is live ([`blocking_plugins_live`]).
 
 pub mod body;
+pub(crate) mod span;
 
 use std::path::{Path, PathBuf};
 
