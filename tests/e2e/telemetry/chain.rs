@@ -10,8 +10,12 @@
 //! under the native filter's span for its own upstream call and one under
 //! the proxy's span for the forwarded request. Each plugin's
 //! `traceparent`, passed on in a header, names its own span; the
-//! upstream's `traceparent` names the attempt span. Unsampled, the same
-//! chain records nothing but still hands every plugin its ids.
+//! upstream's `traceparent` names the attempt span. The proxy streams its
+//! answer, so the Python filter's `on_response` hook does not run there
+//! (docs/python.md): a second route ends the same chain in the native
+//! fixture as a handler (a buffered answer) to show the Python and native
+//! handler sides. Unsampled, the chain records nothing but still hands
+//! every plugin its ids.
 
 use covet_e2e::{Host, Reply, TestUpstream, otlp::{Collector, ExportedSpan}, workspace_root};
 use serde_json::{Value, json};
@@ -28,8 +32,13 @@ fn chain(collector: &Collector, users: &TestUpstream) -> Traced {
         .native_with("native", "covet-traced-plugin", native, json!({ "capabilities": { "upstreams": ["users"] } }))
         .wasm("wasm", "covet_wasm_traced", Value::Null)
         .python_filter("python", &filter, json!({}))
+        .native("handler", "covet-traced-plugin", json!({ "label": "h" }))
         .route(ROUTE, &["native", "wasm", "python"], "proxy")
+        .route(BUFFERED, &["native", "wasm", "python"], "handler")
 }
+
+/// The same chain ending in the native fixture as a handler.
+const BUFFERED: &str = "/buffered";
 
 /// The span id in a `traceparent`, checking it belongs to `trace` and its flags.
 fn span_of(traceparent: &str, trace: &str, flags: &str) -> String {
@@ -113,10 +122,7 @@ async fn native_wasm_and_python_plugin_spans_are_children_of_one_server_span() {
     assert_fixture_attributes(python, "python", 42, 0.5);
     assert_eq!(python.event("fixture.event"), json!({ "fixture.step": "on_request" }));
     assert_eq!(span_of(header(&seen, "x-python-traceparent"), &trace, "01"), python.span_id, "covet.trace.traceparent()");
-    assert_eq!(reply.header("x-python-recording"), Some("true"));
-    let python_response = one(&spans, "python on_response");
-    assert_plugin_span(python_response, server, "python", "python", "on_response");
-    assert_eq!(python_response.attr("fixture.phase"), json!("on_response"));
+    assert_plugin_span(one(&spans, "python on_response"), server, "python", "python", "on_response");
 
     let proxy = one(&spans, "proxy handle");
     assert_plugin_span(proxy, server, "proxy", "native", "handle");
@@ -145,10 +151,47 @@ async fn an_unsampled_chain_records_nothing_but_hands_every_plugin_its_ids() {
     let after = span_of(reply_header(&reply, "x-wasm-on-response-traceparent"), &trace, "00");
     let ids = std::collections::HashSet::from([&native, &wasm, &python, &after]);
     assert_eq!(ids.len(), 4, "a span id per plugin call, unsampled too");
-    assert_eq!((reply.header("x-wasm-recording"), reply.header("x-python-recording")), (Some("false"), Some("false")));
+    assert_eq!(reply.header("x-wasm-recording"), Some("false"));
     // The barrier: a sampled caller's request, exported; nothing of the first trace before it.
     let barrier = super::traceparent("2a1d9e3b4c5f60718293a4b5c6d7e8f9", "1234567890abcdef", true);
     send(&host, "/chain/barrier", &[("traceparent", &barrier)]).await;
     collector.trace("2a1d9e3b4c5f60718293a4b5c6d7e8f9").await;
     assert!(collector.spans().iter().all(|s| s.trace_id != trace), "the unsampled trace was exported");
+}
+
+#[tokio::test]
+async fn a_buffered_answer_shows_the_python_on_response_and_native_handler_spans() {
+    let collector = Collector::http().await;
+    let users = TestUpstream::start("users").await;
+    let host = chain(&collector, &users).start().await;
+    let reply = send(&host, BUFFERED, &[("x-request-id", "chain-2")]).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let answer = reply.json();
+    let handler_traceparent = answer["traceparent"].as_str().unwrap_or_else(|| panic!("the handler's traceparent: {answer}"));
+    let (trace, handler_id, _) = parse_traceparent(handler_traceparent);
+    assert_eq!(answer["recording"], json!(true), "{answer}");
+    let spans = collector.trace(&trace).await;
+    let server = one(&spans, &format!("GET {BUFFERED}"));
+    let handler = one(&spans, "handler handle");
+    assert_plugin_span(handler, server, "handler", "native", "handle");
+    assert_eq!(handler.span_id, handler_id, "the handler's req.traceparent() names its span");
+    assert_fixture_attributes(handler, "native", 7, 2.5);
+    assert_eq!(handler.attr("fixture.label"), json!("h"));
+    assert_eq!(handler.event("fixture.checked"), json!({ "fixture.phase": "handle", "fixture.step": 1 }));
+
+    let python = one(&spans, "python on_request");
+    assert_eq!(span_of(reply_header(&reply, "x-python-traceparent"), &trace, "01"), python.span_id);
+    assert_eq!(reply.header("x-python-recording"), Some("true"));
+    let python_response = one(&spans, "python on_response");
+    assert_plugin_span(python_response, server, "python", "python", "on_response");
+    assert_eq!(python_response.attr("fixture.phase"), json!("on_response"), "the hook ran in its own span");
+    assert_ne!(python_response.span_id, python.span_id);
+    let wasm_response = one(&spans, "wasm on_response");
+    assert_eq!(span_of(reply_header(&reply, "x-wasm-on-response-traceparent"), &trace, "01"), wasm_response.span_id);
+    let mut plugin_spans: Vec<&str> = spans.iter().filter(|s| s.kind == "internal").map(|s| s.name.as_str()).collect();
+    plugin_spans.sort_unstable();
+    let expected =
+        ["handler handle", "native on_request", "python on_request", "python on_response", "wasm on_request", "wasm on_response"];
+    assert_eq!(plugin_spans, expected, "{}", names(&spans));
+    assert!(spans.iter().all(|s| s.kind != "server" || s.span_id == server.span_id), "one server span");
 }
