@@ -12,7 +12,11 @@
 //! - [`tracer`]: the installed [`Tracer`] (none: tracing off).
 //! - [`export`]: the bounded queue and the batching OTLP exporter (gRPC or
 //!   HTTP) that never blocks a request: when the collector is down, spans
-//!   are dropped and counted.
+//!   are dropped and counted. [`resource`]: the service it reports as;
+//!   [`http_client`]: the hyper-rustls client OTLP/HTTP goes through.
+//! - [`metrics`]: the host's `/metrics` registry sent over OTLP every interval.
+//! - `collector` (feature `collector`, for tests): a real in-process OTLP
+//!   collector (gRPC and HTTP) keeping what it receives.
 //!
 //! ```ignore
 //! let server = tracer.start_server(&headers, "GET /users/{id}", route_ratio);
