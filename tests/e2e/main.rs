@@ -42,4 +42,5 @@ mod h3;
 mod web_cors;
 mod web_security_headers;
 mod web_compress;
+mod graphql;
 mod graphql_limits;

@@ -8,46 +8,165 @@
 //! a failing field is `null` with an entry in `errors`. GraphQL semantics
 //! (validation, execution, errors) are async-graphql's, on a dynamic schema
 //! built from the SDL at `init`. See `docs/graphql.md`.
+//!
+//! ```yaml
+//! plugins:
+//!   api:
+//!     kind: native
+//!     path: target/release/libcovet_graphql.so
+//!     capabilities: { upstreams: [users], state: [graphql] }
+//!     config:
+//!       schema: |
+//!         type Query { user(id: ID!): User @http(upstream: "users", path: "/users/{args.id}", cache_ttl: "30s") }
+//!         type User { id: ID! name: String }
+//! ```
 #![deny(missing_docs)]
 
+mod call;
 mod config;
 mod error;
+mod exchange;
+pub mod filter;
+mod graphiql;
+pub mod limits;
+pub mod persisted;
+mod plan;
+mod resolve;
+mod sdl;
+mod template;
 pub mod transport;
 
-use covet_plugin_api::{AsyncPlugin, Config, Phases, Request, Response};
+use std::sync::Arc;
+
+use async_graphql::{Variables, dynamic::Schema};
+use covet_plugin_api::{AsyncPlugin, Config, Flow, Phases, Request, Response};
 
 pub use crate::error::ConfigError;
-use crate::{config::Settings, transport::Format};
+use crate::{
+    call::Caller,
+    config::{Settings, duration},
+    exchange::{Captures, Exchange},
+    filter::Filter,
+    transport::Format,
+};
 
-/// The graphql handler: one instance per manifest entry.
+/// The graphql plugin: one instance per manifest entry. A handler when the
+/// config has a schema; a traffic-control filter (`on_request`) when it has
+/// `limits:`; both on one route when it has both.
 pub struct GraphQl {
-    settings: Settings,
+    api: Option<Api>,
+    filter: Option<Filter>,
+}
+
+/// The handler's half: the schema and what its resolvers share.
+struct Api {
+    schema: Schema,
+    captures: Captures,
+    caller: Arc<Caller>,
+    graphiql: bool,
 }
 
 impl GraphQl {
+    /// Reads the config and the SDL, checks every field's resolution and builds the schema.
     fn start(config: &Config<'_>) -> Result<GraphQl, ConfigError> {
         let settings = config.parse::<Settings>().map_err(ConfigError::Parse)?;
-        Ok(GraphQl { settings })
+        let filter = match &settings.limits {
+            Some(block) => Some(Filter::new(block, config, settings.introspection).map_err(ConfigError::Parse)?),
+            None => None,
+        };
+        let sdl = match (&settings.schema, &settings.schema_file) {
+            (Some(sdl), None) => sdl.clone(),
+            (None, Some(file)) => {
+                let path = config.resolve(file);
+                std::fs::read_to_string(&path)
+                    .map_err(|e| ConfigError::SchemaFile { path: path.display().to_string(), reason: e.to_string() })?
+            }
+            (None, None) if filter.is_some() => return Ok(GraphQl { api: None, filter }),
+            _ => return Err(ConfigError::SchemaSource),
+        };
+        let host = config.host();
+        let options =
+            sdl::Options { host: &host, timeout: duration("timeout", &settings.timeout)?, introspection: settings.introspection };
+        let built = sdl::build(&sdl, &settings.resolvers, &options)?;
+        let cache = built.caches.then_some(settings.cache_namespace.as_str());
+        let caller = Arc::new(Caller::new(host.clone(), built.upstreams, cache));
+        let api = Api { schema: built.schema, captures: built.captures, caller, graphiql: settings.graphiql };
+        Ok(GraphQl { api: Some(api), filter })
+    }
+}
+
+impl Api {
+    /// A browser opening the endpoint, when GraphiQL is on.
+    fn wants_graphiql(&self, req: &Request<'_>) -> bool {
+        self.graphiql
+            && req.method() == "GET"
+            && transport::wants_html(req.header("accept"))
+            && !req.query().unwrap_or("").split('&').any(|p| p.starts_with("query="))
     }
 }
 
 impl AsyncPlugin for GraphQl {
-    const PHASES: Phases = Phases::HANDLE;
+    const PHASES: Phases = Phases::ON_REQUEST.union(Phases::HANDLE);
 
     fn init(config: Config<'_>) -> Result<Self, String> {
         GraphQl::start(&config).map_err(|e| e.to_string())
     }
 
+    async fn on_request(&self, req: &mut Request<'_>) -> Flow {
+        match &self.filter {
+            Some(filter) => filter.on_request(req).await,
+            None => Flow::Continue,
+        }
+    }
+
     async fn handle(&self, req: &mut Request<'_>) -> Response {
+        let Some(api) = &self.api else {
+            return Response::text(500, "this graphql instance has no schema: it is a filter (limits:) only");
+        };
+        // The limits of this instance, unless its filter phase already ran on this route.
+        if let Some(filter) = &self.filter
+            && req.metadata(filter::META_OPERATION_TYPE).is_none()
+            && let Flow::Respond(refused) = filter.on_request(req).await
+        {
+            return refused;
+        }
+        api.serve(req).await
+    }
+}
+
+impl Api {
+    /// Runs the request's GraphQL operation.
+    async fn serve(&self, req: &mut Request<'_>) -> Response {
+        if self.wants_graphiql(req) {
+            return graphiql::page(req.path());
+        }
         let format = match transport::negotiate(req.header("accept")) {
             Ok(format) => format,
             Err(refusal) => return refusal.response(Format::Json),
         };
-        let _ = &self.settings;
-        match transport::parse(req) {
-            Ok(_) => Response::text(501, "execution is not wired yet"),
-            Err(refusal) => refusal.response(format),
+        let gql = match transport::parse(req) {
+            Ok(gql) => gql,
+            Err(refusal) => return refusal.response(format),
+        };
+        // A filter on the route may have found the document by a persisted-query hash.
+        let persisted = filter::parsed_document(req);
+        let query = match persisted.as_deref().map(|d| &*d.query).map_or_else(|| gql.require_query(), Ok) {
+            Ok(query) => query,
+            Err(refusal) => return refusal.response(format),
+        };
+        if gql.is_get
+            && let Err(refusal) = transport::check_get_operation(query, gql.operation_name.as_deref())
+        {
+            return refusal.response(format);
         }
+        let exchange = Exchange::new(req, &self.captures, self.caller.clone());
+        let mut request = async_graphql::Request::new(query)
+            .variables(Variables::from_json(serde_json::Value::Object(gql.variables.clone())))
+            .data(exchange);
+        if let Some(name) = &gql.operation_name {
+            request = request.operation_name(name);
+        }
+        transport::answer(format, self.schema.execute(request).await)
     }
 }
 

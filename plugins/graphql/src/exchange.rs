@@ -1,0 +1,102 @@
+//! [`Exchange`]: what one GraphQL request's resolvers share: the request
+//! metadata and headers the templates use (captured once), the calls in
+//! flight (identical calls share one future) and the open batch of each
+//! batched field.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, OnceLock},
+    time::Duration,
+};
+
+use covet_plugin_api::Request;
+use futures_util::{FutureExt, future::{BoxFuture, Shared}};
+
+use crate::call::{Answer, Call, Caller};
+
+/// A call in flight, awaited by every field that needs it.
+pub type SharedCall = Shared<BoxFuture<'static, Answer>>;
+
+/// The keys gathered for one batched call, and the call once started.
+#[derive(Default)]
+pub struct Slot {
+    /// Keys, in arrival order, without repeats.
+    pub keys: Mutex<Vec<String>>,
+    /// The call, started by the first instance to wake after the keys are in.
+    pub call: OnceLock<SharedCall>,
+}
+
+/// Per-request state of the resolvers (request data of the async-graphql request).
+pub struct Exchange {
+    meta: HashMap<String, String>,
+    headers: HashMap<String, String>,
+    caller: Arc<Caller>,
+    calls: Mutex<HashMap<Call, SharedCall>>,
+    batches: Mutex<HashMap<usize, Arc<Slot>>>,
+}
+
+/// Which metadata keys and headers the templates read (known at init).
+#[derive(Debug, Default, Clone)]
+pub struct Captures {
+    /// Metadata keys.
+    pub meta: Vec<String>,
+    /// Header names (lower case).
+    pub headers: Vec<String>,
+}
+
+impl Exchange {
+    /// Captures what the templates read from `req`.
+    pub fn new(req: &Request<'_>, captures: &Captures, caller: Arc<Caller>) -> Exchange {
+        let meta = captures.meta.iter().filter_map(|k| Some((k.clone(), req.metadata(k)?.to_owned()))).collect();
+        let headers = captures.headers.iter().filter_map(|h| Some((h.clone(), req.header(h)?.to_owned()))).collect();
+        Exchange { meta, headers, caller, calls: Mutex::default(), batches: Mutex::default() }
+    }
+
+    /// A metadata value.
+    pub fn meta(&self, key: &str) -> Option<&str> {
+        self.meta.get(key).map(String::as_str)
+    }
+
+    /// A request header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+
+    /// The answer of `call`: the one in flight for an identical call, else a new one.
+    pub fn call(&self, call: Call, timeout: Duration, ttl: Option<Duration>) -> SharedCall {
+        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(shared) = calls.get(&call) {
+            return shared.clone();
+        }
+        let shared = self.caller.clone().run(call.clone(), timeout, ttl).boxed().shared();
+        calls.insert(call, shared.clone());
+        shared
+    }
+
+    /// Adds `key` to the open batch of field `id` (a full batch is closed and a new one opened).
+    pub fn join_batch(&self, id: usize, key: String, max_keys: usize) -> Arc<Slot> {
+        let mut batches = self.batches.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = batches.entry(id).or_default();
+        {
+            let mut keys = slot.keys.lock().unwrap_or_else(|e| e.into_inner());
+            if keys.contains(&key) {
+                return slot.clone();
+            }
+            if keys.len() < max_keys && slot.call.get().is_none() {
+                keys.push(key);
+                return slot.clone();
+            }
+        }
+        let fresh = Arc::new(Slot { keys: Mutex::new(vec![key]), call: OnceLock::new() });
+        *slot = fresh.clone();
+        fresh
+    }
+
+    /// Closes `slot` for new keys (its call is starting).
+    pub fn close_batch(&self, id: usize, slot: &Arc<Slot>) {
+        let mut batches = self.batches.lock().unwrap_or_else(|e| e.into_inner());
+        if batches.get(&id).is_some_and(|open| Arc::ptr_eq(open, slot)) {
+            batches.remove(&id);
+        }
+    }
+}
