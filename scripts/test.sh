@@ -13,6 +13,14 @@ if ! command -v redis-server >/dev/null; then
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server
 fi
 
+# Node.js and npm (Debian packages) for the graphql-http server audits of
+# tests/e2e/graphql.rs; the package itself is pinned in tests/e2e/graphql/package-lock.json.
+if ! command -v npm >/dev/null; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm
+fi
+npm ci --prefix tests/e2e/graphql --no-audit --no-fund --silent
+
 cargo build --workspace --locked
 bash scripts/wasm-plugins.sh
 bash scripts/python-env.sh
