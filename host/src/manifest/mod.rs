@@ -34,6 +34,7 @@ mod serde_error;
 mod services;
 mod source_index;
 mod suggest;
+mod telemetry;
 mod tls;
 mod units;
 mod upstream_check;
@@ -48,6 +49,7 @@ use std::time::Duration;
 pub use diagnostic::{Diagnostic, ManifestError};
 pub use schema::json_schema;
 pub use python::{PythonForm, PythonPlugin, PythonSettings};
+pub use telemetry::{TelemetrySettings, TracingSettings};
 pub use services::{HttpServices, ServiceGrants, ServicesSettings, StateBackend, StateServices};
 pub use tls::{CertFiles, ClientAuth, SniCert, TlsSettings, TlsVersion};
 pub use wasm::{Capabilities, DirGrant, InstanceMode, WasmLimits, WasmSettings};
@@ -79,6 +81,8 @@ pub struct Manifest {
     pub services: ServicesSettings,
     /// The upstreams plugins send requests to (`upstreams:`), in manifest order.
     pub upstreams: Vec<covet_services::upstream::UpstreamConfig>,
+    /// Tracing and OTLP export (`telemetry:`); off by default.
+    pub telemetry: TelemetrySettings,
 }
 
 /// The I/O backend of the HTTP listeners (`io:`).
@@ -265,6 +269,9 @@ pub struct RouteSpec {
     pub filters: Vec<Named>,
     /// The plugin that answers the request.
     pub handler: Named,
+    /// The share of new traces recorded on this route (`trace_sample_ratio`),
+    /// replacing the default ratio; `None`: the default.
+    pub trace_sample_ratio: Option<f64>,
     /// Where the route's `path` value is written.
     pub location: Loc,
 }

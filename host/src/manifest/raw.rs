@@ -61,6 +61,9 @@ pub struct RawManifest {
     /// Named upstreams (load-balanced sets of endpoints with health checks, retries and a circuit breaker) that plugins such as `proxy` send requests to; a plugin is granted the ones it may use in `capabilities: { upstreams: [...] }`.
     #[serde(default)]
     pub upstreams: super::upstreams::UpstreamEntries,
+    /// OpenTelemetry: tracing (sampling, batching) and the OTLP collector spans and metrics are exported to; absent: tracing off.
+    #[serde(default)]
+    pub telemetry: Option<super::telemetry::RawTelemetry>,
 }
 
 /// One address to listen on.
@@ -249,6 +252,10 @@ pub struct RawRoute {
     /// The plugin that answers the request.
     #[schemars(with = "String")]
     pub handler: Spanned<String>,
+    /// Share of new traces recorded on this route, 0.0 to 1.0; replaces `telemetry.tracing.sample_ratio` here (needs `telemetry.tracing`).
+    #[serde(default)]
+    #[schemars(with = "Option<f64>", range(min = 0.0, max = 1.0))]
+    pub trace_sample_ratio: Option<Spanned<f64>>,
 }
 
 /// The `plugins:` mapping in manifest order, each name with its location.

@@ -27,8 +27,10 @@ const RESERVED: &str = "/_covet/";
 const SYNTAX_HELP: &str = "in a path, `{name}` matches one segment and `{*name}` the rest \
     of the path (last segment only); write `{{` or `}}` for a literal brace";
 
-/// Checks every route against the defined `plugins` and each other.
-pub fn check(raw: Vec<RawRoute>, plugins: &[String], problems: &mut Problems) -> Vec<RouteSpec> {
+/// Checks every route against the defined `plugins` and each other;
+/// `tracing` says whether `telemetry.tracing` is set (a route's
+/// `trace_sample_ratio` needs it).
+pub fn check(raw: Vec<RawRoute>, plugins: &[String], tracing: bool, problems: &mut Problems) -> Vec<RouteSpec> {
     let mut table = Table::default();
     let mut specs = Vec::with_capacity(raw.len());
     for (index, route) in raw.into_iter().enumerate() {
@@ -49,15 +51,29 @@ pub fn check(raw: Vec<RawRoute>, plugins: &[String], problems: &mut Problems) ->
             problems,
         );
         let location = Loc::of(&route.path);
+        let trace_sample_ratio = trace_ratio(route.trace_sample_ratio.as_ref(), &key, tracing, problems);
         specs.push(RouteSpec {
             path: route.path.value,
             methods,
             filters,
             handler,
+            trace_sample_ratio,
             location,
         });
     }
     specs
+}
+
+/// A route's sampling ratio: from 0.0 to 1.0, and only with tracing on.
+fn trace_ratio(ratio: Option<&Spanned<f64>>, key: &str, tracing: bool, problems: &mut Problems) -> Option<f64> {
+    let ratio = ratio?;
+    let key = format!("{key}.trace_sample_ratio");
+    if !tracing {
+        let help = "tracing is off: add `telemetry: { tracing: { sample_ratio: 0.01 } }`, or remove `trace_sample_ratio`";
+        problems.report(Loc::of(ratio), key, "`trace_sample_ratio` needs `telemetry.tracing`".to_owned(), Some(help.to_owned()));
+        return None;
+    }
+    super::telemetry::ratio_value(ratio, &key, problems)
 }
 
 /// A path must start with `/` and stay out of `/_covet/`.

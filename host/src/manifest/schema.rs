@@ -79,6 +79,10 @@ mod tests {
         assert_eq!(defs["Upstream"]["required"], serde_json::json!(["endpoints"]));
         assert_eq!(defs["UpstreamRetries"]["additionalProperties"], false);
         assert!(defs["UpstreamEndpointEntry"]["anyOf"].is_array());
+        assert_eq!(defs["Telemetry"]["additionalProperties"], false);
+        assert_eq!(defs["TelemetryOtlp"]["required"], serde_json::json!(["endpoint"]));
+        assert_eq!(defs["TelemetryTracing"]["properties"]["sample_ratio"]["maximum"], 1.0);
+        assert!(defs["Route"]["properties"]["trace_sample_ratio"].is_object());
         assert!(defs["Method"]["enum"].to_string().contains("PATCH"));
         assert!(
             defs["Route"]["properties"]["methods"]

@@ -67,18 +67,21 @@ pub fn manifest(source: &Path, raw: RawManifest) -> Result<Manifest, Vec<Diagnos
         .collect();
     let upstream_names: Vec<String> = raw.upstreams.0.iter().map(|(name, _)| name.value.clone()).collect();
     let python = python::settings(base, raw.python, &mut problems);
+    let telemetry = super::telemetry::settings(raw.telemetry, &mut problems);
+    let tracing_on = telemetry.tracing.is_some();
     let manifest = Manifest {
         source: source.to_path_buf(),
         listen: listen(base, &raw.listen, &mut problems),
         limits: limits(&raw.limits),
         log: log(raw.log, &mut problems),
         plugins: plugins(base, source, raw.plugins, &python, &upstream_names, &mut problems),
-        routes: routes::check(raw.routes, &names, &mut problems),
+        routes: routes::check(raw.routes, &names, tracing_on, &mut problems),
         admin: admin(base, raw.admin, &mut problems),
         python,
         io: raw.io,
         services: services::settings(base, raw.services, &mut problems),
         upstreams: upstream_check::check(base, raw.upstreams, &mut problems),
+        telemetry,
     };
     problems.finish(manifest)
 }
