@@ -16,9 +16,14 @@
 //! gets three more fields, ` upstream="users" upstream_endpoint="10.0.0.7:8080"
 //! upstream_attempts=2` (JSON: `"upstream"`, `"upstream_endpoint"`,
 //! `"upstream_attempts"`). Requests without them cost nothing more.
+//!
+//! With tracing on, every line ends with the server span's ids,
+//! ` trace_id=<32 hex> span_id=<16 hex>` (JSON: `"trace_id"`, `"span_id"`);
+//! with it off, lines are as above.
 
 use std::{cell::RefCell, fmt::Write as _, io::Write as _, time::SystemTime};
 
+use covet_telemetry::SpanContext;
 use tracing_appender::non_blocking::NonBlocking;
 
 use crate::{manifest::LogFormat, metadata::Metadata, pipeline::Timings};
@@ -43,6 +48,8 @@ pub struct Entry<'a> {
     pub client: &'a str,
     /// The upstream that answered, when a plugin forwarded the request.
     pub upstream: Option<&'a Upstream>,
+    /// The server span's ids, when tracing is on.
+    pub trace: Option<&'a SpanContext>,
 }
 
 /// The upstream fields of a forwarded request, from its metadata.
@@ -108,14 +115,15 @@ fn pretty(line: &mut String, now: humantime::Rfc3339Timestamp, e: &Entry<'_>) ->
         write!(line, "{}{}={}us", if i == 0 { "" } else { "," }, t.plugin, t.micros)?;
     }
     write!(line, " request_id={:?} client={:?}", e.request_id, e.client)?;
-    match e.upstream {
-        Some(u) => {
-            write!(line, " upstream={:?} upstream_endpoint={:?} upstream_attempts=", u.name, u.endpoint)?;
-            match u.attempts.parse::<u32>() {
-                Ok(n) => write!(line, "{n}"),
-                Err(_) => write!(line, "{:?}", u.attempts),
-            }
+    if let Some(u) = e.upstream {
+        write!(line, " upstream={:?} upstream_endpoint={:?} upstream_attempts=", u.name, u.endpoint)?;
+        match u.attempts.parse::<u32>() {
+            Ok(n) => write!(line, "{n}")?,
+            Err(_) => write!(line, "{:?}", u.attempts)?,
         }
+    }
+    match e.trace {
+        Some(t) => write!(line, " trace_id={:032x} span_id={:016x}", t.trace_id, t.span_id),
         None => Ok(()),
     }
 }
@@ -155,6 +163,9 @@ fn json(line: &mut String, now: humantime::Rfc3339Timestamp, e: &Entry<'_>) -> s
             }
         }
     }
+    if let Some(t) = e.trace {
+        write!(line, r#","trace_id":"{:032x}","span_id":"{:016x}""#, t.trace_id, t.span_id)?;
+    }
     line.push('}');
     Ok(())
 }
@@ -193,6 +204,7 @@ mod tests {
             request_id: "r1",
             client: "127.0.0.1:1",
             upstream: None,
+            trace: None,
         }
     }
 
@@ -229,6 +241,42 @@ mod tests {
         assert_eq!(v["plugins"]["jwt"], 3);
         assert_eq!(v["plugins"]["h"], 1);
         assert_eq!(v["target"], "covet::access");
+    }
+
+    fn trace() -> SpanContext {
+        let trace_id = covet_telemetry::TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736u128);
+        let span_id = covet_telemetry::SpanId::from(0x00f0_67aa_0ba9_02b7u64);
+        SpanContext { trace_id, span_id, sampled: false, tracestate: None }
+    }
+
+    #[test]
+    fn with_tracing_on_lines_end_with_the_server_span_ids() {
+        let (timings, ctx) = (None, trace());
+        let upstream = Upstream { name: "users".into(), endpoint: "127.0.0.1:9001".into(), attempts: "1".into() };
+        let now = || humantime::format_rfc3339_micros(SystemTime::now());
+        let e = Entry { trace: Some(&ctx), upstream: Some(&upstream), ..entry(&timings) };
+        let mut line = String::new();
+        pretty(&mut line, now(), &e).unwrap();
+        assert!(line.ends_with(" upstream_attempts=1 trace_id=4bf92f3577b34da6a3ce929d0e0e4736 span_id=00f067aa0ba902b7"), "{line}");
+        let mut line = String::new();
+        json(&mut line, now(), &Entry { trace: Some(&ctx), ..entry(&timings) }).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(v["span_id"], "00f067aa0ba902b7");
+        assert_eq!(v["request_id"], "r1");
+    }
+
+    #[test]
+    fn with_tracing_off_lines_have_no_ids() {
+        let timings = None;
+        let now = || humantime::format_rfc3339_micros(SystemTime::now());
+        let mut line = String::new();
+        pretty(&mut line, now(), &entry(&timings)).unwrap();
+        assert!(line.ends_with(r#" request_id="r1" client="127.0.0.1:1""#), "{line}");
+        let mut line = String::new();
+        json(&mut line, now(), &entry(&timings)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert!(v.get("trace_id").is_none() && v.get("span_id").is_none(), "{line}");
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //! - [`admin`] — the admin API (HTTP+JSON and gRPC) over the control plane;
 //! - [`watch`] — `covet host --watch`: reloads changed manifests and artifacts;
 //! - [`metrics`] — request and plugin metrics, Prometheus exposition;
+//! - [`otel`] — OpenTelemetry: the manifest's tracing and OTLP export made live, server spans;
 //! - [`problem`] — the one place errors become responses.
 
 pub mod access_log;
@@ -30,6 +31,7 @@ pub mod loader;
 pub mod manifest;
 pub mod metadata;
 pub mod metrics;
+pub mod otel;
 pub mod pipeline;
 pub mod problem;
 pub mod registry;

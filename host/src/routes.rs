@@ -19,6 +19,8 @@ pub struct RouteEntry {
     /// The handler reads the request body itself as it arrives (an ASGI app
     /// with `request_body: stream`): the host does not buffer it.
     pub stream_body: bool,
+    /// The route's `trace_sample_ratio` (replaces the default ratio for new traces).
+    pub trace_ratio: Option<f64>,
 }
 
 /// Router plus routes.
@@ -47,7 +49,8 @@ impl RouteTable {
             let filters = route.filters.iter().map(|f| slot(&f.name)).collect();
             let chain = Chain { filters, handler: slot(&route.handler.name) };
             let stream_body = manifest.plugin(&route.handler.name).and_then(|p| p.python.as_ref()).is_some_and(|p| p.stream_body);
-            entries.push(RouteEntry { pattern: Arc::from(route.path.as_str()), chain, stream_body });
+            let trace_ratio = route.trace_sample_ratio;
+            entries.push(RouteEntry { pattern: Arc::from(route.path.as_str()), chain, stream_body, trace_ratio });
         }
         Ok(RouteTable { router, entries })
     }

@@ -18,6 +18,11 @@
 //! An HTTP/2 or HTTP/3 request without `host` gets one made from its
 //! `:authority` before routing ([`present_authority`]), so plugins see the
 //! same `host` whatever the protocol.
+//!
+//! With tracing on ([`crate::otel`]), the server span starts once the route
+//! is known (its `trace_sample_ratio` applies; answers no route gives use
+//! the default ratio), is the parent of the plugin spans, and ends when the
+//! response head is ready, with the access-log line that carries its ids.
 
 use std::{
     convert::Infallible,
@@ -33,11 +38,14 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, header, request::Parts};
 use http_body_util::{BodyExt, Full, Limited};
 
+use covet_telemetry::Span;
+
 use crate::{
     access_log::{AccessLog, Entry},
     exchange::{BodyError, Exchange, HostResponse, RequestBody, StreamSource},
     manifest::Limits,
     metrics::RequestMetrics,
+    otel::server_span,
     pipeline::{self, Timings},
     problem,
     registry::Registry,
@@ -189,7 +197,9 @@ where
     let head = parts.method == Method::HEAD;
     let http1 = parts.version <= http::Version::HTTP_11;
     let mut upstream = None; // the access log's upstream fields (set only when it is on)
-    let (mut resp, route) = dispatch(&shared, &conn, parts, body, tunnel_body, &id, (&mut timings, &mut upstream)).await;
+    let mut span = None; // the server span (tracing on); boxed, so the future stays small
+    let out = (&mut timings, &mut upstream, &mut span);
+    let (mut resp, route) = dispatch(&shared, &conn, parts, body, tunnel_body, &id, out).await;
     if let Some(upgrade) = upgrade {
         upgrade.accept(&mut resp, &conn, shared.limits.idle_timeout);
     }
@@ -198,6 +208,9 @@ where
     }
     let elapsed = started.elapsed();
     shared.metrics.record(resp.status.as_u16(), elapsed);
+    if let Some(span) = &span {
+        crate::otel::server_span::finish(span, resp.status);
+    }
     if let (Some(access), Some((method, path))) = (&shared.access_log, log) {
         access.record(&Entry {
             method: method.as_str(),
@@ -209,6 +222,7 @@ where
             request_id,
             client: &conn.client,
             upstream: upstream.as_ref(),
+            trace: span.as_deref().map(Span::context),
         });
     }
     let mut out = finish(resp, id, head);
@@ -225,7 +239,7 @@ async fn dispatch<B>(
     body: B,
     tunnel: Option<Box<RequestBody>>,
     id: &HeaderValue,
-    (timings, upstream): (&mut Timings, &mut Option<crate::access_log::Upstream>),
+    (timings, upstream, span): (&mut Timings, &mut Option<crate::access_log::Upstream>, &mut Option<Box<Span>>),
 ) -> (HostResponse, Option<Arc<str>>)
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
@@ -233,13 +247,14 @@ where
 {
     let request_id = request_id::as_str(id);
     if let Some(resp) = crate::server::framing::check(&parts, &conn.state, &shared.limits, request_id) {
-        return (resp, None);
+        return (unrouted(resp, span, &parts, conn, request_id), None);
     }
     if let Some(rest) = parts.uri.path().strip_prefix("/_covet/") {
-        return (health(shared, rest, &parts.method, request_id), None);
+        let resp = health(shared, rest, &parts.method, request_id);
+        return (unrouted(resp, span, &parts, conn, request_id), None);
     }
     if let Some(resp) = check_headers(&parts.headers, &shared.limits, request_id) {
-        return (resp, None);
+        return (unrouted(resp, span, &parts, conn, request_id), None);
     }
     if parts.version >= http::Version::HTTP_2 {
         present_authority(&mut parts);
@@ -247,13 +262,21 @@ where
     let table = shared.routes.load_full();
     let found = match table.router.lookup(&parts.method, parts.uri.path()) {
         Ok(found) => found,
-        Err(Miss::NotFound) => return (problem::not_found(parts.uri.path(), request_id), None),
+        Err(Miss::NotFound) => {
+            let resp = problem::not_found(parts.uri.path(), request_id);
+            return (unrouted(resp, span, &parts, conn, request_id), None);
+        }
         Err(Miss::MethodNotAllowed(allowed)) => {
-            return (problem::method_not_allowed(parts.method.as_str(), &allowed, request_id), None);
+            let resp = problem::method_not_allowed(parts.method.as_str(), &allowed, request_id);
+            return (unrouted(resp, span, &parts, conn, request_id), None);
         }
     };
     let entry = &table.entries[found.route];
     let route = Some(entry.pattern.clone());
+    if let Some(tracer) = crate::otel::tracer() {
+        let route = Some((&*entry.pattern, entry.trace_ratio));
+        *span = Some(Box::new(server_span::start(&tracer, &parts, span_conn(conn), route, request_id)));
+    }
     let Some(live) = pipeline::Live::load(&entry.chain) else {
         return (problem::not_ready(request_id), route);
     };
@@ -298,7 +321,7 @@ where
     if let Some(tls) = &conn.tls {
         tls.metadata.iter().for_each(|(key, value)| ex.metadata.set(key, value));
     }
-    let resp = pipeline::run(&live, &mut ex, timings).await;
+    let resp = pipeline::run(&live, &mut ex, timings, span.as_deref()).await;
     if timings.is_some() {
         *upstream = crate::access_log::Upstream::from_metadata(&ex.metadata);
     }
@@ -306,6 +329,20 @@ where
         Some(over) if over.load(Ordering::Acquire) => (problem::closing(problem::payload_too_large(max, request_id)), route),
         _ => (resp, route),
     }
+}
+
+/// An answer no route gave (health, 404, 405, refused head): with tracing
+/// on, it gets a server span with the default ratio.
+#[cold]
+fn unrouted(resp: HostResponse, span: &mut Option<Box<Span>>, parts: &Parts, conn: &ConnInfo, request_id: &str) -> HostResponse {
+    if let Some(tracer) = crate::otel::tracer() {
+        *span = Some(Box::new(server_span::start(&tracer, parts, span_conn(conn), None, request_id)));
+    }
+    resp
+}
+
+fn span_conn(conn: &ConnInfo) -> server_span::Conn<'_> {
+    server_span::Conn { client: &conn.client, tls: conn.tls.is_some() }
 }
 
 /// HTTP/2 and HTTP/3 carry the authority in the URI (`:authority`), not in

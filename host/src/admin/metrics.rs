@@ -16,6 +16,12 @@
 //! | `covet_manifest_reloads_total` | `result` (`ok`, `failed`) |
 //! | `covet_plugin_outbound_requests_total`, `_denied_total`, `_errors_total` | `plugin` (host services' outbound HTTP, every kind) |
 //! | `covet_upstream_*` | `upstream` (and `endpoint`): see [`super::upstream_metrics`] |
+//! | `covet_trace_spans_exported_total` | |
+//! | `covet_trace_spans_dropped_total` | `reason` (`queue_full`, `export_failed`) |
+//! | `covet_otlp_export_failures_total` | `signal` (`traces`, `metrics`) |
+//!
+//! The tracing counters are always written (0 while tracing is off) and
+//! count since the host started, across reloads that replace the exporter.
 //!
 //! The encoder writes counter families the OpenMetrics way (`# TYPE
 //! covet_requests counter`, samples `covet_requests_total`); Prometheus'
@@ -67,6 +73,13 @@ impl Exposition {
         }
         text
     }
+}
+
+/// What OTLP metrics export reads ([`crate::otel`]): a registry of its own
+/// over `control`'s host, the same collector `/metrics` renders.
+pub fn otlp_source(control: Arc<ControlPlane>) -> covet_telemetry::metrics::Collect {
+    let exposition = Exposition::new(control);
+    Arc::new(move || covet_telemetry::metrics::snapshot_from_registry(&exposition.registry))
 }
 
 /// Reads the host's atomics on every scrape.
@@ -121,6 +134,8 @@ impl Collector for HostCollector {
         outbound(&mut encoder, &slots)?;
         super::upstream_metrics::encode(&mut encoder, &crate::runtime::services::upstreams().status())?;
 
+        telemetry(&mut encoder)?;
+
         let (ok, failed) = self.control.manifest_reloads();
         let help = "Manifest reloads, by result.";
         let mut family = encoder.encode_descriptor("covet_manifest_reloads", help, None, MetricType::Counter)?;
@@ -128,6 +143,23 @@ impl Collector for HostCollector {
         ConstCounter::new(failed).encode(family.encode_family(&[("result", "failed")])?)?;
         Ok(())
     }
+}
+
+/// What became of spans, and failed OTLP exports by signal ([`crate::otel`]).
+fn telemetry(encoder: &mut DescriptorEncoder) -> fmt::Result {
+    let spans = crate::otel::span_totals();
+    let help = "Spans the OTLP collector accepted.";
+    let family = encoder.encode_descriptor("covet_trace_spans_exported", help, None, MetricType::Counter)?;
+    ConstCounter::new(spans.exported).encode(family)?;
+    let help = "Spans dropped: the export queue was full, or their export failed (collector down, refused, timed out).";
+    let mut family = encoder.encode_descriptor("covet_trace_spans_dropped", help, None, MetricType::Counter)?;
+    ConstCounter::new(spans.dropped_queue_full).encode(family.encode_family(&[("reason", "queue_full")])?)?;
+    ConstCounter::new(spans.dropped_export_failed).encode(family.encode_family(&[("reason", "export_failed")])?)?;
+    let help = "OTLP export calls that failed, by signal.";
+    let mut family = encoder.encode_descriptor("covet_otlp_export_failures", help, None, MetricType::Counter)?;
+    ConstCounter::new(spans.failed_exports).encode(family.encode_family(&[("signal", "traces")])?)?;
+    ConstCounter::new(crate::otel::metrics_export_failures()).encode(family.encode_family(&[("signal", "metrics")])?)?;
+    Ok(())
 }
 
 fn counter(value: &AtomicU64) -> ConstCounter<u64> {

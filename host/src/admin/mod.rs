@@ -24,6 +24,7 @@ mod error;
 mod grpc;
 mod http;
 mod metrics;
+pub(crate) use metrics::otlp_source;
 mod upstream_metrics;
 
 use std::{io::Write, net::SocketAddr, sync::Arc};

@@ -174,6 +174,8 @@ impl ControlPlane {
             let instance = loader::instantiate_at(&plan.manifest, plugin, &base_dir, slot.stats().clone())?;
             built.push((slot.clone(), Arc::new(instance)));
         }
+        // Tracing and OTLP export (a new exporter only when its settings changed).
+        let telemetry = crate::otel::prepare(&plan.manifest.telemetry).map_err(|e| HostError::Io(std::io::Error::other(format!("telemetry: {e}"))))?;
         let mut outcome = ReloadOutcome {
             unchanged: plan.unchanged,
             removed: plan.removed,
@@ -206,6 +208,7 @@ impl ControlPlane {
             self.publish(Event::new(EventKind::Removed, Some(name), format!("{name} removed by manifest reload")));
         }
         retire(self.shared.routes.swap(plan.table));
+        telemetry.install();
         state.manifest = plan.manifest;
         for warning in &outcome.warnings {
             tracing::warn!("{warning}");

@@ -58,6 +58,7 @@ pub async fn run(manifest: Manifest, access_log: Option<AccessLog>, options: Run
     let plan = reload::plan(&manifest, &mut libraries, &registry)?;
     let shared = Arc::new(shared_state(&manifest, &plan, registry, access_log));
     let control = Arc::new(ControlPlane::new(shared.clone(), manifest.clone(), libraries));
+    crate::otel::set_metrics_source(crate::admin::otlp_source(control.clone()));
     let backend = uring::requested(manifest.io, std::env::var(uring::ENV).ok().as_deref())?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let permits = shared.limits.max_connections.min(Semaphore::MAX_PERMITS);
@@ -88,6 +89,7 @@ pub async fn run(manifest: Manifest, access_log: Option<AccessLog>, options: Run
         shutdown_signal().await;
     }
     drain(stop_tx, &connections, permits, &shared).await;
+    crate::otel::shutdown().await;
     if let Some(admin) = admin {
         admin.abort();
     }
