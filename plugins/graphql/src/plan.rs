@@ -217,8 +217,9 @@ fn target(spec: &HttpSpec, cx: &FieldContext<'_>) -> Result<(Target, Template), 
             if !path.starts_with('/') {
                 return Err(cx.error(format!("path '{path}' must start with '/'")));
             }
+            let template = cx.template("path", path)?;
             cx.host.upstream(name).check().map_err(|e| cx.error(format!("upstream '{name}': {}", e.message)))?;
-            Ok((Target::Upstream(name.clone()), cx.template("path", path)?))
+            Ok((Target::Upstream(name.clone()), template))
         }
         (None, None, Some(url)) => {
             let template = cx.template("url", url)?;

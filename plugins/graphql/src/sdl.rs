@@ -329,3 +329,7 @@ fn base_name(ty: &Type) -> &str {
         BaseType::List(inner) => base_name(inner),
     }
 }
+
+#[cfg(test)]
+#[path = "sdl_tests.rs"]
+mod tests;
