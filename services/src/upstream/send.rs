@@ -10,6 +10,15 @@
 //! nothing reached the endpoint), the failure kind is enabled, retries are
 //! left, the budget allows and the body can still be replayed; after an
 //! exponential, jittered backoff that never passes the deadline.
+//!
+//! Tracing: with a tracer installed, each attempt is a client span
+//! (`"{METHOD} {upstream}"`, a child of the calling plugin phase's current
+//! span; `http.request.resend_count` is 0 for the first try) whose ids
+//! replace the caller's `traceparent` / `tracestate` on that attempt, and
+//! which ends at the attempt's response head or failure (`error.type`:
+//! the status code, `connect`, `tls`, `reset`, `protocol`, `timeout`).
+//! With none installed, an attempt costs one atomic load more. Active
+//! health checks send through the endpoint client directly: no spans.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
