@@ -43,6 +43,7 @@ type Post {
   authorId: ID
   author: User @http(upstream: "users", path: "/users/{parent.authorId}")
   writer: User @http(upstream: "users", path: "/users?ids={batch.keys}", batch: {key: "{parent.authorId}"})
+  strict: User! @http(upstream: "users", path: "/users/404")
 }
 type User { id: ID! name: String }
 "#;
@@ -128,24 +129,27 @@ async fn batched_keys_of_sibling_fields_go_in_one_call() {
 #[tokio::test]
 async fn a_failing_field_is_null_with_a_coded_error_and_the_rest_is_kept() {
     let (host, _users, _posts) = start(false).await;
-    let query = r#"{ ok: user(id: "7") { name } missing: user(id: "404") { name } garbled: user(id: "garbled") { name } slow { name } }"#;
+    let query = r#"{ ok: user(id: "7") { name } missing: user(id: "404") { name } garbled: user(id: "garbled") { name } slow { name }
+                     p: post(id: "9") { title strict { name } } }"#;
     let (reply, body) = post(&host.http1(), query, &[]).await;
     assert_eq!(reply.status, 200, "data is present: {body}");
     assert_eq!(reply.header("content-type"), Some("application/graphql-response+json; charset=utf-8"));
     assert_eq!(body["data"]["ok"]["name"], "user 7");
-    for field in ["missing", "garbled", "slow"] {
+    for field in ["missing", "garbled", "slow", "p"] {
         assert!(body["data"][field].is_null(), "{field} is null: {body}");
     }
     let errors = body["errors"].as_array().expect("errors");
     let error = |field: &str| {
-        errors.iter().find(|e| e["path"] == json!([field])).unwrap_or_else(|| panic!("an error at [{field}]: {body}"))
+        errors.iter().find(|e| e["path"][0] == field).unwrap_or_else(|| panic!("an error at [{field}]: {body}"))
     };
     assert_eq!(error("missing")["extensions"]["code"], "UPSTREAM_ERROR");
     assert_eq!(error("missing")["extensions"]["status"], 404);
     assert!(error("missing")["message"].as_str().unwrap().contains("/users/404"), "{body}");
     assert_eq!(error("garbled")["extensions"]["code"], "BAD_RESPONSE");
     assert_eq!(error("slow")["extensions"]["code"], "UPSTREAM_TIMEOUT");
-    assert_eq!(errors.len(), 3, "{body}");
+    // A non-null field's failure nulls its nearest nullable parent (`p`), with one error at the field.
+    assert_eq!(error("p")["path"], json!(["p", "strict"]), "{body}");
+    assert_eq!(errors.len(), 4, "{body}");
 }
 
 #[tokio::test]
@@ -257,6 +261,23 @@ async fn get_requests_run_queries_and_refuse_mutations() {
     assert_eq!(reply.status, 400);
     let reply = client.get("/graphql").await.unwrap();
     assert_eq!(reply.status, 400, "no query, GraphiQL off: {}", reply.text());
+}
+
+#[tokio::test]
+async fn graphiql_is_served_to_browsers_only_when_on() {
+    let ((users_addr, _), (posts_addr, _)) = (services::users().await, services::posts().await);
+    let yaml = manifest(users_addr, posts_addr, &json!({ "schema": SCHEMA, "graphiql": true }), false);
+    let host = Host::builder(yaml).start();
+    host.wait_ready().await;
+    let page = host.http1().send(Method::GET, "/graphql", &[("accept", "text/html,*/*")], "").await.unwrap();
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
+    assert!(page.text().contains("GraphiQL.createFetcher({ url: \"/graphql\" })"), "{}", page.text());
+    // A query in the URL is run even from a browser.
+    let reply = host.http1().send(Method::GET, "/graphql?query=%7B__typename%7D", &[("accept", "text/html")], "").await.unwrap();
+    assert_eq!(reply.status, 406, "a browser that accepts no JSON: {}", reply.text());
+    let reply = host.http1().send(Method::GET, "/graphql?query=%7B__typename%7D", &[("accept", "text/html,application/json")], "").await.unwrap();
+    assert_eq!(reply.json()["data"]["__typename"], "Query");
 }
 
 #[tokio::test]

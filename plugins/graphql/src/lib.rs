@@ -28,6 +28,7 @@ mod error;
 mod exchange;
 pub mod filter;
 mod graphiql;
+mod nulls;
 pub mod limits;
 pub mod persisted;
 mod plan;
@@ -47,6 +48,7 @@ use crate::{
     config::{Settings, duration},
     exchange::{Captures, Exchange},
     filter::Filter,
+    nulls::Nullability,
     transport::Format,
 };
 
@@ -64,6 +66,7 @@ struct Api {
     captures: Captures,
     caller: Arc<Caller>,
     graphiql: bool,
+    nulls: Nullability,
 }
 
 impl GraphQl {
@@ -90,7 +93,8 @@ impl GraphQl {
         let built = sdl::build(&sdl, &settings.resolvers, &options)?;
         let cache = built.caches.then_some(settings.cache_namespace.as_str());
         let caller = Arc::new(Caller::new(host.clone(), built.upstreams, cache));
-        let api = Api { schema: built.schema, captures: built.captures, caller, graphiql: settings.graphiql };
+        let api =
+            Api { schema: built.schema, captures: built.captures, caller, graphiql: settings.graphiql, nulls: built.nulls };
         Ok(GraphQl { api: Some(api), filter })
     }
 }
@@ -166,7 +170,11 @@ impl Api {
         if let Some(name) = &gql.operation_name {
             request = request.operation_name(name);
         }
-        transport::answer(format, self.schema.execute(request).await)
+        let mut response = self.schema.execute(request).await;
+        if !response.errors.is_empty() {
+            self.nulls.settle(&mut response, query, gql.operation_name.as_deref());
+        }
+        transport::answer(format, response)
     }
 }
 

@@ -26,6 +26,7 @@ use crate::{
     config::HttpSpec,
     error::ConfigError,
     exchange::Captures,
+    nulls::Nullability,
     plan::{self, FieldContext, Plan, Target},
     resolve::{self, Shape},
     template::Source,
@@ -41,6 +42,8 @@ pub struct Built {
     pub upstreams: BTreeSet<String>,
     /// Whether any field caches its answers.
     pub caches: bool,
+    /// The output fields' types, for settling field errors.
+    pub nulls: Nullability,
 }
 
 /// What fields are built with.
@@ -68,7 +71,16 @@ pub fn build(sdl: &str, resolvers: &BTreeMap<String, HttpSpec>, cx: &Options<'_>
     check_resolver_keys(resolvers, &types)?;
     let mut out = Builder { built_plans: Vec::new(), captures: Captures::default() };
     let mut schema = Schema::build(&types.query, types.mutation.as_deref(), None);
+    let mut nulls = Nullability::new(&types.query, types.mutation.as_deref());
     for def in &types.defs {
+        let fields = match &def.kind {
+            TypeKind::Object(o) => &o.fields,
+            TypeKind::Interface(i) => &i.fields,
+            _ => &Vec::new(),
+        };
+        for f in fields {
+            nulls.add(def.name.node.as_str(), f.node.name.node.as_str(), f.node.ty.node.clone());
+        }
         schema = match &def.kind {
             TypeKind::Scalar => schema.register(Scalar::new(def.name.node.as_str())),
             TypeKind::Enum(e) => schema.register(
@@ -115,7 +127,7 @@ pub fn build(sdl: &str, resolvers: &BTreeMap<String, HttpSpec>, cx: &Options<'_>
         })
         .collect();
     let caches = out.built_plans.iter().any(|p| p.1);
-    Ok(Built { schema, captures: out.captures, upstreams, caches })
+    Ok(Built { schema, captures: out.captures, upstreams, caches, nulls })
 }
 
 /// Sorts the definitions: the roots, each type's kind; refuses what is not served.

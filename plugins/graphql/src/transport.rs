@@ -232,10 +232,7 @@ pub fn check_get_operation(query: &str, operation_name: Option<&str>) -> Result<
 /// validation, variable coercion: no `data`, no error with a `path`) is
 /// `{"errors"}` with [`Format::request_error_status`], anything else `200`
 /// with `data` (and `errors` for failed fields).
-pub fn answer(format: Format, mut response: async_graphql::Response) -> Response {
-    if !response.errors.is_empty() {
-        settle_errors(&mut response);
-    }
+pub fn answer(format: Format, response: async_graphql::Response) -> Response {
     let request_error = matches!(response.data, async_graphql::Value::Null)
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty());
@@ -246,51 +243,6 @@ pub fn answer(format: Format, mut response: async_graphql::Response) -> Response
     };
     let body = body.unwrap_or_else(|e| format!(r#"{{"errors":[{{"message":"encoding the answer: {e}"}}]}}"#).into_bytes());
     Response::new(status).with_header("content-type", format.content_type()).with_body(body)
-}
-
-/// The message async-graphql adds when a non-null field resolved to nothing.
-const NON_NULL_MISSING: &str = "internal: non-null types require a return value";
-
-/// Field errors as the spec has them: the executor's own "non-null" error
-/// is dropped where the field's real error is at the same path, and a
-/// field with an error is present in `data` as `null` (the dynamic
-/// executor leaves it out).
-fn settle_errors(response: &mut async_graphql::Response) {
-    let errors = std::mem::take(&mut response.errors);
-    let reported: Vec<_> =
-        errors.iter().filter(|e| e.message != NON_NULL_MISSING && !e.path.is_empty()).map(|e| e.path.clone()).collect();
-    for error in errors {
-        if error.message == NON_NULL_MISSING && reported.contains(&error.path) {
-            continue;
-        }
-        insert_null(&mut response.data, &error.path);
-        response.errors.push(error);
-    }
-}
-
-/// Puts `null` at `path` in `data` when its last key is missing from an object that is there.
-fn insert_null(data: &mut async_graphql::Value, path: &[async_graphql::PathSegment]) {
-    use async_graphql::{PathSegment, Value};
-    let Some((last, parents)) = path.split_last() else { return };
-    let mut at = data;
-    for segment in parents {
-        at = match (segment, at) {
-            (PathSegment::Field(name), Value::Object(map)) => match map.get_mut(name.as_str()) {
-                Some(v) => v,
-                None => return,
-            },
-            (PathSegment::Index(i), Value::List(items)) => match items.get_mut(*i) {
-                Some(v) => v,
-                None => return,
-            },
-            _ => return,
-        };
-    }
-    if let (PathSegment::Field(name), Value::Object(map)) = (last, at)
-        && !map.contains_key(name.as_str())
-    {
-        map.insert(async_graphql::Name::new(name), Value::Null);
-    }
 }
 
 #[cfg(test)]
