@@ -48,6 +48,7 @@ use crate::{
     config::{Settings, duration},
     exchange::{Captures, Exchange},
     filter::Filter,
+    limits::DocumentCache,
     nulls::Nullability,
     transport::Format,
 };
@@ -158,10 +159,19 @@ impl Api {
             Ok(query) => query,
             Err(refusal) => return refusal.response(format),
         };
-        if gql.is_get
-            && let Err(refusal) = transport::check_get_operation(query, gql.operation_name.as_deref())
-        {
-            return refusal.response(format);
+        // Parsed once per distinct document in the process (the filter's cache), or by execution.
+        let document = match &persisted {
+            Some(doc) => Some(Arc::clone(doc)),
+            None => DocumentCache::global().get_or_parse(query).ok().map(|(_, doc)| doc),
+        };
+        if gql.is_get {
+            let checked = match &document {
+                Some(doc) => transport::check_get_document(&doc.parsed, gql.operation_name.as_deref()),
+                None => transport::check_get_operation(query, gql.operation_name.as_deref()),
+            };
+            if let Err(refusal) = checked {
+                return refusal.response(format);
+            }
         }
         let exchange = Exchange::new(req, &self.captures, self.caller.clone());
         let mut request = async_graphql::Request::new(query)
@@ -169,6 +179,9 @@ impl Api {
             .data(exchange);
         if let Some(name) = &gql.operation_name {
             request = request.operation_name(name);
+        }
+        if let Some(doc) = &document {
+            request.set_parsed_query(doc.parsed.clone());
         }
         let mut response = self.schema.execute(request).await;
         if !response.errors.is_empty() {

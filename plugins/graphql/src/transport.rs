@@ -212,8 +212,18 @@ impl GraphQlRequest {
 /// document that does not parse is left to execution, which reports it).
 /// A mutation or subscription over GET is refused with 405.
 pub fn check_get_operation(query: &str, operation_name: Option<&str>) -> Result<(), Refusal> {
+    match async_graphql_parser::parse_query(query) {
+        Ok(doc) => check_get_document(&doc, operation_name),
+        Err(_) => Ok(()),
+    }
+}
+
+/// [`check_get_operation`] on a document already parsed.
+pub fn check_get_document(
+    doc: &async_graphql_parser::types::ExecutableDocument,
+    operation_name: Option<&str>,
+) -> Result<(), Refusal> {
     use async_graphql_parser::types::{DocumentOperations, OperationType};
-    let Ok(doc) = async_graphql_parser::parse_query(query) else { return Ok(()) };
     let ty = match (&doc.operations, operation_name) {
         (DocumentOperations::Single(op), _) => Some(op.node.ty),
         (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
