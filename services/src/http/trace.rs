@@ -120,3 +120,30 @@ pub(crate) fn request_attributes<B>(request: &http::Request<B>) -> Vec<KeyValue>
         KeyValue::new("server.port", i64::from(port)),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attribute(attributes: &[KeyValue], key: &str) -> String {
+        attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn url_full_leaves_out_userinfo_and_keeps_path_and_query() {
+        let request = http::Request::post("https://user:secret@api.example.com:8443/v1/items?id=7").body(()).unwrap();
+        let attributes = request_attributes(&request);
+        assert_eq!(attribute(&attributes, "url.full"), "https://api.example.com:8443/v1/items?id=7");
+        assert_eq!(attribute(&attributes, "server.address"), "api.example.com");
+        assert_eq!(attribute(&attributes, "server.port"), "8443");
+        assert_eq!(attribute(&attributes, "http.request.method"), "POST");
+    }
+
+    #[test]
+    fn the_default_port_follows_the_scheme() {
+        let request = http::Request::get("https://example.com").body(()).unwrap();
+        let attributes = request_attributes(&request);
+        assert_eq!(attribute(&attributes, "server.port"), "443");
+        assert_eq!(attribute(&attributes, "url.full"), "https://example.com/");
+    }
+}
