@@ -190,9 +190,19 @@ impl Collector {
         })
     }
 
+    /// The latest point of the histogram `name` at `attrs`: bucket upper
+    /// bounds and per-bucket (not cumulative) counts.
+    pub fn histogram(&self, name: &str, attrs: &[(&str, &str)]) -> Option<(Vec<f64>, Vec<u64>)> {
+        self.latest(name, attrs).and_then(|v| match v {
+            PointValue::Histogram { bounds, bucket_counts, .. } => Some((bounds, bucket_counts)),
+            _ => None,
+        })
+    }
+
     /// The names and shapes of the metrics received so far.
     pub fn metric_names(&self) -> Vec<(String, MetricKind)> {
         let mut names: Vec<_> = self.inner.metrics().into_iter().map(|m| (m.name, m.kind)).collect();
+        names.sort_by(|a, b| a.0.cmp(&b.0));
         names.dedup_by(|a, b| a.0 == b.0);
         names
     }

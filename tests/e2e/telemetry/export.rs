@@ -1,12 +1,15 @@
 //! Export: OTLP over gRPC and over HTTP both deliver (with the resource
 //! naming the service); a collector that is down — never there, or stopped
 //! while the host runs — costs no request (all answer 200) and the drop and
-//! failure counters in `/metrics` grow; with `telemetry.metrics` the
+//! failure counters in `/metrics` grow; one that accepts connections and
+//! never answers blocks no request either, and the full queue drops spans
+//! (counted); with `telemetry.metrics` the
 //! registry behind `/metrics` reaches the collector with the same values.
 
 use std::time::Instant;
 
 use covet_e2e::{Host, otlp::Collector};
+use covet_telemetry::collector::MetricKind;
 use serde_json::json;
 
 use super::{PATIENCE, Traced, access_line, field, one, sample, scrape, send, wait_metric};
@@ -63,6 +66,31 @@ async fn a_collector_that_was_never_there_costs_no_request() {
 }
 
 #[tokio::test]
+async fn a_collector_that_never_answers_blocks_no_request_and_a_full_queue_drops() {
+    // Accepts connections and never answers: the exporter's first call hangs
+    // until its 10 s timeout, so the queue (2 spans) fills and the rest drop.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let endpoint = format!("http://{}", silent.local_addr().expect("address"));
+    let held = tokio::spawn(async move {
+        let mut sockets = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            sockets.push(socket);
+        }
+    });
+    let host = hello(None)
+        .otlp_at(&endpoint, "grpc")
+        .otlp_key("timeout", json!("10s"))
+        .tracing("max_queue", json!(2))
+        .tracing("max_batch", json!(1))
+        .start()
+        .await;
+    all_answer(&host, 30).await;
+    let dropped = wait_metric(&host, "covet_trace_spans_dropped_total{reason=\"queue_full\"}", 1.0).await;
+    assert!(dropped >= 50.0, "30 requests made 60 spans, at most 3 fit (one in flight, two queued): {dropped}");
+    held.abort();
+}
+
+#[tokio::test]
 async fn a_collector_stopped_while_the_host_runs_costs_no_request() {
     let collector = Collector::grpc().await;
     let host = hello(Some(&collector)).start().await;
@@ -91,9 +119,9 @@ async fn metrics_reach_the_collector_with_the_values_of_the_metrics_endpoint() {
         let deadline = Instant::now() + PATIENCE;
         loop {
             let got = (
-                collector.sum("covet_requests", &[("class", "2xx")]),
+                collector.sum("covet_requests_total", &[("class", "2xx")]),
                 collector.histogram_count("covet_request_duration_seconds", &[]),
-                collector.sum("covet_plugin_calls", &[("plugin", "hello")]),
+                collector.sum("covet_plugin_calls_total", &[("plugin", "hello")]),
             );
             if got == (Some(requests), Some(durations), Some(calls)) {
                 break;
@@ -108,5 +136,30 @@ async fn metrics_reach_the_collector_with_the_values_of_the_metrics_endpoint() {
             );
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+        let kinds = collector.metric_names();
+        let kind = |name: &str| kinds.iter().find(|(n, _)| n == name).map(|(_, k)| *k);
+        assert_eq!(kind("covet_requests_total"), Some(MetricKind::Sum { monotonic: true, cumulative: true }));
+        assert_eq!(kind("covet_request_duration_seconds"), Some(MetricKind::Histogram { cumulative: true }));
+        assert_same_buckets(&text, &collector, "covet_request_duration_seconds");
     }
+}
+
+/// The histogram's bucket bounds and cumulative counts in the scrape equal
+/// the collector's (per-bucket counts, summed up).
+fn assert_same_buckets(scrape: &str, collector: &Collector, name: &str) {
+    let prefix = format!("{name}_bucket{{le=\"");
+    let scraped: Vec<(f64, f64)> = scrape
+        .lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .filter_map(|rest| {
+            let (le, value) = rest.split_once("\"} ")?;
+            Some((le.parse().ok()?, value.trim().parse().ok()?))
+        })
+        .filter(|(le, _): &(f64, f64)| le.is_finite())
+        .collect();
+    let (bounds, counts) = collector.histogram(name, &[]).unwrap_or_else(|| panic!("{name} at the collector"));
+    assert!(!scraped.is_empty(), "no {name} buckets in:\n{scrape}");
+    assert_eq!(bounds, scraped.iter().map(|(le, _)| *le).collect::<Vec<_>>(), "{name}: the same bucket bounds");
+    let cumulative: Vec<f64> = counts.iter().scan(0u64, |sum, c| { *sum += c; Some(*sum as f64) }).take(bounds.len()).collect();
+    assert_eq!(cumulative, scraped.iter().map(|(_, v)| *v).collect::<Vec<_>>(), "{name}: the same counts per bucket");
 }
