@@ -14,7 +14,9 @@
 //!   and logs ids; a sampled parent is followed; a route's ratio overrides;
 //! - [`export`]: gRPC and HTTP both deliver; a collector that is down costs
 //!   no request and the drop counter grows; `/metrics` over OTLP;
-//! - [`access_log`]: every access line carries the ids the collector got.
+//! - [`access_log`]: every access line carries the ids the collector got;
+//! - [`reload`]: a manifest reload turns tracing on, moves it to another
+//!   collector and turns it off.
 //!
 //! "Nothing exported" is never shown by waiting: a sampled request sent
 //! after the unsampled ones is the barrier (the exporter's queue is FIFO, so
@@ -24,6 +26,7 @@ mod access_log;
 mod chain;
 mod export;
 mod propagation;
+mod reload;
 mod sampling;
 
 use std::time::{Duration, Instant};

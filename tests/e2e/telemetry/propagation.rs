@@ -2,10 +2,11 @@
 //! carries the trace id and, as parent id, the id of the attempt's client
 //! span, itself a child of the proxy's plugin span under the server span; a
 //! retried request is two attempt spans (`http.request.resend_count` 0 and
-//! 1); an incoming sampled `traceparent` continues the caller's trace (the
-//! server span's parent is the caller's span, marked remote) and
-//! `tracestate` reaches the upstream byte for byte; an invalid
-//! `traceparent` starts a new trace.
+//! 1), a refused connection being an attempt with `error.type = connect`;
+//! a 5xx answer marks the server span failed; an incoming sampled
+//! `traceparent` continues the caller's trace (the server span's parent is
+//! the caller's span, marked remote) and `tracestate` reaches the upstream
+//! byte for byte; an invalid `traceparent` starts a new trace.
 
 use covet_e2e::{TestUpstream, otlp::Collector};
 use serde_json::{Value, json};
@@ -142,4 +143,51 @@ async fn an_invalid_traceparent_starts_a_new_trace() {
     let server = one(&spans, "GET /api/{*rest}");
     assert_eq!(server.parent_span_id, "", "a root span");
     assert_eq!(one(&spans, ATTEMPT).span_id, parent);
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_a_failed_attempt_span_and_the_retry_succeeds() {
+    let collector = Collector::grpc().await;
+    let (gone, good) = (TestUpstream::start("gone").await, TestUpstream::start("good").await);
+    gone.stop();
+    let passive = json!({ "consecutive_5xx": 0, "consecutive_gateway_errors": 0, "consecutive_connect_failures": 0 });
+    let retries = json!({ "attempts": 1, "budget": "100%", "min_per_sec": 1000, "backoff": "1ms" });
+    let host = gateway(&collector, &[&gone, &good], json!({ "health": { "passive": passive }, "retries": retries })).start().await;
+    let mut refused = 0;
+    for _ in 0..4 {
+        let reply = send(&host, "/api/refused", &[]).await;
+        let (trace, parent, _) = upstream_traceparent(&reply);
+        let spans = collector.trace(&trace).await;
+        let mut attempts: Vec<_> = spans.iter().filter(|s| s.name == ATTEMPT).collect();
+        attempts.sort_by_key(|s| s.attr("http.request.resend_count").as_i64());
+        assert_eq!(attempts.last().map(|a| a.span_id.as_str()), Some(parent.as_str()), "good's parent is the last attempt");
+        if attempts.len() < 2 {
+            continue;
+        }
+        refused += 1;
+        let first = attempts[0];
+        assert_eq!(first.attr("server.port"), json!(gone.addr().port()), "{first:?}");
+        assert_eq!(first.attr("error.type"), json!("connect"), "{first:?}");
+        assert_eq!(first.status, "error", "{first:?}");
+        assert!(first.attr("http.response.status_code").is_null(), "no response, no status: {first:?}");
+    }
+    assert!(refused >= 1, "round robin sent a first attempt to the refusing endpoint");
+}
+
+#[tokio::test]
+async fn a_5xx_answer_marks_the_server_span_failed() {
+    let collector = Collector::grpc().await;
+    let users = TestUpstream::start(UPSTREAM).await;
+    users.set_status(500);
+    let host = gateway(&collector, &[&users], json!({ "retries": { "attempts": 0 } })).start().await;
+    let reply = send(&host, "/api/broken", &[("x-request-id", "five-hundred")]).await;
+    assert_eq!(reply.status, 500, "{}", reply.text());
+    let line = super::access_line(&host, "five-hundred").await;
+    let trace = super::field(&line, "trace_id").unwrap_or_else(|| panic!("trace_id in {line}"));
+    let spans = collector.trace(trace).await;
+    let server = one(&spans, "GET /api/{*rest}");
+    assert_eq!(server.attr("http.response.status_code"), json!(500));
+    assert_eq!(server.status, "error", "{server:?}");
+    let attempt = one(&spans, ATTEMPT);
+    assert_eq!(attempt.attr("http.response.status_code"), json!(500));
 }
