@@ -46,6 +46,13 @@ async fn spans_arrive_over_grpc_and_over_http() {
         assert!(instance.as_str().is_some_and(|i| i.ends_with(&format!(":{}", host.pid()))), "hostname:pid: {instance}");
         let plugin = one(&spans, "hello handle");
         assert_eq!(plugin.parent_span_id, server.span_id);
+        assert_eq!(server.attr("network.protocol.version"), json!("1.1"));
+        let id = format!("h2-{}", collector.protocol());
+        assert_eq!(host.http2().send(http::Method::GET, "/hello", &[("x-request-id", &id)], "").await.expect("h2c").status, 200);
+        let line = access_line(&host, &id).await;
+        let trace = field(&line, "trace_id").unwrap_or_else(|| panic!("trace_id in {line}"));
+        let server = one(&collector.trace(trace).await, "GET /hello").clone();
+        assert_eq!(server.attr("network.protocol.version"), json!("2"), "over h2c");
     }
 }
 
