@@ -1,0 +1,5 @@
+"""A Python filter that lets every request through (bench/python/instructions.sh)."""
+
+
+def on_request(request):
+    return None
