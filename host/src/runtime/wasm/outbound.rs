@@ -191,51 +191,6 @@ impl Body for TimedBody {
 mod tests {
     use super::*;
 
-    /// An HTTP/1.1 server on 127.0.0.1:0 answering `204` and sending the
-    /// `traceparent` of each request it gets (`None`: the request had none).
-    async fn traceparent_server() -> (String, tokio::sync::mpsc::UnboundedReceiver<Option<String>>) {
-        use hyper::{server::conn::http1, service::service_fn};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                let tx = tx.clone();
-                let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let seen = req.headers().get("traceparent").map(|v| v.to_str().unwrap().to_owned());
-                    let _ = tx.send(seen);
-                    async { Ok::<_, hyper::Error>(http::Response::builder().status(204).body(http_body_util::Empty::<Bytes>::new()).unwrap()) }
-                });
-                tokio::spawn(http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(socket), service));
-            }
-        });
-        (addr, rx)
-    }
-
-    #[tokio::test]
-    async fn a_request_sent_on_another_task_is_a_child_of_the_plugin_calls_span() {
-        use covet_services::http::{HttpClient, OutboundPolicy};
-        use covet_telemetry::{SpanContext, SpanId, TraceId};
-
-        let (addr, mut seen) = traceparent_server().await;
-        let client = HttpClient::new(Default::default()).unwrap();
-        let mut hooks = Hooks::new(client.for_plugin("traced", OutboundPolicy::new([&addr]).unwrap()));
-        let plugin_span = SpanContext { trace_id: TraceId::from(0xabcu128), span_id: SpanId::from(0x9u64), sampled: false, tracestate: None };
-        hooks.span = Some(Span::unrecorded(plugin_span));
-        let body = http_body_util::Empty::<Bytes>::new().map_err(|never| match never {}).boxed_unsync();
-        let request = http::Request::get(format!("http://{addr}/")).body(body).unwrap();
-        let send = Box::into_pin(hooks.send_request(request, None, Box::new(std::future::ready(Ok(())))));
-        // As wasmtime does: the send runs on a task of its own, outside any phase.
-        let (response, _) = tokio::spawn(send).await.unwrap().unwrap();
-        assert_eq!(response.status(), 204);
-
-        let traceparent = seen.recv().await.unwrap().expect("the request carries a traceparent");
-        let (trace_id, parent_id, sampled) = covet_telemetry::context::parse_traceparent(traceparent.as_bytes()).unwrap();
-        assert_eq!(trace_id, TraceId::from(0xabcu128), "{traceparent}: the plugin call's trace");
-        assert_ne!(parent_id, SpanId::from(0x9u64), "{traceparent}: the parent is a client span, not the plugin span");
-        assert!(!sampled, "{traceparent}");
-    }
-
     #[test]
     fn the_guest_timeouts_shorten_the_head_wait_only_with_a_first_byte_limit() {
         let secs = Duration::from_secs;
