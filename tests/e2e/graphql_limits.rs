@@ -329,3 +329,44 @@ async fn introspection_can_be_switched_off_but_typename_stays() {
     let typed = "{ viewer { ... on Query { __type(name: \"User\") { name } } } }";
     refused(&post(&host, "/graphql", GRAPHQL_JSON, json!({ "query": typed })).await, "INTROSPECTION_DISABLED");
 }
+
+/// One graphql instance as both filter and handler of `/api`: a schema whose
+/// one field asks the upstream (its echo's `uri` and `upstream`), and limits.
+fn handler_manifest(upstream: &TestUpstream) -> String {
+    let graphql = Value::String(plugin("covet-graphql").display().to_string());
+    let config = json!({
+        "schema": "type Query { echo: Echo @http(upstream: \"gql\", path: \"/echo\") }\n\
+                   type Echo { method: String uri: String upstream: String }",
+        "limits": { "max_root_fields": 1, "apq": true },
+    });
+    format!(
+        "listen:\n  - addr: 127.0.0.1:0\n\
+         upstreams:\n  {UPSTREAM}: {{ endpoints: [\"{addr}\"] }}\n\
+         plugins:\n  api:\n    kind: native\n    path: {graphql}\n    capabilities: {{ upstreams: [{UPSTREAM}] }}\n    config: {config}\n\
+         routes:\n  - path: /api\n    filters: [api]\n    handler: api\n",
+        addr = upstream.endpoint(),
+    )
+}
+
+#[tokio::test]
+async fn in_front_of_covets_handler_the_handler_runs_the_filters_document() {
+    let upstream = TestUpstream::start(UPSTREAM).await;
+    let host = ready(handler_manifest(&upstream)).await;
+    let query = "query E { echo { uri upstream } }";
+    let hash = sha256(query);
+
+    let reply = post(&host, "/api", GRAPHQL_JSON, json!({ "query": query, "extensions": apq(&hash) })).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["data"]["echo"], json!({ "uri": "/echo", "upstream": UPSTREAM }));
+
+    // A GET with the hash alone: no text reaches the handler but the filter's document.
+    let extensions = apq(&hash).to_string();
+    let reply = get(&host, "/api", &[("extensions", &extensions)]).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["data"]["echo"]["uri"], "/echo");
+
+    let two = "{ a: echo { uri } b: echo { uri } }";
+    let error = refused(&post(&host, "/api", GRAPHQL_JSON, json!({ "query": two })).await, "ROOT_FIELD_LIMIT_EXCEEDED");
+    assert_eq!(error["extensions"]["value"], 2);
+    assert_eq!(upstream.requests(), 2, "the refused operation resolved nothing");
+}
