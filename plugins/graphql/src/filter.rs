@@ -29,7 +29,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::{
-    limits::{Analysis, Document, DocumentCache, Limits, LimitsConfig, Refusal, RefusalKind, analyze, type_name},
+    limits::{Analysis, Document, DocumentCache, Fetched, Limits, LimitsConfig, Refusal, RefusalKind, analyze, type_name},
     persisted::{AllowlistConfig, ApqSetting, Outcome, Persisted},
     transport::{self, Format, GraphQlRequest},
 };
@@ -87,6 +87,8 @@ pub struct Passed {
     pub document: Arc<Document>,
     /// Its cache key.
     pub key: u64,
+    /// Whether the cache holds it (so the handler finds it by key).
+    pub held: bool,
     /// How a persisted query was found.
     pub outcome: Outcome,
     /// `graphql.operation_name`, `…_type`, `…root_fields`, `…cost`.
@@ -144,7 +146,7 @@ impl Filter {
     /// Every check on one GraphQL request, without touching the HTTP request.
     pub async fn check(&self, gql: &GraphQlRequest) -> Result<Passed, Refusal> {
         let resolved = self.persisted.resolve(gql.query.as_deref(), &gql.extensions).await?;
-        let (key, document) = DocumentCache::global().get_or_parse(&resolved.query)?;
+        let Fetched { key, document, held } = DocumentCache::global().fetch(&resolved.query)?;
         let variables = &gql.variables;
         let analysis = analyze(&document.parsed, gql.operation_name.as_deref(), &self.limits.model, &|name| {
             variables.get(name).and_then(Value::as_i64)
@@ -157,6 +159,7 @@ impl Filter {
             cost: analysis.cost,
             outcome: resolved.outcome,
             key,
+            held,
             document: Arc::clone(&document),
         };
         Ok(passed)
@@ -184,7 +187,7 @@ impl Filter {
         req.set_metadata(META_OPERATION_TYPE, passed.operation_type);
         req.set_metadata(META_ROOT_FIELDS, &passed.root_fields);
         req.set_metadata(META_COST, &passed.cost.to_string());
-        if DocumentCache::global().get(passed.key).is_some_and(|d| Arc::ptr_eq(&d, &passed.document)) {
+        if passed.held {
             req.set_metadata(META_DOCUMENT, &DocumentCache::key_text(passed.key));
         }
         match &passed.outcome {
@@ -228,6 +231,7 @@ fn rewrite_body(req: &mut Request<'_>, gql: &GraphQlRequest, query: &str) {
 pub fn respond(refusal: &Refusal, format: Format) -> Response {
     let status = match refusal.kind {
         RefusalKind::Request => format.request_error_status(),
+        RefusalKind::Malformed => 400,
         RefusalKind::MethodNotAllowed => 405,
     };
     let mut response =

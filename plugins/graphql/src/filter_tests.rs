@@ -22,6 +22,7 @@ fn a_passing_operation_carries_its_name_type_root_fields_and_cost() {
     assert_eq!((passed.name.as_str(), passed.operation_type, passed.root_fields.as_str()), ("Find", "query", "search,viewer"));
     assert_eq!(passed.cost, 10 + 3 + 2 + 11);
     assert_eq!(passed.outcome, Outcome::Plain);
+    assert!(passed.held);
     assert!(Arc::ptr_eq(&DocumentCache::global().get(passed.key).unwrap(), &passed.document));
 }
 
@@ -61,6 +62,13 @@ fn mutations_over_get_are_405_and_parse_errors_are_request_errors() {
     assert_eq!((response.status, response.header("allow")), (405, Some("POST")));
     let parse = block_on(f.check(&post("{ a "))).unwrap_err();
     assert_eq!(parse.code, "GRAPHQL_PARSE_FAILED");
+}
+
+#[test]
+fn a_request_with_neither_query_nor_hash_is_a_400_in_either_media_type() {
+    let refusal = block_on(filter(json!({})).check(&GraphQlRequest::default())).unwrap_err();
+    assert_eq!((refusal.code, refusal.kind), ("BAD_REQUEST", RefusalKind::Malformed));
+    assert_eq!(respond(&refusal, Format::Json).status, 400);
 }
 
 #[test]

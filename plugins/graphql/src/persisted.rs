@@ -146,7 +146,11 @@ impl Persisted {
         match (query, hash) {
             (Some(query), hash) => self.check_text(query, hash),
             (None, Some(hash)) => self.by_hash(&hash).await,
-            (None, None) => Err(Refusal::new("BAD_REQUEST", "the request has no 'query'")),
+            (None, None) => {
+                let mut refusal = Refusal::new("BAD_REQUEST", "the request has no 'query'");
+                refusal.kind = crate::limits::RefusalKind::Malformed;
+                Err(refusal)
+            }
         }
     }
 

@@ -39,6 +39,17 @@ pub struct Document {
     pub parsed: ExecutableDocument,
 }
 
+/// What [`DocumentCache::fetch`] found.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The key of the text.
+    pub key: u64,
+    /// The parsed document.
+    pub document: Arc<Document>,
+    /// Whether the cache holds it under `key` now.
+    pub held: bool,
+}
+
 /// Parsed documents by the hash of their text.
 pub struct DocumentCache {
     inner: Mutex<Inner>,
@@ -88,29 +99,39 @@ impl DocumentCache {
 
     /// `query` parsed, from the cache or parsed now (and held); with its key.
     pub fn get_or_parse(&self, query: &str) -> Result<(u64, Arc<Document>), Refusal> {
+        self.fetch(query).map(|f| (f.key, f.document))
+    }
+
+    /// [`DocumentCache::get_or_parse`], telling also whether the document is
+    /// held (so that its key finds it, for the handler).
+    pub fn fetch(&self, query: &str) -> Result<Fetched, Refusal> {
         let key = self.key(query);
-        if let Some(doc) = self.get(key).filter(|d| *d.query == *query) {
-            return Ok((key, doc));
+        if let Some(document) = self.get(key).filter(|d| *d.query == *query) {
+            return Ok(Fetched { key, document, held: true });
         }
         let parsed = async_graphql_parser::parse_query(query).map_err(|e| {
             Refusal::new("GRAPHQL_PARSE_FAILED", format!("the query does not parse: {e}"))
         })?;
-        let doc = Arc::new(Document { query: query.into(), parsed });
-        if query.len() <= MAX_CACHED_LEN {
-            self.insert(key, Arc::clone(&doc));
-        }
-        Ok((key, doc))
+        let document = Arc::new(Document { query: query.into(), parsed });
+        // Not held: too long, or another text with the same key holds the slot.
+        let held = query.len() <= MAX_CACHED_LEN && self.insert(key, Arc::clone(&document));
+        Ok(Fetched { key, document, held })
     }
 
-    fn insert(&self, key: u64, doc: Arc<Document>) {
+    /// Holds `doc` under `key` unless another text holds it; returns whether it does.
+    fn insert(&self, key: u64, doc: Arc<Document>) -> bool {
         let mut inner = self.lock();
-        if inner.map.insert(key, doc).is_none() {
-            inner.order.push_back(key);
+        match inner.map.get(&key) {
+            Some(held) if held.query != doc.query => return false,
+            Some(_) => {}
+            None => inner.order.push_back(key),
         }
+        inner.map.insert(key, doc);
         while inner.map.len() > self.capacity {
             let Some(oldest) = inner.order.pop_front() else { break };
             inner.map.remove(&oldest);
         }
+        true
     }
 
     /// How many documents are held.
@@ -141,6 +162,16 @@ mod tests {
         assert_eq!(key, again);
         assert!(Arc::ptr_eq(&first, &second));
         assert!(Arc::ptr_eq(&cache.get_text(&DocumentCache::key_text(key)).unwrap(), &first));
+    }
+
+    #[test]
+    fn a_document_over_the_size_bound_is_parsed_but_not_held() {
+        let cache = DocumentCache::new(4);
+        let long = format!("# {}\n{{ a }}", "x".repeat(MAX_CACHED_LEN));
+        let fetched = cache.fetch(&long).unwrap();
+        assert!(!fetched.held);
+        assert!(cache.is_empty());
+        assert!(cache.fetch("{ a }").unwrap().held);
     }
 
     #[test]

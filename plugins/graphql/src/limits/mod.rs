@@ -31,7 +31,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 pub use analyze::{Analysis, MAX_NESTING, analyze, select, type_name};
-pub use cache::{Document, DocumentCache};
+pub use cache::{Document, DocumentCache, Fetched};
 pub use cost::CostModel;
 pub use refusal::{Refusal, RefusalKind};
 

@@ -12,6 +12,9 @@ pub enum RefusalKind {
     /// The request is not acceptable GraphQL (parse, validation, limits,
     /// persisted queries): a request error, no `data`.
     Request,
+    /// Not a GraphQL request at all (no query, no hash): 400 whatever the
+    /// media type, as the transport answers a malformed request.
+    Malformed,
     /// A mutation sent with `GET`: 405 with `allow: POST`.
     MethodNotAllowed,
 }
