@@ -51,10 +51,18 @@ impl Remote {
 }
 
 impl SpanContext {
-    /// `00-{trace}-{span}-{flags}`.
+    /// `00-{trace}-{span}-{flags}`. Written digit by digit into a stack
+    /// buffer: through `format!` (`{:032x}` of a `u128`) it cost ~3,300
+    /// instructions per outbound request, nine tenths of a client span.
     pub fn traceparent(&self) -> HeaderValue {
-        let text = format!("00-{:032x}-{:016x}-{}", self.trace_id, self.span_id, if self.sampled { "01" } else { "00" });
-        HeaderValue::try_from(text).expect("hex digits and dashes are a valid header value")
+        let mut text = [0u8; 55];
+        text[..3].copy_from_slice(b"00-");
+        hex_into(&mut text[3..35], &self.trace_id.to_bytes());
+        text[35] = b'-';
+        hex_into(&mut text[36..52], &self.span_id.to_bytes());
+        text[52] = b'-';
+        text[53..].copy_from_slice(if self.sampled { b"01" } else { b"00" });
+        HeaderValue::from_bytes(&text).expect("hex digits and dashes are a valid header value")
     }
 
     /// Sets `traceparent` (and `tracestate`, when the trace has one) on an
@@ -92,6 +100,15 @@ pub fn parse_traceparent(value: &[u8]) -> Option<(TraceId, SpanId, bool)> {
     Some((TraceId::from(trace_id), SpanId::from(span_id), flags & 1 == 1))
 }
 
+/// Writes `bytes` as lower-case hex into `out` (twice their length).
+fn hex_into(out: &mut [u8], bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0xf)];
+    }
+}
+
 fn lower_hex(bytes: &[u8]) -> Option<&str> {
     bytes.iter().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b)).then(|| std::str::from_utf8(bytes).ok()).flatten()
 }
@@ -112,6 +129,18 @@ mod tests {
         assert!(sampled);
         let ctx = SpanContext { trace_id, span_id, sampled, tracestate: None };
         assert_eq!(ctx.traceparent(), VALID);
+    }
+
+    #[test]
+    fn traceparent_writes_every_digit_with_leading_zeros() {
+        let ctx = SpanContext {
+            trace_id: TraceId::from(0x0123_4567_89ab_cdef_fedc_ba98_7654_3210u128),
+            span_id: SpanId::from(0x00a0_0000_0000_000fu64),
+            sampled: false,
+            tracestate: None,
+        };
+        assert_eq!(ctx.traceparent(), "00-0123456789abcdeffedcba9876543210-00a000000000000f-00");
+        assert_eq!(ctx.traceparent(), format!("00-{:032x}-{:016x}-00", ctx.trace_id, ctx.span_id).as_str());
     }
 
     #[test]
