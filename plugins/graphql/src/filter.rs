@@ -134,6 +134,9 @@ impl Filter {
             Ok(gql) => gql,
             Err(refusal) => return Flow::Respond(refusal.response(format)),
         };
+        if is_page_request(req, &gql) {
+            return Flow::Continue;
+        }
         match self.check(&gql).await {
             Ok(passed) => {
                 self.pass(req, &gql, &passed).await;
@@ -207,6 +210,12 @@ impl Filter {
     }
 }
 
+
+/// A browser opening the endpoint (GET preferring HTML, no operation): no
+/// GraphQL to check, the handler's GraphiQL page (or the upstream's) to serve.
+fn is_page_request(req: &Request<'_>, gql: &GraphQlRequest) -> bool {
+    gql.is_get && gql.query.is_none() && gql.extensions.is_empty() && transport::wants_html(req.header("accept"))
+}
 
 /// A POST that named its query by hash gets the query written into its body.
 fn rewrite_body(req: &mut Request<'_>, gql: &GraphQlRequest, query: &str) {

@@ -1,4 +1,4 @@
-use covet_plugin_api::testing::block_on;
+use covet_plugin_api::testing::{TestRequest, block_on};
 use serde_json::json;
 
 use super::*;
@@ -105,4 +105,31 @@ fn unknown_keys_in_the_block_are_refused() {
     assert!(err.contains("max_dept"), "{err}");
     let err = Filter::new(&json!({"costs": {"a.b.c": 1}}), &config, true).err().unwrap();
     assert!(err.contains("limits.costs"), "{err}");
+}
+
+#[test]
+fn on_request_sets_the_metadata_or_answers_the_refusal() {
+    let f = filter(json!({"max_depth": 2}));
+    let mut ok = TestRequest::get("/graphql?query=query%20Q%20%7B%20a%20%7B%20b%20%7D%20%7D");
+    assert!(matches!(block_on(f.on_request(&mut ok.view())), Flow::Continue));
+    assert_eq!(ok.get_metadata(META_OPERATION_NAME), Some("Q"));
+    assert_eq!(ok.get_metadata(META_ROOT_FIELDS), Some("a"));
+    assert_eq!(ok.get_metadata(META_COST), Some("2"));
+    let key = ok.get_metadata(META_DOCUMENT).unwrap().to_owned();
+    assert_eq!(&*DocumentCache::global().get_text(&key).unwrap().query, "query Q { a { b } }");
+
+    let mut deep = TestRequest::get("/graphql?query=%7Ba%7Bb%7Bc%7D%7D%7D").header("accept", "application/graphql-response+json");
+    let Flow::Respond(response) = block_on(f.on_request(&mut deep.view())) else { panic!("a refusal") };
+    assert_eq!(response.status, 400);
+    assert!(deep.get_metadata(META_OPERATION_TYPE).is_none());
+}
+
+#[test]
+fn a_browser_opening_the_endpoint_passes_to_the_page() {
+    let f = filter(json!({"max_depth": 2}));
+    let mut page = TestRequest::get("/graphql").header("accept", "text/html,application/xhtml+xml");
+    assert!(matches!(block_on(f.on_request(&mut page.view())), Flow::Continue));
+    assert!(page.get_metadata(META_OPERATION_TYPE).is_none());
+    let mut bare = TestRequest::get("/graphql");
+    assert!(matches!(block_on(f.on_request(&mut bare.view())), Flow::Respond(_)), "no query and no page wanted");
 }
