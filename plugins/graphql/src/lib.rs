@@ -35,6 +35,7 @@ mod plan;
 mod resolve;
 mod sdl;
 mod template;
+mod validated;
 pub mod transport;
 
 use std::sync::Arc;
@@ -51,6 +52,7 @@ use crate::{
     limits::DocumentCache,
     nulls::Nullability,
     transport::Format,
+    validated::Validated,
 };
 
 /// The graphql plugin: one instance per manifest entry. A handler when the
@@ -68,6 +70,9 @@ struct Api {
     caller: Arc<Caller>,
     graphiql: bool,
     nulls: Nullability,
+    /// The same schema without validation rules, for documents already validated.
+    fast: Schema,
+    validated: Validated,
 }
 
 impl GraphQl {
@@ -89,13 +94,27 @@ impl GraphQl {
             _ => return Err(ConfigError::SchemaSource),
         };
         let host = config.host();
-        let options =
-            sdl::Options { host: &host, timeout: duration("timeout", &settings.timeout)?, introspection: settings.introspection };
+        let mut options = sdl::Options {
+            host: &host,
+            timeout: duration("timeout", &settings.timeout)?,
+            introspection: settings.introspection,
+            fast: false,
+        };
         let built = sdl::build(&sdl, &settings.resolvers, &options)?;
+        options.fast = true;
+        let fast = sdl::build(&sdl, &settings.resolvers, &options)?.schema;
         let cache = built.caches.then_some(settings.cache_namespace.as_str());
         let caller = Arc::new(Caller::new(host.clone(), built.upstreams, cache));
         let api =
-            Api { schema: built.schema, captures: built.captures, caller, graphiql: settings.graphiql, nulls: built.nulls };
+            Api {
+                schema: built.schema,
+                captures: built.captures,
+                caller,
+                graphiql: settings.graphiql,
+                nulls: built.nulls,
+                fast,
+                validated: Validated::default(),
+            };
         Ok(GraphQl { api: Some(api), filter })
     }
 }
@@ -180,10 +199,20 @@ impl Api {
         if let Some(name) = &gql.operation_name {
             request = request.operation_name(name);
         }
+        let mut schema = &self.schema;
         if let Some(doc) = &document {
             request.set_parsed_query(doc.parsed.clone());
+            if self.validated.contains(doc) {
+                schema = &self.fast;
+            }
         }
-        let mut response = self.schema.execute(request).await;
+        let mut response = schema.execute(request).await;
+        if let Some(doc) = &document
+            && !std::ptr::eq(schema, &self.fast)
+            && !response.errors.iter().any(|e| e.path.is_empty())
+        {
+            self.validated.insert(doc);
+        }
         if !response.errors.is_empty() {
             self.nulls.settle(&mut response, query, gql.operation_name.as_deref());
         }
