@@ -38,10 +38,19 @@ YAML
 measure() { # $1 = label, rest = command
   local label=$1; shift
   local out="$work/cg.out" log="$work/stdout"
+  # The previous run's log still says `listening` until the new process
+  # truncates it: remove it first, so the wait below sees this run's line.
+  rm -f "$log"
   BENCH_JWT_SECRET="$SECRET" valgrind --tool=callgrind --callgrind-out-file="$out" "$@" >"$log" 2>/dev/null &
   local pid=$!
-  for _ in $(seq 1 100); do grep -q listening "$log" 2>/dev/null && break; sleep 0.2; done
-  local url="http://$(sed -n 's/^listening on http:\/\///p' "$log" | head -1)/"
+  local addr=""
+  for _ in $(seq 1 150); do
+    addr=$(sed -n 's/^listening on http:\/\///p' "$log" 2>/dev/null | head -1)
+    [ -n "$addr" ] && break
+    sleep 0.2
+  done
+  [ -n "$addr" ] || { echo "$label: covet did not start (see $log)" >&2; exit 1; }
+  local url="http://$addr/"
   wrk -t1 -c10 -d2s -H "authorization: Bearer $TOKEN" "$url" >/dev/null
   callgrind_control -z "$pid" >/dev/null 2>&1
   local n; n=$(wrk -t1 -c10 -d"${SECONDS_LOAD}s" -H "authorization: Bearer $TOKEN" "$url" | grep -oP '\d+(?= requests in)')
