@@ -76,7 +76,7 @@ macro_rules! call {
             None => crate::resolve!($call),
             Some(server) => {
                 let span = begin(server, $instance, $phase, $ex);
-                let outcome = covet_telemetry::current::scope(span.clone(), async { crate::resolve!($call) }).await;
+                let outcome = covet_telemetry::current::scope_ref(&span, async { crate::resolve!($call) }).await;
                 end(&span, outcome.as_ref().err(), $ex);
                 outcome
             }
@@ -104,6 +104,7 @@ async fn request_phase(
     timings: &mut Timings,
     server: Option<&Span>,
 ) -> (usize, Option<HostResponse>) {
+    let buffered = ex.body_stream.is_none();
     for (i, filter) in filters.iter().enumerate() {
         if !filter.executor.info().phases.contains(Phases::ON_REQUEST) {
             continue;
@@ -112,12 +113,35 @@ async fn request_phase(
         let outcome = call!(server, filter, "on_request", ex, filter.executor.on_request(ex));
         record(timings, filter, started);
         match outcome {
+            Ok(Decision::Continue) if buffered && ex.body_stream.is_some() => {
+                if let Err(fault) = Box::pin(refill(ex)).await {
+                    return (i, Some(fault_response(filter, "on_request", &fault, ex)));
+                }
+            }
             Ok(Decision::Continue) => {}
             Ok(Decision::Respond(resp)) => return (i, Some(resp)),
             Err(fault) => return (i, Some(fault_response(filter, "on_request", &fault, ex))),
         }
     }
     (filters.len(), None)
+}
+
+/// On a buffered route (some plugin reads the body whole: `req.body()`,
+/// every WASM and Python plugin), a filter that replaced the body with a
+/// stream (`Request::set_body`, e.g. `compress` decompressing it) would
+/// leave the later plugins an empty body: the host reads the stream back
+/// into the buffered body. A stream that breaks off is the filter's fault.
+async fn refill(ex: &mut Exchange) -> Result<(), Fault> {
+    use http_body_util::BodyExt;
+    let Some(stream) = ex.body_stream.take() else { return Ok(()) };
+    let (body, _) = stream.into_parts();
+    match body.collect().await {
+        Ok(collected) => {
+            ex.body = collected.to_bytes();
+            Ok(())
+        }
+        Err(e) => Err(Fault::Error(format!("the request body it set broke off: {e}"))),
+    }
 }
 
 async fn handle_phase(handler: &Instance, ex: &mut Exchange, timings: &mut Timings, server: Option<&Span>) -> HostResponse {

@@ -4,8 +4,8 @@
 //! bodies, other types, `no-transform`, HEAD and precompressed bodies left
 //! alone; `Vary` and weakened ETags; a streamed response compressed as it
 //! streams (the first part decodes before the rest is sent); request bodies
-//! decompressed on streaming and buffered routes, the bomb limit (413) and
-//! an unknown coding (415).
+//! decompressed on streaming and buffered routes (and read whole by a Python
+//! handler behind the filter), the bomb limit (413) and an unknown coding (415).
 
 use std::{
     convert::Infallible,
@@ -272,4 +272,38 @@ async fn a_decompression_bomb_is_a_413_and_an_unknown_coding_a_415() {
     // The host served on: a good request after the refusals.
     let ok = host.http1().send(Method::POST, "/stream", &[("content-encoding", "gzip")], encode("gzip", b"aa")).await.unwrap();
     assert_eq!(ok.text(), "bytes=2 a=2 A=0");
+}
+
+/// An ASGI app answering with the length and the first bytes of the body it read.
+const BODY_ECHO: &str = r#"
+async def app(scope, receive, send):
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body", False):
+            break
+    text = f"bytes={len(body)} head={body[:5].decode()}".encode()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": text})
+"#;
+
+#[tokio::test]
+async fn a_python_handler_reads_the_body_decompressed_by_the_filter_before_it() {
+    let compress = json!({ "decompress_requests": true, "max_decompressed_size": 1 << 20 });
+    let yaml = Manifest::new()
+        .plugin("compress", COMPRESS, compress)
+        .route(Route::new("/echo").methods(["POST"]).filters(["compress"]).handler("app"))
+        .to_yaml()
+        .replace("routes:\n", "  app:\n    kind: python\n    asgi: echo.py:app\nroutes:\n");
+    let host = Host::builder(yaml).file("echo.py", BODY_ECHO).start();
+    host.wait_ready().await;
+    let plain = [b"hello".repeat(1_000), b"z".repeat(5_000)].concat();
+    for coding in ["gzip", "br", "zstd"] {
+        let reply = host.http1().send(Method::POST, "/echo", &[("content-encoding", coding)], encode(coding, &plain)).await.unwrap();
+        assert_eq!((reply.status.as_u16(), reply.text()), (200, "bytes=10000 head=hello".to_string()), "{coding}");
+    }
+    let bomb = encode("gzip", &vec![0u8; 4 << 20]);
+    let reply = host.http1().send(Method::POST, "/echo", &[("content-encoding", "gzip")], bomb).await.unwrap();
+    assert_eq!(reply.status.as_u16(), 413, "the bomb limit still holds in front of a buffered handler");
 }
