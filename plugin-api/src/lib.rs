@@ -44,11 +44,13 @@
 //!
 //! The ABI is checked by `abi_stable` when the host loads the library: the
 //! plugin-api version the plugin was built against must be compatible with the
-//! host's (for `0.y.z`, the same `y`: 0.1 builds are refused by a 0.2 host),
+//! host's (for `0.y.z`, the same `y`: 0.2 builds are refused by a 0.3 host),
 //! and every type that crosses the
 //! boundary must have the same layout. A plugin that fails either check is
 //! refused with a message naming both versions. Trait objects and the root
-//! module are prefix types: new methods are only ever appended.
+//! module are prefix types: new methods are only ever appended, and a
+//! method added to a trait the host implements (`RequestOps`,
+//! `HostServicesOps`, …) bumps `y` (see `docs/abi.md`).
 //!
 //! ## A complete plugin
 //!
