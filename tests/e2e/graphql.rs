@@ -153,6 +153,29 @@ async fn a_failing_field_is_null_with_a_coded_error_and_the_rest_is_kept() {
 }
 
 #[tokio::test]
+async fn fields_come_in_query_order_whatever_order_they_finish_in() {
+    let (host, _users, _posts) = start(false).await;
+    // `slow` (the posts service waits 50 ms) is asked first, the fast users after; inside
+    // `slow`, `author` is a call while the fragment's fields are read at once; `slow` is
+    // selected twice (merged at its first position) and `inline` sits in an inline fragment.
+    let query = r#"query Ordered {
+        slow: post(id: "5") { author { name } ...PostFields n: title }
+        fast: user(id: "2") { name id }
+        ... on Query { inline: user(id: "3") { id name } }
+        slow: post(id: "5") { authorId }
+    }
+    fragment PostFields on Post { id title }"#;
+    let (reply, _) = post(&host.http1(), query, &[]).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    // The raw text: serde_json's map (no `preserve_order`) would sort the keys.
+    let expected = concat!(
+        r#"{"data":{"slow":{"author":{"name":"user 1"},"id":"5","title":"post 5","n":"post 5","authorId":"1"},"#,
+        r#""fast":{"name":"user 2","id":"2"},"inline":{"id":"3","name":"user 3"}}}"#
+    );
+    assert_eq!(reply.text(), expected, "keys in the order of the query");
+}
+
+#[tokio::test]
 async fn headers_of_a_call_come_from_request_metadata() {
     let (host, users, _posts) = start(true).await;
     let token = hs256(&claims("alice-7", json!({})));

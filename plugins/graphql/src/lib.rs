@@ -29,6 +29,7 @@ mod exchange;
 pub mod filter;
 mod graphiql;
 mod nulls;
+mod order;
 pub mod limits;
 pub mod persisted;
 mod plan;
@@ -215,6 +216,19 @@ impl Api {
         }
         if !response.errors.is_empty() {
             self.nulls.settle(&mut response, query, gql.operation_name.as_deref());
+        }
+        if matches!(response.data, async_graphql::Value::Object(_)) {
+            let parsed;
+            let doc = match &document {
+                Some(doc) => Some(&doc.parsed),
+                None => {
+                    parsed = async_graphql_parser::parse_query(query).ok();
+                    parsed.as_ref()
+                }
+            };
+            if let Some(doc) = doc {
+                order::reorder(&mut response.data, &self.nulls, doc, gql.operation_name.as_deref(), &gql.variables);
+            }
         }
         transport::answer(format, response)
     }

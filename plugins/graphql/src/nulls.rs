@@ -23,12 +23,45 @@ pub struct Nullability {
     fields: HashMap<String, HashMap<String, Type>>,
     query: String,
     mutation: Option<String>,
+    /// The object types of each interface and union (for `order.rs`).
+    possible: HashMap<String, Vec<String>>,
 }
 
 impl Nullability {
     /// An empty map with the root types.
     pub fn new(query: &str, mutation: Option<&str>) -> Nullability {
-        Nullability { fields: HashMap::new(), query: query.into(), mutation: mutation.map(Into::into) }
+        Nullability {
+            fields: HashMap::new(),
+            query: query.into(),
+            mutation: mutation.map(Into::into),
+            possible: HashMap::new(),
+        }
+    }
+
+    /// Records that object type `object` is a member of interface or union `abstract_type`.
+    pub fn add_possible(&mut self, abstract_type: &str, object: &str) {
+        let members = self.possible.entry(abstract_type.into()).or_default();
+        if !members.iter().any(|m| m == object) {
+            members.push(object.into());
+        }
+    }
+
+    /// The object types of an interface or union; `None` for any other type.
+    pub fn possible(&self, ty: &str) -> Option<&[String]> {
+        self.possible.get(ty).map(Vec::as_slice)
+    }
+
+    /// The type of `ty.field`.
+    pub fn field_type(&self, ty: &str, field: &str) -> Option<&Type> {
+        self.fields.get(ty)?.get(field)
+    }
+
+    /// The root type of an operation.
+    pub fn root(&self, op: OperationType) -> Option<&str> {
+        match op {
+            OperationType::Mutation => self.mutation.as_deref(),
+            _ => Some(&self.query),
+        }
     }
 
     /// Records `ty.field: field_type`.
@@ -99,7 +132,7 @@ fn is_non_null(e: &ServerError) -> bool {
 }
 
 /// The named type under `ty`'s lists.
-fn named(ty: &Type) -> &str {
+pub fn named(ty: &Type) -> &str {
     match &ty.base {
         BaseType::Named(name) => name.as_str(),
         BaseType::List(inner) => named(inner),

@@ -99,6 +99,7 @@ pub fn build(sdl: &str, resolvers: &BTreeMap<String, HttpSpec>, cx: &Options<'_>
             TypeKind::Union(u) => {
                 let mut union = Union::new(def.name.node.as_str());
                 for member in &u.members {
+                    nulls.add_possible(def.name.node.as_str(), member.node.as_str());
                     union = union.possible_type(member.node.as_str());
                 }
                 schema.register(union)
@@ -114,7 +115,12 @@ pub fn build(sdl: &str, resolvers: &BTreeMap<String, HttpSpec>, cx: &Options<'_>
                 }
                 schema.register(interface)
             }
-            TypeKind::Object(o) => schema.register(out.object(def, o, resolvers, &types, cx)?),
+            TypeKind::Object(o) => {
+                for interface in &o.implements {
+                    nulls.add_possible(interface.node.as_str(), def.name.node.as_str());
+                }
+                schema.register(out.object(def, o, resolvers, &types, cx)?)
+            }
         };
     }
     if !cx.introspection {
