@@ -128,7 +128,7 @@ impl Caller {
     }
 
     /// Makes `call` (or reads it from the cache).
-    pub async fn run(self: Arc<Self>, call: Call, timeout: Duration, ttl: Option<Duration>) -> Answer {
+    pub async fn run(self: Arc<Self>, call: Arc<Call>, timeout: Duration, ttl: Option<Duration>) -> Answer {
         let cache = ttl.and(self.cache.as_ref()).map(|state| (state, call.cache_key()));
         if let Some((state, key)) = &cache
             && let Ok(Some(bytes)) = state.get(key).await

@@ -31,7 +31,7 @@ pub struct Exchange {
     meta: HashMap<String, String>,
     headers: HashMap<String, String>,
     caller: Arc<Caller>,
-    calls: Mutex<HashMap<Call, SharedCall>>,
+    calls: Mutex<HashMap<Arc<Call>, SharedCall, foldhash::fast::RandomState>>,
     batches: Mutex<HashMap<usize, Arc<Slot>>>,
 }
 
@@ -68,6 +68,7 @@ impl Exchange {
         if let Some(shared) = calls.get(&call) {
             return shared.clone();
         }
+        let call = Arc::new(call);
         let shared = self.caller.clone().run(call.clone(), timeout, ttl).boxed().shared();
         calls.insert(call, shared.clone());
         shared

@@ -32,8 +32,9 @@ struct Walk<'d> {
     types: &'d Nullability,
 }
 
-/// A response key and the fields collected under it, in document order.
-type Grouped<'d> = Vec<(&'d str, Vec<&'d Field>)>;
+/// The collected fields with their response keys, in document order (a
+/// key selected twice is listed twice; its first entry is its position).
+type Grouped<'d> = Vec<(&'d str, &'d Field)>;
 
 /// Puts every object of `data` in the order of the executed operation
 /// (`operation` of `doc`, run with `variables`).
@@ -73,26 +74,31 @@ impl<'d> Walk<'d> {
     fn object(&self, map: &mut async_graphql::indexmap::IndexMap<Name, Value>, sets: &[&'d SelectionSet], ty: &str) {
         let (runtime, grouped) = self.runtime(map, sets, ty);
         let position = |key: &Name| grouped.iter().position(|(k, _)| *k == key.as_str()).unwrap_or(usize::MAX);
-        let positions: Vec<usize> = map.keys().map(position).collect();
-        if !positions.is_sorted() {
+        if !map.keys().map(position).is_sorted() {
             let mut entries: Vec<(usize, Name, Value)> =
-                std::mem::take(map).into_iter().zip(positions).map(|((k, v), p)| (p, k, v)).collect();
+                std::mem::take(map).into_iter().map(|(k, v)| (position(&k), k, v)).collect();
             entries.sort_by_key(|(p, _, _)| *p);
             *map = entries.into_iter().map(|(_, k, v)| (k, v)).collect();
         }
         let owner = runtime.unwrap_or(ty);
-        for (key, fields) in &grouped {
-            let Some(value) = map.get_mut(*key) else { continue };
+        for (key, value) in map.iter_mut() {
             if !matches!(value, Value::Object(_) | Value::List(_)) {
                 continue;
             }
-            let name = fields[0].name.node.as_str();
+            let mut fields = grouped.iter().filter(|(k, _)| *k == key.as_str()).map(|(_, f)| *f);
+            let Some(first) = fields.next() else { continue };
+            let name = first.name.node.as_str();
             let Some(field_type) = self.types.field_type(owner, name).or_else(|| self.types.field_type(ty, name))
             else {
                 continue;
             };
-            let subs: Vec<&SelectionSet> = fields.iter().map(|f| &f.selection_set.node).collect();
-            self.value(value, &subs, named(field_type));
+            let more: Vec<&SelectionSet> = fields.map(|f| &f.selection_set.node).collect();
+            if more.is_empty() {
+                self.value(value, &[&first.selection_set.node], named(field_type));
+            } else {
+                let subs: Vec<&SelectionSet> = std::iter::once(&first.selection_set.node).chain(more).collect();
+                self.value(value, &subs, named(field_type));
+            }
         }
     }
 
@@ -110,7 +116,7 @@ impl<'d> Walk<'d> {
             return (Some(ty), self.collect(sets, Some(ty)));
         };
         let all = self.collect(sets, None);
-        let typename = all.iter().find(|(_, fields)| fields[0].name.node == "__typename");
+        let typename = all.iter().find(|(_, field)| field.name.node == "__typename");
         if let Some((key, _)) = typename
             && let Some(Value::String(name)) = map.get(*key)
             && let Some(member) = members.iter().find(|m| *m == name)
@@ -119,7 +125,8 @@ impl<'d> Walk<'d> {
         }
         for member in members {
             let grouped = self.collect(sets, Some(member));
-            if grouped.len() == map.len() && grouped.iter().all(|(k, _)| map.contains_key(*k)) {
+            let keys = grouped.iter().enumerate().filter(|(i, (k, _))| !grouped[..*i].iter().any(|(o, _)| o == k)).count();
+            if keys == map.len() && grouped.iter().all(|(k, _)| map.contains_key(*k)) {
                 return (Some(member.as_str()), grouped);
             }
         }
@@ -140,11 +147,7 @@ impl<'d> Walk<'d> {
         for item in &set.items {
             match &item.node {
                 Selection::Field(f) if self.included(&f.node.directives) => {
-                    let key = f.node.response_key().node.as_str();
-                    match out.iter_mut().find(|(k, _)| *k == key) {
-                        Some((_, fields)) => fields.push(&f.node),
-                        None => out.push((key, vec![&f.node])),
-                    }
+                    out.push((f.node.response_key().node.as_str(), &f.node));
                 }
                 Selection::InlineFragment(frag) if self.included(&frag.node.directives) => {
                     let condition = frag.node.type_condition.as_ref().map(|c| c.node.on.node.as_str());

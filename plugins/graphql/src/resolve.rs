@@ -69,7 +69,10 @@ pub fn http_field(plan: Plan, shape: Shape) -> Resolver {
                 let exchange = ctx.data::<Exchange>()?;
                 let env = FieldEnv { args: ctx.args.as_index_map(), parent: parent_json(ctx.parent_value), exchange };
                 let value = match &plan.batch {
-                    None => single(&plan, &env).await?,
+                    None => {
+                        let Some(answer) = single(&plan, &env).await? else { return Ok(None) };
+                        return shared(answer, &plan, &shape);
+                    }
                     Some(batch) => batched(&plan, batch, &shape, &env).await?,
                 };
                 match value {
@@ -95,11 +98,43 @@ fn report(ctx: &ResolverContext<'_>, error: Error) {
     ctx.add_error(ctx.set_error_path(error.into_server_error(ctx.item.pos)));
 }
 
-/// One call for this field instance; `None` when a placeholder has no value.
-async fn single(plan: &Plan, env: &FieldEnv<'_>) -> Result<Option<Value>, Error> {
+/// One call for this field instance (its whole answer); `None` when a placeholder has no value.
+async fn single(plan: &Plan, env: &FieldEnv<'_>) -> Result<Option<Arc<Value>>, Error> {
     let Some(call) = render(plan, env) else { return Ok(None) };
     let answer = env.exchange.call(call, plan.timeout, plan.cache_ttl).await.map_err(|e| e.to_graphql())?;
-    Ok(walk(&answer, &plan.select).cloned())
+    Ok(Some(answer))
+}
+
+/// An object answered by a call, read in place: the part at `plan.select`
+/// of the shared answer (no copy of it per field).
+struct Answered {
+    answer: Arc<Value>,
+    plan: Arc<Plan>,
+}
+
+impl Answered {
+    fn get(&self) -> Option<&Value> {
+        walk(&self.answer, &self.plan.select)
+    }
+}
+
+/// The field value of `plan.select` in `answer`: an object stays in the
+/// shared answer, anything else is copied out.
+fn shared(answer: Arc<Value>, plan: &Arc<Plan>, shape: &Shape) -> Result<Option<FieldValue<'static>>, Error> {
+    let part = match walk(&answer, &plan.select) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(part) => part,
+    };
+    match (shape, part) {
+        (Shape::Object, Value::Object(_)) => {
+            Ok(Some(FieldValue::owned_any(Answered { answer: answer.clone(), plan: plan.clone() })))
+        }
+        (Shape::Abstract, Value::Object(map)) => {
+            let ty = typename(map)?;
+            Ok(Some(FieldValue::owned_any(Answered { answer: answer.clone(), plan: plan.clone() }).with_type(ty)))
+        }
+        _ => owned(part.clone(), shape),
+    }
 }
 
 /// This instance's key joins the open batch; after one yield (so every
@@ -163,7 +198,10 @@ fn bad_response(message: String) -> Error {
 
 /// The JSON object a parent value holds (`None` at the root).
 fn parent_json<'a>(parent: &'a FieldValue<'a>) -> Option<&'a Value> {
-    parent.downcast_ref::<Value>()
+    match parent.downcast_ref::<Value>() {
+        Some(value) => Some(value),
+        None => parent.downcast_ref::<Answered>()?.get(),
+    }
 }
 
 /// A JSON value borrowed from the parent as a field value.

@@ -166,6 +166,16 @@ pub fn from_json_body(body: &[u8]) -> Result<GraphQlRequest, Refusal> {
     if body.is_empty() {
         return Err(Refusal::new(400, "the POST has no body"));
     }
+    // The usual body reads straight into its four members; anything else
+    // (not an object, a member of the wrong type) is read again as a `Value`
+    // for the precise refusal.
+    // (A struct also reads from a JSON array: only an object is let in.)
+    if body.trim_ascii_start().first() == Some(&b'{')
+        && let Ok(Body { query: Some(query), operation_name, variables, extensions }) = serde_json::from_slice::<Body>(body)
+    {
+        let (variables, extensions) = (variables.unwrap_or_default(), extensions.unwrap_or_default());
+        return Ok(GraphQlRequest { query: Some(query), operation_name, variables, extensions, is_get: false });
+    }
     let value: Value = serde_json::from_slice(body).map_err(|e| Refusal::new(400, format!("the body is not JSON: {e}")))?;
     let Value::Object(mut object) = value else { return Err(Refusal::new(400, "the body must be a JSON object")) };
     let query = match object.remove("query") {
@@ -181,6 +191,16 @@ pub fn from_json_body(body: &[u8]) -> Result<GraphQlRequest, Refusal> {
     let variables = map_param("variables", object.remove("variables"))?;
     let extensions = map_param("extensions", object.remove("extensions"))?;
     Ok(GraphQlRequest { query, operation_name, variables, extensions, is_get: false })
+}
+
+/// A JSON body of the usual shape (other members are ignored; `null` is absent).
+#[derive(serde::Deserialize)]
+struct Body {
+    query: Option<String>,
+    #[serde(rename = "operationName")]
+    operation_name: Option<String>,
+    variables: Option<Map<String, Value>>,
+    extensions: Option<Map<String, Value>>,
 }
 
 /// A parameter that must be a map or null.
