@@ -76,7 +76,11 @@ macro_rules! call {
             None => crate::resolve!($call),
             Some(server) => {
                 let span = begin(server, $instance, $phase, $ex);
-                let outcome = covet_telemetry::current::scope_ref(&span, async { crate::resolve!($call) }).await;
+                // Current while the call runs and, when it is pending, while its future is polled.
+                let outcome = match covet_telemetry::current::sync_scope_ref(&span, || $call) {
+                    crate::runtime::Outcome::Ready(result) => result,
+                    crate::runtime::Outcome::Pending(future) => covet_telemetry::current::scope_ref(&span, future).await,
+                };
                 end(&span, outcome.as_ref().err(), $ex);
                 outcome
             }
@@ -169,10 +173,12 @@ fn begin(server: &Span, instance: &Instance, phase: &'static str, ex: &mut Excha
     let span = if server.is_recording() {
         let info = instance.executor.info();
         let span = server.child(format!("{} {phase}", info.name), SpanKind::Internal);
-        span.set_attribute(KeyValue::new("covet.plugin.name", info.name.clone()));
-        span.set_attribute(KeyValue::new("covet.plugin.kind", info.kind));
-        span.set_attribute(KeyValue::new("covet.plugin.phase", phase));
-        span.set_attribute(KeyValue::new("covet.plugin.version", info.version.clone()));
+        span.set_attributes([
+            KeyValue::new("covet.plugin.name", info.name.clone()),
+            KeyValue::new("covet.plugin.kind", info.kind),
+            KeyValue::new("covet.plugin.phase", phase),
+            KeyValue::new("covet.plugin.version", info.version.clone()),
+        ]);
         span
     } else {
         server.child("", SpanKind::Internal)

@@ -197,7 +197,7 @@ where
     let head = parts.method == Method::HEAD;
     let http1 = parts.version <= http::Version::HTTP_11;
     let mut upstream = None; // the access log's upstream fields (set only when it is on)
-    let mut span = None; // the server span (tracing on); boxed, so the future stays small
+    let mut span = None; // the server span (tracing on)
     let out = (&mut timings, &mut upstream, &mut span);
     let (mut resp, route) = dispatch(&shared, &conn, parts, body, tunnel_body, &id, out).await;
     if let Some(upgrade) = upgrade {
@@ -222,7 +222,7 @@ where
             request_id,
             client: &conn.client,
             upstream: upstream.as_ref(),
-            trace: span.as_deref().map(Span::context),
+            trace: span.as_ref().map(Span::context).as_ref(),
         });
     }
     let mut out = finish(resp, id, head);
@@ -239,7 +239,7 @@ async fn dispatch<B>(
     body: B,
     tunnel: Option<Box<RequestBody>>,
     id: &HeaderValue,
-    (timings, upstream, span): (&mut Timings, &mut Option<crate::access_log::Upstream>, &mut Option<Box<Span>>),
+    (timings, upstream, span): (&mut Timings, &mut Option<crate::access_log::Upstream>, &mut Option<Span>),
 ) -> (HostResponse, Option<Arc<str>>)
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
@@ -273,10 +273,8 @@ where
     };
     let entry = &table.entries[found.route];
     let route = Some(entry.pattern.clone());
-    if let Some(tracer) = crate::otel::tracer() {
-        let route = Some((&*entry.pattern, entry.trace_ratio));
-        *span = Some(Box::new(server_span::start(&tracer, &parts, span_conn(conn), route, request_id)));
-    }
+    let route_ratio = Some((&*entry.pattern, entry.trace_ratio));
+    *span = server_span::start_installed(&parts, span_conn(conn), route_ratio, request_id);
     let Some(live) = pipeline::Live::load(&entry.chain) else {
         return (problem::not_ready(request_id), route);
     };
@@ -321,7 +319,7 @@ where
     if let Some(tls) = &conn.tls {
         tls.metadata.iter().for_each(|(key, value)| ex.metadata.set(key, value));
     }
-    let resp = pipeline::run(&live, &mut ex, timings, span.as_deref()).await;
+    let resp = pipeline::run(&live, &mut ex, timings, span.as_ref()).await;
     if timings.is_some() {
         *upstream = crate::access_log::Upstream::from_metadata(&ex.metadata);
     }
@@ -334,10 +332,8 @@ where
 /// An answer no route gave (health, 404, 405, refused head): with tracing
 /// on, it gets a server span with the default ratio.
 #[cold]
-fn unrouted(resp: HostResponse, span: &mut Option<Box<Span>>, parts: &Parts, conn: &ConnInfo, request_id: &str) -> HostResponse {
-    if let Some(tracer) = crate::otel::tracer() {
-        *span = Some(Box::new(server_span::start(&tracer, parts, span_conn(conn), None, request_id)));
-    }
+fn unrouted(resp: HostResponse, span: &mut Option<Span>, parts: &Parts, conn: &ConnInfo, request_id: &str) -> HostResponse {
+    *span = server_span::start_installed(parts, span_conn(conn), None, request_id);
     resp
 }
 

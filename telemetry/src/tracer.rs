@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use arc_swap::ArcSwapOption;
 use http::HeaderMap;
@@ -47,19 +47,7 @@ impl Tracer {
     /// `headers` carry a valid `traceparent`, else the root of a new trace.
     /// `route_ratio` is the matched route's sampling ratio, when it sets one.
     pub fn start_server(&self, headers: &HeaderMap, name: impl Into<Cow<'static, str>>, route_ratio: Option<f64>) -> Span {
-        match Remote::extract(headers) {
-            Some(remote) => {
-                let sampled = self.sampler.decide(Some(remote.sampled), remote.trace_id, route_ratio);
-                let ctx = SpanContext { trace_id: remote.trace_id, span_id: crate::ids::span_id(), sampled, tracestate: remote.tracestate };
-                self.span(ctx, name, SpanKind::Server, Some((remote.span_id, true)))
-            }
-            None => {
-                let trace_id = crate::ids::trace_id();
-                let sampled = self.sampler.decide(None, trace_id, route_ratio);
-                let ctx = SpanContext { trace_id, span_id: crate::ids::span_id(), sampled, tracestate: None };
-                self.span(ctx, name, SpanKind::Server, None)
-            }
-        }
+        server_span(&self.sampler, || self.exporter.clone(), headers, name, route_ratio)
     }
 
     /// The root span of a new trace (background work with no request).
@@ -78,9 +66,58 @@ impl Tracer {
     }
 }
 
+/// The server span of a request from the installed tracer
+/// ([`Tracer::start_server`]); `None` when tracing is off. The request
+/// path's way in: the sampling decision reads the installed sampler's copy
+/// (two atomic loads) and only a sampled span loads the tracer for its
+/// exporter (an `arc_swap` load, ~45 instructions, paid by 1% of requests at
+/// a 1% ratio instead of all of them).
+#[inline]
+pub fn start_server(headers: &HeaderMap, name: impl Into<Cow<'static, str>>, route_ratio: Option<f64>) -> Option<Span> {
+    if !enabled() {
+        return None;
+    }
+    let sampler = Sampler { ratio: f64::from_bits(RATIO.load(Ordering::Relaxed)), parent_based: PARENT_BASED.load(Ordering::Relaxed) };
+    let exporter = || INSTALLED.load().as_ref().and_then(|t| t.exporter.clone());
+    Some(server_span(&sampler, exporter, headers, name, route_ratio))
+}
+
+fn server_span(
+    sampler: &Sampler,
+    exporter: impl FnOnce() -> Option<Arc<Exporter>>,
+    headers: &HeaderMap,
+    name: impl Into<Cow<'static, str>>,
+    route_ratio: Option<f64>,
+) -> Span {
+    let (ctx, parent) = match Remote::extract(headers) {
+        Some(remote) => {
+            let sampled = sampler.decide(Some(remote.sampled), remote.trace_id, route_ratio);
+            let ctx = SpanContext { trace_id: remote.trace_id, span_id: crate::ids::span_id(), sampled, tracestate: remote.tracestate };
+            (ctx, Some((remote.span_id, true)))
+        }
+        None => {
+            let trace_id = crate::ids::trace_id();
+            let sampled = sampler.decide(None, trace_id, route_ratio);
+            (SpanContext { trace_id, span_id: crate::ids::span_id(), sampled, tracestate: None }, None)
+        }
+    };
+    match ctx.sampled.then(exporter).flatten() {
+        Some(exporter) => Span::recorded(ctx, exporter, name.into(), SpanKind::Server, parent),
+        None => Span::unrecorded(ctx),
+    }
+}
+
+/// The installed sampler's ratio (`f64` bits) and parent-based flag, for [`start_server`].
+static RATIO: AtomicU64 = AtomicU64::new(0);
+static PARENT_BASED: AtomicBool = AtomicBool::new(true);
+
 /// Installs `tracer` for the process (`None`: tracing off).
 pub fn install(tracer: Option<Arc<Tracer>>) {
     let on = tracer.is_some();
+    if let Some(tracer) = &tracer {
+        RATIO.store(tracer.sampler.ratio.to_bits(), Ordering::Relaxed);
+        PARENT_BASED.store(tracer.sampler.parent_based, Ordering::Relaxed);
+    }
     INSTALLED.store(tracer);
     ENABLED.store(on, Ordering::Release);
 }

@@ -10,8 +10,8 @@
 //! `http.response.status_code`; status Error on a 5xx. Names and attributes
 //! are only made for recorded (sampled) spans.
 
-use covet_telemetry::{KeyValue, Span, Tracer};
-use http::{StatusCode, Version, header, request::Parts};
+use covet_telemetry::{KeyValue, Span, Tracer, Value};
+use http::{Method, StatusCode, Version, header, request::Parts};
 
 /// What the server span says about the connection.
 pub struct Conn<'a> {
@@ -31,28 +31,46 @@ pub fn start(tracer: &Tracer, parts: &Parts, conn: Conn<'_>, route: Option<(&str
     span
 }
 
+/// [`start`] with the installed tracer; `None` when tracing is off.
+pub fn start_installed(parts: &Parts, conn: Conn<'_>, route: Option<(&str, Option<f64>)>, request_id: &str) -> Option<Span> {
+    let span = covet_telemetry::tracer::start_server(&parts.headers, "", route.and_then(|(_, ratio)| ratio))?;
+    if span.is_recording() {
+        describe(&span, parts, &conn, route.map(|(pattern, _)| pattern), request_id);
+    }
+    Some(span)
+}
+
 fn describe(span: &Span, parts: &Parts, conn: &Conn<'_>, route: Option<&str>, request_id: &str) {
-    let method = parts.method.as_str().to_owned();
+    let method = parts.method.as_str();
     span.rename(match route {
         Some(route) => format!("{method} {route}"),
-        None => method.clone(),
+        None => method.to_owned(),
     });
-    span.set_attribute(KeyValue::new("http.request.method", method));
-    span.set_attribute(KeyValue::new("url.path", parts.uri.path().to_owned()));
-    span.set_attribute(KeyValue::new("url.scheme", if conn.tls { "https" } else { "http" }));
-    if let Some(route) = route {
-        span.set_attribute(KeyValue::new("http.route", route.to_owned()));
-    }
-    span.set_attribute(KeyValue::new("network.protocol.version", protocol_version(parts.version)));
     let (address, port) = split_client(conn.client);
-    span.set_attribute(KeyValue::new("client.address", address.to_owned()));
-    if let Some(port) = port {
-        span.set_attribute(KeyValue::new("client.port", i64::from(port)));
+    let agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
+    let attributes = [
+        Some(KeyValue::new("http.request.method", method_value(&parts.method))),
+        Some(KeyValue::new("url.path", parts.uri.path().to_owned())),
+        Some(KeyValue::new("url.scheme", if conn.tls { "https" } else { "http" })),
+        route.map(|route| KeyValue::new("http.route", route.to_owned())),
+        Some(KeyValue::new("network.protocol.version", protocol_version(parts.version))),
+        Some(KeyValue::new("client.address", address.to_owned())),
+        port.map(|port| KeyValue::new("client.port", i64::from(port))),
+        agent.map(|agent| KeyValue::new("user_agent.original", agent.to_owned())),
+        Some(KeyValue::new("covet.request_id", request_id.to_owned())),
+    ];
+    span.set_attributes(attributes.into_iter().flatten());
+}
+
+/// `http.request.method`: the standard methods as static strings (no allocation).
+fn method_value(method: &Method) -> Value {
+    const STANDARD: [Method; 9] =
+        [Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::HEAD, Method::OPTIONS, Method::PATCH, Method::CONNECT, Method::TRACE];
+    const NAMES: [&str; 9] = ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE"];
+    match STANDARD.iter().position(|m| m == method) {
+        Some(i) => Value::from(NAMES[i]),
+        None => Value::from(method.as_str().to_owned()),
     }
-    if let Some(agent) = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()) {
-        span.set_attribute(KeyValue::new("user_agent.original", agent.to_owned()));
-    }
-    span.set_attribute(KeyValue::new("covet.request_id", request_id.to_owned()));
 }
 
 /// Sets the response status (Error on a 5xx) and ends the span.
