@@ -22,6 +22,8 @@ fn post_bodies_are_checked_parameter_by_parameter() {
     for bad in [
         &br#"{ "not a JSON"#[..],
         br#"[]"#,
+        br#"["{a}", null, null, null]"#,
+        br#" ["{a}"]"#,
         br#"{"query":0}"#,
         br#"{"query":"{a}","operationName":false}"#,
         br#"{"query":"{a}","variables":"x"}"#,
@@ -31,6 +33,11 @@ fn post_bodies_are_checked_parameter_by_parameter() {
         assert_eq!(from_json_body(bad).unwrap_err().status, 400, "{}", String::from_utf8_lossy(bad));
     }
     assert_eq!(from_json_body(br#"{"qeury":"{a}"}"#).unwrap().require_query().unwrap_err().status, 400);
+    // Other members are ignored; a member given twice counts once, the last (as a JSON map reads it).
+    let twice = from_json_body(br#" {"other":[1],"query":"{a}","query":"{b}","variables":null}"#).unwrap();
+    assert_eq!((twice.query.as_deref(), twice.variables.len()), (Some("{b}"), 0));
+    let named = from_json_body(br#"{"query":"{a}","operationName":"A","extensions":{"e":true}}"#).unwrap();
+    assert_eq!((named.operation_name.as_deref(), named.extensions.get("e")), (Some("A"), Some(&json!(true))));
 }
 
 #[test]
