@@ -67,6 +67,7 @@ struct Record {
 
 impl Span {
     /// A span with no record (unsampled, or no exporter): ids only.
+    #[inline]
     pub fn unrecorded(ctx: SpanContext) -> Span {
         let shared = ctx.tracestate.map(|tracestate| Arc::new(Shared { tracestate: Some(tracestate), rec: None }));
         Span { trace_id: ctx.trace_id.to_bytes(), span_id: ctx.span_id, sampled: ctx.sampled, shared }
@@ -193,8 +194,15 @@ impl Span {
     }
 
     /// Ends the span now and queues it for export (once; later calls do nothing).
+    #[inline]
     pub fn end(&self) {
-        let Some(rec) = self.recording() else { return };
+        if let Some(rec) = self.recording() {
+            self.end_recorded(rec);
+        }
+    }
+
+    #[cold]
+    fn end_recorded(&self, rec: &Recording) {
         let Some(record) = rec.record.lock().unwrap_or_else(PoisonError::into_inner).take() else { return };
         rec.exporter.submit(self.span_data(record, &rec.exporter));
     }
