@@ -9,7 +9,8 @@
 //! is committed; an exporter no longer used is flushed in the background.
 //! [`shutdown`] turns tracing off and flushes what is queued.
 //!
-//! The request path asks [`tracer`]: with tracing off that is one relaxed
+//! The request path starts its server span with
+//! [`server_span::start_installed`]: with tracing off that is one relaxed
 //! atomic load, no reference count, no allocation.
 //!
 //! Metrics over OTLP read the same registry as `GET /metrics`
