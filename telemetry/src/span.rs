@@ -208,10 +208,10 @@ impl Span {
     }
 
     fn with(&self, f: impl FnOnce(&mut Record)) {
-        if let Some(rec) = self.recording() {
-            if let Some(record) = rec.record.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
-                f(record);
-            }
+        if let Some(rec) = self.recording()
+            && let Some(record) = rec.record.lock().unwrap_or_else(PoisonError::into_inner).as_mut()
+        {
+            f(record);
         }
     }
 
