@@ -20,21 +20,24 @@ const NON_NULL_MISSING: &str = "internal: non-null types require a return value"
 /// Field types by type and field name, and the root type names.
 #[derive(Debug, Default)]
 pub struct Nullability {
-    fields: HashMap<String, HashMap<String, Type>>,
+    /// Read per request by `order.rs` (hence foldhash, not SipHash).
+    fields: HashMap<String, HashMap<String, Type, Hasher>, Hasher>,
     query: String,
     mutation: Option<String>,
     /// The object types of each interface and union (for `order.rs`).
-    possible: HashMap<String, Vec<String>>,
+    possible: HashMap<String, Vec<String>, Hasher>,
 }
+
+type Hasher = foldhash::fast::RandomState;
 
 impl Nullability {
     /// An empty map with the root types.
     pub fn new(query: &str, mutation: Option<&str>) -> Nullability {
         Nullability {
-            fields: HashMap::new(),
+            fields: HashMap::default(),
             query: query.into(),
             mutation: mutation.map(Into::into),
-            possible: HashMap::new(),
+            possible: HashMap::default(),
         }
     }
 
