@@ -17,7 +17,8 @@
 
 use async_graphql::{Name, Value};
 use async_graphql_parser::types::{
-    Directive, DocumentOperations, ExecutableDocument, Field, OperationDefinition, Selection, SelectionSet,
+    Directive, DocumentOperations, ExecutableDocument, Field, OperationDefinition, Selection,
+    SelectionSet,
 };
 use async_graphql_value::{ConstValue, Value as InputValue};
 use serde_json::Map;
@@ -56,8 +57,15 @@ pub fn reorder(
             None => return,
         },
     };
-    let Some(root) = types.root(op.ty) else { return };
-    let walk = Walk { doc, op, variables, types };
+    let Some(root) = types.root(op.ty) else {
+        return;
+    };
+    let walk = Walk {
+        doc,
+        op,
+        variables,
+        types,
+    };
     walk.value(data, &[&op.selection_set.node], root);
 }
 
@@ -71,12 +79,24 @@ impl<'d> Walk<'d> {
         }
     }
 
-    fn object(&self, map: &mut async_graphql::indexmap::IndexMap<Name, Value>, sets: &[&'d SelectionSet], ty: &str) {
+    fn object(
+        &self,
+        map: &mut async_graphql::indexmap::IndexMap<Name, Value>,
+        sets: &[&'d SelectionSet],
+        ty: &str,
+    ) {
         let (runtime, grouped) = self.runtime(map, sets, ty);
-        let position = |key: &Name| grouped.iter().position(|(k, _)| *k == key.as_str()).unwrap_or(usize::MAX);
+        let position = |key: &Name| {
+            grouped
+                .iter()
+                .position(|(k, _)| *k == key.as_str())
+                .unwrap_or(usize::MAX)
+        };
         if !map.keys().map(position).is_sorted() {
-            let mut entries: Vec<(usize, Name, Value)> =
-                std::mem::take(map).into_iter().map(|(k, v)| (position(&k), k, v)).collect();
+            let mut entries: Vec<(usize, Name, Value)> = std::mem::take(map)
+                .into_iter()
+                .map(|(k, v)| (position(&k), k, v))
+                .collect();
             entries.sort_by_key(|(p, _, _)| *p);
             *map = entries.into_iter().map(|(_, k, v)| (k, v)).collect();
         }
@@ -85,10 +105,16 @@ impl<'d> Walk<'d> {
             if !matches!(value, Value::Object(_) | Value::List(_)) {
                 continue;
             }
-            let mut fields = grouped.iter().filter(|(k, _)| *k == key.as_str()).map(|(_, f)| *f);
+            let mut fields = grouped
+                .iter()
+                .filter(|(k, _)| *k == key.as_str())
+                .map(|(_, f)| *f);
             let Some(first) = fields.next() else { continue };
             let name = first.name.node.as_str();
-            let Some(field_type) = self.types.field_type(owner, name).or_else(|| self.types.field_type(ty, name))
+            let Some(field_type) = self
+                .types
+                .field_type(owner, name)
+                .or_else(|| self.types.field_type(ty, name))
             else {
                 continue;
             };
@@ -96,7 +122,9 @@ impl<'d> Walk<'d> {
             if more.is_empty() {
                 self.value(value, &[&first.selection_set.node], named(field_type));
             } else {
-                let subs: Vec<&SelectionSet> = std::iter::once(&first.selection_set.node).chain(more).collect();
+                let subs: Vec<&SelectionSet> = std::iter::once(&first.selection_set.node)
+                    .chain(more)
+                    .collect();
                 self.value(value, &subs, named(field_type));
             }
         }
@@ -116,7 +144,9 @@ impl<'d> Walk<'d> {
             return (Some(ty), self.collect(sets, Some(ty)));
         };
         let all = self.collect(sets, None);
-        let typename = all.iter().find(|(_, field)| field.name.node == "__typename");
+        let typename = all
+            .iter()
+            .find(|(_, field)| field.name.node == "__typename");
         if let Some((key, _)) = typename
             && let Some(Value::String(name)) = map.get(*key)
             && let Some(member) = members.iter().find(|m| *m == name)
@@ -125,7 +155,11 @@ impl<'d> Walk<'d> {
         }
         for member in members {
             let grouped = self.collect(sets, Some(member));
-            let keys = grouped.iter().enumerate().filter(|(i, (k, _))| !grouped[..*i].iter().any(|(o, _)| o == k)).count();
+            let keys = grouped
+                .iter()
+                .enumerate()
+                .filter(|(i, (k, _))| !grouped[..*i].iter().any(|(o, _)| o == k))
+                .count();
             if keys == map.len() && grouped.iter().all(|(k, _)| map.contains_key(*k)) {
                 return (Some(member.as_str()), grouped);
             }
@@ -143,14 +177,24 @@ impl<'d> Walk<'d> {
         out
     }
 
-    fn collect_into(&self, set: &'d SelectionSet, runtime: Option<&str>, out: &mut Grouped<'d>, visited: &mut Vec<&'d str>) {
+    fn collect_into(
+        &self,
+        set: &'d SelectionSet,
+        runtime: Option<&str>,
+        out: &mut Grouped<'d>,
+        visited: &mut Vec<&'d str>,
+    ) {
         for item in &set.items {
             match &item.node {
                 Selection::Field(f) if self.included(&f.node.directives) => {
                     out.push((f.node.response_key().node.as_str(), &f.node));
                 }
                 Selection::InlineFragment(frag) if self.included(&frag.node.directives) => {
-                    let condition = frag.node.type_condition.as_ref().map(|c| c.node.on.node.as_str());
+                    let condition = frag
+                        .node
+                        .type_condition
+                        .as_ref()
+                        .map(|c| c.node.on.node.as_str());
                     if condition.is_none_or(|c| self.applies(c, runtime)) {
                         self.collect_into(&frag.node.selection_set.node, runtime, out, visited);
                     }
@@ -161,7 +205,9 @@ impl<'d> Walk<'d> {
                         continue;
                     }
                     visited.push(name);
-                    let Some(frag) = self.doc.fragments.get(name) else { continue };
+                    let Some(frag) = self.doc.fragments.get(name) else {
+                        continue;
+                    };
                     if self.applies(frag.node.type_condition.node.on.node.as_str(), runtime) {
                         self.collect_into(&frag.node.selection_set.node, runtime, out, visited);
                     }
@@ -174,7 +220,11 @@ impl<'d> Walk<'d> {
     /// Whether a fragment on `condition` applies to an object of type `runtime`.
     fn applies(&self, condition: &str, runtime: Option<&str>) -> bool {
         let Some(runtime) = runtime else { return true };
-        condition == runtime || self.types.possible(condition).is_some_and(|m| m.iter().any(|t| t == runtime))
+        condition == runtime
+            || self
+                .types
+                .possible(condition)
+                .is_some_and(|m| m.iter().any(|t| t == runtime))
     }
 
     /// `@skip` and `@include`: whether a selection is collected.
@@ -194,7 +244,11 @@ impl<'d> Walk<'d> {
                 Some(serde_json::Value::Bool(b)) => Some(*b),
                 Some(_) => None,
                 None => {
-                    let def = self.op.variable_definitions.iter().find(|v| v.node.name.node == *name)?;
+                    let def = self
+                        .op
+                        .variable_definitions
+                        .iter()
+                        .find(|v| v.node.name.node == *name)?;
                     match def.node.default_value.as_ref().map(|d| &d.node) {
                         Some(ConstValue::Boolean(b)) => Some(*b),
                         _ => None,

@@ -22,7 +22,11 @@ fn types() -> Nullability {
                 n.add_possible(i.node.as_str(), t.node.name.node.as_str());
             }
             for f in &o.fields {
-                n.add(t.node.name.node.as_str(), f.node.name.node.as_str(), f.node.ty.node.clone());
+                n.add(
+                    t.node.name.node.as_str(),
+                    f.node.name.node.as_str(),
+                    f.node.ty.node.clone(),
+                );
             }
         }
     }
@@ -33,7 +37,9 @@ fn types() -> Nullability {
 fn ordered(query: &str, data: serde_json::Value, variables: serde_json::Value) -> String {
     let mut value = Value::from_json(data).unwrap();
     let doc = async_graphql_parser::parse_query(query).unwrap();
-    let Some(vars) = variables.as_object().cloned() else { panic!("variables are an object") };
+    let Some(vars) = variables.as_object().cloned() else {
+        panic!("variables are an object")
+    };
     reorder(&mut value, &types(), &doc, None, &vars);
     serde_json::to_string(&value).unwrap()
 }
@@ -58,24 +64,43 @@ fn keys_follow_the_document_with_aliases_fragments_and_merges() {
 fn a_repeated_key_stays_at_its_first_position_with_merged_selections() {
     let query = "{ a { y } b { z } a { x y } }";
     let data = json!({"b": {"z": "1"}, "a": {"x": "2", "y": "3"}});
-    assert_eq!(ordered(query, data, json!({})), r#"{"a":{"y":"3","x":"2"},"b":{"z":"1"}}"#);
+    assert_eq!(
+        ordered(query, data, json!({})),
+        r#"{"a":{"y":"3","x":"2"},"b":{"z":"1"}}"#
+    );
 }
 
 #[test]
 fn skip_and_include_decide_what_is_collected() {
-    let query = "query($s: Boolean = true, $i: Boolean!) { a { x @skip(if: $s) y x @include(if: $i) } }";
+    let query =
+        "query($s: Boolean = true, $i: Boolean!) { a { x @skip(if: $s) y x @include(if: $i) } }";
     let data = json!({"a": {"x": "1", "y": "2"}});
-    assert_eq!(ordered(query, data.clone(), json!({"i": true})), r#"{"a":{"y":"2","x":"1"}}"#);
-    assert_eq!(ordered(query, data, json!({"s": false, "i": false})), r#"{"a":{"x":"1","y":"2"}}"#);
+    assert_eq!(
+        ordered(query, data.clone(), json!({"i": true})),
+        r#"{"a":{"y":"2","x":"1"}}"#
+    );
+    assert_eq!(
+        ordered(query, data, json!({"s": false, "i": false})),
+        r#"{"a":{"x":"1","y":"2"}}"#
+    );
 }
 
 #[test]
 fn an_abstract_type_orders_by_its_runtime_type() {
     let query = "{ node { ... on A { x id } ... on B { id z } } }";
     // B: id before z; A: x before id; the runtime type is read from the keys.
-    assert_eq!(ordered(query, json!({"node": {"z": "1", "id": "2"}}), json!({})), r#"{"node":{"id":"2","z":"1"}}"#);
-    assert_eq!(ordered(query, json!({"node": {"id": "2", "x": "1"}}), json!({})), r#"{"node":{"x":"1","id":"2"}}"#);
+    assert_eq!(
+        ordered(query, json!({"node": {"z": "1", "id": "2"}}), json!({})),
+        r#"{"node":{"id":"2","z":"1"}}"#
+    );
+    assert_eq!(
+        ordered(query, json!({"node": {"id": "2", "x": "1"}}), json!({})),
+        r#"{"node":{"x":"1","id":"2"}}"#
+    );
     let typed = "{ node { t: __typename ... on B { z id } ... on A { id x } } }";
     let data = json!({"node": {"id": "2", "t": "A", "x": "1"}});
-    assert_eq!(ordered(typed, data, json!({})), r#"{"node":{"t":"A","id":"2","x":"1"}}"#);
+    assert_eq!(
+        ordered(typed, data, json!({})),
+        r#"{"node":{"t":"A","id":"2","x":"1"}}"#
+    );
 }
