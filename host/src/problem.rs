@@ -99,6 +99,13 @@ pub fn uri_too_long(len: usize, limit: usize, request_id: &str) -> HostResponse 
     closing(error(StatusCode::URI_TOO_LONG, "URI_TOO_LONG", &message, json!({ "max": limit }), request_id))
 }
 
+/// 505: an HTTP/1 request line named a version other than 1.0 / 1.1.
+pub fn version_not_supported(version: &str, request_id: &str) -> HostResponse {
+    let message = "only HTTP/1.0 and HTTP/1.1 are supported on an HTTP/1 connection";
+    let details = json!({ "version": version });
+    closing(error(StatusCode::HTTP_VERSION_NOT_SUPPORTED, "HTTP_VERSION_NOT_SUPPORTED", message, details, request_id))
+}
+
 /// 501: a transfer coding other than `chunked` (covet decodes no other).
 pub fn coding_not_implemented(coding: &str, request_id: &str) -> HostResponse {
     let message = "only the chunked transfer coding is implemented";

@@ -2,7 +2,9 @@
 //! gets an answer with the right status, then the connection is closed.
 //! Where covet answers (Host, framing, limits) the body is the structured
 //! problem with `connection: close`; where hyper's parser refuses the head it
-//! answers with a bare status line (see docs/http1-errors.md). The same
+//! answers with a bare status line (see docs/http1-errors.md). A version
+//! other than 1.0 / 1.1 and a target longer than hyper's buffer would be
+//! hyper's too; the head scan hands them to covet (505, 414). The same
 //! matrix is in bench/malformed.py, which compares covet with hyper and nginx.
 
 use covet_e2e::{Closed, Host, Manifest, RawConn, Route};
@@ -32,6 +34,7 @@ fn post(name: &'static str, headers: &str, body: &str, status: u16, code: Option
 fn cases() -> Vec<Case> {
     let bad = Some("BAD_REQUEST");
     let big = |size: usize| "a".repeat(size);
+    let version = Some("HTTP_VERSION_NOT_SUPPORTED");
     vec![
         case("no-host-http11", "GET /echo HTTP/1.1\r\n\r\n", 400, Some("MISSING_HOST")),
         case("two-hosts", "GET /echo HTTP/1.1\r\nhost: a\r\nhost: b\r\n\r\n", 400, Some("MULTIPLE_HOST")),
@@ -55,7 +58,12 @@ fn cases() -> Vec<Case> {
         case("http09-no-version", "GET /echo\r\n\r\n", 400, None),
         case("version-lowercase", "GET /echo http/1.1\r\nhost: a\r\n\r\n", 400, None),
         case("version-garbage", "GET /echo FOO/1.1\r\nhost: a\r\n\r\n", 400, None),
-        case("version-http2-over-h1", "GET /echo HTTP/2.0\r\nhost: a\r\n\r\n", 400, None),
+        case("version-http2-over-h1", "GET /echo HTTP/2.0\r\nhost: a\r\n\r\n", 505, version),
+        case("version-http2-no-host", "GET /echo HTTP/2.0\r\n\r\n", 505, version),
+        case("version-http12", "GET /echo HTTP/1.2\r\nhost: a\r\n\r\n", 505, version),
+        case("version-http30", "POST /echo HTTP/3.0\r\nhost: a\r\ncontent-length: 2\r\n\r\nhi", 505, version),
+        case("version-http09", "GET /echo HTTP/0.9\r\nhost: a\r\n\r\n", 505, version),
+        case("version-no-minor", "GET /echo HTTP/2\r\nhost: a\r\n\r\n", 400, None),
         case("header-name-space", "GET /echo HTTP/1.1\r\nhost: a\r\nbad name: x\r\n\r\n", 400, None),
         case("space-before-colon", "GET /echo HTTP/1.1\r\nhost : a\r\n\r\n", 400, None),
         case("header-no-colon", "GET /echo HTTP/1.1\r\nhost: a\r\nnocolon\r\n\r\n", 400, None),
@@ -65,7 +73,8 @@ fn cases() -> Vec<Case> {
         case("leading-ws-first-header", "GET /echo HTTP/1.1\r\n x-a: 1\r\nhost: a\r\n\r\n", 400, None),
         case("uri-over-limit", &format!("GET /echo?{} HTTP/1.1\r\nhost: a\r\n\r\n", big(HEAD_LIMIT + 4096)), 414, Some("URI_TOO_LONG")),
         case("header-over-limit", &format!("GET /echo HTTP/1.1\r\nhost: a\r\nx-big: {}\r\n\r\n", big(HEAD_LIMIT + 4096)), 431, Some("HEADERS_TOO_LARGE")),
-        case("uri-over-buffer", &format!("GET /echo?{} HTTP/1.1\r\nhost: a\r\n\r\n", big(3 * HEAD_LIMIT)), 431, None),
+        case("uri-over-buffer", &format!("GET /echo?{} HTTP/1.1\r\nhost: a\r\n\r\n", big(3 * HEAD_LIMIT)), 414, Some("URI_TOO_LONG")),
+        case("uri-far-over-buffer", &format!("GET /echo?{} HTTP/1.1\r\nhost: a\r\n\r\n", big(1 << 20)), 414, Some("URI_TOO_LONG")),
         case("header-over-buffer", &format!("GET /echo HTTP/1.1\r\nhost: a\r\nx-big: {}\r\n\r\n", big(3 * HEAD_LIMIT)), 431, None),
         case("header-far-over-buffer", &format!("GET /echo HTTP/1.1\r\nhost: a\r\nx-big: {}\r\n\r\n", big(1 << 20)), 431, None),
         case("too-many-headers", &format!("GET /echo HTTP/1.1\r\nhost: a\r\n{}\r\n", (0..150).map(|i| format!("x-h{i}: 1\r\n")).collect::<String>()), 431, None),

@@ -122,7 +122,7 @@ pub async fn serve<S>(stream: S, peer: SocketAddr, ctx: ConnContext, permit: Own
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (io, info, state) = prepare(stream, peer, tls, permit, ctx.home.clone());
+    let (io, info, state) = prepare(stream, peer, tls, permit, &ctx);
     let (shared, offload) = (ctx.shared.clone(), ctx.offload.clone());
     let svc = service_fn(move |req| offloaded(offload.as_ref(), service::serve(shared.clone(), info.clone(), req)));
     let conn = ctx.builder.serve_connection_with_upgrades(io, svc);
@@ -136,10 +136,11 @@ fn prepare<S>(
     peer: SocketAddr,
     tls: Option<Arc<super::tls::identity::ConnTls>>,
     permit: OwnedSemaphorePermit,
-    home: Option<tokio::runtime::Handle>,
+    ctx: &ConnContext,
 ) -> (TokioIo<TrackedIo<S>>, Arc<ConnInfo>, Arc<ConnState>) {
     let state = Arc::new(ConnState::default());
-    let io = TokioIo::new(TrackedIo::new(stream, state.clone()));
+    let io = TokioIo::new(TrackedIo::new(stream, state.clone(), ctx.shared.limits.max_header_bytes));
+    let home = ctx.home.clone();
     let info = Arc::new(ConnInfo { client: client_string(peer), state: state.clone(), tls, permit: Some(permit), home });
     (io, info, state)
 }

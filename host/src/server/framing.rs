@@ -8,7 +8,12 @@
 //!   (seen by [`super::headscan`], since hyper drops `Content-Length`) → 400
 //!   (§6.3, request smuggling); a transfer coding other than `chunked` → 501
 //!   (hyper already refuses one where `chunked` is not last).
-//! - the request target longer than `limits.max_header_bytes` → 414.
+//! - the request target longer than `limits.max_header_bytes` → 414; one
+//!   longer than hyper's buffer too: [`super::headscan`] cuts it to one byte
+//!   over the limit before hyper sees it.
+//! - a request line naming a version other than 1.0 / 1.1 (`HTTP/2.0`,
+//!   `HTTP/1.2`; [`super::headscan`] rewrites it to 1.1 so hyper parses it)
+//!   → 505 (RFC 9110 §15.6.6).
 //!
 //! Every answer carries the structured problem body and `connection: close`.
 //! What hyper itself refuses (unparsable request lines and header fields, a
@@ -24,10 +29,14 @@ use crate::{exchange::HostResponse, manifest::Limits, problem};
 pub fn check(parts: &Parts, state: &ConnState, limits: &Limits, request_id: &str) -> Option<HostResponse> {
     let target = target_len(&parts.uri);
     if target > limits.max_header_bytes {
-        return Some(problem::uri_too_long(target, limits.max_header_bytes, request_id));
+        let sent = state.take_long_target().map_or(target, |len| len.max(target));
+        return Some(problem::uri_too_long(sent, limits.max_header_bytes, request_id));
     }
     if parts.version > Version::HTTP_11 {
         return None;
+    }
+    if let Some(version) = state.take_bad_version(parts.method.as_str(), &parts.uri) {
+        return Some(problem::version_not_supported(&version, request_id));
     }
     if let Some(resp) = check_host(&parts.headers, parts.version, request_id) {
         return Some(resp);

@@ -29,9 +29,36 @@ pub struct HeadScan {
     request_line: Vec<u8>,
     content_length: bool,
     transfer_encoding: bool,
+    /// The version of a request line that named one other than 1.0 / 1.1.
+    bad_version: Option<[u8; 8]>,
+    /// Its request line (as rewritten) with that version, once the line ended.
+    found_bad_version: Option<(Vec<u8>, [u8; 8])>,
+    /// Request target bytes hyper is given at most: one more than
+    /// `limits.max_header_bytes` (0: no cap, as in unit tests).
+    max_target: usize,
+    /// Where [`Self::squeeze_target`] is in the request line.
+    part: LinePart,
+    /// Bytes of the request target seen so far.
+    target_len: usize,
+    /// The length of a target that was cut, once it ended.
+    found_long_target: Option<usize>,
+}
+
+/// Where the scan is in a request line.
+#[derive(Default, PartialEq, Eq)]
+enum LinePart {
+    #[default]
+    Method,
+    Target,
+    Rest,
 }
 
 impl HeadScan {
+    /// A scanner that cuts request targets longer than `max_target` bytes.
+    pub fn new(max_target: usize) -> Self {
+        HeadScan { max_target, ..Default::default() }
+    }
+
     /// Starts scanning a new head.
     pub fn start(&mut self) {
         // Field by field so both buffers keep their capacity: no allocation per request.
@@ -41,6 +68,11 @@ impl HeadScan {
         self.request_line.clear();
         self.content_length = false;
         self.transfer_encoding = false;
+        self.bad_version = None;
+        self.found_bad_version = None;
+        self.part = LinePart::Method;
+        self.target_len = 0;
+        self.found_long_target = None;
     }
 
     pub fn active(&self) -> bool {
@@ -49,7 +81,14 @@ impl HeadScan {
 
     /// Feeds bytes read off the connection; returns the request line of a
     /// finished head that has both framing fields.
-    pub fn feed(&mut self, bytes: &[u8]) -> Option<Vec<u8>> {
+    ///
+    /// A request line whose version is a well-formed `HTTP/d.d` other than
+    /// 1.0 and 1.1 has its version rewritten to `HTTP/1.1` in `bytes`, so
+    /// hyper parses the request and the service answers 505 with the
+    /// structured body ([`Self::take_bad_version`]); hyper itself would
+    /// answer a bare 400. Only a version that arrives whole in one read is
+    /// rewritten (a line split inside its version still gets hyper's 400).
+    pub fn feed(&mut self, bytes: &mut [u8]) -> Option<Vec<u8>> {
         // Line ends found with memchr, and only a line's start copied: a few
         // instructions per line instead of a push per byte (a long
         // `authorization` header cost ~4,500 instructions per request).
@@ -59,13 +98,85 @@ impl HeadScan {
                 self.keep(rest);
                 return None;
             };
-            self.keep(&rest[..end]);
-            rest = &rest[end + 1..];
+            let (line, tail) = std::mem::take(&mut rest).split_at_mut(end);
+            if self.first_line {
+                self.check_version(line);
+            }
+            self.keep(line);
+            rest = &mut tail[1..];
             if let Some(found) = self.end_line() {
                 return Some(found);
             }
         }
         None
+    }
+
+    /// Cuts a request target longer than `max_target` bytes down to
+    /// `max_target + 1` in `bytes` (moving what follows it down), so hyper's
+    /// buffer never fills with it: hyper would answer a bare 431; the
+    /// service sees a target over the limit and answers 414 with the
+    /// structured body. Returns how many bytes of `bytes` remain. Only the
+    /// request line is looked at (two `memchr2` per line).
+    pub fn squeeze_target(&mut self, bytes: &mut [u8]) -> usize {
+        let mut len = bytes.len();
+        if !self.active || self.part == LinePart::Rest || self.max_target == 0 {
+            return len;
+        }
+        let mut at = 0;
+        if self.part == LinePart::Method {
+            match memchr::memchr2(b' ', b'\n', bytes) {
+                Some(i) if bytes[i] == b' ' => (at, self.part) = (i + 1, LinePart::Target),
+                Some(_) => self.part = LinePart::Rest,
+                None => {}
+            }
+            if self.part != LinePart::Target {
+                return len;
+            }
+        }
+        let end = memchr::memchr2(b' ', b'\n', &bytes[at..]).map_or(len, |i| at + i);
+        let seen = end - at;
+        let room = (self.max_target + 1).saturating_sub(self.target_len);
+        self.target_len += seen;
+        if seen > room {
+            bytes.copy_within(end..len, at + room);
+            len -= seen - room;
+        }
+        if end < bytes.len() {
+            self.part = LinePart::Rest;
+            if self.target_len > self.max_target + 1 {
+                self.found_long_target = Some(self.target_len);
+            }
+        }
+        len
+    }
+
+    /// The length of the request target that was cut, once it ended.
+    pub fn take_long_target(&mut self) -> Option<usize> {
+        self.found_long_target.take()
+    }
+
+    /// The version a request line named, when it was not 1.0 or 1.1 (and the
+    /// line was rewritten to 1.1); cleared by the next head.
+    pub fn take_bad_version(&mut self) -> Option<(Vec<u8>, [u8; 8])> {
+        self.found_bad_version.take()
+    }
+
+    /// Checks the end of a request line (the part of it in this read): a
+    /// well-formed `HTTP/d.d` version other than 1.0 / 1.1 (the h2 preface,
+    /// `PRI * HTTP/2.0`, never gets here: its connection is not scanned) is
+    /// noted and rewritten to `HTTP/1.1`.
+    fn check_version(&mut self, line: &mut [u8]) {
+        let len = if line.last() == Some(&b'\r') { line.len() - 1 } else { line.len() };
+        let Some(start) = len.checked_sub(9) else { return };
+        let (sep, version) = (line[start], &mut line[start + 1..len]);
+        let well_formed = version.starts_with(b"HTTP/") && version[5].is_ascii_digit() && version[6] == b'.' && version[7].is_ascii_digit();
+        if sep != b' ' || !well_formed || version == b"HTTP/1.1" || version == b"HTTP/1.0" {
+            return;
+        }
+        let mut seen = [0u8; 8];
+        seen.copy_from_slice(version);
+        self.bad_version = Some(seen);
+        version.copy_from_slice(b"HTTP/1.1");
     }
 
     /// Appends the part of `part` that the current line keeps.
@@ -83,6 +194,9 @@ impl HeadScan {
             self.first_line = false;
             std::mem::swap(&mut self.request_line, &mut self.line);
             self.line.clear();
+            if let Some(version) = self.bad_version.take() {
+                self.found_bad_version = Some((self.request_line.clone(), version));
+            }
             return None;
         }
         if self.line.is_empty() {
@@ -117,7 +231,7 @@ mod tests {
     fn scan(chunks: &[&[u8]]) -> Option<Vec<u8>> {
         let mut scan = HeadScan::default();
         scan.start();
-        chunks.iter().find_map(|c| scan.feed(c))
+        chunks.iter().find_map(|c| scan.feed(&mut c.to_vec()))
     }
 
     #[test]
@@ -141,6 +255,49 @@ mod tests {
     #[test]
     fn the_body_is_not_scanned() {
         assert!(scan(&[b"POST /a HTTP/1.1\r\ncontent-length: 40\r\n\r\ntransfer-encoding: chunked\r\n\r\n"]).is_none());
+    }
+
+    #[test]
+    fn other_versions_are_noted_and_rewritten() {
+        for (line, seen) in [(&b"GET / HTTP/2.0\r\n"[..], Some(*b"HTTP/2.0")), (b"GET / HTTP/1.2\n", Some(*b"HTTP/1.2"))] {
+            let mut scan = HeadScan::default();
+            scan.start();
+            let mut bytes = line.to_vec();
+            scan.feed(&mut bytes);
+            assert_eq!(scan.take_bad_version().map(|(_, v)| v), seen);
+            assert!(bytes.starts_with(b"GET / HTTP/1.1"));
+        }
+        for line in [&b"GET / HTTP/1.1\r\n"[..], b"GET / HTTP/1.0\r\n", b"GET / HTTP/2\r\n", b"GET /x HTTP/a.b\r\n", b"GET\r\n"] {
+            let mut scan = HeadScan::default();
+            scan.start();
+            let mut bytes = line.to_vec();
+            scan.feed(&mut bytes);
+            assert_eq!((scan.take_bad_version(), &bytes[..]), (None, line));
+        }
+    }
+
+    fn squeeze(max_target: usize, chunks: &[&[u8]]) -> (Vec<u8>, Option<usize>) {
+        let mut scan = HeadScan::new(max_target);
+        scan.start();
+        let mut seen = Vec::new();
+        for chunk in chunks {
+            let mut bytes = chunk.to_vec();
+            let kept = scan.squeeze_target(&mut bytes);
+            seen.extend_from_slice(&bytes[..kept]);
+        }
+        (seen, scan.take_long_target())
+    }
+
+    #[test]
+    fn long_targets_are_cut_to_one_over_the_limit() {
+        let (seen, long) = squeeze(4, &[b"GET /abcdefgh HTTP/1.1\r\nhost: a\r\n\r\n"]);
+        assert_eq!((&seen[..], long), (&b"GET /abcd HTTP/1.1\r\nhost: a\r\n\r\n"[..], Some(9)));
+        let (seen, long) = squeeze(4, &[b"GE", b"T /ab", b"cdef", b"gh HT", b"TP/1.1\r\n"]);
+        assert_eq!((&seen[..], long), (&b"GET /abcd HTTP/1.1\r\n"[..], Some(9)));
+        let (seen, long) = squeeze(4, &[b"GET /abc HTTP/1.1\r\nx: /abcdefgh\r\n"]);
+        assert_eq!((&seen[..], long), (&b"GET /abc HTTP/1.1\r\nx: /abcdefgh\r\n"[..], None));
+        let (seen, long) = squeeze(4, &[b"GET /abcd HTTP/1.1\r\n"]);
+        assert_eq!((&seen[..], long), (&b"GET /abcd HTTP/1.1\r\n"[..], None));
     }
 
     #[test]

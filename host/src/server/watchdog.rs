@@ -51,6 +51,14 @@ pub struct ConnState {
     /// The request line of the last head seen with both `Content-Length`
     /// and `Transfer-Encoding` ([`super::headscan`]).
     conflicting_framing: Mutex<Option<Vec<u8>>>,
+    /// Set while `bad_version` holds something: the service checks this
+    /// flag, not the lock, on every request.
+    has_bad_version: AtomicBool,
+    /// The request line (as rewritten to 1.1) and the version it named, of
+    /// the last head whose version was not 1.0 / 1.1 ([`super::headscan`]).
+    bad_version: Mutex<Option<(Vec<u8>, [u8; 8])>>,
+    /// The true length of the last request target the scan cut.
+    long_target: AtomicUsize,
 }
 
 impl Default for ConnState {
@@ -62,6 +70,9 @@ impl Default for ConnState {
             is_h2: AtomicBool::new(false),
             sniffed: AtomicBool::new(false),
             conflicting_framing: Mutex::new(None),
+            has_bad_version: AtomicBool::new(false),
+            bad_version: Mutex::new(None),
+            long_target: AtomicUsize::new(0),
         }
     }
 }
@@ -94,6 +105,29 @@ impl ConnState {
     pub fn take_framing_conflict(&self, method: &str, target: &str) -> bool {
         let line = self.conflicting_framing.lock().unwrap_or_else(|e| e.into_inner()).take();
         line.is_some_and(|line| super::headscan::matches(&line, method, target))
+    }
+
+    fn note_bad_version(&self, request_line: Vec<u8>, version: [u8; 8]) {
+        *self.bad_version.lock().unwrap_or_else(|e| e.into_inner()) = Some((request_line, version));
+        self.has_bad_version.store(true, Relaxed);
+    }
+
+    /// The version this request's head named (method and target match),
+    /// when it was not HTTP/1.0 or HTTP/1.1. Consumes the record.
+    pub fn take_bad_version(&self, method: &str, target: &http::Uri) -> Option<String> {
+        // A load, not a swap, on the common path: no write to a shared line.
+        if !self.has_bad_version.load(Relaxed) {
+            return None;
+        }
+        self.has_bad_version.store(false, Relaxed);
+        let (line, version) = self.bad_version.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+        super::headscan::matches(&line, method, &target.to_string()).then(|| String::from_utf8_lossy(&version).into_owned())
+    }
+
+    /// The length the client sent of a request target that the scan cut
+    /// (the service sees it one byte over the limit). Consumes the record.
+    pub fn take_long_target(&self) -> Option<usize> {
+        Some(self.long_target.swap(0, Relaxed)).filter(|&len| len > 0)
     }
 
     fn on_write(&self) {
@@ -174,30 +208,54 @@ pub struct TrackedIo<T> {
 }
 
 impl<T> TrackedIo<T> {
-    /// Wraps `inner`.
-    pub fn new(inner: T, state: Arc<ConnState>) -> Self {
-        TrackedIo { inner, state, scan: Default::default() }
+    /// Wraps `inner`; request targets over `max_target` bytes are cut
+    /// (see [`super::headscan::HeadScan::squeeze_target`]).
+    pub fn new(inner: T, state: Arc<ConnState>, max_target: usize) -> Self {
+        TrackedIo { inner, state, scan: super::headscan::HeadScan::new(max_target) }
     }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for TrackedIo<T> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            let this = &mut *self;
-            let read = &buf.filled()[before..];
-            if this.state.on_read(read) {
-                this.scan.start();
+        // Loops only when a whole read was request-target bytes cut by the
+        // scan: handing hyper an empty read would mean end of stream.
+        loop {
+            let before = buf.filled().len();
+            let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+            if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+                let this = &mut *self;
+                let read = &mut buf.filled_mut()[before..];
+                if this.state.on_read(read) {
+                    this.scan.start();
+                }
+                if this.scan.active() {
+                    let kept = scan_read(&mut this.scan, &this.state, read);
+                    buf.set_filled(before + kept);
+                    if kept == 0 {
+                        continue;
+                    }
+                }
             }
-            if this.scan.active()
-                && let Some(request_line) = this.scan.feed(read)
-            {
-                this.state.framing_conflict(request_line);
-            }
+            return polled;
         }
-        polled
     }
+}
+
+/// Runs the head scan over `read` and notes what it found in `state`;
+/// returns how many of its bytes hyper gets.
+fn scan_read(scan: &mut super::headscan::HeadScan, state: &ConnState, read: &mut [u8]) -> usize {
+    let kept = scan.squeeze_target(read);
+    let read = &mut read[..kept];
+    if let Some(request_line) = scan.feed(read) {
+        state.framing_conflict(request_line);
+    }
+    if let Some((request_line, version)) = scan.take_bad_version() {
+        state.note_bad_version(request_line, version);
+    }
+    if let Some(len) = scan.take_long_target() {
+        state.long_target.store(len, Relaxed);
+    }
+    kept
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for TrackedIo<T> {
