@@ -14,6 +14,12 @@
 //! arrives while another request is in flight (pipelining) is not scanned:
 //! hyper still frames it by `Transfer-Encoding` and closes the connection
 //! after it, so nothing is smuggled either way.
+//!
+//! The same scan hands covet two heads hyper would refuse with a bare
+//! status: a request line whose version is not 1.0 / 1.1 (rewritten to 1.1
+//! and noted, so the service answers 505) and a request target longer than
+//! the limit (cut to one byte over it, so hyper's buffer never fills and the
+//! service answers 414 instead of hyper's 431).
 
 /// Bytes kept of the request line (the service matches on them).
 const LINE_KEEP: usize = 512;
