@@ -179,9 +179,14 @@ impl HeadScan {
         if sep != b' ' || !well_formed || version == b"HTTP/1.1" || version == b"HTTP/1.0" {
             return;
         }
-        let mut seen = [0u8; 8];
-        seen.copy_from_slice(version);
-        self.bad_version = Some(seen);
+        // A later 1.x is served as 1.1 (RFC 9110 §6.2: the highest minor
+        // version of that major the recipient conforms to; nginx does the
+        // same); any other major version is noted for the 505.
+        if version[5] != b'1' {
+            let mut seen = [0u8; 8];
+            seen.copy_from_slice(version);
+            self.bad_version = Some(seen);
+        }
         version.copy_from_slice(b"HTTP/1.1");
     }
 
@@ -264,8 +269,8 @@ mod tests {
     }
 
     #[test]
-    fn other_versions_are_noted_and_rewritten() {
-        for (line, seen) in [(&b"GET / HTTP/2.0\r\n"[..], Some(*b"HTTP/2.0")), (b"GET / HTTP/1.2\n", Some(*b"HTTP/1.2"))] {
+    fn other_versions_are_rewritten_and_other_majors_noted() {
+        for (line, seen) in [(&b"GET / HTTP/2.0\r\n"[..], Some(*b"HTTP/2.0")), (b"GET / HTTP/3.0\n", Some(*b"HTTP/3.0")), (b"GET / HTTP/1.2\n", None)] {
             let mut scan = HeadScan::default();
             scan.start();
             let mut bytes = line.to_vec();
