@@ -5,14 +5,14 @@
 //! requests never wait on the collector.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use opentelemetry::InstrumentationScope;
 use opentelemetry_sdk::trace::SpanData;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 
+use crate::background::Background;
 use crate::error::TelemetryError;
 use crate::resource::ServiceInfo;
 use crate::span_sender::SpanSender;
@@ -83,8 +83,7 @@ pub struct Exporter {
     scope: InstrumentationScope,
     stats: Arc<ExportStats>,
     queue: mpsc::Sender<SpanData>,
-    task: Mutex<Option<(oneshot::Sender<()>, JoinHandle<()>)>>,
-    timeout: Duration,
+    task: Background,
 }
 
 impl Exporter {
@@ -97,11 +96,10 @@ impl Exporter {
         let sender = SpanSender::new(otlp, service)?;
         let (queue, spans) = mpsc::channel(batch.max_queue.max(1));
         let stats = Arc::new(ExportStats::default());
-        let (stop, stopped) = oneshot::channel();
         let worker = Worker { spans, stats: stats.clone(), sender, batch: batch.clone(), warned: None };
-        let task = tokio::spawn(worker.run(stopped));
+        let task = Background::spawn(otlp.timeout, |stopped| worker.run(stopped));
         let scope = InstrumentationScope::builder("covet").with_version(service.service_version.clone()).build();
-        Ok(Arc::new(Exporter { scope, stats, queue, task: Mutex::new(Some((stop, task))), timeout: otlp.timeout }))
+        Ok(Arc::new(Exporter { scope, stats, queue, task }))
     }
 
     /// The instrumentation scope spans are reported under (`covet`, with the host's version).
@@ -127,12 +125,7 @@ impl Exporter {
     /// are dropped and counted as `dropped_queue_full`. Idempotent.
     /// (Dropping the last `Arc<Exporter>` also flushes, in the background.)
     pub async fn shutdown(&self) {
-        let running = self.task.lock().unwrap_or_else(PoisonError::into_inner).take();
-        let Some((stop, mut task)) = running else { return };
-        let _ = stop.send(());
-        if tokio::time::timeout(self.timeout, &mut task).await.is_err() {
-            task.abort();
-        }
+        self.task.stop().await;
     }
 }
 

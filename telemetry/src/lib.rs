@@ -28,6 +28,7 @@
 
 #[cfg(feature = "collector")]
 pub mod collector;
+mod background;
 pub mod context;
 pub mod current;
 mod error;

@@ -17,7 +17,7 @@
 mod convert;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -27,11 +27,11 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use prometheus_client::registry::Registry;
 use prost::Message;
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 pub use convert::to_request;
 pub use prometheus_client::encoding::prometheus_protobuf::prometheus_data_model::MetricFamily;
 
+use crate::background::Background;
 use crate::error::TelemetryError;
 use crate::export::{warn_limited, OtlpSettings, Protocol};
 use crate::http_client::HyperClient;
@@ -70,8 +70,7 @@ pub struct MetricsStats {
 #[derive(Debug)]
 pub struct MetricsExporter {
     stats: Arc<MetricsStats>,
-    task: Mutex<Option<(oneshot::Sender<()>, JoinHandle<()>)>>,
-    timeout: Duration,
+    task: Background,
 }
 
 impl MetricsExporter {
@@ -84,9 +83,9 @@ impl MetricsExporter {
         let stats = Arc::new(MetricsStats::default());
         let start = process_start();
         let worker = Worker { sender, collect, service: service.clone(), start, stats: stats.clone(), warned: None };
-        let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(worker.run(interval.max(Duration::from_millis(10)), stopped));
-        Ok(Arc::new(MetricsExporter { stats, task: Mutex::new(Some((stop, task))), timeout: otlp.timeout }))
+        let every = interval.max(Duration::from_millis(10));
+        let task = Background::spawn(otlp.timeout, |stopped| worker.run(every, stopped));
+        Ok(Arc::new(MetricsExporter { stats, task }))
     }
 
     /// The counters.
@@ -96,12 +95,7 @@ impl MetricsExporter {
 
     /// Sends the metrics one last time and stops, waiting at most the export timeout. Idempotent.
     pub async fn shutdown(&self) {
-        let running = self.task.lock().unwrap_or_else(PoisonError::into_inner).take();
-        let Some((stop, mut task)) = running else { return };
-        let _ = stop.send(());
-        if tokio::time::timeout(self.timeout, &mut task).await.is_err() {
-            task.abort();
-        }
+        self.task.stop().await;
     }
 }
 
