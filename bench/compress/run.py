@@ -11,14 +11,13 @@ checks the response really is compressed and records its size."""
 import gzip
 import json
 import os
-import statistics
 import sys
 import tempfile
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from harness import ForegroundServer, Server, free_port, render, wrk  # noqa: E402
+from harness import ForegroundServer, Server, free_port, measure_split, render  # noqa: E402
 
 RELEASE = os.path.join(os.environ["CARGO_TARGET_DIR"], "release")
 NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
@@ -31,19 +30,7 @@ WARMUP = int(os.environ.get("WARMUP", "3"))
 def measure(server, accept):
     """Warm-up, then RUNS wrk runs: medians, with CPU µs per request (user, system, total)."""
     headers = (f"Accept-Encoding: {accept}",) if accept else ()
-    wrk(server.url("/data.json"), WARMUP, CONNS, headers)
-    results = []
-    for _ in range(RUNS):
-        user0, sys0 = server.cpu_times()
-        r = wrk(server.url("/data.json"), SECONDS, CONNS, headers)
-        user1, sys1 = server.cpu_times()
-        n = max(r["requests"], 1)
-        r.update(usr_us=(user1 - user0) * 1e6 / n, sys_us=(sys1 - sys0) * 1e6 / n)
-        r["cpu_us"] = r["usr_us"] + r["sys_us"]
-        results.append(r)
-    median = {k: statistics.median(r[k] for r in results) for k in ["rps", "p50", "p99", "cpu_us", "usr_us", "sys_us"]}
-    median["non2xx"] = sum(r["non2xx"] for r in results)
-    return median
+    return measure_split(server, "/data.json", SECONDS, RUNS, CONNS, WARMUP, headers)
 
 
 def body():

@@ -13,7 +13,6 @@ graphql / proxy of CPU per request: the whole cost of the GraphQL layer
 resolver's call and JSON mapping, serialising the answer)."""
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -21,7 +20,7 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from harness import CLIENT_CPU, ForegroundServer, Server, _micros, free_port, render  # noqa: E402
+from harness import CLIENT_CPU, ForegroundServer, Server, free_port, measure_split, render  # noqa: E402
 
 RELEASE = os.path.join(os.environ["CARGO_TARGET_DIR"], "release")
 SECONDS = int(os.environ.get("DURATION", "10"))
@@ -34,35 +33,11 @@ QUERY = '{ user(id: "1") { id name } }'
 GRAPHQL_HEADERS = ["content-type: application/json", "accept: application/graphql-response+json"]
 
 
-def wrk(url, script=None):
-    """One wrk run pinned to CLIENT_CPU: requests, rps, p50/p99 µs, non-2xx."""
-    argv = ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", f"-c{CONNS}", f"-d{SECONDS}s", "--latency"]
-    if script:
-        argv += ["-s", script]
-    out = subprocess.run(argv + [url], capture_output=True, text=True, check=True).stdout
-    pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"requests": int(re.search(r"(\d+) requests in", out).group(1)),
-            "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-            "p50": _micros(pct["50"]), "p99": _micros(pct["99"]),
-            "non2xx": int(errors.group(1)) if errors else 0}
 
 
 def measure(server, path, script=None):
-    warm = ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", f"-c{CONNS}", f"-d{WARMUP}s"]
-    subprocess.run(warm + (["-s", script] if script else []) + [server.url(path)], capture_output=True, check=True)
-    results = []
-    for _ in range(RUNS):
-        user0, sys0 = server.cpu_times()
-        r = wrk(server.url(path), script)
-        user1, sys1 = server.cpu_times()
-        n = max(r["requests"], 1)
-        r.update(usr_us=(user1 - user0) * 1e6 / n, sys_us=(sys1 - sys0) * 1e6 / n)
-        r["cpu_us"] = r["usr_us"] + r["sys_us"]
-        results.append(r)
-    median = {k: statistics.median(r[k] for r in results) for k in ["rps", "p50", "p99", "cpu_us", "usr_us", "sys_us"]}
-    median["non2xx"] = sum(r["non2xx"] for r in results)
-    return median
+    """Warm-up, then RUNS wrk runs (a Lua `script` for the POST): medians, CPU µs per request split."""
+    return measure_split(server, path, SECONDS, RUNS, CONNS, WARMUP, script=script)
 
 
 def paced(server, path, work, body=None):

@@ -145,11 +145,14 @@ def _micros(text):
     return float(m.group(1)) * _UNITS[m.group(2)]
 
 
-def wrk(url, seconds, conns, headers=()):
-    """One wrk run pinned to CLIENT_CPU: requests, rps, p50 and p99 in µs, non-2xx count."""
+def wrk(url, seconds, conns, headers=(), script=None):
+    """One wrk run pinned to CLIENT_CPU (with a Lua `script` when given): requests, rps, p50 and
+    p99 in µs, non-2xx count."""
     argv = ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency", url]
     for h in headers:
         argv[5:5] = ["-H", h]
+    if script:
+        argv[5:5] = ["-s", script]
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -173,5 +176,23 @@ def measure(server, path, seconds, runs, conns, warmup, headers=()):
         results.append(r)
     keys = ["rps", "p50", "p99", "cpu_us"]
     median = {k: statistics.median(r[k] for r in results) for k in keys}
+    median["non2xx"] = sum(r["non2xx"] for r in results)
+    return median
+
+
+def measure_split(server, path, seconds, runs, conns, warmup, headers=(), script=None):
+    """Like `measure`, with the CPU µs per request split into user and system time
+    (`usr_us`, `sys_us`, `cpu_us`) from the server's process tree."""
+    wrk(server.url(path), warmup, conns, headers, script)
+    results = []
+    for _ in range(runs):
+        user0, sys0 = server.cpu_times()
+        r = wrk(server.url(path), seconds, conns, headers, script)
+        user1, sys1 = server.cpu_times()
+        n = max(r["requests"], 1)
+        r.update(usr_us=(user1 - user0) * 1e6 / n, sys_us=(sys1 - sys0) * 1e6 / n)
+        r["cpu_us"] = r["usr_us"] + r["sys_us"]
+        results.append(r)
+    median = {k: statistics.median(r[k] for r in results) for k in ["rps", "p50", "p99", "cpu_us", "usr_us", "sys_us"]}
     median["non2xx"] = sum(r["non2xx"] for r in results)
     return median

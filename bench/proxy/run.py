@@ -24,7 +24,7 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from harness import CLIENT_CPU, SERVER_CPU, ForegroundServer, Server, free_port, render, wrk  # noqa: E402
+from harness import CLIENT_CPU, SERVER_CPU, ForegroundServer, Server, free_port, measure_split, render  # noqa: E402
 
 RELEASE = os.path.join(os.environ["CARGO_TARGET_DIR"], "release")
 SECONDS = int(os.environ.get("DURATION", "10"))
@@ -52,19 +52,7 @@ class Upstream(Server):
 
 def measure(server, path):
     """Warm-up, then RUNS wrk runs: the median of each figure, CPU µs per request (user, system, total)."""
-    wrk(server.url(path), WARMUP, CONNS)
-    results = []
-    for _ in range(RUNS):
-        user0, sys0 = server.cpu_times()
-        r = wrk(server.url(path), SECONDS, CONNS)
-        user1, sys1 = server.cpu_times()
-        n = max(r["requests"], 1)
-        r.update(usr_us=(user1 - user0) * 1e6 / n, sys_us=(sys1 - sys0) * 1e6 / n)
-        r["cpu_us"] = r["usr_us"] + r["sys_us"]
-        results.append(r)
-    median = {k: statistics.median(r[k] for r in results) for k in ["rps", "p50", "p99", "cpu_us", "usr_us", "sys_us"]}
-    median["non2xx"] = sum(r["non2xx"] for r in results)
-    return median
+    return measure_split(server, path, SECONDS, RUNS, CONNS, WARMUP)
 
 
 def paced(server, path, work):
