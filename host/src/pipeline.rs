@@ -19,10 +19,11 @@
 
 use std::{sync::Arc, time::Instant};
 
-use covet_telemetry::{KeyValue, Span, SpanKind};
+use covet_telemetry::Span;
 
 use crate::{
     exchange::{Exchange, HostResponse},
+    otel::plugin_span::{begin, end},
     problem,
     registry::{Instance, PluginStats, Slot},
     runtime::{Decision, Fault},
@@ -123,7 +124,8 @@ async fn request_phase(
                 }
             }
             Ok(Decision::Continue) => {}
-            Ok(Decision::Respond(resp)) => return (i, Some(resp)),
+            // The background run of the rest of the chain is not wired yet: answer as Respond.
+            Ok(Decision::Respond(resp) | Decision::RespondAndContinue(resp)) => return (i, Some(resp)),
             Err(fault) => return (i, Some(fault_response(filter, "on_request", &fault, ex))),
         }
     }
@@ -165,36 +167,6 @@ async fn response_phase(filter: &Instance, ex: &mut Exchange, resp: &mut HostRes
     if let Err(fault) = outcome {
         *resp = fault_response(filter, "on_response", &fault, ex);
     }
-}
-
-/// The span of one phase call, a child of the server span, put in `ex.span`.
-/// Its name and attributes are only made when the trace is recorded.
-fn begin(server: &Span, instance: &Instance, phase: &'static str, ex: &mut Exchange) -> Span {
-    let span = if server.is_recording() {
-        let info = instance.executor.info();
-        let span = server.child(format!("{} {phase}", info.name), SpanKind::Internal);
-        span.set_attributes([
-            KeyValue::new("covet.plugin.name", info.name.clone()),
-            KeyValue::new("covet.plugin.kind", info.kind),
-            KeyValue::new("covet.plugin.phase", phase),
-            KeyValue::new("covet.plugin.version", info.version.clone()),
-        ]);
-        span
-    } else {
-        server.child("", SpanKind::Internal)
-    };
-    ex.span = Some(span.clone());
-    span
-}
-
-/// Ends a phase call's span (status Error with the fault's text on a fault)
-/// and takes it out of `ex.span`.
-fn end(span: &Span, fault: Option<&Fault>, ex: &mut Exchange) {
-    if let Some(fault) = fault.filter(|_| span.is_recording()) {
-        span.set_error(fault.message().to_owned());
-    }
-    span.end();
-    ex.span = None;
 }
 
 /// Counts the call and its latency; with the access log on, adds its time

@@ -62,6 +62,7 @@ fn flow(flow: Flow) -> FfiFlow {
     match flow {
         Flow::Continue => FfiFlow::Continue,
         Flow::Respond(resp) => FfiFlow::Respond(resp),
+        Flow::RespondAndContinue(resp) => FfiFlow::RespondAndContinue(resp),
     }
 }
 

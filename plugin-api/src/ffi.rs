@@ -112,6 +112,8 @@ pub enum FfiFlow {
     Continue,
     /// Stop the chain and send this response.
     Respond(Response),
+    /// Send this response now and run the rest of the chain in the background.
+    RespondAndContinue(Response),
 }
 
 /// The host's view of an in-flight request, handed to every phase call.

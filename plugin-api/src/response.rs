@@ -159,6 +159,20 @@ pub enum Flow {
     Continue,
     /// Stop here and send this response (filters already passed still run `on_response`).
     Respond(Response),
+    /// Send this response now (as [`Flow::Respond`]), and run the rest of the
+    /// chain in the background for a copy of the request: the later filters'
+    /// `on_request`, the handler, their `on_response`, and then this filter's
+    /// own `on_response`, which sees the fresh response; the host then reads
+    /// that response's body to the end and drops it. It is how a cache serves
+    /// a stale entry at once and refreshes it (`stale-while-revalidate`).
+    ///
+    /// The copy has the request's method, target, headers and metadata (as
+    /// this filter left them) and no body. The host runs it as
+    /// [`Flow::Respond`] (nothing in the background) when the request has a
+    /// body, or when too many background runs are in flight
+    /// (`limits.background_max`). Filters before this one never see the
+    /// background response. Native plugins only (ABI 0.4).
+    RespondAndContinue(Response),
 }
 
 /// The outgoing response as `on_response` sees it: edits go straight to the host's response.

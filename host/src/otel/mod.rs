@@ -18,6 +18,7 @@
 //! add up across reloads that replace them ([`span_totals`],
 //! [`metrics_export_failures`]).
 
+pub mod plugin_span;
 pub mod server_span;
 
 use std::sync::{

@@ -69,6 +69,9 @@ pub enum Decision {
     Continue,
     /// Answer now with this response.
     Respond(HostResponse),
+    /// Answer now with this response, and run the rest of the chain in the
+    /// background for a bodiless copy of the request (`Flow::RespondAndContinue`).
+    RespondAndContinue(HostResponse),
 }
 
 /// What the host knows about a loaded plugin.

@@ -30,7 +30,7 @@ fn preflight(origin: &str, method: &str, headers: Option<&str>) -> TestRequest {
 
 fn answer(plugin: &Cors, mut req: TestRequest) -> Option<Response> {
     match plugin.on_request(&mut req.view()) {
-        Flow::Respond(resp) => Some(resp),
+        Flow::Respond(resp) | Flow::RespondAndContinue(resp) => Some(resp),
         Flow::Continue => None,
     }
 }

@@ -16,7 +16,7 @@ fn plugin(redis: &RedisServer, config: Value) -> RateLimit {
 fn request(plugin: &RateLimit, req: &mut TestRequest) -> Option<Response> {
     match block_on(AsyncPlugin::on_request(plugin, &mut req.view())) {
         Flow::Continue => None,
-        Flow::Respond(response) => Some(response),
+        Flow::Respond(response) | Flow::RespondAndContinue(response) => Some(response),
     }
 }
 

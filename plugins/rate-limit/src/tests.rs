@@ -25,7 +25,7 @@ fn init_error(config: Value) -> String {
 fn request(plugin: &RateLimit, req: &mut TestRequest) -> Option<Response> {
     match block_on(AsyncPlugin::on_request(plugin, &mut req.view())) {
         Flow::Continue => None,
-        Flow::Respond(response) => Some(response),
+        Flow::Respond(response) | Flow::RespondAndContinue(response) => Some(response),
     }
 }
 

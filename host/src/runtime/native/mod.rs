@@ -231,6 +231,9 @@ impl Executor for NativeExecutor {
             |flow| match flow {
                 FfiFlow::Continue => Ok(Decision::Continue),
                 FfiFlow::Respond(resp) => HostResponse::from_plugin(resp).map(Decision::Respond).map_err(Fault::Error),
+                FfiFlow::RespondAndContinue(resp) => {
+                    HostResponse::from_plugin(resp).map(Decision::RespondAndContinue).map_err(Fault::Error)
+                }
             },
         )
     }

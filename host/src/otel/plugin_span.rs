@@ -1,0 +1,37 @@
+//! Plugin phase spans: the child of the request's server span that each
+//! plugin phase call runs in (see the pipeline's `call!` macro). With the
+//! trace not recorded, the child carries ids only: no name, no attributes.
+
+use covet_telemetry::{KeyValue, Span, SpanKind};
+
+use crate::{exchange::Exchange, registry::Instance, runtime::Fault};
+
+/// The span of one phase call, a child of the server span, put in `ex.span`.
+/// Its name and attributes are only made when the trace is recorded.
+pub fn begin(server: &Span, instance: &Instance, phase: &'static str, ex: &mut Exchange) -> Span {
+    let span = if server.is_recording() {
+        let info = instance.executor.info();
+        let span = server.child(format!("{} {phase}", info.name), SpanKind::Internal);
+        span.set_attributes([
+            KeyValue::new("covet.plugin.name", info.name.clone()),
+            KeyValue::new("covet.plugin.kind", info.kind),
+            KeyValue::new("covet.plugin.phase", phase),
+            KeyValue::new("covet.plugin.version", info.version.clone()),
+        ]);
+        span
+    } else {
+        server.child("", SpanKind::Internal)
+    };
+    ex.span = Some(span.clone());
+    span
+}
+
+/// Ends a phase call's span (status Error with the fault's text on a fault)
+/// and takes it out of `ex.span`.
+pub fn end(span: &Span, fault: Option<&Fault>, ex: &mut Exchange) {
+    if let Some(fault) = fault.filter(|_| span.is_recording()) {
+        span.set_error(fault.message().to_owned());
+    }
+    span.end();
+    ex.span = None;
+}
