@@ -9,6 +9,7 @@ mod access_log;
 mod admin;
 mod async_native;
 mod authority;
+mod cache;
 mod auth_jwt;
 mod auth_jwks;
 mod chain;

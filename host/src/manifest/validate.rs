@@ -298,6 +298,11 @@ const KINDS: [&str; 3] = ["native", "wasm", "python"];
 /// The plugin's kind (`native` when it is invalid, which is reported; a
 /// python plugin's form is filled in by the caller).
 fn check_kind(kind: &Spanned<String>, key: &str, problems: &mut Problems) -> PluginKind {
+    if let Some(message) = crate::runtime::missing_runtime(&kind.value) {
+        // A runtime left out of this build (cargo features): refused here, with its line.
+        let help = crate::runtime::missing_runtime_help(&kind.value);
+        problems.report(Loc::of(kind), key, message, Some(help));
+    }
     let (message, help) = match kind.value.as_str() {
         "native" => return PluginKind::Native,
         "wasm" => return PluginKind::Wasm,
