@@ -13,6 +13,7 @@ const PROTO: &str = "proto/covet/admin/v1/admin.proto";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed={PROTO}");
+    #[cfg(feature = "python")]
     python()?;
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").ok_or("OUT_DIR is not set")?);
     let mut compiler = protox::Compiler::new(["proto"])?;
@@ -25,7 +26,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// libpython's rpath, the interpreter's home, and the embedded `covet` package.
+/// libpython's rpath, the interpreter's home, and the embedded `covet` package
+/// (only with the `python` feature: a native-only build never runs Python).
+#[cfg(feature = "python")]
 fn python() -> Result<(), Box<dyn std::error::Error>> {
     pyo3_build_config::add_libpython_rpath_link_args();
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
@@ -49,6 +52,7 @@ fn python() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Every `.py` under `dir`, as (dotted module name, is a package, path).
+#[cfg(feature = "python")]
 fn collect_py(dir: &std::path::Path, prefix: &str, out: &mut Vec<(String, bool, PathBuf)>) -> std::io::Result<()> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
     for entry in entries {

@@ -22,6 +22,9 @@ fi
 npm ci --prefix tests/e2e/graphql --no-audit --no-fund --silent
 
 cargo build --workspace --locked
+# The native-only covet (no Python, no WASM runtime; docs/fleet.md): builds only
+# the covet crate again, checks ldd/nm, a native route, the refusal of python/wasm.
+bash scripts/native-only.sh
 bash scripts/wasm-plugins.sh
 bash scripts/python-env.sh
 # The `covet` Python package on its own (no host): python3 -m unittest discover host/python/tests

@@ -5,12 +5,46 @@
 //! runtime that must await (a WASM instance yielding at an epoch, a Python
 //! event loop) returns [`Outcome::Pending`]. The pipeline never asks which
 //! kind it is talking to.
+//!
+//! The Python and WASM runtimes are cargo features (`python`, `wasm`, both
+//! default). Without one, its module is a stand-in of the same API that
+//! refuses every plugin of that kind (the manifest check refuses them first,
+//! with the line and column; see docs/fleet.md).
 
 pub mod artifact;
 pub mod native;
+#[cfg(feature = "python")]
+pub mod python;
+#[cfg(not(feature = "python"))]
+#[path = "python/disabled.rs"]
 pub mod python;
 pub mod services;
+#[cfg(feature = "wasm")]
 pub mod wasm;
+#[cfg(not(feature = "wasm"))]
+#[path = "wasm/disabled.rs"]
+pub mod wasm;
+
+/// Why a plugin of `kind` cannot run in this build, when its runtime's cargo
+/// feature is off (`None` when it is compiled in, or `kind` is native).
+pub fn missing_runtime(kind: &str) -> Option<String> {
+    let compiled_in = match kind {
+        "python" => cfg!(feature = "python"),
+        "wasm" => cfg!(feature = "wasm"),
+        _ => true,
+    };
+    (!compiled_in).then(|| {
+        format!("this covet was built without the `{kind}` cargo feature, so it cannot run `kind: {kind}` plugins")
+    })
+}
+
+/// How to get a covet that runs `kind` plugins (the help of [`missing_runtime`]).
+pub fn missing_runtime_help(kind: &str) -> String {
+    format!(
+        "rebuild with the feature: `cargo build -p covet --features {kind}` (or default features), \
+         or use the full image (`docker build --build-arg COVET_FEATURES=full`)"
+    )
+}
 
 use std::{future::Future, pin::Pin};
 
