@@ -17,6 +17,11 @@
 //! upstream_attempts=2` (JSON: `"upstream"`, `"upstream_endpoint"`,
 //! `"upstream_attempts"`). Requests without them cost nothing more.
 //!
+//! A request a cache answered or looked up (the `cache` plugin sets the
+//! metadata `cache.status`: `hit`, `miss`, `stale`, `revalidated`,
+//! `bypass`) gets ` cache="hit"` (JSON: `"cache"`), after the upstream
+//! fields.
+//!
 //! With tracing on, every line ends with the server span's ids,
 //! ` trace_id=<32 hex> span_id=<16 hex>` (JSON: `"trace_id"`, `"span_id"`);
 //! with it off, lines are as above.
@@ -46,10 +51,28 @@ pub struct Entry<'a> {
     pub request_id: &'a str,
     /// Client address.
     pub client: &'a str,
-    /// The upstream that answered, when a plugin forwarded the request.
-    pub upstream: Option<&'a Upstream>,
+    /// The fields read from the request's metadata (upstream, cache), when one is set.
+    pub tags: Option<&'a Tags>,
     /// The server span's ids, when tracing is on.
     pub trace: Option<&'a SpanContext>,
+}
+
+/// The fields of a line read from the request's metadata.
+#[derive(Debug, Default, PartialEq)]
+pub struct Tags {
+    /// The upstream that answered, when a plugin forwarded the request.
+    pub upstream: Option<Upstream>,
+    /// `cache.status`, when a cache set it.
+    pub cache: Option<String>,
+}
+
+impl Tags {
+    /// The fields when any is set; `None` (no allocation) otherwise.
+    pub fn from_metadata(metadata: &Metadata) -> Option<Tags> {
+        let upstream = Upstream::from_metadata(metadata);
+        let cache = metadata.get("cache.status").map(str::to_owned);
+        (upstream.is_some() || cache.is_some()).then_some(Tags { upstream, cache })
+    }
 }
 
 /// The upstream fields of a forwarded request, from its metadata.
@@ -115,12 +138,15 @@ fn pretty(line: &mut String, now: humantime::Rfc3339Timestamp, e: &Entry<'_>) ->
         write!(line, "{}{}={}us", if i == 0 { "" } else { "," }, t.plugin, t.micros)?;
     }
     write!(line, " request_id={:?} client={:?}", e.request_id, e.client)?;
-    if let Some(u) = e.upstream {
+    if let Some(u) = e.tags.and_then(|t| t.upstream.as_ref()) {
         write!(line, " upstream={:?} upstream_endpoint={:?} upstream_attempts=", u.name, u.endpoint)?;
         match u.attempts.parse::<u32>() {
             Ok(n) => write!(line, "{n}")?,
             Err(_) => write!(line, "{:?}", u.attempts)?,
         }
+    }
+    if let Some(cache) = e.tags.and_then(|t| t.cache.as_deref()) {
+        write!(line, " cache={cache:?}")?;
     }
     match e.trace {
         Some(t) => write!(line, " trace_id={:032x} span_id={:016x}", t.trace_id, t.span_id),
@@ -150,7 +176,7 @@ fn json(line: &mut String, now: humantime::Rfc3339Timestamp, e: &Entry<'_>) -> s
     json_str(line, e.request_id);
     line.push_str(",\"client\":");
     json_str(line, e.client);
-    if let Some(u) = e.upstream {
+    if let Some(u) = e.tags.and_then(|t| t.upstream.as_ref()) {
         line.push_str(",\"upstream\":");
         json_str(line, &u.name);
         line.push_str(",\"upstream_endpoint\":");
@@ -162,6 +188,10 @@ fn json(line: &mut String, now: humantime::Rfc3339Timestamp, e: &Entry<'_>) -> s
                 json_str(line, &u.attempts);
             }
         }
+    }
+    if let Some(cache) = e.tags.and_then(|t| t.cache.as_deref()) {
+        line.push_str(",\"cache\":");
+        json_str(line, cache);
     }
     if let Some(t) = e.trace {
         write!(line, r#","trace_id":"{:032x}","span_id":"{:016x}""#, t.trace_id, t.span_id)?;
@@ -203,7 +233,7 @@ mod tests {
             timings,
             request_id: "r1",
             client: "127.0.0.1:1",
-            upstream: None,
+            tags: None,
             trace: None,
         }
     }
@@ -217,9 +247,10 @@ mod tests {
         metadata.set("upstream.name", "users");
         metadata.set("upstream.endpoint", "127.0.0.1:9001");
         metadata.set("upstream.attempts", "2");
-        let upstream = Upstream::from_metadata(&metadata).unwrap();
+        let tags = Tags::from_metadata(&metadata).unwrap();
+        assert_eq!(tags.cache, None);
         let timings = None;
-        let e = Entry { upstream: Some(&upstream), ..entry(&timings) };
+        let e = Entry { tags: Some(&tags), ..entry(&timings) };
         let mut line = String::new();
         pretty(&mut line, humantime::format_rfc3339_micros(SystemTime::now()), &e).unwrap();
         assert!(line.ends_with(r#" upstream="users" upstream_endpoint="127.0.0.1:9001" upstream_attempts=2"#), "{line}");
@@ -227,6 +258,34 @@ mod tests {
         json(&mut line, humantime::format_rfc3339_micros(SystemTime::now()), &e).unwrap();
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!((v["upstream"].as_str(), v["upstream_endpoint"].as_str(), v["upstream_attempts"].as_u64()), (Some("users"), Some("127.0.0.1:9001"), Some(2)));
+    }
+
+    #[test]
+    fn the_cache_field_comes_from_cache_status_when_set() {
+        let mut metadata = Metadata::default();
+        metadata.set("cache.key", "example.com/a");
+        assert_eq!(Tags::from_metadata(&metadata), None, "only cache.status makes the field");
+        metadata.set("cache.status", "hit");
+        let tags = Tags::from_metadata(&metadata).unwrap();
+        assert_eq!((tags.upstream.as_ref(), tags.cache.as_deref()), (None, Some("hit")));
+        let timings = None;
+        let now = || humantime::format_rfc3339_micros(SystemTime::now());
+        let e = Entry { tags: Some(&tags), ..entry(&timings) };
+        let mut line = String::new();
+        pretty(&mut line, now(), &e).unwrap();
+        assert!(line.ends_with(r#" client="127.0.0.1:1" cache="hit""#), "{line}");
+        assert!(!line.contains("upstream="), "{line}");
+        let mut line = String::new();
+        json(&mut line, now(), &e).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["cache"], "hit");
+        assert!(v.get("upstream").is_none(), "{line}");
+
+        metadata.set("upstream.name", "origin");
+        let both = Tags::from_metadata(&metadata).unwrap();
+        let mut line = String::new();
+        pretty(&mut line, now(), &Entry { tags: Some(&both), ..entry(&timings) }).unwrap();
+        assert!(line.ends_with(r#" upstream="origin" upstream_endpoint="-" upstream_attempts="-" cache="hit""#), "{line}");
     }
 
     #[test]
@@ -253,8 +312,9 @@ mod tests {
     fn with_tracing_on_lines_end_with_the_server_span_ids() {
         let (timings, ctx) = (None, trace());
         let upstream = Upstream { name: "users".into(), endpoint: "127.0.0.1:9001".into(), attempts: "1".into() };
+        let tags = Tags { upstream: Some(upstream), cache: None };
         let now = || humantime::format_rfc3339_micros(SystemTime::now());
-        let e = Entry { trace: Some(&ctx), upstream: Some(&upstream), ..entry(&timings) };
+        let e = Entry { trace: Some(&ctx), tags: Some(&tags), ..entry(&timings) };
         let mut line = String::new();
         pretty(&mut line, now(), &e).unwrap();
         assert!(line.ends_with(" upstream_attempts=1 trace_id=4bf92f3577b34da6a3ce929d0e0e4736 span_id=00f067aa0ba902b7"), "{line}");

@@ -2,9 +2,11 @@
 //! (exit 2 with file:line:column errors when invalid), `schema` prints the
 //! manifest's JSON Schema; `plugin list|reload|swap` and `reload` drive a
 //! running host through its admin API ([`control`]), and `upstreams` shows
-//! its upstreams' endpoints and health ([`upstreams`]).
+//! its upstreams' endpoints and health ([`upstreams`]); `cache purge` purges
+//! cached responses ([`cache`]).
 
 pub mod admin_client;
+pub mod cache;
 pub mod control;
 pub mod upstreams;
 
@@ -59,6 +61,11 @@ enum Command {
         #[command(flatten)]
         admin: control::AdminArgs,
     },
+    /// Purge a running host's cached responses by key, path prefix or tag (admin API).
+    Cache {
+        #[command(subcommand)]
+        command: cache::CacheCommand,
+    },
 }
 
 /// Runs the command line; the process exit code is the result.
@@ -74,6 +81,7 @@ pub fn main() -> ExitCode {
         Command::Plugin { command } => control::plugin(command),
         Command::Reload { admin } => control::reload(admin),
         Command::Upstreams { admin } => upstreams::upstreams(admin),
+        Command::Cache { command } => cache::cache(command),
     }
 }
 
@@ -102,6 +110,7 @@ fn host(path: PathBuf, options: server::RunOptions) -> ExitCode {
         Err(e) => return fail(&HostError::Manifest(e)),
     };
     let (_log_guard, log_writer) = telemetry::init(&manifest.log);
+    crate::background::configure(&manifest.limits);
     let access_log = manifest.log.access.then(|| AccessLog::new(manifest.log.format, log_writer));
     // Calls into `blocking` plugins run through `block_in_place`, which hands
     // the worker's queue to a thread of the blocking pool. Uncapped (tokio's

@@ -23,6 +23,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod background;
 pub mod cli;
 pub mod control;
 pub mod error;

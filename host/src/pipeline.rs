@@ -5,6 +5,11 @@
 //!        └── Respond(r) short-circuits: the handler is skipped and the filters
 //!            that already passed run on_response on r, in reverse order.
 //! ```
+//! `RespondAndContinue(r)` answers like `Respond(r)`; when the request has
+//! no body, the rest of the chain (the later filters, the handler, then the
+//! issuing filter's `on_response`) also runs in the background on a
+//! bodiless copy of the request ([`crate::background`]).
+//!
 //! A plugin fault (panic or trap, error, invalid response) becomes a 500 with
 //! the structured body (a timeout a 504), is counted on the plugin, and
 //! logged with its name.
@@ -63,6 +68,17 @@ impl Live {
         Some(Live { filters, handler: chain.handler.load()? })
     }
 
+    /// The part of the chain a background run needs when filter `issuer`
+    /// answered with `RespondAndContinue`: the same live instances (so a
+    /// swap meanwhile leaves the run on them).
+    pub(crate) fn rest(&self, issuer: usize) -> crate::background::Rest {
+        crate::background::Rest {
+            issuer: self.filters[issuer].clone(),
+            later: self.filters[issuer + 1..].to_vec(),
+            handler: self.handler.clone(),
+        }
+    }
+
     /// Whether every plugin of the chain reads the request body as a stream.
     pub fn streams_body(&self) -> bool {
         self.handler.executor.streams_body() && self.filters.iter().all(|f| f.executor.streams_body())
@@ -94,21 +110,38 @@ macro_rules! call {
 pub async fn run(live: &Live, ex: &mut Exchange, timings: &mut Timings, server: Option<&Span>) -> HostResponse {
     let (passed, early) = request_phase(&live.filters, ex, timings, server).await;
     let mut resp = match early {
-        Some(resp) => resp,
-        None => handle_phase(&live.handler, ex, timings, server).await,
+        None => handle_phase(&live.handler, ex, timings, server).await.0,
+        Some(Early::Respond(resp) | Early::Fault(resp)) => resp,
+        Some(Early::Background(resp)) => {
+            crate::background::start(live, passed, ex);
+            resp
+        }
     };
     for filter in live.filters[..passed].iter().rev() {
         response_phase(filter, ex, &mut resp, timings, server).await;
     }
+    crate::metrics::cache::count(&ex.route, &ex.metadata);
     resp
 }
 
-async fn request_phase(
+/// Why the request phase stopped before the handler.
+pub(crate) enum Early {
+    /// A filter answered (`Respond`).
+    Respond(HostResponse),
+    /// A filter answered and asked for the rest of the chain in the background (`RespondAndContinue`).
+    Background(HostResponse),
+    /// A filter faulted; the response is the fault's.
+    Fault(HostResponse),
+}
+
+/// Runs `on_request` of `filters` in order; returns how many passed
+/// (the index of the one that stopped) and why it stopped, if one did.
+pub(crate) async fn request_phase(
     filters: &[Arc<Instance>],
     ex: &mut Exchange,
     timings: &mut Timings,
     server: Option<&Span>,
-) -> (usize, Option<HostResponse>) {
+) -> (usize, Option<Early>) {
     let buffered = ex.body_stream.is_none();
     for (i, filter) in filters.iter().enumerate() {
         if !filter.executor.info().phases.contains(Phases::ON_REQUEST) {
@@ -120,13 +153,13 @@ async fn request_phase(
         match outcome {
             Ok(Decision::Continue) if buffered && ex.body_stream.is_some() => {
                 if let Err(fault) = Box::pin(refill(ex)).await {
-                    return (i, Some(fault_response(filter, "on_request", &fault, ex)));
+                    return (i, Some(Early::Fault(fault_response(filter, "on_request", &fault, ex))));
                 }
             }
             Ok(Decision::Continue) => {}
-            // The background run of the rest of the chain is not wired yet: answer as Respond.
-            Ok(Decision::Respond(resp) | Decision::RespondAndContinue(resp)) => return (i, Some(resp)),
-            Err(fault) => return (i, Some(fault_response(filter, "on_request", &fault, ex))),
+            Ok(Decision::Respond(resp)) => return (i, Some(Early::Respond(resp))),
+            Ok(Decision::RespondAndContinue(resp)) => return (i, Some(Early::Background(resp))),
+            Err(fault) => return (i, Some(Early::Fault(fault_response(filter, "on_request", &fault, ex)))),
         }
     }
     (filters.len(), None)
@@ -150,22 +183,38 @@ async fn refill(ex: &mut Exchange) -> Result<(), Fault> {
     }
 }
 
-async fn handle_phase(handler: &Instance, ex: &mut Exchange, timings: &mut Timings, server: Option<&Span>) -> HostResponse {
+/// Calls the handler; the response, and whether it is a fault's.
+pub(crate) async fn handle_phase(handler: &Instance, ex: &mut Exchange, timings: &mut Timings, server: Option<&Span>) -> (HostResponse, bool) {
     let started = Instant::now();
     let outcome = call!(server, handler, "handle", ex, handler.executor.handle(ex));
     record(timings, handler, started);
-    outcome.unwrap_or_else(|fault| fault_response(handler, "handle", &fault, ex))
+    match outcome {
+        Ok(resp) => (resp, false),
+        Err(fault) => (fault_response(handler, "handle", &fault, ex), true),
+    }
 }
 
-async fn response_phase(filter: &Instance, ex: &mut Exchange, resp: &mut HostResponse, timings: &mut Timings, server: Option<&Span>) {
+/// Calls `on_response` of `filter` (when it has one); whether it faulted
+/// (then `resp` is the fault's).
+pub(crate) async fn response_phase(
+    filter: &Instance,
+    ex: &mut Exchange,
+    resp: &mut HostResponse,
+    timings: &mut Timings,
+    server: Option<&Span>,
+) -> bool {
     if !filter.executor.info().phases.contains(Phases::ON_RESPONSE) {
-        return;
+        return false;
     }
     let started = Instant::now();
     let outcome = call!(server, filter, "on_response", ex, filter.executor.on_response(ex, resp));
     record(timings, filter, started);
-    if let Err(fault) = outcome {
-        *resp = fault_response(filter, "on_response", &fault, ex);
+    match outcome {
+        Ok(()) => false,
+        Err(fault) => {
+            *resp = fault_response(filter, "on_response", &fault, ex);
+            true
+        }
     }
 }
 

@@ -196,7 +196,7 @@ where
     let mut timings: Timings = log.as_ref().map(|_| Vec::new());
     let head = parts.method == Method::HEAD;
     let http1 = parts.version <= http::Version::HTTP_11;
-    let mut upstream = None; // the access log's upstream fields (set only when it is on)
+    let mut upstream = None; // the access log's metadata fields: upstream, cache (set only when it is on)
     let mut span = None; // the server span (tracing on)
     let out = (&mut timings, &mut upstream, &mut span);
     let (mut resp, route) = dispatch(&shared, &conn, parts, body, tunnel_body, &id, out).await;
@@ -221,7 +221,7 @@ where
             timings: &timings,
             request_id,
             client: &conn.client,
-            upstream: upstream.as_ref(),
+            tags: upstream.as_ref(),
             trace: span.as_ref().map(Span::context).as_ref(),
         });
     }
@@ -239,7 +239,7 @@ async fn dispatch<B>(
     body: B,
     tunnel: Option<Box<RequestBody>>,
     id: &HeaderValue,
-    (timings, upstream, span): (&mut Timings, &mut Option<crate::access_log::Upstream>, &mut Option<Span>),
+    (timings, upstream, span): (&mut Timings, &mut Option<crate::access_log::Tags>, &mut Option<Span>),
 ) -> (HostResponse, Option<Arc<str>>)
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
@@ -321,7 +321,7 @@ where
     }
     let resp = pipeline::run(&live, &mut ex, timings, span.as_ref()).await;
     if timings.is_some() {
-        *upstream = crate::access_log::Upstream::from_metadata(&ex.metadata);
+        *upstream = crate::access_log::Tags::from_metadata(&ex.metadata);
     }
     match over_limit {
         Some(over) if over.load(Ordering::Acquire) => (problem::closing(problem::payload_too_large(max, request_id)), route),
@@ -399,6 +399,7 @@ where
     match Limited::new(body, max as usize).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(problem::closing(problem::payload_too_large(max, request_id))),
+        Err(e) if e.is::<crate::server::body::BodyTimedOut>() => Err(problem::closing(problem::body_timeout(&e.to_string(), request_id))),
         Err(e) => Err(problem::closing(problem::bad_body(&e.to_string(), request_id))),
     }
 }

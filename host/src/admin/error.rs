@@ -7,6 +7,7 @@
 //! | `PluginLoad`, `PluginInit` | 422 | `swap_refused` | `FAILED_PRECONDITION` |
 //! | `Manifest` | 422 | `manifest_invalid` | `FAILED_PRECONDITION` |
 //! | (a malformed request) | 400 | `bad_request` | `INVALID_ARGUMENT` |
+//! | (the shared state cannot be used: a purge) | 503 | `unavailable` | `UNAVAILABLE` |
 //! | (a missing or wrong token) | 401 | `unauthorized` | `UNAUTHENTICATED` |
 //! | (no such endpoint; wrong method) | 404; 405 | `not_found`; `method_not_allowed` | `UNIMPLEMENTED` |
 //! | anything else | 500 | `internal` | `INTERNAL` |
@@ -37,6 +38,16 @@ impl ApiError {
         ApiError { status: StatusCode::BAD_REQUEST, code: "bad_request", message: message.into() }
     }
 
+    /// A service the request needs (the shared state) failed or timed out.
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError { status: StatusCode::SERVICE_UNAVAILABLE, code: "unavailable", message: message.into() }
+    }
+
+    /// Something went wrong on the host's side.
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: "internal", message: message.into() }
+    }
+
     /// A request without the right token.
     pub fn unauthorized() -> ApiError {
         let message = "this admin API needs `authorization: Bearer <token>` with the configured token";
@@ -47,7 +58,8 @@ impl ApiError {
     pub fn not_found(method: &http::Method, path: &str) -> ApiError {
         let message = format!(
             "no admin endpoint {method} {path}; try GET /v1/plugins, POST /v1/plugins/NAME/reload, \
-             POST /v1/plugins/NAME/swap, POST /v1/reload, GET /v1/events or GET /metrics"
+             POST /v1/plugins/NAME/swap, POST /v1/reload, GET /v1/events, GET /v1/upstreams, \
+             POST /v1/cache/purge or GET /metrics"
         );
         ApiError { status: StatusCode::NOT_FOUND, code: "not_found", message }
     }
@@ -65,6 +77,7 @@ impl ApiError {
             StatusCode::UNPROCESSABLE_ENTITY => tonic::Code::FailedPrecondition,
             StatusCode::BAD_REQUEST => tonic::Code::InvalidArgument,
             StatusCode::UNAUTHORIZED => tonic::Code::Unauthenticated,
+            StatusCode::SERVICE_UNAVAILABLE => tonic::Code::Unavailable,
             _ => tonic::Code::Internal,
         }
     }
@@ -153,6 +166,8 @@ mod tests {
     fn request_errors_have_their_own_codes() {
         let bad = ApiError::bad_request("unknown field `pth`");
         assert_eq!((bad.status.as_u16(), bad.code, bad.grpc_code()), (400, "bad_request", tonic::Code::InvalidArgument));
+        let down = ApiError::unavailable("redis timed out");
+        assert_eq!((down.status.as_u16(), down.code, down.grpc_code()), (503, "unavailable", tonic::Code::Unavailable));
         let denied = ApiError::unauthorized();
         assert_eq!((denied.status.as_u16(), denied.code, denied.grpc_code()), (401, "unauthorized", tonic::Code::Unauthenticated));
         let response = denied.into_response();

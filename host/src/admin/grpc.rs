@@ -1,7 +1,8 @@
 //! The gRPC admin service `covet.admin.v1.Admin` (`proto/covet/admin/v1/admin.proto`),
 //! plus gRPC reflection v1 serving its descriptors (for `grpcurl` and the like).
 //! Each call does what its JSON twin in [`super::http`] does (`ListUpstreams`:
-//! `GET /v1/upstreams`, the same fields as messages).
+//! `GET /v1/upstreams`, the same fields as messages; `PurgeCache`:
+//! `POST /v1/cache/purge`).
 
 use std::{pin::Pin, sync::Arc};
 
@@ -77,6 +78,14 @@ impl pb::admin_server::Admin for AdminService {
     async fn list_upstreams(&self, _: Request<pb::ListUpstreamsRequest>) -> Result<Response<pb::ListUpstreamsResponse>, Status> {
         let upstreams = crate::runtime::services::upstreams().status().into_iter().map(upstream_status).collect();
         Ok(Response::new(pb::ListUpstreamsResponse { upstreams }))
+    }
+
+    async fn purge_cache(&self, request: Request<pb::PurgeCacheRequest>) -> Result<Response<pb::PurgeCacheResponse>, Status> {
+        let pb::PurgeCacheRequest { key, prefix, host, tag, namespace } = request.into_inner();
+        let request = super::purge::PurgeRequest { key, prefix, host, tag, namespace };
+        let state = crate::runtime::services::current().map_err(|e| ApiError::internal(e).into_status())?.state;
+        let p = super::purge::purge(&*state, request).await?;
+        Ok(Response::new(pb::PurgeCacheResponse { seq: p.seq, namespace: p.namespace, kind: p.kind.to_owned(), value: p.value, backend: p.backend.to_owned() }))
     }
 
     type WatchEventsStream = EventStream;

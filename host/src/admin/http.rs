@@ -8,6 +8,7 @@
 //! | `POST /v1/reload` | `ReloadOutcome` |
 //! | `GET /v1/events` | `text/event-stream`, one `data: <Event>` per event |
 //! | `GET /v1/upstreams` | `{"upstreams": [UpstreamStatus…]}`: each upstream's endpoints with health, ejections, counters and latency buckets |
+//! | `POST /v1/cache/purge` `{"key"\|"prefix"(+"host"?)\|"tag", "namespace"?}` | 202 `{"seq","namespace","kind","value","backend"}`: the ban is in the purge log ([`super::purge`]) |
 //! | `GET /metrics` | Prometheus text format 0.0.4 |
 //!
 //! Failures are [`ApiError`]s.
@@ -25,7 +26,7 @@ use axum::{
 };
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use http::{HeaderValue, Method, Uri, header::CONTENT_TYPE};
+use http::{HeaderValue, Method, StatusCode, Uri, header::CONTENT_TYPE};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -41,6 +42,7 @@ pub fn routes(state: Arc<AdminState>) -> Router {
         .route("/v1/reload", post(reload_manifest))
         .route("/v1/events", get(events))
         .route("/v1/upstreams", get(upstreams))
+        .route("/v1/cache/purge", post(purge))
         .route("/metrics", get(metrics))
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -56,6 +58,15 @@ async fn list(State(state): State<Arc<AdminState>>) -> Json<serde_json::Value> {
 
 async fn upstreams() -> Json<serde_json::Value> {
     Json(json!({ "upstreams": crate::runtime::services::upstreams().status() }))
+}
+
+async fn purge(body: Bytes) -> Result<(StatusCode, Json<super::purge::Purged>), ApiError> {
+    let request: super::purge::PurgeRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!("invalid purge body: {e}; expected {{\"key\"|\"prefix\"|\"tag\": \"…\", \"host\"?: \"…\", \"namespace\"?: \"cache\"}}"))
+    })?;
+    let state = crate::runtime::services::current().map_err(ApiError::internal)?.state;
+    let purged = super::purge::purge(&*state, request).await?;
+    Ok((StatusCode::ACCEPTED, Json(purged)))
 }
 
 async fn reload_plugin(State(state): State<Arc<AdminState>>, Path(name): Path<String>) -> Result<Json<SwapOutcome>, ApiError> {

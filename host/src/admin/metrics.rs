@@ -14,6 +14,8 @@
 //! | `covet_plugin_swaps_total`, `covet_plugin_swap_failures_total` | `plugin` |
 //! | `covet_plugin_info` (gauge, 1) | `plugin`, `kind`, `version`, `sha256` of the live instance |
 //! | `covet_manifest_reloads_total` | `result` (`ok`, `failed`) |
+//! | `covet_cache_requests_total` | `route`, `status` (`hit`, `miss`, `stale`, `revalidated`, `bypass`, `other`): from the metadata `cache.status` ([`crate::metrics::cache`]) |
+//! | `covet_background_runs_total` | `result` (`ok`, `fault`, `dropped`): runs of `RespondAndContinue` ([`crate::background`]) |
 //! | `covet_plugin_outbound_requests_total`, `_denied_total`, `_errors_total` | `plugin` (host services' outbound HTTP, every kind) |
 //! | `covet_upstream_*` | `upstream` (and `endpoint`): see [`super::upstream_metrics`] |
 //! | `covet_trace_spans_exported_total` | |
@@ -135,6 +137,8 @@ impl Collector for HostCollector {
         super::upstream_metrics::encode(&mut encoder, &crate::runtime::services::upstreams().status())?;
 
         telemetry(&mut encoder)?;
+        background(&mut encoder)?;
+        cache(&mut encoder)?;
 
         let (ok, failed) = self.control.manifest_reloads();
         let help = "Manifest reloads, by result.";
@@ -143,6 +147,27 @@ impl Collector for HostCollector {
         ConstCounter::new(failed).encode(family.encode_family(&[("result", "failed")])?)?;
         Ok(())
     }
+}
+
+/// Requests a cache looked up, by route and `cache.status`.
+fn cache(encoder: &mut DescriptorEncoder) -> fmt::Result {
+    let help = "Requests a cache plugin looked up, by route and the cache.status it set.";
+    let mut family = encoder.encode_descriptor("covet_cache_requests", help, None, MetricType::Counter)?;
+    for (route, status, count) in crate::metrics::cache::snapshot() {
+        ConstCounter::new(count).encode(family.encode_family(&[("route", &*route), ("status", status)])?)?;
+    }
+    Ok(())
+}
+
+/// What became of background runs ([`crate::background`]).
+fn background(encoder: &mut DescriptorEncoder) -> fmt::Result {
+    let totals = crate::background::totals();
+    let help = "Background runs of the rest of a chain after RespondAndContinue, by result (dropped: limits.background_max in flight).";
+    let mut family = encoder.encode_descriptor("covet_background_runs", help, None, MetricType::Counter)?;
+    for (result, count) in [("ok", totals.ok), ("fault", totals.fault), ("dropped", totals.dropped)] {
+        ConstCounter::new(count).encode(family.encode_family(&[("result", result)])?)?;
+    }
+    Ok(())
 }
 
 /// What became of spans, and failed OTLP exports by signal ([`crate::otel`]).

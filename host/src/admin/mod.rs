@@ -6,7 +6,8 @@
 //!
 //! - HTTP/1.1 + JSON for people, scripts and the `covet` CLI ([`http`]):
 //!   list plugins, reload or swap one, reload the manifest, stream events
-//!   (SSE), and `GET /metrics` in the Prometheus text format ([`metrics`]);
+//!   (SSE), purge the cache ([`purge`]), and `GET /metrics` in the
+//!   Prometheus text format ([`metrics`]);
 //! - gRPC over h2c with prior knowledge ([`grpc`]): `covet.admin.v1.Admin`
 //!   from `proto/covet/admin/v1/admin.proto`, with reflection v1.
 //!
@@ -25,6 +26,7 @@ mod grpc;
 mod http;
 mod metrics;
 pub(crate) use metrics::otlp_source;
+pub mod purge;
 mod upstream_metrics;
 
 use std::{io::Write, net::SocketAddr, sync::Arc};

@@ -132,6 +132,9 @@ pub struct Limits {
     /// How often HTTP/2 pings an idle peer, and how long it waits for the
     /// answer before closing the connection (default 20 s).
     pub h2_keepalive_interval: Duration,
+    /// Most background runs of `Flow::RespondAndContinue` in flight at once
+    /// (default 64; 0: never run in the background, answer as `Respond`).
+    pub background_max: usize,
 }
 
 impl Default for Limits {
@@ -146,6 +149,7 @@ impl Default for Limits {
             shutdown_timeout: Duration::from_secs(30),
             h2_max_concurrent_streams: 256,
             h2_keepalive_interval: Duration::from_secs(20),
+            background_max: 64,
         }
     }
 }

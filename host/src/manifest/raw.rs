@@ -107,6 +107,8 @@ pub struct RawLimits {
     pub h2_max_concurrent_streams: NonZeroU32,
     /// How often HTTP/2 pings a peer, and how long it waits for the answer before closing the connection (default 20s).
     pub h2_keepalive_interval: HumanDuration,
+    /// Most background runs in flight at once: a filter answering with `RespondAndContinue` (a cache's stale-while-revalidate) past it is answered as `Respond`, nothing in the background (default 64; 0: never in the background).
+    pub background_max: usize,
 }
 
 impl Default for RawLimits {
@@ -123,6 +125,7 @@ impl Default for RawLimits {
             h2_max_concurrent_streams: NonZeroU32::new(limits.h2_max_concurrent_streams)
                 .unwrap_or(NonZeroU32::MIN),
             h2_keepalive_interval: HumanDuration(limits.h2_keepalive_interval),
+            background_max: limits.background_max,
         }
     }
 }

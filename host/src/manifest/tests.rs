@@ -170,6 +170,17 @@ fn io_backend_and_h2_keepalive_interval_are_read() {
 }
 
 #[test]
+fn background_max_defaults_to_64_and_is_a_count() {
+    assert_eq!(parse(&with_plugins("")).expect("valid manifest").limits.background_max, 64);
+    let manifest = parse(&with_plugins("limits:\n  background_max: 0\n")).expect("0 turns background runs off");
+    assert_eq!(manifest.limits.background_max, 0);
+    let err = parse(&with_plugins("limits:\n  background_max: -1\n")).unwrap_err().to_string();
+    assert!(err.contains("limits.background_max") && err.contains(":12:"), "{err}");
+    let err = parse(&with_plugins("limits:\n  background_max: lots\n")).unwrap_err().to_string();
+    assert!(err.contains("limits.background_max"), "{err}");
+}
+
+#[test]
 fn an_unknown_io_backend_names_its_location_and_the_choices() {
     let err = parse(&with_plugins("io: kqueue\n")).unwrap_err().to_string();
     assert!(err.contains("kqueue") && err.contains("epoll") && err.contains("uring"), "{err}");

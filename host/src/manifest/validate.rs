@@ -138,6 +138,7 @@ fn limits(raw: &RawLimits) -> Limits {
         shutdown_timeout: raw.shutdown_timeout.0,
         h2_max_concurrent_streams: raw.h2_max_concurrent_streams.get(),
         h2_keepalive_interval: raw.h2_keepalive_interval.0,
+        background_max: raw.background_max,
     }
 }
 

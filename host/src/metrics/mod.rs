@@ -1,6 +1,7 @@
 //! Host metrics: request counters and latency, per-plugin counters (kept on
 //! the registry's slots), and their Prometheus text exposition.
 
+pub mod cache;
 mod histogram;
 
 use std::sync::atomic::{AtomicU64, Ordering};
