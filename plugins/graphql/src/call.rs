@@ -25,7 +25,7 @@ pub struct Call {
     /// Upstream or URL.
     pub target: Target,
     /// The method.
-    pub method: String,
+    pub method: Arc<str>,
     /// Path and query (upstream) or absolute URL.
     pub path: String,
     /// Headers, in the plan's order.
@@ -93,7 +93,7 @@ impl Call {
     fn cache_key(&self) -> String {
         let mut h = Sha256::new();
         let target = match &self.target {
-            Target::Upstream(name) => name.as_str(),
+            Target::Upstream(name) => name,
             Target::Url => "",
         };
         for part in [target, &self.method, &self.path] {
@@ -151,7 +151,7 @@ impl Caller {
     async fn send(&self, call: &Call, timeout: Duration) -> Result<Vec<u8>, CallError> {
         let (status, body) = match &call.target {
             Target::Upstream(name) => {
-                let Some(upstream) = self.upstreams.get(name) else {
+                let Some(upstream) = self.upstreams.get(&**name) else {
                     return Err(CallError::new("UPSTREAM_ERROR", format!("upstream '{name}' is not configured")));
                 };
                 let mut b = upstream.request(&call.method, &call.path).timeout(timeout);

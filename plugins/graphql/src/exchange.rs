@@ -33,6 +33,7 @@ pub struct Exchange {
     caller: Arc<Caller>,
     calls: Mutex<HashMap<Arc<Call>, SharedCall, foldhash::fast::RandomState>>,
     batches: Mutex<HashMap<usize, Arc<Slot>>>,
+    prevalidated: bool,
 }
 
 /// Which metadata keys and headers the templates read (known at init).
@@ -49,7 +50,18 @@ impl Exchange {
     pub fn new(req: &Request<'_>, captures: &Captures, caller: Arc<Caller>) -> Exchange {
         let meta = captures.meta.iter().filter_map(|k| Some((k.clone(), req.metadata(k)?.to_owned()))).collect();
         let headers = captures.headers.iter().filter_map(|h| Some((h.clone(), req.header(h)?.to_owned()))).collect();
-        Exchange { meta, headers, caller, calls: Mutex::default(), batches: Mutex::default() }
+        Exchange { meta, headers, caller, calls: Mutex::default(), batches: Mutex::default(), prevalidated: false }
+    }
+
+    /// Marks the request's document as validated by the schema before (`validated.rs`).
+    pub fn with_prevalidated(mut self, prevalidated: bool) -> Exchange {
+        self.prevalidated = prevalidated;
+        self
+    }
+
+    /// Whether the request's document was validated by the schema before.
+    pub fn prevalidated(&self) -> bool {
+        self.prevalidated
     }
 
     /// A metadata value.

@@ -71,8 +71,7 @@ struct Api {
     caller: Arc<Caller>,
     graphiql: bool,
     nulls: Nullability,
-    /// The same schema without validation rules, for documents already validated.
-    fast: Schema,
+    /// Documents the schema has validated (`validated.rs`).
     validated: Validated,
 }
 
@@ -95,15 +94,12 @@ impl GraphQl {
             _ => return Err(ConfigError::SchemaSource),
         };
         let host = config.host();
-        let mut options = sdl::Options {
+        let options = sdl::Options {
             host: &host,
             timeout: duration("timeout", &settings.timeout)?,
             introspection: settings.introspection,
-            fast: false,
         };
         let built = sdl::build(&sdl, &settings.resolvers, &options)?;
-        options.fast = true;
-        let fast = sdl::build(&sdl, &settings.resolvers, &options)?.schema;
         let cache = built.caches.then_some(settings.cache_namespace.as_str());
         let caller = Arc::new(Caller::new(host.clone(), built.upstreams, cache));
         let api =
@@ -113,7 +109,6 @@ impl GraphQl {
                 caller,
                 graphiql: settings.graphiql,
                 nulls: built.nulls,
-                fast,
                 validated: Validated::default(),
             };
         Ok(GraphQl { api: Some(api), filter })
@@ -193,23 +188,21 @@ impl Api {
                 return refusal.response(format);
             }
         }
-        let exchange = Exchange::new(req, &self.captures, self.caller.clone());
-        let mut request = async_graphql::Request::new(query)
-            .variables(Variables::from_json(serde_json::Value::Object(gql.variables.clone())))
-            .data(exchange);
+        let prevalidated = document.as_ref().is_some_and(|doc| self.validated.contains(doc));
+        let exchange = Exchange::new(req, &self.captures, self.caller.clone()).with_prevalidated(prevalidated);
+        let mut request = async_graphql::Request::new(query).data(exchange);
+        if !gql.variables.is_empty() {
+            request = request.variables(Variables::from_json(serde_json::Value::Object(gql.variables.clone())));
+        }
         if let Some(name) = &gql.operation_name {
             request = request.operation_name(name);
         }
-        let mut schema = &self.schema;
         if let Some(doc) = &document {
             request.set_parsed_query(doc.parsed.clone());
-            if self.validated.contains(doc) {
-                schema = &self.fast;
-            }
         }
-        let mut response = schema.execute(request).await;
+        let mut response = self.schema.execute(request).await;
         if let Some(doc) = &document
-            && !std::ptr::eq(schema, &self.fast)
+            && !prevalidated
             && !response.errors.iter().any(|e| e.path.is_empty())
         {
             self.validated.insert(doc);

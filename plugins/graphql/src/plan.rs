@@ -17,7 +17,7 @@ use crate::{
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Target {
     /// A named upstream of the manifest (`path` is the path and query).
-    Upstream(String),
+    Upstream(std::sync::Arc<str>),
     /// Outbound HTTP (`path` is an absolute URL).
     Url,
 }
@@ -45,7 +45,7 @@ pub struct Plan {
     /// Upstream or URL.
     pub target: Target,
     /// `GET`, `POST`, …
-    pub method: String,
+    pub method: std::sync::Arc<str>,
     /// The path (upstream) or URL template.
     pub path: Template,
     /// Header templates.
@@ -194,7 +194,7 @@ pub fn compile(spec: &HttpSpec, cx: &FieldContext<'_>, id: usize) -> Result<Plan
         field: field(cx),
         id,
         target,
-        method,
+        method: method.into(),
         path,
         headers,
         body,
@@ -219,7 +219,7 @@ fn target(spec: &HttpSpec, cx: &FieldContext<'_>) -> Result<(Target, Template), 
             }
             let template = cx.template("path", path)?;
             cx.host.upstream(name).check().map_err(|e| cx.error(format!("upstream '{name}': {}", e.message)))?;
-            Ok((Target::Upstream(name.clone()), template))
+            Ok((Target::Upstream(name.as_str().into()), template))
         }
         (None, None, Some(url)) => {
             let template = cx.template("url", url)?;

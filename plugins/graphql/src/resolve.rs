@@ -243,7 +243,14 @@ fn typename(map: &serde_json::Map<String, Value>) -> Result<String, Error> {
 }
 
 fn leaf(value: Value) -> Result<GqlValue, Error> {
-    GqlValue::from_json(value).map_err(|e| bad_response(format!("not a GraphQL value: {e}")))
+    match value {
+        // Scalars directly (what `from_json` makes of them, without serde's round trip).
+        Value::String(s) => Ok(GqlValue::String(s)),
+        Value::Number(n) => Ok(GqlValue::Number(n)),
+        Value::Bool(b) => Ok(GqlValue::Boolean(b)),
+        Value::Null => Ok(GqlValue::Null),
+        other => GqlValue::from_json(other).map_err(|e| bad_response(format!("not a GraphQL value: {e}"))),
+    }
 }
 
 fn mismatch(shape: &Shape, value: &Value) -> Error {

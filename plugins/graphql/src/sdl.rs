@@ -54,9 +54,6 @@ pub struct Options<'a> {
     pub timeout: Duration,
     /// Whether introspection is answered.
     pub introspection: bool,
-    /// Skip async-graphql's validation rules (for documents this schema's
-    /// twin has already validated; see `validated.rs`).
-    pub fast: bool,
 }
 
 /// What is known of the SDL's types before fields are built.
@@ -126,15 +123,14 @@ pub fn build(sdl: &str, resolvers: &BTreeMap<String, HttpSpec>, cx: &Options<'_>
     if !cx.introspection {
         schema = schema.disable_introspection();
     }
-    if cx.fast {
-        schema = schema.validation_mode(async_graphql::ValidationMode::Fast);
-    }
+    // Validation once per document (`validated.rs`).
+    schema = schema.extension(crate::validated::SkipKnown::new());
     let schema = schema.finish().map_err(|e| ConfigError::Schema(e.0))?;
     let upstreams = out
         .built_plans
         .iter()
         .filter_map(|p| match &p.0 {
-            Target::Upstream(name) => Some(name.clone()),
+            Target::Upstream(name) => Some(name.to_string()),
             Target::Url => None,
         })
         .collect();

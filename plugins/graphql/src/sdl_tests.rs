@@ -9,7 +9,7 @@ use super::*;
 
 fn refusal(sdl: &str, resolvers: &[(&str, &str)]) -> String {
     let host = Host::unavailable();
-    let options = Options { host: &host, timeout: Duration::from_secs(1), introspection: true, fast: false };
+    let options = Options { host: &host, timeout: Duration::from_secs(1), introspection: true };
     let resolvers: BTreeMap<String, HttpSpec> =
         resolvers.iter().map(|(k, v)| (k.to_string(), serde_json::from_str(v).unwrap())).collect();
     match build(sdl, &resolvers, &options) {

@@ -101,15 +101,17 @@ pub fn negotiate(accept: Option<&str>) -> Result<Format, Refusal> {
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else { return Ok(Format::Json) };
     for item in accept.split(',') {
         let mut parts = item.split(';');
-        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let media = parts.next().unwrap_or("").trim();
         let refused = parts.any(|p| matches!(p.trim().split_once('='), Some((k, v)) if k.trim() == "q" && v.trim().parse::<f32>() == Ok(0.0)));
         if refused {
             continue;
         }
-        match media.as_str() {
-            GRAPHQL_RESPONSE_JSON => return Ok(Format::GraphQlResponse),
-            APPLICATION_JSON | "*/*" | "application/*" => return Ok(Format::Json),
-            _ => {}
+        // Compared without case, without a lower-cased copy.
+        if media.eq_ignore_ascii_case(GRAPHQL_RESPONSE_JSON) {
+            return Ok(Format::GraphQlResponse);
+        }
+        if [APPLICATION_JSON, "*/*", "application/*"].iter().any(|json| media.eq_ignore_ascii_case(json)) {
+            return Ok(Format::Json);
         }
     }
     Err(Refusal::new(406, format!("accept '{accept}' allows neither {GRAPHQL_RESPONSE_JSON} nor {APPLICATION_JSON}")))
@@ -149,14 +151,14 @@ pub fn from_query(query_string: &str) -> Result<GraphQlRequest, Refusal> {
 
 /// A POST: a JSON body (`application/json`), or the document itself (`application/graphql`).
 pub fn from_post(content_type: Option<&str>, body: &[u8]) -> Result<GraphQlRequest, Refusal> {
-    let media = content_type.map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
-    match media.as_deref() {
-        Some(APPLICATION_JSON) => from_json_body(body),
-        Some("application/graphql") => {
+    let media = content_type.map(|c| c.split(';').next().unwrap_or("").trim());
+    match media {
+        Some(m) if m.eq_ignore_ascii_case(APPLICATION_JSON) => from_json_body(body),
+        Some(m) if m.eq_ignore_ascii_case("application/graphql") => {
             let text = std::str::from_utf8(body).map_err(|_| Refusal::new(400, "the body is not UTF-8"))?;
             Ok(GraphQlRequest { query: Some(text.to_owned()), ..GraphQlRequest::default() })
         }
-        Some(other) => Err(Refusal::new(415, format!("content-type '{other}' is not supported: use {APPLICATION_JSON}"))),
+        Some(other) => Err(Refusal::new(415, format!("content-type '{}' is not supported: use {APPLICATION_JSON}", other.to_ascii_lowercase()))),
         None => Err(Refusal::new(415, format!("a POST needs content-type: {APPLICATION_JSON}"))),
     }
 }

@@ -1,24 +1,35 @@
 //! Validation once per document: async-graphql's validation rules depend
-//! only on the document and the schema, yet run on every request. The
-//! plugin builds its schema twice from the same SDL, the second time with
-//! `ValidationMode::Fast` (no rules), and runs a document on the fast twin
-//! once the strict schema has executed it without a request error. The
-//! documents come from the process-wide parsed-document cache, so the same
-//! text is the same `Arc` while it is cached: a document is known by that
-//! `Arc` (held weakly: an evicted document is parsed anew into another
-//! `Arc`, which is validated again; no text or hash is trusted alone).
+//! only on the document and the schema (and the variables' values, which
+//! execution coerces again), yet `Schema::execute` runs them on every
+//! request, and even its `ValidationMode::Fast` still walks the document.
+//! The schema carries [`SkipKnown`], an extension whose validation hook
+//! answers at once for a document marked as validated, and runs the rules
+//! otherwise. A document is marked once this schema has executed it without
+//! a request error. The documents come from the process-wide
+//! parsed-document cache, so the same text is the same `Arc` while it is
+//! cached: a document is known by that `Arc` (held weakly: an evicted
+//! document is parsed anew into another `Arc`, which is validated again; no
+//! text or hash is trusted alone).
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, Weak},
 };
 
-use crate::limits::{Document, DocumentCache};
+use async_graphql::{
+    ServerError, ValidationResult,
+    extensions::{Extension, ExtensionContext, ExtensionFactory, NextValidation},
+};
+
+use crate::{
+    exchange::Exchange,
+    limits::{Document, DocumentCache},
+};
 
 /// The most documents remembered (then the set starts over).
 const CAPACITY: usize = 4096;
 
-/// Documents the strict schema has validated.
+/// Documents the schema has validated.
 #[derive(Default)]
 pub struct Validated {
     seen: Mutex<HashMap<u64, Weak<Document>>>,
@@ -40,5 +51,41 @@ impl Validated {
             seen.clear();
         }
         seen.insert(key, Arc::downgrade(doc));
+    }
+}
+
+/// The extension skipping validation of a document already validated (the
+/// request's [`Exchange`] says so). One instance serves every request.
+pub struct SkipKnown(Arc<Skip>);
+
+impl SkipKnown {
+    /// The extension's factory, for `SchemaBuilder::extension`.
+    pub fn new() -> SkipKnown {
+        SkipKnown(Arc::new(Skip))
+    }
+}
+
+impl ExtensionFactory for SkipKnown {
+    fn create(&self) -> Arc<dyn Extension> {
+        self.0.clone()
+    }
+}
+
+/// The extension itself (stateless).
+pub struct Skip;
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for Skip {
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        if ctx.data_opt::<Exchange>().is_some_and(Exchange::prevalidated) {
+            // The schema sets no complexity or depth limit and the answer
+            // carries no cache-control header: nothing reads these.
+            return Ok(ValidationResult { cache_control: Default::default(), complexity: 0, depth: 0 });
+        }
+        next.run(ctx).await
     }
 }
