@@ -485,6 +485,10 @@ impl ResponseOps for HostResponse {
         self.stream = Some(BodyStream::from_ffi(body));
         self.headers.remove(header::CONTENT_LENGTH);
     }
+    fn headers(&self) -> RVec<Header> {
+        let utf8 = self.headers.iter().filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?)));
+        utf8.map(|(n, v)| Header::new(n, v)).collect()
+    }
 }
 
 #[cfg(test)]

@@ -209,6 +209,12 @@ pub trait ResponseOps: Send {
     /// Replaces the response body with a stream, written to the client as it is read.
     #[sabi(last_prefix_field)]
     fn set_body_stream(&mut self, body: BodyStreamBox);
+    /// Every header as `(name, value)` pairs, in order (values that are not
+    /// UTF-8 are skipped): what a cache stores. (0.4; implementations that
+    /// do not override it list none.)
+    fn headers(&self) -> RVec<crate::Header> {
+        RVec::new()
+    }
 }
 
 /// A body read chunk by chunk: the reader pulls, so a slow reader holds the

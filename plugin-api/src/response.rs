@@ -216,6 +216,11 @@ impl<'a> ResponseMut<'a> {
         self.ops.remove_header(name.into());
     }
 
+    /// Every header, in order (copied; values that are not UTF-8 are skipped).
+    pub fn headers(&self) -> Vec<Header> {
+        self.ops.headers().into_vec()
+    }
+
     /// The body bytes.
     pub fn body(&self) -> &[u8] {
         self.ops.body().as_slice()

@@ -342,6 +342,9 @@ impl ResponseOps for TestResponse {
     fn set_body_stream(&mut self, body: BodyStreamBox) {
         self.body = block_on(BodyStream::from_ffi(body).collect(usize::MAX)).unwrap_or_default();
     }
+    fn headers(&self) -> RVec<Header> {
+        self.headers.iter().map(|(k, v)| Header::new(k.clone(), v.clone())).collect()
+    }
 }
 
 #[cfg(test)]
