@@ -198,7 +198,7 @@ async fn run(rest: &Rest, mut ex: Exchange) -> bool {
         Some(Early::Respond(resp) | Early::Background(resp)) => (resp, false),
         Some(Early::Fault(resp)) => (resp, true),
     };
-    for filter in rest.later[..passed].iter().chain(std::iter::once(&rest.issuer)).rev() {
+    for filter in rest.later[..passed].iter().rev().chain(std::iter::once(&rest.issuer)) {
         faulted |= pipeline::response_phase(filter, &mut ex, &mut resp, &mut timings, None).await;
     }
     if let Err(e) = drain(resp).await {

@@ -8,6 +8,7 @@ mod tokens;
 mod access_log;
 mod admin;
 mod async_native;
+mod background;
 mod authority;
 mod cache;
 mod auth_jwt;
