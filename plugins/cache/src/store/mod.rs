@@ -12,17 +12,32 @@
 //!   the log's sequence number every `purge_poll`, drops matching L1 entries
 //!   at once, and checks L2 entries against the bans when it reads them.
 //!
-//! (Contract commit: this first version is L1 only, a plain map; the tiers,
-//! the byte bound and the purge log replace it.)
+//! Files: [`l1`] (moka, bounded by bytes), [`shared`] (L2 reads and
+//! background writes), [`frame`] (L2's value format), [`bans`] (the bans
+//! known, indexed), [`follower`] (the purge log poller).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+mod bans;
+mod follower;
+mod frame;
+mod l1;
+mod shared;
 
-use covet_plugin_api::{Body, Headers, host::Host};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use covet_plugin_api::host::{Host, ServiceError, ServiceErrorKind};
+use covet_plugin_api::{Body, Headers};
 use serde::{Deserialize, Serialize};
 
+use self::bans::BanSet;
+use self::follower::Follower;
+use self::l1::L1;
+use self::shared::Shared;
 use crate::policy::Policy;
+
+pub use self::frame::{decode as decode_frame, encode as encode_frame};
+pub use self::shared::MAX_WRITES_IN_FLIGHT;
 
 /// One stored response: one variant of one resource. Cloning copies nothing.
 #[derive(Clone, Debug)]
@@ -113,7 +128,11 @@ impl Ban {
         match self.kind {
             BanKind::Key => meta.primary == self.value,
             BanKind::Prefix => {
-                meta.path.starts_with(&self.value) && self.host.as_ref().is_none_or(|h| h.eq_ignore_ascii_case(&meta.host))
+                meta.path.starts_with(&self.value)
+                    && self
+                        .host
+                        .as_ref()
+                        .is_none_or(|h| h.eq_ignore_ascii_case(&meta.host))
             }
             BanKind::Tag => meta.tags.iter().any(|t| t == &self.value),
         }
@@ -129,47 +148,188 @@ pub struct StoreStats {
     pub bytes: u64,
 }
 
+/// What the shared tier has done since the store started (all zero when it is off).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SharedStats {
+    /// L2 reads that found a usable entry (and filled L1).
+    pub hits: u64,
+    /// L2 reads that found nothing (or an entry already past use).
+    pub misses: u64,
+    /// L2 reads slower than `shared_timeout` (served as misses).
+    pub timeouts: u64,
+    /// L2 reads that failed, or found a frame this build cannot read.
+    pub errors: u64,
+    /// L2 entries a ban removed when read (deleted, served as misses).
+    pub banned: u64,
+    /// Background writes done.
+    pub writes: u64,
+    /// Writes skipped because [`MAX_WRITES_IN_FLIGHT`] were in flight.
+    pub writes_skipped: u64,
+    /// Background writes that failed.
+    pub write_errors: u64,
+    /// Background writes in flight now.
+    pub writes_in_flight: u64,
+}
+
 /// The two tiers and the purge follower.
 pub struct Store {
-    l1: Mutex<HashMap<String, Entry>>,
+    l1: L1,
+    shared: Option<Shared>,
+    bans: Arc<RwLock<BanSet>>,
+    /// The purge follower's stop flag (`None`: no follower, outside a host).
+    stop: Option<Arc<AtomicBool>>,
 }
 
 impl Store {
     /// A store as `settings` say; `host` runs the purge follower and the L2
     /// calls (`None` outside a host: L1 only, no purges).
+    ///
+    /// With a host, the namespace must be granted (`capabilities: { state:
+    /// [cache] }`): init reads the purge log once (bans made before this
+    /// instance apply to L2 entries stored before them) and fails when the
+    /// host denies it. A host without services (unit tests) is L1 only.
     pub fn new(settings: &StoreSettings, host: Option<Host>) -> Result<Store, String> {
-        let _ = (settings, host);
-        Ok(Store { l1: Mutex::new(HashMap::new()) })
+        let l1 = L1::new(settings.max_memory);
+        let bans = Arc::new(RwLock::new(BanSet::default()));
+        let mut store = Store {
+            l1,
+            shared: None,
+            bans,
+            stop: None,
+        };
+        let Some(host) = host else { return Ok(store) };
+        let state = host.state(&settings.namespace);
+        let shared = settings
+            .shared
+            .then(|| Shared::new(host.clone(), state.clone(), settings.shared_timeout));
+        let poll = settings.purge_poll.max(Duration::from_millis(10));
+        let mut follower = Follower::new(
+            host.clone(),
+            state,
+            poll,
+            store.l1.clone(),
+            Arc::clone(&store.bans),
+            shared.clone(),
+        );
+        let first = host.block_on(async move {
+            let outcome = follower.poll_once().await;
+            (follower, outcome)
+        });
+        let (mut follower, outcome) = match first {
+            Ok(done) => done,
+            Err(error) if error.kind == ServiceErrorKind::Unsupported => return Ok(store),
+            Err(error) => return Err(format!("cache: reading the purge log at start: {error}")),
+        };
+        if let Err(error) = &outcome
+            && error.kind == ServiceErrorKind::Denied
+        {
+            return Err(not_granted(&settings.namespace, error));
+        }
+        follower.report(outcome);
+        store.stop = Some(Arc::clone(&follower.stop));
+        host.spawn(follower.run())
+            .map_err(|e| format!("cache: starting the purge follower: {e}"))?;
+        store.shared = shared;
+        Ok(store)
     }
 
     /// The L1 entry under `key`, if any (no I/O).
     pub fn get_local(&self, key: &str) -> Option<Entry> {
-        self.l1.lock().unwrap_or_else(PoisonError::into_inner).get(key).cloned()
+        self.l1.get(key)
     }
 
     /// The entry under `key`: L1, else L2 (which fills L1); `None` on a miss,
     /// an L2 error or timeout, or an L2 entry a ban removed.
     pub async fn get(&self, key: &str) -> Option<Entry> {
-        self.get_local(key)
+        if let Some(entry) = self.l1.get(key) {
+            return Some(entry);
+        }
+        let shared = self.shared.as_ref()?;
+        let entry = shared.read(key).await?;
+        if self.banned(&entry.meta) {
+            shared.banned();
+            shared.delete(key);
+            return None;
+        }
+        shared.hit();
+        self.l1.insert(entry.clone());
+        Some(entry)
     }
 
     /// Stores `entry` under `entry.meta.key` (L1 now, L2 in the background).
+    /// An entry a known ban removes (received before the purge, stored
+    /// after it) is not stored.
     pub fn put(&self, entry: Entry) {
-        let key = entry.meta.key.clone();
-        self.l1.lock().unwrap_or_else(PoisonError::into_inner).insert(key, entry);
+        if self.banned(&entry.meta) {
+            return;
+        }
+        if let Some(shared) = &self.shared {
+            shared.write(entry.clone());
+        }
+        self.l1.insert(entry);
     }
 
     /// Removes `key` from both tiers.
     pub fn remove(&self, key: &str) {
-        self.l1.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
+        self.l1.remove(key);
+        if let Some(shared) = &self.shared {
+            shared.delete(key);
+        }
     }
 
     /// L1's size.
     pub fn stats(&self) -> StoreStats {
-        let l1 = self.l1.lock().unwrap_or_else(PoisonError::into_inner);
-        StoreStats { entries: l1.len() as u64, bytes: l1.values().map(|e| e.body.len() as u64).sum() }
+        self.l1.stats()
+    }
+
+    /// What the shared tier has done.
+    pub fn shared_stats(&self) -> SharedStats {
+        self.shared.as_ref().map(Shared::stats).unwrap_or_default()
+    }
+
+    /// How many bans are kept for checking (the purge log's last 24 h, as
+    /// far as the follower has read it).
+    pub fn bans_known(&self) -> usize {
+        self.bans
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// Stops the purge follower (the instance is retired).
-    pub fn shutdown(&self) {}
+    pub fn shutdown(&self) {
+        if let Some(stop) = &self.stop {
+            stop.store(true, Ordering::Release);
+        }
+    }
+
+    fn banned(&self, meta: &Meta) -> bool {
+        self.bans
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .removes(meta)
+    }
 }
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// The init error for a namespace the manifest does not grant.
+fn not_granted(namespace: &str, error: &ServiceError) -> String {
+    format!(
+        "cache: shared state namespace '{namespace}' is not granted: add `capabilities: {{ state: [{namespace}] }}` to this plugin; purges and the shared tier use it ({error})"
+    )
+}
+
+/// Now, Unix milliseconds (the clock of `stored_at_ms`, `keep_until_ms` and bans).
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests;
