@@ -17,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
@@ -73,8 +74,14 @@ def paced(server, path, work, body=None):
 
 
 def check(server):
-    """Both routes answer what the REST service says."""
-    rest = subprocess.run(["curl", "-sS", "--max-time", "5", server.url("/users/1")], capture_output=True, text=True)
+    """Both routes answer what the REST service says (once the host has initialised its plugins:
+    until then it answers 503 NOT_READY)."""
+    for _ in range(100):
+        rest = subprocess.run(["curl", "-sS", "--max-time", "5", server.url("/users/1")], capture_output=True,
+                              text=True)
+        if "NOT_READY" not in rest.stdout:
+            break
+        time.sleep(0.1)
     if json.loads(rest.stdout).get("name") != "Ada Lovelace":
         raise RuntimeError(f"proxy answered {rest.stdout!r} {rest.stderr!r}")
     body = json.dumps({"query": QUERY})

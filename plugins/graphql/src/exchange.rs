@@ -31,7 +31,9 @@ pub struct Exchange {
     meta: HashMap<String, String>,
     headers: HashMap<String, String>,
     caller: Arc<Caller>,
-    calls: Mutex<HashMap<Arc<Call>, SharedCall, foldhash::fast::RandomState>>,
+    /// Calls made so far: a list (a request makes few; no table to allocate),
+    /// indexed by a map once it grows past [`LIST_MAX`].
+    calls: Mutex<Calls>,
     batches: Mutex<HashMap<usize, Arc<Slot>>>,
     prevalidated: bool,
 }
@@ -111,5 +113,39 @@ impl Exchange {
         if batches.get(&id).is_some_and(|open| Arc::ptr_eq(open, slot)) {
             batches.remove(&id);
         }
+    }
+}
+
+/// Up to this many calls are looked up by comparing them one by one.
+const LIST_MAX: usize = 8;
+
+/// The calls of one request by their rendered form.
+#[derive(Default)]
+struct Calls {
+    list: Vec<(Arc<Call>, SharedCall)>,
+    /// Positions in `list`, once it is longer than [`LIST_MAX`].
+    index: Option<HashMap<Arc<Call>, usize, foldhash::fast::RandomState>>,
+}
+
+impl Calls {
+    fn get(&self, call: &Call) -> Option<&SharedCall> {
+        let at = match &self.index {
+            Some(index) => *index.get(call)?,
+            None => self.list.iter().position(|(c, _)| **c == *call)?,
+        };
+        Some(&self.list[at].1)
+    }
+
+    fn insert(&mut self, call: Arc<Call>, shared: SharedCall) {
+        let at = self.list.len();
+        if let Some(index) = &mut self.index {
+            index.insert(call.clone(), at);
+        } else if at == LIST_MAX {
+            let mut index: HashMap<_, _, foldhash::fast::RandomState> = HashMap::default();
+            index.extend(self.list.iter().enumerate().map(|(i, (c, _))| (c.clone(), i)));
+            index.insert(call.clone(), at);
+            self.index = Some(index);
+        }
+        self.list.push((call, shared));
     }
 }

@@ -22,6 +22,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod alloc;
 mod call;
 mod config;
 mod error;
@@ -227,12 +228,8 @@ impl Api {
     }
 }
 
-/// The plugin's own allocator: allocations do not cross to the host (values
-/// that cross carry their deallocator, docs/abi.md), and glibc's malloc, the
-/// default in a library, costs ~150 instructions a call (a request makes a
-/// few hundred: the request JSON, the document's execution, the answer's
-/// JSON, the response). The host uses mimalloc for the same reason.
+/// The plugin's own allocator (`alloc.rs`).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: alloc::Allocator = alloc::Allocator;
 
 covet_plugin_api::export_plugin!(async GraphQl);
