@@ -9,6 +9,7 @@ mod access_log;
 mod admin;
 mod async_native;
 mod background;
+mod cache_purge_admin;
 mod authority;
 mod cache;
 mod auth_jwt;
