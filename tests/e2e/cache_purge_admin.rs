@@ -4,11 +4,13 @@
 //! `purge.log`), answer 202 with `{seq, namespace, kind, value, backend}`,
 //! and refuse a request that names none or several of key/prefix/tag, a
 //! prefix not starting with `/`, or a bad namespace (400, INVALID_ARGUMENT,
-//! exit 1). With Redis the log is read back from the server itself.
+//! exit 1). With Redis the log is read back from the server itself. And
+//! what a cache reports (the metadata `cache.status`) shows in `/metrics`
+//! (`covet_cache_requests_total{route,status}`) and the access log (`cache=`).
 
 use std::process::Output;
 
-use covet_e2e::{Client, Host, RedisServer, covet_bin};
+use covet_e2e::{Client, Host, Manifest, RedisServer, Route, covet_bin};
 use http::Method;
 use serde_json::{Value, json};
 use tonic::transport::Channel;
@@ -144,4 +146,28 @@ async fn a_purge_naming_none_or_several_or_a_bad_prefix_or_namespace_is_refused(
 
     let (status, body) = purge_http(&host, json!({ "tag": "ok" })).await;
     assert_eq!((status, &body["seq"]), (202, &json!(1)), "nothing refused was counted: {body}");
+}
+
+#[tokio::test]
+async fn cache_status_metadata_is_counted_by_route_and_logged() {
+    // A filter standing in for the cache: it sets `cache.status` as the cache plugin does.
+    let manifest = Manifest::new()
+        .access_log(true)
+        .plugin("hit", "covet-test-plugin", json!({ "label": "hit", "metadata": { "cache.status": "hit" } }))
+        .plugin("echo", "covet-test-plugin", json!({ "label": "echo" }))
+        .route(Route::new("/cached/{id}").filters(["hit"]).handler("echo"))
+        .route(Route::new("/plain").handler("echo"));
+    let host = Host::start(manifest).await;
+    for (path, id) in [("/cached/1", "c-1"), ("/cached/2", "c-2"), ("/plain", "p-1")] {
+        let reply = host.http1().send(Method::GET, path, &[("x-request-id", id)], "").await.expect("an answer");
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    let line = host.log_line(&["covet::access", "request_id=\"c-2\""]).await.expect("an access line");
+    assert!(line.ends_with(" cache=\"hit\""), "{line}");
+    let plain = host.log_line(&["covet::access", "request_id=\"p-1\""]).await.expect("an access line");
+    assert!(!plain.contains("cache="), "no cache.status, no field: {plain}");
+
+    let scrape = Client::http1(host.admin_addr()).get("/metrics").await.expect("metrics").text();
+    let series: Vec<&str> = scrape.lines().filter(|l| l.starts_with("covet_cache_requests_total")).collect();
+    assert_eq!(series, ["covet_cache_requests_total{route=\"/cached/{id}\",status=\"hit\"} 2"], "{scrape}");
 }
