@@ -176,9 +176,13 @@ impl Api {
             Err(refusal) => return refusal.response(format),
         };
         // Parsed once per distinct document in the process (the filter's cache), or by execution.
-        let document = match &persisted {
-            Some(doc) => Some(Arc::clone(doc)),
-            None => DocumentCache::global().get_or_parse(query).ok().map(|(_, doc)| doc),
+        let keyed = match &persisted {
+            Some(doc) => Some((DocumentCache::global().key(&doc.query), Arc::clone(doc))),
+            None => DocumentCache::global().get_or_parse(query).ok(),
+        };
+        let (key, document) = match keyed {
+            Some((key, doc)) => (key, Some(doc)),
+            None => (0, None),
         };
         if gql.is_get {
             let checked = match &document {
@@ -189,9 +193,11 @@ impl Api {
                 return refusal.response(format);
             }
         }
-        let prevalidated = document.as_ref().is_some_and(|doc| self.validated.contains(doc));
+        let prevalidated = document.as_ref().is_some_and(|doc| self.validated.contains(key, doc));
         let exchange = Exchange::new(req, &self.captures, self.caller.clone()).with_prevalidated(prevalidated);
-        let mut request = async_graphql::Request::new(query).data(exchange);
+        // With a parsed document async-graphql does not read the text (no copy of it then).
+        let text = if document.is_some() { "" } else { query };
+        let mut request = async_graphql::Request::new(text).data(exchange);
         if !gql.variables.is_empty() {
             request = request.variables(Variables::from_json(serde_json::Value::Object(gql.variables.clone())));
         }
@@ -206,7 +212,7 @@ impl Api {
             && !prevalidated
             && !response.errors.iter().any(|e| e.path.is_empty())
         {
-            self.validated.insert(doc);
+            self.validated.insert(key, doc);
         }
         if !response.errors.is_empty() {
             self.nulls.settle(&mut response, query, gql.operation_name.as_deref());

@@ -278,8 +278,11 @@ impl Env for FieldEnv<'_> {
     fn lookup(&self, source: &Source) -> Option<Value> {
         let value = match source {
             Source::Args(path) => {
-                let arg = self.args.get(path[0].as_str())?.clone().into_json().ok()?;
-                walk(&arg, &path[1..]).cloned()
+                let arg = self.args.get(path[0].as_str())?;
+                match (path.len(), scalar_json(arg)) {
+                    (1, Some(value)) => Some(value),
+                    _ => walk(&arg.clone().into_json().ok()?, &path[1..]).cloned(),
+                }
             }
             Source::Parent(path) => walk(self.parent?, path).cloned(),
             Source::Meta(key) => self.exchange.meta(key).map(|v| Value::String(v.to_owned())),
@@ -288,6 +291,18 @@ impl Env for FieldEnv<'_> {
         };
         value.filter(|v| !v.is_null())
     }
+}
+
+/// A scalar argument as JSON, as `into_json` makes it (without serde's round trip); `None` for lists and objects.
+fn scalar_json(value: &GqlValue) -> Option<Value> {
+    Some(match value {
+        GqlValue::Null => Value::Null,
+        GqlValue::String(s) => Value::String(s.clone()),
+        GqlValue::Enum(name) => Value::String(name.to_string()),
+        GqlValue::Number(n) => Value::Number(n.clone()),
+        GqlValue::Boolean(b) => Value::Bool(*b),
+        GqlValue::Binary(_) | GqlValue::List(_) | GqlValue::Object(_) => return None,
+    })
 }
 
 /// A batched call's template values: the keys, and the request's meta and headers.

@@ -107,7 +107,7 @@ impl Template {
 
     /// The text; `None` when a placeholder has no value (absent or null).
     pub fn render(&self, env: &dyn Env, encoding: Encoding) -> Option<String> {
-        let mut out = String::new();
+        let mut out = String::with_capacity(64);
         for part in &self.parts {
             match part {
                 Part::Lit(s) => out.push_str(s),

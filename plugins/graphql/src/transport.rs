@@ -99,6 +99,13 @@ impl Refusal {
 /// `Accept` naming neither is refused with 406.
 pub fn negotiate(accept: Option<&str>) -> Result<Format, Refusal> {
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else { return Ok(Format::Json) };
+    // The usual values, whole.
+    if accept.eq_ignore_ascii_case(GRAPHQL_RESPONSE_JSON) {
+        return Ok(Format::GraphQlResponse);
+    }
+    if accept.eq_ignore_ascii_case(APPLICATION_JSON) {
+        return Ok(Format::Json);
+    }
     for item in accept.split(',') {
         let mut parts = item.split(';');
         let media = parts.next().unwrap_or("").trim();
@@ -271,10 +278,65 @@ pub fn answer(format: Format, response: async_graphql::Response) -> Response {
     let (status, body) = if request_error {
         (format.request_error_status(), serde_json::to_vec(&serde_json::json!({ "errors": response.errors })))
     } else {
-        (200, serde_json::to_vec(&response))
+        (200, response_json(&response))
     };
     let body = body.unwrap_or_else(|e| format!(r#"{{"errors":[{{"message":"encoding the answer: {e}"}}]}}"#).into_bytes());
     Response::new(status).with_header("content-type", format.content_type()).with_body(body)
+}
+
+/// `response` as serde writes it (`data`, then `extensions` and `errors`
+/// when not empty), with `data` written here: serde's generic path through
+/// async-graphql's value costs more than the answer's own bytes.
+fn response_json(response: &async_graphql::Response) -> serde_json::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"{\"data\":");
+    write_json(&mut out, &response.data)?;
+    if !response.extensions.is_empty() {
+        out.extend_from_slice(b",\"extensions\":");
+        serde_json::to_writer(&mut out, &response.extensions)?;
+    }
+    if !response.errors.is_empty() {
+        out.extend_from_slice(b",\"errors\":");
+        serde_json::to_writer(&mut out, &response.errors)?;
+    }
+    out.push(b'}');
+    Ok(out)
+}
+
+/// A GraphQL value as JSON, as its `Serialize` writes it.
+fn write_json(out: &mut Vec<u8>, value: &async_graphql::Value) -> serde_json::Result<()> {
+    use async_graphql::Value as V;
+    match value {
+        V::Null => out.extend_from_slice(b"null"),
+        V::Boolean(true) => out.extend_from_slice(b"true"),
+        V::Boolean(false) => out.extend_from_slice(b"false"),
+        V::String(s) => serde_json::to_writer(&mut *out, s.as_str())?,
+        V::Enum(name) => serde_json::to_writer(&mut *out, name.as_str())?,
+        V::List(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json(out, item)?;
+            }
+            out.push(b']');
+        }
+        V::Object(map) => {
+            out.push(b'{');
+            for (i, (key, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut *out, key.as_str())?;
+                out.push(b':');
+                write_json(out, item)?;
+            }
+            out.push(b'}');
+        }
+        V::Number(_) | V::Binary(_) => serde_json::to_writer(&mut *out, value)?,
+    }
+    Ok(())
 }
 
 #[cfg(test)]

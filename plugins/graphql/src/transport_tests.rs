@@ -66,3 +66,25 @@ fn mutations_over_get_are_refused() {
     assert!(check_get_operation("{ a }", None).is_ok());
     assert!(check_get_operation("{", None).is_ok(), "a parse error is left to execution");
 }
+
+#[test]
+fn the_answer_is_written_as_serde_writes_the_response() {
+    use async_graphql::{Name, Number, Value, indexmap::IndexMap};
+    let mut inner = IndexMap::new();
+    inner.insert(Name::new("text"), Value::String("a \"quoted\"\nline ü".into()));
+    inner.insert(Name::new("n"), Value::Number(Number::from_f64(1.5).unwrap()));
+    inner.insert(Name::new("i"), Value::Number((-7).into()));
+    inner.insert(Name::new("yes"), Value::Boolean(true));
+    inner.insert(Name::new("none"), Value::Null);
+    inner.insert(Name::new("kind"), Value::Enum(Name::new("ADMIN")));
+    inner.insert(Name::new("list"), Value::List(vec![Value::Boolean(false), Value::List(vec![]), Value::Object(IndexMap::new())]));
+    let mut data = IndexMap::new();
+    data.insert(Name::new("z"), Value::Object(inner));
+    data.insert(Name::new("a"), Value::Null);
+    let mut response = async_graphql::Response::new(Value::Object(data));
+    response.errors.push(async_graphql::ServerError::new("boom", None));
+    response.extensions.insert("cost".into(), Value::Number(3.into()));
+    assert_eq!(response_json(&response).unwrap(), serde_json::to_vec(&response).unwrap());
+    let plain = async_graphql::Response::new(Value::Null);
+    assert_eq!(response_json(&plain).unwrap(), serde_json::to_vec(&plain).unwrap());
+}

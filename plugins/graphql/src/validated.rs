@@ -23,7 +23,7 @@ use async_graphql::{
 
 use crate::{
     exchange::Exchange,
-    limits::{Document, DocumentCache},
+    limits::Document,
 };
 
 /// The most documents remembered (then the set starts over).
@@ -32,20 +32,19 @@ const CAPACITY: usize = 4096;
 /// Documents the schema has validated.
 #[derive(Default)]
 pub struct Validated {
-    seen: Mutex<HashMap<u64, Weak<Document>>>,
+    /// By the document cache's key (already a hash of the text).
+    seen: Mutex<HashMap<u64, Weak<Document>, foldhash::fast::FixedState>>,
 }
 
 impl Validated {
-    /// Whether `doc` has passed validation.
-    pub fn contains(&self, doc: &Arc<Document>) -> bool {
-        let key = DocumentCache::global().key(&doc.query);
+    /// Whether `doc` (of key `key` in the document cache) has passed validation.
+    pub fn contains(&self, key: u64, doc: &Arc<Document>) -> bool {
         let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         seen.get(&key).is_some_and(|known| std::ptr::eq(known.as_ptr(), Arc::as_ptr(doc)) && known.strong_count() > 0)
     }
 
-    /// Records that `doc` passed validation.
-    pub fn insert(&self, doc: &Arc<Document>) {
-        let key = DocumentCache::global().key(&doc.query);
+    /// Records that `doc` (of key `key`) passed validation.
+    pub fn insert(&self, key: u64, doc: &Arc<Document>) {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         if seen.len() >= CAPACITY {
             seen.clear();
