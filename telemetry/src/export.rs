@@ -8,8 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use opentelemetry::InstrumentationScope;
-use opentelemetry_sdk::trace::SpanData;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::background::Background;
@@ -80,9 +78,9 @@ impl ExportStats {
 /// The exporter (see the module docs).
 #[derive(Debug)]
 pub struct Exporter {
-    scope: InstrumentationScope,
     stats: Arc<ExportStats>,
-    queue: mpsc::Sender<SpanData>,
+    /// Finished spans, each an encoded OTLP `Span` ([`crate::wire`]).
+    queue: mpsc::Sender<Vec<u8>>,
     task: Background,
 }
 
@@ -98,13 +96,7 @@ impl Exporter {
         let stats = Arc::new(ExportStats::default());
         let worker = Worker { spans, stats: stats.clone(), sender, batch: batch.clone(), warned: None };
         let task = Background::spawn(otlp.timeout, |stopped| worker.run(stopped));
-        let scope = InstrumentationScope::builder("covet").with_version(service.service_version.clone()).build();
-        Ok(Arc::new(Exporter { scope, stats, queue, task }))
-    }
-
-    /// The instrumentation scope spans are reported under (`covet`, with the host's version).
-    pub fn scope(&self) -> &InstrumentationScope {
-        &self.scope
+        Ok(Arc::new(Exporter { stats, queue, task }))
     }
 
     /// The counters.
@@ -114,7 +106,7 @@ impl Exporter {
 
     /// Queues a finished span; never waits. A full queue drops it (counted),
     /// as does an exporter shut down.
-    pub fn submit(&self, span: SpanData) {
+    pub(crate) fn submit(&self, span: Vec<u8>) {
         if self.queue.try_send(span).is_err() {
             ExportStats::add(&self.stats.dropped_queue_full, 1);
         }
@@ -131,7 +123,7 @@ impl Exporter {
 
 /// The batching task's state.
 struct Worker {
-    spans: mpsc::Receiver<SpanData>,
+    spans: mpsc::Receiver<Vec<u8>>,
     stats: Arc<ExportStats>,
     sender: SpanSender,
     batch: BatchSettings,
@@ -163,7 +155,7 @@ impl Worker {
     }
 
     /// Sends `batch` and everything still queued.
-    async fn flush(&mut self, mut batch: Vec<SpanData>) {
+    async fn flush(&mut self, mut batch: Vec<Vec<u8>>) {
         self.spans.close();
         let max = self.batch.max_batch.max(1);
         while let Ok(span) = self.spans.try_recv() {
@@ -177,9 +169,9 @@ impl Worker {
         }
     }
 
-    async fn export(&mut self, batch: Vec<SpanData>) {
+    async fn export(&mut self, batch: Vec<Vec<u8>>) {
         let n = batch.len() as u64;
-        match self.sender.send(batch).await {
+        match self.sender.send(&batch).await {
             Ok(()) => ExportStats::add(&self.stats.exported, n),
             Err(e) => {
                 ExportStats::add(&self.stats.dropped_export_failed, n);

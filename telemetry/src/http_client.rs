@@ -1,7 +1,7 @@
 //! The HTTP client OTLP/HTTP exports go through: hyper-util's pooled client
 //! over hyper-rustls (aws-lc-rs, webpki roots; `http://` and `https://`),
-//! implementing `opentelemetry_http::HttpClient` so opentelemetry-otlp's
-//! span exporter uses it, and used directly for metrics. Each call is
+//! used directly for spans and metrics (and implementing
+//! `opentelemetry_http::HttpClient`, for opentelemetry-otlp's exporters). Each call is
 //! bounded by the exporter's timeout, response bodies by a size limit.
 
 use std::time::Duration;

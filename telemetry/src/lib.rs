@@ -4,8 +4,8 @@
 //!   from requests and injected into outbound ones, sampled or not.
 //! - [`sampler`]: parent-based with a ratio, and a per-route ratio.
 //! - [`span`]: a [`Span`] is an id pair and, only when sampled, a record
-//!   that becomes an OpenTelemetry `SpanData` when it ends. An unsampled
-//!   span allocates nothing.
+//!   kept as the OTLP protobuf bytes it is exported as (`wire`: written by
+//!   hand, attributes as they are set). An unsampled span allocates nothing.
 //! - [`current`]: the span a plugin phase runs in, for the host services an
 //!   outbound call or an upstream attempt goes through (client spans are
 //!   its children).
@@ -41,10 +41,12 @@ pub mod sampler;
 pub mod span;
 mod span_sender;
 pub mod tracer;
+mod wire;
 
 pub use context::{SpanContext, TRACEPARENT, TRACESTATE};
 pub use error::TelemetryError;
 pub use resource::ServiceInfo;
 pub use opentelemetry::{Key, KeyValue, Value, trace::{SpanId, SpanKind, TraceId}};
 pub use span::Span;
+pub use wire::AttrValue;
 pub use tracer::Tracer;

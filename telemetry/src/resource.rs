@@ -33,11 +33,6 @@ impl ServiceInfo {
         ]
     }
 
-    /// As the SDK's resource (for the span exporter).
-    pub(crate) fn sdk(&self) -> opentelemetry_sdk::Resource {
-        opentelemetry_sdk::Resource::builder_empty().with_attributes(self.attributes()).build()
-    }
-
     /// As the protobuf resource (for metrics).
     pub(crate) fn proto(&self) -> opentelemetry_proto::tonic::resource::v1::Resource {
         use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue as ProtoKeyValue};

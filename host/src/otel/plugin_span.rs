@@ -2,7 +2,7 @@
 //! plugin phase call runs in (see the pipeline's `call!` macro). With the
 //! trace not recorded, the child carries ids only: no name, no attributes.
 
-use covet_telemetry::{KeyValue, Span, SpanKind};
+use covet_telemetry::{AttrValue, Span, SpanKind};
 
 use crate::{exchange::Exchange, registry::Instance, runtime::Fault};
 
@@ -11,12 +11,12 @@ use crate::{exchange::Exchange, registry::Instance, runtime::Fault};
 pub fn begin(server: &Span, instance: &Instance, phase: &'static str, ex: &mut Exchange) -> Span {
     let span = if server.is_recording() {
         let info = instance.executor.info();
-        let span = server.child(format!("{} {phase}", info.name), SpanKind::Internal);
-        span.set_attributes([
-            KeyValue::new("covet.plugin.name", info.name.clone()),
-            KeyValue::new("covet.plugin.kind", info.kind),
-            KeyValue::new("covet.plugin.phase", phase),
-            KeyValue::new("covet.plugin.version", info.version.clone()),
+        let span = server.child(super::server_span::join(&info.name, phase), SpanKind::Internal);
+        span.add_attributes([
+            ("covet.plugin.name", AttrValue::Str(&info.name)),
+            ("covet.plugin.kind", AttrValue::Str(info.kind)),
+            ("covet.plugin.phase", AttrValue::Str(phase)),
+            ("covet.plugin.version", AttrValue::Str(&info.version)),
         ]);
         span
     } else {

@@ -10,8 +10,8 @@
 //! `http.response.status_code`; status Error on a 5xx. Names and attributes
 //! are only made for recorded (sampled) spans.
 
-use covet_telemetry::{KeyValue, Span, Tracer, Value};
-use http::{Method, StatusCode, Version, header, request::Parts};
+use covet_telemetry::{AttrValue, Span, Tracer};
+use http::{StatusCode, Version, header, request::Parts};
 
 /// What the server span says about the connection.
 pub struct Conn<'a> {
@@ -43,40 +43,41 @@ pub fn start_installed(parts: &Parts, conn: Conn<'_>, route: Option<(&str, Optio
 fn describe(span: &Span, parts: &Parts, conn: &Conn<'_>, route: Option<&str>, request_id: &str) {
     let method = parts.method.as_str();
     span.rename(match route {
-        Some(route) => format!("{method} {route}"),
+        Some(route) => join(method, route),
         None => method.to_owned(),
     });
     let (address, port) = split_client(conn.client);
     let agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
     let attributes = [
-        Some(KeyValue::new("http.request.method", method_value(&parts.method))),
-        Some(KeyValue::new("url.path", parts.uri.path().to_owned())),
-        Some(KeyValue::new("url.scheme", if conn.tls { "https" } else { "http" })),
-        route.map(|route| KeyValue::new("http.route", route.to_owned())),
-        Some(KeyValue::new("network.protocol.version", protocol_version(parts.version))),
-        Some(KeyValue::new("client.address", address.to_owned())),
-        port.map(|port| KeyValue::new("client.port", i64::from(port))),
-        agent.map(|agent| KeyValue::new("user_agent.original", agent.to_owned())),
-        Some(KeyValue::new("covet.request_id", request_id.to_owned())),
+        Some(("http.request.method", AttrValue::Str(method))),
+        Some(("url.path", AttrValue::Str(parts.uri.path()))),
+        Some(("url.scheme", AttrValue::Str(if conn.tls { "https" } else { "http" }))),
+        route.map(|route| ("http.route", AttrValue::Str(route))),
+        Some(("network.protocol.version", AttrValue::Str(protocol_version(parts.version)))),
+        Some(("client.address", AttrValue::Str(address))),
+        port.map(|port| ("client.port", AttrValue::I64(i64::from(port)))),
+        agent.map(|agent| ("user_agent.original", AttrValue::Str(agent))),
+        Some(("covet.request_id", AttrValue::Str(request_id))),
     ];
-    span.set_attributes(attributes.into_iter().flatten());
+    // A span just started: the keys are new, and the values are copied
+    // straight into its encoding.
+    span.add_attributes(attributes.into_iter().flatten());
 }
 
-/// `http.request.method`: the standard methods as static strings (no allocation).
-fn method_value(method: &Method) -> Value {
-    const STANDARD: [Method; 9] =
-        [Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::HEAD, Method::OPTIONS, Method::PATCH, Method::CONNECT, Method::TRACE];
-    const NAMES: [&str; 9] = ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE"];
-    match STANDARD.iter().position(|m| m == method) {
-        Some(i) => Value::from(NAMES[i]),
-        None => Value::from(method.as_str().to_owned()),
-    }
+/// `"{a} {b}"` without the formatting machinery (~1,000 instructions less).
+pub(crate) fn join(a: &str, b: &str) -> String {
+    let mut name = String::with_capacity(a.len() + 1 + b.len());
+    name.push_str(a);
+    name.push(' ');
+    name.push_str(b);
+    name
 }
 
 /// Sets the response status (Error on a 5xx) and ends the span.
 pub fn finish(span: &Span, status: StatusCode) {
     if span.is_recording() {
-        span.set_attribute(KeyValue::new("http.response.status_code", i64::from(status.as_u16())));
+        // Only the host sets attributes on the server span, and this one last.
+        span.add_attributes([("http.response.status_code", AttrValue::I64(i64::from(status.as_u16())))]);
         if status.is_server_error() {
             span.set_error(status.to_string());
         }
