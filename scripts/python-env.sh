@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates the project-local virtualenv (./.venv) the Python tests and examples
 # use, from the same python3 the host embeds ($PYO3_PYTHON), and installs
-# python-plugins/requirements.txt into it. Idempotent: does nothing when the
+# python-plugins/requirements.txt and deploy/requirements.txt into it. Idempotent: does nothing when the
 # venv already holds exactly those requirements. `--bench` also installs the
 # benchmark peers (granian, uvicorn[standard]).
 set -euo pipefail
@@ -10,6 +10,8 @@ source scripts/env.sh
 
 venv=.venv
 reqs=(python-plugins/requirements.txt)
+# The deployment checks (tests/e2e/deploy.rs): kubernetes-validate, hadolint.
+reqs+=(deploy/requirements.txt)
 [ "${1:-}" = "--bench" ] && reqs+=(bench/python/requirements.txt)
 stamp="$venv/.covet-$(cat "${reqs[@]}" | sha256sum | cut -c1-16)"
 [ -f "$stamp" ] && exit 0

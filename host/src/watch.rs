@@ -109,7 +109,7 @@ impl Watched {
         let paths = batch.iter().flat_map(|e| written(&e.event.kind, &e.event.paths));
         let mut affected = BTreeSet::new();
         for path in paths {
-            if *path == self.manifest {
+            if *path == self.manifest || self.manifest_resolves_through(path) {
                 return None;
             }
             for name in self.artifacts.get(path).into_iter().flatten() {
@@ -117,6 +117,17 @@ impl Watched {
             }
         }
         Some(affected)
+    }
+}
+
+impl Watched {
+    /// Whether the manifest is a symlink resolving through `path`, a symlink
+    /// next to it: a Kubernetes ConfigMap volume (`plugins.yaml` ->
+    /// `..data/plugins.yaml`), which the kubelet updates by renaming a new
+    /// `..data` over the old one, so no event names the manifest itself.
+    fn manifest_resolves_through(&self, path: &Path) -> bool {
+        let (Ok(target), Some(dir)) = (std::fs::read_link(&self.manifest), self.manifest.parent()) else { return false };
+        target.is_relative() && target.components().count() > 1 && target.components().next().is_some_and(|first| dir.join(first) == path)
     }
 }
 
