@@ -32,7 +32,7 @@ pub(crate) const LOG_KEY: &str = "purge.log";
 /// The longest a purge-log read may take before the poll gives up (and tries next time).
 pub(crate) const READ_LIMIT: Duration = Duration::from_secs(5);
 /// How many polls in a row re-read a log that is behind its counter.
-const BEHIND_POLLS: u32 = 50;
+pub(crate) const BEHIND_POLLS: u32 = 50;
 
 /// The follower's state, owned by its task.
 pub(crate) struct Follower {
@@ -131,13 +131,7 @@ impl Follower {
                 return Err(ServiceError::new(ServiceErrorKind::Backend, message));
             }
         };
-        let newest = bans.iter().map(|b| b.seq).max().unwrap_or(0);
-        let ahead = seq.is_some_and(|s| u64::try_from(s).unwrap_or(0) > newest);
-        self.behind = match (ahead, self.seen == Some(seq)) {
-            (false, _) => 0,
-            (true, false) => BEHIND_POLLS,
-            (true, true) => self.behind.saturating_sub(1),
-        };
+        self.behind = rereads_left(seq, &bans, self.seen == Some(seq), self.behind);
         self.seen = Some(seq);
         let initial = !self.loaded;
         self.loaded = true;
@@ -159,6 +153,21 @@ impl Follower {
         for ban in fresh.iter().filter(|b| b.kind == BanKind::Key) {
             let _ = bounded(&self.host, READ_LIMIT, shared.delete_now(&ban.value)).await;
         }
+    }
+}
+
+/// How many more polls should read the log again: while the counter `seq`
+/// is ahead of the newest ban in `log` (a purge counted, its append not
+/// landed yet), [`BEHIND_POLLS`] from when the counter moved (`same_seq`:
+/// it did not since the last read); a writer that died between the two
+/// steps is not waited for forever.
+pub(crate) fn rereads_left(seq: Option<i64>, log: &[Ban], same_seq: bool, left: u32) -> u32 {
+    let newest = log.iter().map(|b| b.seq).max().unwrap_or(0);
+    let ahead = seq.is_some_and(|s| u64::try_from(s).unwrap_or(0) > newest);
+    match (ahead, same_seq) {
+        (false, _) => 0,
+        (true, false) => BEHIND_POLLS,
+        (true, true) => left.saturating_sub(1),
     }
 }
 

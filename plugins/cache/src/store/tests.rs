@@ -11,7 +11,7 @@ use covet_plugin_api::host::Host;
 use covet_plugin_api::{Body, Header, Headers};
 
 use super::bans::{BAN_LIFETIME_MS, BanSet};
-use super::follower::record;
+use super::follower::{BEHIND_POLLS, record, rereads_left};
 use super::l1::{L1, weigh};
 use super::{Ban, BanKind, Entry, Meta, Store, StoreSettings, decode_frame, encode_frame, now_ms};
 use crate::policy::Policy;
@@ -417,6 +417,33 @@ fn recording_bans_keeps_each_seq_once_skips_old_ones_and_prunes() {
     // A day later every one of them has aged out.
     assert!(record(&bans, Vec::new(), now + BAN_LIFETIME_MS + 1).is_empty());
     assert!(bans.read().unwrap().is_empty());
+}
+
+#[test]
+fn a_log_behind_its_counter_is_read_again_for_a_while() {
+    let log = vec![
+        ban(1, BanKind::Key, "a", None, 1),
+        ban(2, BanKind::Key, "b", None, 2),
+    ];
+    assert_eq!(
+        rereads_left(Some(2), &log, false, 0),
+        0,
+        "the log has every counted purge"
+    );
+    assert_eq!(rereads_left(None, &[], false, 0), 0, "no purge yet");
+    // Purge 3 is counted, its append not landed: read again next polls.
+    assert_eq!(rereads_left(Some(3), &log, false, 0), BEHIND_POLLS);
+    assert_eq!(
+        rereads_left(Some(3), &log, true, BEHIND_POLLS),
+        BEHIND_POLLS - 1
+    );
+    assert_eq!(
+        rereads_left(Some(3), &log, true, 1),
+        0,
+        "a writer that died is not waited for forever"
+    );
+    // The counter moved again meanwhile: wait afresh.
+    assert_eq!(rereads_left(Some(4), &log, false, 3), BEHIND_POLLS);
 }
 
 #[test]
