@@ -112,6 +112,15 @@ impl Cache {
         if sync && self.settings.shared && matches!(found, Found::Nothing) && !shared_read {
             return Step::Shared;
         }
+        if let Found::Entry(e) = &found {
+            // A stale entry being revalidated by another request: wait for its result too.
+            let revalidating = self.settings.coalesce && ctx.storable && !ctx.no_cache;
+            if revalidating && matches!(evaluate(&e.meta.policy, e.meta.stored_at_ms, now_ms(), &ctx.ask), Use::Revalidate { .. }) {
+                if let Some(Role::Wait(flight)) = self.would_wait(&e.meta.key) {
+                    return Step::Wait(flight);
+                }
+            }
+        }
         if let Some(flight_key) = self.coalesced_key(&ctx, &found) {
             if let Some(Role::Wait(flight)) = self.would_wait(&flight_key) {
                 return Step::Wait(flight);
@@ -241,7 +250,10 @@ impl Cache {
             Use::Fresh { age_secs, ttl_secs } => self.answer(req, &ctx, &entry, age_secs, Outcome::Hit { ttl: ttl_secs }),
             Use::StaleWhileRevalidate { age_secs, stale_secs } => self.stale_while_revalidate(req, ctx, entry, age_secs, stale_secs),
             Use::Revalidate { .. } if ctx.only_if_cached => Flow::Respond(gateway_timeout(req)),
-            Use::Revalidate { if_error, .. } => self.forward(req, ctx, Fwd::Stale, Some(entry), if_error, None),
+            Use::Revalidate { if_error, .. } => {
+                let key = lead.then(|| entry.meta.key.clone());
+                self.forward(req, ctx, Fwd::Stale, Some(entry), if_error, key)
+            }
         }
     }
 

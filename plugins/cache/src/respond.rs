@@ -125,7 +125,10 @@ impl Cache {
                 (Entry { headers: Headers::from(merged), ..entry }, false)
             }
         };
-        let outcome = Outcome::Stale { fwd_status: 304, stored };
+        let outcome = match pending.fwd {
+            Fwd::Request => Outcome::Request { stored },
+            _ => Outcome::Stale { fwd_status: 304, stored },
+        };
         if background {
             return outcome;
         }

@@ -2,7 +2,8 @@
 //! on at once (never held back) and copied into a buffer; when the body ends
 //! the buffer is handed to the completion (which stores the entry). Past
 //! `limit` bytes the copy stops and the completion is dropped unrun; a body
-//! that breaks off, or is dropped before its end (the client went away),
+//! A body of known length is complete at its last byte (the writer may not
+//! poll for the end). A body that breaks off, or is dropped before its end (the client went away),
 //! also drops it: nothing is stored, and whatever the completion holds (the
 //! coalescing leader's guard) is released.
 
@@ -23,6 +24,9 @@ pub struct Tee {
     inner: BodyStream,
     buffer: Vec<u8>,
     limit: usize,
+    /// The body's exact length when known: reaching it is the end (the
+    /// writer may stop polling once it has sent that many bytes).
+    expected: Option<usize>,
     done: Option<Completion>,
 }
 
@@ -30,8 +34,21 @@ impl Tee {
     /// `body`, teed: `done` gets the bytes when it ends within `limit`.
     pub fn body(body: BodyStream, limit: u64, done: Completion) -> BodyStream {
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-        let capacity = body.size_hint().map_or(0, |n| usize::try_from(n).unwrap_or(0).min(limit));
-        BodyStream::from_ops(Tee { inner: body, buffer: Vec::with_capacity(capacity), limit, done: Some(done) })
+        let expected = body.size_hint().and_then(|n| usize::try_from(n).ok());
+        let capacity = expected.map_or(0, |n| n.min(limit));
+        let mut tee = Tee { inner: body, buffer: Vec::with_capacity(capacity), limit, expected, done: Some(done) };
+        if expected.is_some_and(|n| n > limit) {
+            tee.done = None;
+        } else if expected == Some(0) {
+            tee.complete(); // nothing to wait for (the writer may never poll)
+        }
+        BodyStream::from_ops(tee)
+    }
+
+    fn complete(&mut self) {
+        if let Some(done) = self.done.take() {
+            done(std::mem::take(&mut self.buffer));
+        }
     }
 }
 
@@ -41,9 +58,10 @@ impl BodyStreamOps for Tee {
         match polled {
             std::task::Poll::Pending => FfiPoll::Pending,
             std::task::Poll::Ready(None) => {
-                if let Some(done) = self.done.take() {
-                    done(std::mem::take(&mut self.buffer));
+                if self.expected.is_none_or(|n| n == self.buffer.len()) {
+                    self.complete();
                 }
+                self.done = None;
                 FfiPoll::Ready(RNone)
             }
             std::task::Poll::Ready(Some(Err(e))) => {
@@ -58,6 +76,9 @@ impl BodyStreamOps for Tee {
                         self.buffer = Vec::new();
                     } else {
                         self.buffer.extend_from_slice(&chunk);
+                        if self.expected == Some(self.buffer.len()) {
+                            self.complete();
+                        }
                     }
                 }
                 FfiPoll::Ready(RSome(RResult::ROk(chunk)))
