@@ -53,6 +53,9 @@ impl Validated {
     }
 }
 
+/// Whether a request's document was validated before (read from its data).
+pub type Known = fn(&ExtensionContext<'_>) -> bool;
+
 /// The extension skipping validation of a document already validated (the
 /// request's [`Exchange`] says so). One instance serves every request.
 pub struct SkipKnown(Arc<Skip>);
@@ -60,7 +63,12 @@ pub struct SkipKnown(Arc<Skip>);
 impl SkipKnown {
     /// The extension's factory, for `SchemaBuilder::extension`.
     pub fn new() -> SkipKnown {
-        SkipKnown(Arc::new(Skip))
+        SkipKnown::with(|ctx| ctx.data_opt::<Exchange>().is_some_and(Exchange::prevalidated))
+    }
+
+    /// The factory with another test of a request's data.
+    pub fn with(known: Known) -> SkipKnown {
+        SkipKnown(Arc::new(Skip(known)))
     }
 }
 
@@ -70,8 +78,8 @@ impl ExtensionFactory for SkipKnown {
     }
 }
 
-/// The extension itself (stateless).
-pub struct Skip;
+/// The extension itself.
+pub struct Skip(Known);
 
 #[async_graphql::async_trait::async_trait]
 impl Extension for Skip {
@@ -80,11 +88,45 @@ impl Extension for Skip {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        if ctx.data_opt::<Exchange>().is_some_and(Exchange::prevalidated) {
+        if (self.0)(ctx) {
             // The schema sets no complexity or depth limit and the answer
             // carries no cache-control header: nothing reads these.
             return Ok(ValidationResult { cache_control: Default::default(), complexity: 0, depth: 0 });
         }
         next.run(ctx).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::dynamic::{Field, FieldFuture, Object, Schema, TypeRef};
+    use covet_plugin_api::testing::block_on;
+
+    use super::*;
+
+    /// The request data marking a document as validated, in these tests.
+    struct Marked;
+
+    fn schema() -> Schema {
+        let a = Field::new("a", TypeRef::named(TypeRef::INT), |_| FieldFuture::from_value(Some(1.into())));
+        Schema::build("Query", None, None)
+            .register(Object::new("Query").field(a))
+            .extension(SkipKnown::with(|ctx| ctx.data_opt::<Marked>().is_some()))
+            .finish()
+            .unwrap()
+    }
+
+    #[test]
+    fn validation_runs_unless_the_document_is_marked() {
+        // Valid to execute, refused by validation (an unused variable).
+        let query = "query Q($v: Int) { a }";
+        let schema = schema();
+        let checked = block_on(schema.execute(async_graphql::Request::new(query)));
+        assert_eq!(checked.errors.len(), 1, "{:?}", checked.errors);
+        assert!(checked.errors[0].message.contains("not used"), "{}", checked.errors[0].message);
+        let marked = async_graphql::Request::new(query).data(Marked);
+        let skipped = block_on(schema.execute(marked));
+        assert!(skipped.errors.is_empty(), "{:?}", skipped.errors);
+        assert_eq!(skipped.data.into_json().unwrap(), serde_json::json!({ "a": 1 }));
     }
 }
