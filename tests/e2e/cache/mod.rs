@@ -22,6 +22,7 @@ mod report;
 mod requests;
 mod revalidate;
 mod stale;
+mod store;
 
 use std::time::{Duration, Instant};
 

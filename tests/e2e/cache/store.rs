@@ -1,0 +1,150 @@
+//! The cache's store across hosts: the shared tier (`shared: true`) and the
+//! purge follower against a real redis-server (started here) behind the
+//! hosts' shared state. Several covet processes share one Redis, as a fleet
+//! does: what one host stored another serves without asking the origin; a
+//! purge made through one host's admin API reaches every host's L1 and the
+//! shared copies; a host started after a purge does not serve an entry the
+//! purge removed from Redis' point of view (the ban is checked on L2 reads);
+//! a frozen Redis is a miss, not a hang; an ungranted namespace fails the
+//! load with the grant to add.
+
+use std::time::Duration;
+
+use covet_e2e::{Answer, Client, Host, Origin, RedisServer};
+use http::Method;
+use serde_json::{Value, json};
+
+use super::{HOST, assert_hit, assert_miss, cache_status, eventually, get, is_hit, manifest};
+
+/// The shared-state key of an entry (the host prefixes `covet:{namespace}:`).
+fn redis_key(path: &str) -> String {
+    format!("covet:cache:e:{HOST}{path}")
+}
+
+/// The cache manifest with the hosts' shared state in `redis`.
+fn shared_manifest(origin: &Origin, redis: &RedisServer, cache: Value) -> String {
+    let url = Value::String(redis.url());
+    format!("{}services:\n  state: {{ backend: redis, url: {url}, timeout: 1s }}\n", manifest(origin, cache))
+}
+
+/// A host caching in front of `origin`, L2 in `redis`, purges polled every 20 ms.
+async fn shared_host(origin: &Origin, redis: &RedisServer) -> Host {
+    Host::start(shared_manifest(origin, redis, json!({ "shared": true, "purge_poll": "20ms", "shared_timeout": "200ms" }))).await
+}
+
+/// `POST /v1/cache/purge` with `body` on `host`; must be accepted.
+async fn purge(host: &Host, body: Value) {
+    let admin = Client::http1(host.admin_addr());
+    let headers = [("content-type", "application/json")];
+    let reply = admin.send(Method::POST, "/v1/cache/purge", &headers, body.to_string()).await.expect("the admin API answers");
+    assert_eq!(reply.status, 202, "purge {body}: {}", reply.text());
+    assert_eq!(reply.json()["backend"], "redis", "{}", reply.text());
+}
+
+/// Waits until the background write of `path`'s entry has reached Redis.
+async fn until_in_redis(redis: &RedisServer, path: &str) {
+    let key = redis_key(path);
+    eventually(&format!("{key} written to Redis"), || async { !redis.get(&key).is_empty() }).await;
+}
+
+/// Waits until `GET path` on `host` answers `body`.
+async fn until_body(host: &Host, path: &str, body: &str) {
+    eventually(&format!("{path} answers {body:?}"), || async { get(host, path).await.text() == body }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_serves_from_redis_what_another_host_stored() {
+    let (origin, redis) = (Origin::start().await, RedisServer::start());
+    origin.set("/s/a", Answer::cached("max-age=600", "shared a"));
+    let first = shared_host(&origin, &redis).await;
+    let second = shared_host(&origin, &redis).await;
+
+    assert_miss(&first, &origin, "/s/a").await;
+    until_in_redis(&redis, "/s/a").await;
+    let reply = assert_hit(&second, &origin, "/s/a").await;
+    assert_eq!(reply.text(), "shared a");
+    assert_eq!(origin.hits("/s/a"), 1, "one origin request for two hosts");
+    assert!(reply.header("age").is_some(), "an entry from the shared tier has an Age: {:?}", reply.headers);
+    // The second host filled its L1: Redis gone, it still answers from the cache.
+    drop(redis);
+    let again = assert_hit(&second, &origin, "/s/a").await;
+    assert_eq!(again.text(), "shared a");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_through_one_host_reaches_every_host_and_redis() {
+    let (origin, redis) = (Origin::start().await, RedisServer::start());
+    origin.set("/s/k", Answer::cached("max-age=600", "k1"));
+    origin.set("/s/tagged", Answer::cached("max-age=600", "t1").header("surrogate-key", "blue"));
+    let first = shared_host(&origin, &redis).await;
+    let second = shared_host(&origin, &redis).await;
+    for path in ["/s/k", "/s/tagged"] {
+        assert_miss(&first, &origin, path).await;
+        until_in_redis(&redis, path).await;
+        assert_hit(&second, &origin, path).await;
+        assert_hit(&first, &origin, path).await;
+    }
+    origin.set("/s/k", Answer::cached("max-age=600", "k2"));
+    origin.set("/s/tagged", Answer::cached("max-age=600", "t2").header("surrogate-key", "blue"));
+
+    purge(&first, json!({ "key": format!("{HOST}/s/k") })).await;
+    until_body(&second, "/s/k", "k2").await;
+    until_body(&first, "/s/k", "k2").await;
+
+    purge(&second, json!({ "tag": "blue" })).await;
+    until_body(&first, "/s/tagged", "t2").await;
+    until_body(&second, "/s/tagged", "t2").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_started_after_a_purge_does_not_serve_what_it_removed_from_redis() {
+    let (origin, redis) = (Origin::start().await, RedisServer::start());
+    origin.set("/s/old", Answer::cached("max-age=600", "old").header("cache-tag", "release-7"));
+    origin.set("/s/kept", Answer::cached("max-age=600", "kept").header("cache-tag", "release-8"));
+    let first = shared_host(&origin, &redis).await;
+    for path in ["/s/old", "/s/kept"] {
+        assert_miss(&first, &origin, path).await;
+        until_in_redis(&redis, path).await;
+    }
+    // A tag purge deletes nothing in Redis (tags are not keys there): the
+    // copy stays until a reader checks it against the ban.
+    purge(&first, json!({ "tag": "release-7" })).await;
+    assert!(!redis.get(&redis_key("/s/old")).is_empty(), "the shared copy is still in Redis");
+    origin.set("/s/old", Answer::cached("max-age=600", "new"));
+
+    let late = shared_host(&origin, &redis).await;
+    let reply = get(&late, "/s/old").await;
+    assert_eq!(reply.text(), "new", "the ban loaded at start removes the shared copy: {}", cache_status(&reply));
+    assert_eq!(origin.hits("/s/old"), 2);
+    assert_hit(&late, &origin, "/s/kept").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_redis_is_a_miss_not_a_hang() {
+    let (origin, redis) = (Origin::start().await, RedisServer::start());
+    origin.set("/s/f", Answer::cached("max-age=600", "f"));
+    let host = shared_host(&origin, &redis).await;
+    redis.freeze();
+    let reply = assert_miss(&host, &origin, "/s/f").await;
+    assert_eq!((reply.status.as_u16(), reply.text().as_str()), (200, "f"));
+    // L1 works without the shared tier.
+    let hit = get(&host, "/s/f").await;
+    assert!(is_hit(&hit), "{}", cache_status(&hit));
+    assert_eq!(origin.hits("/s/f"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_not_granted_fails_the_load_naming_the_grant() {
+    let origin = Origin::start().await;
+    let text = manifest(&origin, json!({}));
+    let ungranted = text.replace("    capabilities: { state: [cache] }\n", "");
+    assert_ne!(ungranted, text, "the manifest grants the namespace");
+    let exited = Host::builder(ungranted).run_to_exit(Duration::from_secs(30));
+    assert!(!exited.status.success(), "the host started without the grant");
+    assert!(
+        exited.stderr.contains("shared state namespace 'cache' is not granted")
+            && exited.stderr.contains("capabilities: { state: [cache] }"),
+        "{}",
+        exited.stderr
+    );
+}
