@@ -17,6 +17,7 @@ mod auth_jwks;
 mod chain;
 mod example_plugin;
 mod cli;
+mod fleet;
 mod deploy;
 mod connections;
 mod control_cli;
