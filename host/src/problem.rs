@@ -57,6 +57,13 @@ pub fn headers_too_large(what: &str, limit: usize, request_id: &str) -> HostResp
     error(status, "HEADERS_TOO_LARGE", &message, json!({ "limit": what, "max": limit }), request_id)
 }
 
+/// 408: the request body came too slowly (`limits.body_read_timeout`,
+/// `limits.body_min_rate`).
+pub fn body_timeout(reason: &str, request_id: &str) -> HostResponse {
+    let message = "the request body was not received in time";
+    error(StatusCode::REQUEST_TIMEOUT, "REQUEST_TIMEOUT", message, json!({ "reason": reason }), request_id)
+}
+
 /// 400: the body could not be read.
 pub fn bad_body(reason: &str, request_id: &str) -> HostResponse {
     error(StatusCode::BAD_REQUEST, "BAD_REQUEST", "could not read the request body", json!({ "reason": reason }), request_id)

@@ -132,6 +132,14 @@ pub struct Limits {
     /// How often HTTP/2 pings an idle peer, and how long it waits for the
     /// answer before closing the connection (default 20 s).
     pub h2_keepalive_interval: Duration,
+    /// Longest wait for the next piece of a request body (default 30 s).
+    pub body_read_timeout: Duration,
+    /// Slowest request body accepted, in bytes per second, after
+    /// `body_read_timeout` of grace (default 500; 0: no minimum).
+    pub body_min_rate: u64,
+    /// Longest a response may wait on the client to take more of it: no
+    /// byte accepted within it closes the connection (default 60 s).
+    pub send_timeout: Duration,
     /// Most background runs of `Flow::RespondAndContinue` in flight at once
     /// (default 64; 0: never run in the background, answer as `Respond`).
     pub background_max: usize,
@@ -149,6 +157,9 @@ impl Default for Limits {
             shutdown_timeout: Duration::from_secs(30),
             h2_max_concurrent_streams: 256,
             h2_keepalive_interval: Duration::from_secs(20),
+            body_read_timeout: Duration::from_secs(30),
+            body_min_rate: 500,
+            send_timeout: Duration::from_secs(60),
             background_max: 64,
         }
     }

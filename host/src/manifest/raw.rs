@@ -107,6 +107,12 @@ pub struct RawLimits {
     pub h2_max_concurrent_streams: NonZeroU32,
     /// How often HTTP/2 pings a peer, and how long it waits for the answer before closing the connection (default 20s).
     pub h2_keepalive_interval: HumanDuration,
+    /// Longest wait for the next piece of a request body; past it the request is answered 408 and the connection closed (default 30s).
+    pub body_read_timeout: HumanDuration,
+    /// Slowest request body accepted, in bytes per second, after `body_read_timeout` of grace: a body trickled slower is answered 408 (default 500; 0: no minimum).
+    pub body_min_rate: ByteSize,
+    /// Longest a response may wait on the client to take more of it (a client that stops reading); past it the connection is closed, with GOAWAY on HTTP/2 (default 60s).
+    pub send_timeout: HumanDuration,
     /// Most background runs in flight at once: a filter answering with `RespondAndContinue` (a cache's stale-while-revalidate) past it is answered as `Respond`, nothing in the background (default 64; 0: never in the background).
     pub background_max: usize,
 }
@@ -125,6 +131,9 @@ impl Default for RawLimits {
             h2_max_concurrent_streams: NonZeroU32::new(limits.h2_max_concurrent_streams)
                 .unwrap_or(NonZeroU32::MIN),
             h2_keepalive_interval: HumanDuration(limits.h2_keepalive_interval),
+            body_read_timeout: HumanDuration(limits.body_read_timeout),
+            body_min_rate: ByteSize(limits.body_min_rate),
+            send_timeout: HumanDuration(limits.send_timeout),
             background_max: limits.background_max,
         }
     }

@@ -138,6 +138,9 @@ fn limits(raw: &RawLimits) -> Limits {
         shutdown_timeout: raw.shutdown_timeout.0,
         h2_max_concurrent_streams: raw.h2_max_concurrent_streams.get(),
         h2_keepalive_interval: raw.h2_keepalive_interval.0,
+        body_read_timeout: raw.body_read_timeout.0,
+        body_min_rate: raw.body_min_rate.0,
+        send_timeout: raw.send_timeout.0,
         background_max: raw.background_max,
     }
 }

@@ -5,6 +5,13 @@
 //! streams are `Send`; an io_uring stream is not (it must stay on its
 //! thread), so it comes wrapped in [`super::uring::bound::ThreadBound`], and
 //! its tunnel runs on its thread ([`ConnContext::home`]).
+//!
+//! Slow clients and HTTP/2 abuse (docs/hardening.md): request bodies are
+//! read under `body_read_timeout` / `body_min_rate`, response bodies under
+//! `send_timeout` ([`super::body`]); HTTP/2 runs with h2's rapid-reset,
+//! CONTINUATION and header-list limits set explicitly and a small per-stream
+//! send buffer, so a peer that never opens its window holds little.
+//! Both I/O backends (epoll, io_uring) serve through here.
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -19,7 +26,10 @@ use tokio::{
     sync::{OwnedSemaphorePermit, watch},
 };
 
-use super::watchdog::{self, ConnState, Expiry, TrackedIo};
+use super::{
+    body::{ReadTimed, SendWatch},
+    watchdog::{self, ConnState, Expiry, Timeouts, TrackedIo},
+};
 use crate::{
     exchange::client_string,
     manifest::Limits,
@@ -28,6 +38,21 @@ use crate::{
 
 /// Headers hyper's HTTP/1 parser holds on the stack (its default limit).
 const HYPER_STACK_HEADERS: usize = 100;
+
+/// Streams a peer may reset before the server accepts them (rapid reset,
+/// CVE-2023-44487): past it, GOAWAY `ENHANCE_YOUR_CALM`. h2's default, set
+/// here so an upgrade cannot silently change it.
+const H2_MAX_PENDING_ACCEPT_RESETS: usize = 20;
+/// Streams the server may reset for protocol errors before it sends GOAWAY
+/// (RUSTSEC-2024-0003, "MadeYouReset"): hyper's default, set explicitly.
+const H2_MAX_LOCAL_ERROR_RESETS: usize = 1024;
+/// Response bytes h2 buffers per stream beyond what the peer's window lets
+/// out (hyper's default is 400 KiB): with 256 streams, a peer that never
+/// opens its window pins at most 16 MiB per connection, not 100 MiB.
+const H2_MAX_SEND_BUF: usize = 64 * 1024;
+/// After a connection is told to close for idleness or a stalled send, how
+/// long it may take to wind down before it is dropped.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The connection builder for a listener, configured from the limits.
 pub fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
@@ -55,6 +80,9 @@ pub fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
         .timer(TokioTimer::new())
         .enable_connect_protocol()
         .max_concurrent_streams(limits.h2_max_concurrent_streams)
+        .max_pending_accept_reset_streams(H2_MAX_PENDING_ACCEPT_RESETS)
+        .max_local_error_reset_streams(H2_MAX_LOCAL_ERROR_RESETS)
+        .max_send_buf_size(H2_MAX_SEND_BUF)
         .max_header_list_size(u32::try_from(limits.max_header_bytes.saturating_mul(2)).unwrap_or(u32::MAX));
     // Ping the peer every interval; no answer within another interval closes
     // the connection. `0s` turns pings off.
@@ -124,7 +152,14 @@ where
 {
     let (io, info, state) = prepare(stream, peer, tls, permit, &ctx);
     let (shared, offload) = (ctx.shared.clone(), ctx.offload.clone());
-    let svc = service_fn(move |req| offloaded(offload.as_ref(), service::serve(shared.clone(), info.clone(), req)));
+    let (read_timeout, min_rate) = (shared.limits.body_read_timeout, shared.limits.body_min_rate);
+    let watched = state.clone();
+    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let req = req.map(|body| ReadTimed::new(body, read_timeout, min_rate));
+        let served = offloaded(offload.as_ref(), service::serve(shared.clone(), info.clone(), req));
+        let watched = watched.clone();
+        async move { served.await.map(|resp| resp.map(|body| SendWatch::new(body, watched))) }
+    });
     let conn = ctx.builder.serve_connection_with_upgrades(io, svc);
     drive(conn, |conn| conn.graceful_shutdown(), state, &ctx, peer).await;
 }
@@ -153,8 +188,8 @@ where
 {
     tokio::pin!(conn);
     let limits = &ctx.shared.limits;
-    let (mut alarm, watchdog) =
-        watchdog::spawn(state, limits.header_read_timeout, limits.idle_timeout, ctx.shutdown.clone());
+    let timeouts = Timeouts { header_read: limits.header_read_timeout, idle: limits.idle_timeout, send: limits.send_timeout };
+    let (mut alarm, watchdog) = watchdog::spawn(state, timeouts, ctx.shutdown.clone());
     let verdict = tokio::select! {
         biased;
         result = conn.as_mut() => {
@@ -163,12 +198,25 @@ where
         }
         Ok(verdict) = &mut alarm => verdict,
     };
-    if verdict == Some(Expiry::HeaderRead) {
-        tracing::debug!(%peer, "closing connection: request head not received within header_read_timeout");
-        return;
+    match verdict {
+        Some(Expiry::HeaderRead) => {
+            tracing::debug!(%peer, "closing connection: request head not received within header_read_timeout");
+            return;
+        }
+        Some(Expiry::SendStall) => tracing::debug!(%peer, "closing connection: the client took no response bytes within send_timeout"),
+        Some(Expiry::Flood) => tracing::debug!(%peer, "closing connection: HTTP/2 SETTINGS/PING flood"),
+        _ => {}
     }
     graceful(conn.as_mut());
-    log_end(peer, conn.await);
+    if verdict.is_none() {
+        // Host shutdown: requests in flight finish (the server bounds it by shutdown_timeout).
+        return log_end(peer, conn.await);
+    }
+    // Idle or stalled: a response that never drains must not hold the connection.
+    match tokio::time::timeout(CLOSE_GRACE, conn).await {
+        Ok(result) => log_end(peer, result),
+        Err(_) => tracing::debug!(%peer, "connection dropped: it did not wind down after being closed"),
+    }
 }
 
 fn log_end(peer: SocketAddr, result: Result<(), Box<dyn std::error::Error + Send + Sync>>) {

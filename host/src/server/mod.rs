@@ -7,6 +7,7 @@
 //! (tokio's multi-threaded runtime, the one this function runs on) or
 //! io_uring ([`uring`]: one runtime thread per core). Both feed [`conn::serve`].
 
+pub mod body;
 pub mod conn;
 pub mod h3;
 pub mod tls;
@@ -14,6 +15,7 @@ pub mod uring;
 pub mod watchdog;
 pub mod framing;
 pub mod headscan;
+pub mod h2frames;
 pub mod tunnel;
 
 use std::{

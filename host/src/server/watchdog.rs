@@ -3,6 +3,17 @@
 //! its first byte: slowloris) and an **idle timeout** (a keep-alive
 //! connection with no request in flight and no bytes moving is closed).
 //!
+//! It also applies a **send timeout**, as nginx's `send_timeout`: a write
+//! the socket does not take (the client stopped reading) must go through
+//! within `limits.send_timeout`; and while a chunk of a response body waits
+//! on the client ([`super::body::SendWatch`]) the client must take response
+//! bytes within it (on HTTP/2 only DATA counts, [`super::h2frames`]: a peer
+//! that never opens its window). Past it the connection is closed (GOAWAY on
+//! HTTP/2).
+//!
+//! On HTTP/2 it also closes (GOAWAY) a peer that floods SETTINGS or PING
+//! frames ([`super::h2frames::ControlFlood`]).
+//!
 //! [`TrackedIo`] notes reads and writes in a shared [`ConnState`]; the service
 //! marks requests in flight; [`watch`] sleeps until the next deadline.
 
@@ -29,6 +40,22 @@ pub enum Expiry {
     HeaderRead,
     /// Nothing happened for too long: close gracefully.
     Idle,
+    /// A response waited on the client too long: close (GOAWAY on HTTP/2),
+    /// then drop.
+    SendStall,
+    /// An HTTP/2 peer flooded SETTINGS or PING frames: GOAWAY, then drop.
+    Flood,
+}
+
+/// The connection's timeouts, from `limits:`.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// `header_read_timeout`.
+    pub header_read: Duration,
+    /// `idle_timeout`.
+    pub idle: Duration,
+    /// `send_timeout`; zero: off.
+    pub send: Duration,
 }
 
 /// Milliseconds on the coarse monotonic clock (a few ms resolution, a few ns
@@ -59,6 +86,16 @@ pub struct ConnState {
     bad_version: Mutex<Option<(Vec<u8>, [u8; 8])>>,
     /// The true length of the last request target the scan cut.
     long_target: AtomicUsize,
+    /// Response body chunks waiting on the client ([`super::body::SendWatch`]).
+    sending: AtomicUsize,
+    /// When the client last took response bytes (or a wait began).
+    send_progress: AtomicU64,
+    /// Since when the socket has refused a write (0: it has not).
+    write_blocked: AtomicU64,
+    /// Set (and `alarm` notified) when the peer floods control frames.
+    flooded: AtomicBool,
+    /// Wakes the watchdog before its nap ends.
+    alarm: tokio::sync::Notify,
 }
 
 impl Default for ConnState {
@@ -73,6 +110,11 @@ impl Default for ConnState {
             has_bad_version: AtomicBool::new(false),
             bad_version: Mutex::new(None),
             long_target: AtomicUsize::new(0),
+            sending: AtomicUsize::new(0),
+            send_progress: AtomicU64::new(0),
+            write_blocked: AtomicU64::new(0),
+            flooded: AtomicBool::new(false),
+            alarm: tokio::sync::Notify::new(),
         }
     }
 }
@@ -132,6 +174,46 @@ impl ConnState {
 
     fn on_write(&self) {
         self.last_activity.store(self.now_ms(), Relaxed);
+        if self.write_blocked.load(Relaxed) != 0 {
+            self.write_blocked.store(0, Relaxed);
+        }
+    }
+
+    /// Notes a write the socket did not take.
+    fn on_write_blocked(&self) {
+        if self.write_blocked.load(Relaxed) == 0 {
+            self.write_blocked.store(self.now_ms(), Relaxed);
+        }
+    }
+
+    /// Notes response bytes the client took.
+    fn on_send_progress(&self) {
+        self.send_progress.store(self.now_ms(), Relaxed);
+    }
+
+    /// Notes that the peer floods control frames, and wakes the watchdog.
+    fn on_flood(&self) {
+        if !self.flooded.swap(true, Relaxed) {
+            self.alarm.notify_one();
+        }
+    }
+
+    /// Whether writes are HTTP/2 frames.
+    fn is_h2(&self) -> bool {
+        self.is_h2.load(Relaxed)
+    }
+
+    /// A response body chunk now waits on the client.
+    pub fn send_waiting(&self) {
+        if self.sending.fetch_add(1, Relaxed) == 0 {
+            self.on_send_progress();
+        }
+    }
+
+    /// A chunk that waited on the client was taken (or dropped).
+    pub fn send_done(&self) {
+        self.sending.fetch_sub(1, Relaxed);
+        self.on_send_progress();
     }
 
     /// Marks a request in flight until the guard drops.
@@ -141,7 +223,26 @@ impl ConnState {
         InFlight(self.clone())
     }
 
-    fn next_deadline(&self, header_read: Duration, idle: Duration) -> Option<(u64, Expiry)> {
+    /// When a stalled send times out: a blocked write, or a chunk waiting
+    /// on the client, with no progress since.
+    fn send_deadline(&self, send: Duration) -> Option<u64> {
+        if send.is_zero() {
+            return None;
+        }
+        let waiting = (self.sending.load(Relaxed) > 0).then(|| self.send_progress.load(Relaxed));
+        let blocked = Some(self.write_blocked.load(Relaxed)).filter(|&at| at != 0);
+        let since = match (waiting, blocked) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        Some(since + send.as_millis() as u64)
+    }
+
+    fn next_deadline(&self, t: &Timeouts) -> Option<(u64, Expiry)> {
+        let (header_read, idle) = (t.header_read, t.idle);
+        if let Some(at) = self.send_deadline(t.send) {
+            return Some((at, Expiry::SendStall));
+        }
         if self.in_flight.load(Relaxed) > 0 {
             return None;
         }
@@ -164,18 +265,27 @@ impl Drop for InFlight {
 }
 
 /// Resolves when the connection has been idle, or reading a head, too long.
-pub async fn watch(state: &ConnState, header_read: Duration, idle: Duration) -> Expiry {
+pub async fn watch(state: &ConnState, t: Timeouts) -> Expiry {
+    let (header_read, idle) = (t.header_read, t.idle);
     loop {
+        if state.flooded.load(Relaxed) {
+            return Expiry::Flood;
+        }
         let now = state.now_ms();
         // Never nap longer than header_read: a head that starts during the
         // nap is then seen, and its exact deadline set, in time. (Waking the
         // watchdog from the read path instead cost an extra task poll per request.)
-        let nap = match state.next_deadline(header_read, idle) {
+        // Nor longer than send_timeout, for a send that stalls during it.
+        let longest = if t.send.is_zero() { header_read } else { header_read.min(t.send) };
+        let nap = match state.next_deadline(&t) {
             Some((at, expiry)) if at <= now => return expiry,
-            Some((at, _)) => Duration::from_millis(at - now).min(header_read),
-            None => idle.min(header_read),
+            Some((at, _)) => Duration::from_millis(at - now).min(longest),
+            None => idle.min(longest),
         };
-        tokio::time::sleep(nap).await;
+        tokio::select! {
+            () = tokio::time::sleep(nap) => {}
+            () = state.alarm.notified() => {}
+        }
     }
 }
 
@@ -185,14 +295,13 @@ pub async fn watch(state: &ConnState, header_read: Duration, idle: Duration) -> 
 /// `None` means the host is shutting down (close gracefully).
 pub fn spawn(
     state: Arc<ConnState>,
-    header_read: Duration,
-    idle: Duration,
+    timeouts: Timeouts,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> (tokio::sync::oneshot::Receiver<Option<Expiry>>, tokio::task::JoinHandle<()>) {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(async move {
         let verdict = tokio::select! {
-            expiry = watch(&state, header_read, idle) => Some(expiry),
+            expiry = watch(&state, timeouts) => Some(expiry),
             _ = super::stopped(&mut shutdown) => None,
         };
         let _ = tx.send(verdict);
@@ -205,13 +314,15 @@ pub struct TrackedIo<T> {
     inner: T,
     state: Arc<ConnState>,
     scan: super::headscan::HeadScan,
+    frames: super::h2frames::DataFrames,
+    control: super::h2frames::ControlFlood,
 }
 
 impl<T> TrackedIo<T> {
     /// Wraps `inner`; request targets over `max_target` bytes are cut
     /// (see [`super::headscan::HeadScan::squeeze_target`]).
     pub fn new(inner: T, state: Arc<ConnState>, max_target: usize) -> Self {
-        TrackedIo { inner, state, scan: super::headscan::HeadScan::new(max_target) }
+        TrackedIo { inner, state, scan: super::headscan::HeadScan::new(max_target), frames: Default::default(), control: Default::default() }
     }
 }
 
@@ -227,6 +338,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for TrackedIo<T> {
                 let read = &mut buf.filled_mut()[before..];
                 if this.state.on_read(read) {
                     this.scan.start();
+                }
+                if this.state.is_h2() && this.control.feed(read, this.state.now_ms()) {
+                    this.state.on_flood();
                 }
                 if this.scan.active() {
                     let kept = scan_read(&mut this.scan, &this.state, read);
@@ -261,8 +375,16 @@ fn scan_read(scan: &mut super::headscan::HeadScan, state: &ConnState, read: &mut
 impl<T: AsyncWrite + Unpin> AsyncWrite for TrackedIo<T> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write(cx, data);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+        if polled.is_pending() {
+            self.state.on_write_blocked();
+        }
+        if let Poll::Ready(Ok(n)) = polled
+            && n > 0
+        {
             self.state.on_write();
+            if !self.state.is_h2() || self.frames.feed(&data[..n]) {
+                self.state.on_send_progress();
+            }
         }
         polled
     }
@@ -273,8 +395,16 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TrackedIo<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+        if polled.is_pending() {
+            self.state.on_write_blocked();
+        }
+        if let Poll::Ready(Ok(n)) = polled
+            && n > 0
+        {
             self.state.on_write();
+            if !self.state.is_h2() || self.frames.feed_slices(bufs, n) {
+                self.state.on_send_progress();
+            }
         }
         polled
     }
@@ -296,11 +426,33 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TrackedIo<T> {
 mod tests {
     use super::*;
 
+    const T: Timeouts = Timeouts { header_read: Duration::from_secs(1), idle: Duration::from_secs(60), send: Duration::from_secs(5) };
+
+    #[test]
+    fn a_chunk_waiting_on_the_client_has_a_send_deadline_until_taken() {
+        let state = Arc::new(ConnState::default());
+        state.on_read(b"GET / HTTP/1.1\r\n\r\n");
+        let guard = state.begin_request();
+        drop(guard);
+        state.send_waiting();
+        let (_, expiry) = state.next_deadline(&T).unwrap();
+        assert_eq!(expiry, Expiry::SendStall);
+        state.send_done();
+        let (_, expiry) = state.next_deadline(&T).unwrap();
+        assert_eq!(expiry, Expiry::Idle);
+        state.on_write_blocked();
+        let (_, expiry) = state.next_deadline(&T).unwrap();
+        assert_eq!(expiry, Expiry::SendStall, "a write the socket refused");
+        state.on_write();
+        let (_, expiry) = state.next_deadline(&T).unwrap();
+        assert_eq!(expiry, Expiry::Idle, "the write went through");
+    }
+
     #[test]
     fn a_head_in_progress_has_a_header_deadline() {
         let state = Arc::new(ConnState::default());
         state.on_read(b"GET / HTTP/1.1\r\n");
-        let (_, expiry) = state.next_deadline(Duration::from_secs(1), Duration::from_secs(60)).unwrap();
+        let (_, expiry) = state.next_deadline(&T).unwrap();
         assert_eq!(expiry, Expiry::HeaderRead);
     }
 
@@ -309,9 +461,9 @@ mod tests {
         let state = Arc::new(ConnState::default());
         state.on_read(b"GET / HTTP/1.1\r\n\r\n");
         let guard = state.begin_request();
-        assert!(state.next_deadline(Duration::from_secs(1), Duration::from_secs(60)).is_none());
+        assert!(state.next_deadline(&T).is_none());
         drop(guard);
-        let (_, expiry) = state.next_deadline(Duration::from_secs(1), Duration::from_secs(60)).unwrap();
+        let (_, expiry) = state.next_deadline(&T).unwrap();
         assert_eq!(expiry, Expiry::Idle);
     }
 
@@ -319,7 +471,7 @@ mod tests {
     fn h2_connections_only_idle() {
         let state = Arc::new(ConnState::default());
         state.on_read(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
-        let (_, expiry) = state.next_deadline(Duration::from_secs(1), Duration::from_secs(60)).unwrap();
+        let (_, expiry) = state.next_deadline(&T).unwrap();
         assert_eq!(expiry, Expiry::Idle);
     }
 }
