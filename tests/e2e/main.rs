@@ -49,3 +49,5 @@ mod web_security_headers;
 mod web_compress;
 mod graphql;
 mod graphql_limits;
+mod h2_attacks;
+mod slow_clients;
