@@ -63,7 +63,8 @@ async fn stale_if_error_replaces_a_5xx_and_a_dead_origin() {
     };
     let before = origin.hits("/sie");
     expect_stale(&get(&host, "/sie").await, "v1");
-    assert_eq!(origin.hits("/sie"), before + 1, "the origin was asked and failed");
+    // (The proxy retries a 503 on its own: one or more origin requests.)
+    assert!(origin.hits("/sie") > before, "the origin was asked and failed");
     let error = get(&host, "/plain").await;
     assert_eq!(error.status, 503, "no stale-if-error window: the error goes through");
     expect_stale(&get(&defaulted, "/plain").await, "plain v1");
