@@ -59,7 +59,7 @@ async fn a_slowloris_swarm_is_cut_off_without_an_answer_while_others_are_served(
         assert!(answer.is_empty(), "cut off with an answer: {}", String::from_utf8_lossy(&answer));
     }
     let served = bystander.finish().await;
-    println!("slow-clients | slowloris x50 | all cut by header_read_timeout, no answer | bystander served {served}, failed 0");
+    println!("hardening | slowloris x50 | all cut by header_read_timeout, no answer | bystander served {served}, failed 0");
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@
 //! is closed, that the host's CPU time and RSS growth stay within generous
 //! bounds a real failure would break ([`resources`]), and that a normal
 //! client requesting throughout is served every time. Each prints one
-//! `h2-attack` line with its figures (docs/hardening.md has the table):
+//! `hardening | …` line with its figures (docs/hardening.md has the table):
 //! `cargo test -p covet-e2e --test e2e h2_attacks -- --nocapture --test-threads 1`.
 //! Every test runs on whichever backend `COVET_IO` selects.
 
@@ -46,7 +46,8 @@ pub fn manifest(limits: &[(&str, &str)]) -> Manifest {
 /// Checks an attack's cost against the bounds and prints its line.
 pub fn judge(attack: &str, cost: &Cost, served: usize, outcome: &str) {
     println!(
-        "h2-attack | {attack} | cpu {} ms | rss +{:.1} MiB (from {:.1} MiB) | bystander served {served}, failed 0 | {outcome}",
+        "hardening | {} | {attack} | cpu {} ms | rss +{:.1} MiB (from {:.1} MiB) | bystander served {served}, failed 0 | {outcome}",
+        cost.backend,
         cost.cpu.as_millis(),
         mib(cost.rss_growth),
         mib(cost.rss_before),

@@ -51,6 +51,8 @@ pub struct Cost {
     pub rss_growth: u64,
     /// RSS at the start.
     pub rss_before: u64,
+    /// The host's I/O backend: `uring` when it holds io_uring instances.
+    pub backend: &'static str,
 }
 
 /// Samples the host's RSS while an attack runs, keeping the highest.
@@ -86,7 +88,9 @@ impl Meter {
         let _ = self.task.await;
         let end = Usage::of(self.pid);
         let peak = (self.peak.load(Relaxed) as u64).max(end.rss);
-        Cost { cpu: end.cpu.saturating_sub(self.start.cpu), rss_growth: peak.saturating_sub(self.start.rss), rss_before: self.start.rss }
+        let backend = if covet_e2e::io_uring_fds(self.pid) > 0 { "uring" } else { "epoll" };
+        let (cpu, rss_growth) = (end.cpu.saturating_sub(self.start.cpu), peak.saturating_sub(self.start.rss));
+        Cost { cpu, rss_growth, rss_before: self.start.rss, backend }
     }
 }
 
@@ -105,15 +109,15 @@ impl Bystander {
         let stopped = stop.clone();
         let task = tokio::spawn(async move {
             let (mut served, mut failed) = (0, Vec::new());
-            for client in clients.iter().cycle() {
-                if stopped.load(Relaxed) {
-                    break;
-                }
-                match tokio::time::timeout(crate::common::PATIENCE, client.get(path)).await {
-                    Ok(Ok(reply)) if reply.status == 200 => served += 1,
-                    Ok(Ok(reply)) => failed.push(format!("status {}", reply.status)),
-                    Ok(Err(e)) => failed.push(e),
-                    Err(_) => failed.push("no answer in time".to_owned()),
+            // Both clients at least once, however short the attack.
+            while served + failed.len() == 0 || !stopped.load(Relaxed) {
+                for client in &clients {
+                    match tokio::time::timeout(crate::common::PATIENCE, client.get(path)).await {
+                        Ok(Ok(reply)) if reply.status == 200 => served += 1,
+                        Ok(Ok(reply)) => failed.push(format!("status {}", reply.status)),
+                        Ok(Err(e)) => failed.push(e),
+                        Err(_) => failed.push("no answer in time".to_owned()),
+                    }
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
