@@ -1,14 +1,23 @@
 //! Slow clients over real sockets, while a normal client is served
 //! throughout: a slowloris swarm (heads trickled a byte at a time) is cut by
-//! `header_read_timeout`; a request body paused or trickled below
-//! `body_min_rate` gets 408 by `body_read_timeout`; clients that read a large
+//! `header_read_timeout`; a request body paused (HTTP/1.1 and HTTP/2) or
+//! trickled below `body_min_rate` gets 408 by `body_read_timeout`; clients that read a large
 //! streamed response a few bytes a second do not make the host buffer it
 //! (RSS bounded), and one that stops reading is cut by `send_timeout`.
 //! Every test runs on whichever backend `COVET_IO` selects.
 
-use std::time::Duration;
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
 
+use bytes::Bytes;
 use covet_e2e::{Closed, Host, RawConn, get_request};
+use http::Request;
+use http_body_util::BodyExt;
+use hyper::body::Frame;
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use tokio::{io::AsyncReadExt, net::TcpSocket, task::JoinSet};
 
 use crate::{
@@ -72,6 +81,34 @@ async fn a_paused_request_body_gets_408_and_the_connection_closes() {
     assert_eq!(resp.json()["error"]["code"], "REQUEST_TIMEOUT");
     assert_eq!(resp.header("connection"), Some("close"));
     assert!(matches!(conn.closed_within(PATIENCE).await, Closed::After(_)), "the connection stayed open");
+}
+
+/// A request body fed through a channel: the test decides what is sent, and
+/// when (nothing more, here).
+struct Fed(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for Fed {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        self.0.poll_recv(cx).map(|chunk| chunk.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+#[tokio::test]
+async fn a_paused_request_body_over_http2_gets_408() {
+    let host = Host::start(h2_attacks::manifest(&[("body_read_timeout", "1s")])).await;
+    let client = Client::builder(TokioExecutor::new()).http2_only(true).build_http::<Fed>();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(Bytes::from_static(b"0123456789")).await.unwrap();
+    let req = Request::post(format!("http://{}/echo", host.addr())).header("content-length", "1000").body(Fed(rx)).unwrap();
+    let resp = tokio::time::timeout(PATIENCE, client.request(req)).await.expect("an answer in time").expect("a response");
+    assert_eq!(resp.status(), 408);
+    let body = resp.into_body().collect().await.expect("the body").to_bytes();
+    let body: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(body["error"]["code"], "REQUEST_TIMEOUT", "{body}");
+    drop(tx); // held until now: the body is never finished
 }
 
 #[tokio::test]
