@@ -165,10 +165,11 @@ impl Shared {
 
 /// One of the [`MAX_WRITES_IN_FLIGHT`] write slots, given back on drop (the
 /// write finished, failed, or its task was dropped at shutdown).
-struct Slot(Arc<AtomicUsize>);
+pub(crate) struct Slot(Arc<AtomicUsize>);
 
 impl Slot {
-    fn take(in_flight: &Arc<AtomicUsize>) -> Option<Slot> {
+    /// A slot, unless all are taken.
+    pub(crate) fn take(in_flight: &Arc<AtomicUsize>) -> Option<Slot> {
         let taken = in_flight.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
             (n < MAX_WRITES_IN_FLIGHT).then_some(n + 1)
         });
