@@ -170,6 +170,19 @@ fn io_backend_and_h2_keepalive_interval_are_read() {
 }
 
 #[test]
+fn slow_client_limits_have_defaults_and_are_read() {
+    let defaults = parse(&with_plugins("")).expect("valid manifest").limits;
+    assert_eq!(defaults.body_read_timeout, Duration::from_secs(30));
+    assert_eq!(defaults.body_min_rate, 500);
+    assert_eq!(defaults.send_timeout, Duration::from_secs(60));
+    let text = with_plugins("limits:\n  body_read_timeout: 5s\n  body_min_rate: 1KiB\n  send_timeout: 0s\n");
+    let limits = parse(&text).expect("valid manifest").limits;
+    assert_eq!(limits.body_read_timeout, Duration::from_secs(5));
+    assert_eq!(limits.body_min_rate, 1024);
+    assert_eq!(limits.send_timeout, Duration::ZERO, "0s turns the send timeout off");
+}
+
+#[test]
 fn background_max_defaults_to_64_and_is_a_count() {
     assert_eq!(parse(&with_plugins("")).expect("valid manifest").limits.background_max, 64);
     let manifest = parse(&with_plugins("limits:\n  background_max: 0\n")).expect("0 turns background runs off");
