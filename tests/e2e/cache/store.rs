@@ -8,7 +8,7 @@
 //! a frozen Redis is a miss, not a hang; an ungranted namespace fails the
 //! load with the grant to add.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use covet_e2e::{Answer, Client, Host, Origin, RedisServer};
 use http::Method;
@@ -131,6 +131,37 @@ async fn a_frozen_redis_is_a_miss_not_a_hang() {
     let hit = get(&host, "/s/f").await;
     assert!(is_hit(&hit), "{}", cache_status(&hit));
     assert_eq!(origin.hits("/s/f"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_to_a_frozen_redis_are_bounded_and_the_skips_logged() {
+    let (origin, redis) = (Origin::start().await, RedisServer::start());
+    // The host's state calls give up after 10 s: writes to the frozen Redis hold their slot that long.
+    let url = Value::String(redis.url());
+    let cache = json!({ "shared": true, "purge_poll": "20ms", "shared_timeout": "10ms" });
+    let text = format!("{}services:\n  state: {{ backend: redis, url: {url}, timeout: 10s }}\n", manifest(&origin, cache));
+    let host = Host::start(text).await;
+    for i in 0..100 {
+        origin.set(&format!("/w/{i}"), Answer::cached("max-age=600", "w"));
+    }
+    redis.freeze();
+    for batch in 0..5 {
+        let paths: Vec<String> = (0..20).map(|i| format!("/w/{}", batch * 20 + i)).collect();
+        let replies = futures_util::future::join_all(paths.iter().map(|path| get(&host, path))).await;
+        assert!(replies.iter().all(|r| r.status == 200 && r.text() == "w"), "every miss is answered");
+    }
+    // The purge follower reports skips after its poll, which waits out the host's timeout too.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while !host.logs().contains("writes to the shared tier skipped") {
+        assert!(Instant::now() < deadline, "no skipped writes logged:\n{}", host.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let line = host.logs().lines().find(|l| l.contains("writes to the shared tier skipped")).unwrap_or_default().to_owned();
+    let skipped: u64 = line.split("cache: ").nth(1).and_then(|t| t.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(skipped >= 100 - 64, "at most 64 writes in flight, the rest skipped: {line}");
+    // L1 kept them all.
+    assert_hit(&host, &origin, "/w/0").await;
+    assert_hit(&host, &origin, "/w/99").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,13 +16,13 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use covet_plugin_api::host::{Host, ServiceError, ServiceErrorKind, State};
 
 use super::bans::{BAN_LIFETIME_MS, BanSet, parse_log};
 use super::l1::L1;
-use super::shared::{Shared, bounded};
+use super::shared::{MAX_WRITES_IN_FLIGHT, Shared, bounded};
 use super::{Ban, BanKind, now_ms};
 
 /// The purge log's sequence counter.
@@ -31,6 +31,8 @@ pub(crate) const SEQ_KEY: &str = "purge.seq";
 pub(crate) const LOG_KEY: &str = "purge.log";
 /// The longest a purge-log read may take before the poll gives up (and tries next time).
 pub(crate) const READ_LIMIT: Duration = Duration::from_secs(5);
+/// How often skipped L2 writes are logged at most.
+const SKIP_REPORT_EVERY: Duration = Duration::from_secs(60);
 /// How many polls in a row re-read a log that is behind its counter.
 pub(crate) const BEHIND_POLLS: u32 = 50;
 
@@ -58,6 +60,8 @@ pub(crate) struct Follower {
     pub(crate) loaded: bool,
     /// Whether the last poll failed (to log a failure once, and the recovery).
     pub(crate) failing: bool,
+    /// Skipped L2 writes logged so far, and when last.
+    skips_logged: (u64, Option<Instant>),
 }
 
 impl Follower {
@@ -83,6 +87,7 @@ impl Follower {
             behind: 0,
             loaded: false,
             failing: false,
+            skips_logged: (0, None),
         }
     }
 
@@ -95,7 +100,23 @@ impl Follower {
             }
             let outcome = self.poll_once().await;
             self.report(outcome);
+            self.report_skips(Instant::now());
         }
+    }
+
+    /// Logs L2 writes skipped (too many in flight) since the last report, at most once a minute.
+    fn report_skips(&mut self, now: Instant) {
+        let Some(shared) = &self.shared else { return };
+        let (logged, at) = self.skips_logged;
+        let skipped = shared.stats().writes_skipped;
+        if skipped == logged || at.is_some_and(|at| now.duration_since(at) < SKIP_REPORT_EVERY) {
+            return;
+        }
+        eprintln!(
+            "cache: {} writes to the shared tier skipped since the last report ({MAX_WRITES_IN_FLIGHT} in flight: the state backend is slow or down); L1 kept them",
+            skipped - logged
+        );
+        self.skips_logged = (skipped, Some(now));
     }
 
     /// Logs the first failure of a run of them, and the recovery.
