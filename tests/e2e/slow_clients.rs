@@ -204,3 +204,15 @@ async fn a_client_that_stops_reading_is_cut_by_send_timeout() {
     assert!(ended, "the connection stayed open ({got} bytes)");
     assert!(got < 8 << 20, "the whole download arrived ({got} bytes): the stalled send was not cut");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_read_at_full_speed_is_not_cut_by_a_short_send_timeout() {
+    let host = Host::start(h2_attacks::manifest(&[("send_timeout", "1s")])).await;
+    for client in [covet_e2e::Client::http1(host.addr()), covet_e2e::Client::http2(host.addr())] {
+        for _ in 0..3 {
+            let reply = client.get("/download").await.expect("the download");
+            assert_eq!(reply.status, 200);
+            assert_eq!(reply.body.len(), 8 << 20, "{:?}: the whole download", reply.version);
+        }
+    }
+}
