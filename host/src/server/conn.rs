@@ -10,7 +10,7 @@
 //! read under `body_read_timeout` / `body_min_rate`, response bodies under
 //! `send_timeout` ([`super::body`]); HTTP/2 runs with h2's rapid-reset,
 //! CONTINUATION and header-list limits set explicitly and a small per-stream
-//! send buffer, so a peer that never opens its window holds little.
+//! send buffer, so a peer that does not read holds little.
 //! Both I/O backends (epoll, io_uring) serve through here.
 
 use std::{net::SocketAddr, sync::Arc};
@@ -43,12 +43,13 @@ const HYPER_STACK_HEADERS: usize = 100;
 /// CVE-2023-44487): past it, GOAWAY `ENHANCE_YOUR_CALM`. h2's default, set
 /// here so an upgrade cannot silently change it.
 const H2_MAX_PENDING_ACCEPT_RESETS: usize = 20;
-/// Streams the server may reset for protocol errors before it sends GOAWAY
-/// (RUSTSEC-2024-0003, "MadeYouReset"): hyper's default, set explicitly.
+/// Streams the server may reset for the peer's protocol errors before it
+/// sends GOAWAY (RUSTSEC-2024-0003): hyper's default, set explicitly.
 const H2_MAX_LOCAL_ERROR_RESETS: usize = 1024;
-/// Response bytes h2 buffers per stream beyond what the peer's window lets
-/// out (hyper's default is 400 KiB): with 256 streams, a peer that never
-/// opens its window pins at most 16 MiB per connection, not 100 MiB.
+/// Response bytes h2 takes from a body per stream ahead of the socket
+/// (hyper's default is 400 KiB): a peer that opens a wide window and never
+/// reads pins about 130 KiB a stream (this and the chunk over it), 32 MiB
+/// for 256 streams rather than about 115 MiB (tests/e2e/h2_attacks/window.rs).
 const H2_MAX_SEND_BUF: usize = 64 * 1024;
 /// After a connection is told to close for idleness or a stalled send, how
 /// long it may take to wind down before it is dropped.
