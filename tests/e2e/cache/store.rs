@@ -87,7 +87,15 @@ async fn a_purge_through_one_host_reaches_every_host_and_redis() {
     origin.set("/s/k", Answer::cached("max-age=600", "k2"));
     origin.set("/s/tagged", Answer::cached("max-age=600", "t2").header("surrogate-key", "blue"));
 
+    assert!(redis.get(&redis_key("/s/k")).ends_with("k1"), "the shared copy (a frame ending with the body)");
     purge(&first, json!({ "key": format!("{HOST}/s/k") })).await;
+    // A key purge deletes the shared copy (a host may store the new one meanwhile).
+    let key = redis_key("/s/k");
+    eventually("the purged shared copy deleted", || async {
+        let copy = redis.get(&key);
+        copy.is_empty() || copy.ends_with("k2")
+    })
+    .await;
     until_body(&second, "/s/k", "k2").await;
     until_body(&first, "/s/k", "k2").await;
 
