@@ -57,10 +57,11 @@ impl Flights {
     /// older than `timeout` is taken over).
     pub fn join(&self, key: &str, timeout: Duration) -> Role {
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(flight) = map.get(key) {
-            if flight.started.elapsed() < timeout && !flight.done.load(Ordering::Acquire) {
-                return Role::Wait(flight.clone());
-            }
+        if let Some(flight) = map.get(key)
+            && flight.started.elapsed() < timeout
+            && !flight.done.load(Ordering::Acquire)
+        {
+            return Role::Wait(flight.clone());
         }
         let flight = Arc::new(Flight { started: Instant::now(), done: AtomicBool::new(false), event: Event::new() });
         map.insert(key.to_string(), flight.clone());

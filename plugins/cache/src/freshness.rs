@@ -220,10 +220,10 @@ pub fn evaluate(policy: &Policy, stored_at_ms: u64, now_ms: u64, ask: &Ask) -> U
     let stale_secs = stale_ms.div_ceil(1000);
     let may_serve_stale = !policy.must_revalidate && !policy.no_cache && !fresh;
     if may_serve_stale && !too_old {
-        if let Some(limit) = ask.max_stale {
-            if limit.is_none_or(|n| stale_secs <= n) {
-                return Use::Fresh { age_secs, ttl_secs: -(stale_secs as i64) };
-            }
+        if let Some(limit) = ask.max_stale
+            && limit.is_none_or(|n| stale_secs <= n)
+        {
+            return Use::Fresh { age_secs, ttl_secs: -(stale_secs as i64) };
         }
         if policy.swr_ms > 0 && stale_ms <= policy.swr_ms {
             return Use::StaleWhileRevalidate { age_secs, stale_secs };

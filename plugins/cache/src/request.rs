@@ -115,16 +115,17 @@ impl Cache {
         if let Found::Entry(e) = &found {
             // A stale entry being revalidated by another request: wait for its result too.
             let revalidating = self.settings.coalesce && ctx.storable && !ctx.no_cache;
-            if revalidating && matches!(evaluate(&e.meta.policy, e.meta.stored_at_ms, now_ms(), &ctx.ask), Use::Revalidate { .. }) {
-                if let Some(Role::Wait(flight)) = self.would_wait(&e.meta.key) {
-                    return Step::Wait(flight);
-                }
-            }
-        }
-        if let Some(flight_key) = self.coalesced_key(&ctx, &found) {
-            if let Some(Role::Wait(flight)) = self.would_wait(&flight_key) {
+            if revalidating
+                && matches!(evaluate(&e.meta.policy, e.meta.stored_at_ms, now_ms(), &ctx.ask), Use::Revalidate { .. })
+                && let Some(Role::Wait(flight)) = self.would_wait(&e.meta.key)
+            {
                 return Step::Wait(flight);
             }
+        }
+        if let Some(flight_key) = self.coalesced_key(&ctx, &found)
+            && let Some(Role::Wait(flight)) = self.would_wait(&flight_key)
+        {
+            return Step::Wait(flight);
         }
         Step::Flow(self.decide(req, ctx, found, true))
     }
@@ -158,7 +159,8 @@ impl Cache {
             }
             None => (Directives::default(), req.header("pragma").is_some_and(pragma_no_cache)),
         };
-        let storable = !head && !d.no_store && req.header("range").is_none();
+        // `Range` and `Authorization` matter only to a forward: read there (see `forwarding`).
+        let storable = !head && !d.no_store;
         Ok(Ctx {
             primary,
             ttl: rule.and_then(|r| r.ttl.map(|t| t.0)).or(self.settings.ttl),
@@ -166,8 +168,15 @@ impl Cache {
             no_cache,
             only_if_cached: d.only_if_cached,
             storable,
-            authorized: req.header("authorization").is_some(),
+            authorized: false,
         })
+    }
+
+    /// `ctx` completed with what only a forward needs (kept off the hit path).
+    fn forwarding(req: &Request<'_>, mut ctx: Ctx) -> Ctx {
+        ctx.authorized = req.header("authorization").is_some();
+        ctx.storable &= req.header("range").is_none();
+        ctx
     }
 
     /// The L1 lookup: the primary entry, then the variant it points to.
@@ -283,6 +292,7 @@ impl Cache {
         let Some(refresh) = self.refreshes.start(&entry.meta.key, self.settings.lock_timeout.max(Duration::from_secs(30))) else {
             return Flow::Respond(resp);
         };
+        let ctx = Self::forwarding(req, ctx);
         // The background copy of this request carries our validators, not the client's.
         req.remove_header("if-none-match");
         req.remove_header("if-modified-since");
@@ -295,6 +305,7 @@ impl Cache {
 
     /// Sends the request on, leaving what `on_response` needs.
     fn forward(&self, req: &mut Request<'_>, ctx: Ctx, fwd: Fwd, entry: Option<Entry>, if_error: bool, flight_key: Option<String>) -> Flow {
+        let ctx = Self::forwarding(req, ctx);
         let conditions = Conditions::of(req);
         if let Some(e) = &entry {
             conditional::add_validators(req, &e.meta.policy);

@@ -36,10 +36,10 @@ impl Cache {
     fn stepped_aside(&self, req: &mut Request<'_>, resp: &mut ResponseMut<'_>) {
         let outcome = match req.metadata(META_FWD) {
             Some("invalidate") => {
-                if (200..400).contains(&resp.status()) {
-                    if let Some(primary) = req.metadata(META_KEY).map(str::to_string) {
-                        self.invalidate(&primary);
-                    }
+                if (200..400).contains(&resp.status())
+                    && let Some(primary) = req.metadata(META_KEY).map(str::to_string)
+                {
+                    self.invalidate(&primary);
                 }
                 Outcome::Method
             }

@@ -2,7 +2,10 @@
 //! helpers the flow tests share: a [`Client`] that runs one exchange
 //! through the plugin's phases against an origin closure, as the host would.
 
-use covet_plugin_api::{Config, Flow, Response, testing::{TestRequest, TestResponse, block_on}};
+use covet_plugin_api::{
+    Config, Flow, Response,
+    testing::{TestRequest, TestResponse, block_on},
+};
 
 use crate::{
     Cache,
@@ -179,4 +182,31 @@ fn config_reads_sizes_durations_and_refuses_unknown_keys() {
     assert!(err.to_string().contains("purge_poll"), "{err}");
     let err = Config::from_json(r#"{"rules": [{"path_prefix": "/a"}]}"#).parse::<Settings>().unwrap().check().unwrap_err();
     assert!(err.to_string().contains("rules[0] does nothing"), "{err}");
+}
+
+/// The cost of a fresh L1 hit through the plugin's fast path (with the test
+/// request view, not the host's): `cargo test -p covet-cache --release -- --ignored --nocapture hit_cost`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn hit_cost() {
+    let c = cache("null");
+    exchange(&c, get("/bench?b=1&a=2"), &|_: &TestRequest| ok(&[("cache-control", "max-age=600"), ("content-type", "application/json")], "{}"));
+    let rounds = 200_000;
+    let started = std::time::Instant::now();
+    for _ in 0..rounds {
+        let mut req = get("/bench?b=1&a=2");
+        let flow = c.request_now(&mut req.view());
+        assert!(matches!(flow, Some(Flow::Respond(_))));
+    }
+    let per_hit = started.elapsed() / rounds;
+    let started = std::time::Instant::now();
+    for _ in 0..rounds {
+        let mut req = get("/bench?b=1&a=2");
+        let mut view = req.view();
+        view.set_metadata("cache.status", "hit");
+        view.set_metadata("cache.key", "example.com/bench?a=2&b=1");
+        std::hint::black_box(&view);
+    }
+    let harness = started.elapsed() / rounds;
+    println!("fresh L1 hit: {per_hit:?} per call, of which {harness:?} is the test request and its metadata");
 }

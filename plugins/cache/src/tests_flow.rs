@@ -256,3 +256,15 @@ fn the_tee_passes_chunks_on_and_stores_only_a_whole_body() {
     assert_eq!(block_on(teed.collect(100)).unwrap(), b"abcd");
     assert_eq!(stored.lock().unwrap().as_deref(), Some(&b"abcd"[..]));
 }
+
+#[test]
+fn a_range_request_is_answered_whole_on_a_hit_and_not_stored_on_a_miss() {
+    let c = cache("null");
+    let mut partial = ok(&[("cache-control", "max-age=60"), ("content-range", "bytes 0-1/4")], "ab");
+    partial.status = 206;
+    let miss = exchange(&c, get("/rg").header("range", "bytes=0-1"), &|_: &TestRequest| partial.clone());
+    assert_eq!((miss.status, miss.cs()), (206, "covet; fwd=uri-miss"));
+    exchange(&c, get("/rg"), &|_: &TestRequest| ok(&[("cache-control", "max-age=60")], "abcd"));
+    let hit = exchange(&c, get("/rg").header("range", "bytes=0-1"), &|_: &TestRequest| partial.clone());
+    assert_eq!((hit.status, hit.origin, hit.body.as_slice()), (200, false, &b"abcd"[..]));
+}
