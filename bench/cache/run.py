@@ -83,7 +83,21 @@ class Origin(Process):
 def start_covet(work, origin, coalesce, admin=None):
     manifest = render(HERE, "covet.yaml", work, ORIGIN=origin.addr, RELEASE=RELEASE, COALESCE=coalesce)
     env = {"COVET_ADMIN_LISTEN": admin or "off", "COVET_LOG": "warn"}
-    return Process([os.path.join(RELEASE, "covet"), "host", "--plugins", manifest], SERVER_CPU, env)
+    server = Process([os.path.join(RELEASE, "covet"), "host", "--plugins", manifest], SERVER_CPU, env)
+    wait_ready(server)
+    return server
+
+
+def wait_ready(server, timeout=10.0):
+    """Polls `/_covet/ready` until 200 (the listener is up before the plugins are initialised)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(server.url("/_covet/ready"), timeout=1).status == 200:
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"{server.url('/_covet/ready')} never answered 200")
 
 
 def start_nginx(work, origin):
