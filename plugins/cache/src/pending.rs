@@ -111,7 +111,12 @@ impl Invalidations {
             let day_ago = now_ms.saturating_sub(24 * 3600 * 1000);
             map.retain(|_, at| *at > day_ago);
             if map.len() >= MAX_INVALIDATIONS {
-                map.clear();
+                // Still full: the older half goes.
+                let mut times: Vec<u64> = map.values().copied().collect();
+                let mid = times.len() / 2;
+                let (_, median, _) = times.select_nth_unstable(mid);
+                let median = *median;
+                map.retain(|_, at| *at > median);
             }
         }
         map.insert(primary.to_string(), now_ms);

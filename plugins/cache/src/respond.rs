@@ -182,13 +182,15 @@ impl Cache {
         let stored_headers = Headers::from(freshness::storable_headers(&headers, &dropped));
         let status = resp.status();
         let store = self.store.clone();
+        let primary = pending.primary.clone();
         let lead = pending.lead.take();
         let refresh = pending.refresh.take();
         let done = Box::new(move |bytes: Vec<u8>| {
             let entry = Entry { meta: Arc::new(meta), status, headers: stored_headers, body: Body::from(bytes) };
+            let keep = entry.meta.keep_until_ms;
             store.put(entry);
             if let Some(marker) = marker {
-                store.put(marker);
+                store.put(outlasting(marker, keep, store.get_local(&primary)));
             }
             drop((lead, refresh));
         });
@@ -223,4 +225,17 @@ impl Cache {
             }
         }
     }
+}
+
+/// The marker of a varying resource, kept as long as the longest-lived of
+/// its variants (an earlier marker with the same names may outlast this one).
+fn outlasting(marker: Entry, keep: u64, earlier: Option<Entry>) -> Entry {
+    let earlier_keep = earlier
+        .filter(|e| e.meta.policy.vary == marker.meta.policy.vary)
+        .map_or(0, |e| e.meta.keep_until_ms);
+    let keep_until_ms = keep.max(earlier_keep).max(marker.meta.keep_until_ms);
+    if keep_until_ms == marker.meta.keep_until_ms {
+        return marker;
+    }
+    Entry { meta: Arc::new(Meta { keep_until_ms, ..(*marker.meta).clone() }), ..marker }
 }
