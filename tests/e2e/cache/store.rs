@@ -4,7 +4,8 @@
 //! does: what one host stored another serves without asking the origin; a
 //! purge made through one host's admin API reaches every host's L1 and the
 //! shared copies; a host started after a purge does not serve an entry the
-//! purge removed from Redis' point of view (the ban is checked on L2 reads);
+//! purge removed (the ban is checked on L2 reads, which is also how a key
+//! purge reaches the variants left in Redis);
 //! a frozen Redis is a miss, not a hang; an ungranted namespace fails the
 //! load with the grant to add.
 
@@ -125,6 +126,36 @@ async fn a_host_started_after_a_purge_does_not_serve_what_it_removed_from_redis(
     assert_eq!(reply.text(), "new", "the ban loaded at start removes the shared copy: {}", cache_status(&reply));
     assert_eq!(origin.hits("/s/old"), 2);
     assert_hit(&late, &origin, "/s/kept").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_purge_reaches_variants_left_in_redis() {
+    let (origin, redis) = (Origin::start().await, RedisServer::start());
+    let answer = |body: &str| Answer::cached("max-age=600", body.to_owned()).header("vary", "accept-language");
+    origin.set("/s/v", answer("v1"));
+    let first = shared_host(&origin, &redis).await;
+    let en = [("accept-language", "en")];
+    assert_eq!(super::get_with(&first, "/s/v", &en).await.text(), "v1");
+    // A variant's key: the primary key, a newline, `name=value` per Vary name.
+    let variant = format!("{}\naccept-language=en", redis_key("/s/v"));
+    until_in_redis(&redis, "/s/v").await;
+    eventually("the en variant written to Redis", || async { !redis.get(&variant).is_empty() }).await;
+
+    purge(&first, json!({ "key": format!("{HOST}/s/v") })).await;
+    origin.set("/s/v", answer("v2"));
+    // The purge deletes the primary key's entry (the Vary marker); the old
+    // variant stays in Redis under its own key.
+    eventually("the marker deleted", || async { redis.get(&redis_key("/s/v")).is_empty() }).await;
+    assert!(!redis.get(&variant).is_empty(), "the old variant is still in Redis");
+
+    // Another host stores a new marker (another variant); a third finds that
+    // marker in Redis, then the old en variant, which the purge removed.
+    let second = shared_host(&origin, &redis).await;
+    assert_eq!(super::get_with(&second, "/s/v", &[("accept-language", "fr")]).await.text(), "v2");
+    until_in_redis(&redis, "/s/v").await;
+    let third = shared_host(&origin, &redis).await;
+    let reply = super::get_with(&third, "/s/v", &en).await;
+    assert_eq!(reply.text(), "v2", "the purged variant is not served: {}", cache_status(&reply));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
