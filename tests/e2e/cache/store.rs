@@ -5,9 +5,9 @@
 //! purge made through one host's admin API reaches every host's L1 and the
 //! shared copies; a host started after a purge does not serve an entry the
 //! purge removed (the ban is checked on L2 reads, which is also how a key
-//! purge reaches the variants left in Redis);
-//! a frozen Redis is a miss, not a hang; an ungranted namespace fails the
-//! load with the grant to add.
+//! purge reaches the variants left in Redis); a frozen Redis is a miss, not
+//! a hang, and the writes it holds up are bounded; an ungranted namespace
+//! fails the load with the grant to add.
 
 use std::time::{Duration, Instant};
 
