@@ -6,8 +6,9 @@
 //! shared copies; a host started after a purge does not serve an entry the
 //! purge removed (the ban is checked on L2 reads, which is also how a key
 //! purge reaches the variants left in Redis); a frozen Redis is a miss, not
-//! a hang, and the writes it holds up are bounded; an ungranted namespace
-//! fails the load with the grant to add.
+//! a hang, and the writes it holds up are bounded; a Redis down at start is
+//! logged and the host caches in process; an ungranted namespace fails the
+//! load with the grant to add.
 
 use std::time::{Duration, Instant};
 
@@ -201,6 +202,18 @@ async fn writes_to_a_frozen_redis_are_bounded_and_the_skips_logged() {
     // L1 kept them all.
     assert_hit(&host, &origin, "/w/0").await;
     assert_hit(&host, &origin, "/w/99").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_down_at_start_is_logged_and_the_cache_works_in_process() {
+    let (origin, mut redis) = (Origin::start().await, RedisServer::start());
+    origin.set("/s/d", Answer::cached("max-age=600", "d"));
+    redis.kill();
+    let host = shared_host(&origin, &redis).await;
+    assert_miss(&host, &origin, "/s/d").await;
+    assert_hit(&host, &origin, "/s/d").await;
+    let line = host.log_line(&["cache: reading the purge log failed"]).await;
+    assert!(line.is_some(), "the failed purge-log read is logged:\n{}", host.logs());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
