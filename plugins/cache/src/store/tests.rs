@@ -192,6 +192,16 @@ fn entries_expire_at_keep_until() {
 }
 
 #[test]
+fn an_entry_kept_forever_is_stored_without_overflow() {
+    let store = store(1 << 20);
+    let mut forever = entry("a.test", "/forever", &[]);
+    Arc::make_mut(&mut forever.meta).keep_until_ms = u64::MAX;
+    store.put(forever);
+    assert!(store.get_local("a.test/forever").is_some());
+    assert_eq!(store.stats().entries, 1);
+}
+
+#[test]
 fn a_stored_entry_comes_back_sharing_its_body_and_headers() {
     let store = store(1 << 20);
     let stored = entry("a.test", "/shared", &["t1"]);
