@@ -268,3 +268,43 @@ fn a_range_request_is_answered_whole_on_a_hit_and_not_stored_on_a_miss() {
     let hit = exchange(&c, get("/rg").header("range", "bytes=0-1"), &|_: &TestRequest| partial.clone());
     assert_eq!((hit.status, hit.origin, hit.body.as_slice()), (200, false, &b"abcd"[..]));
 }
+
+#[test]
+fn last_modified_revalidates_and_a_conditional_client_gets_the_304() {
+    let c = cache("null");
+    let lm = "Tue, 01 Dec 2026 10:00:00 GMT";
+    exchange(&c, get("/lm"), &|_: &TestRequest| ok(&[("cache-control", "max-age=1"), ("age", "9"), ("last-modified", lm)], "page"));
+    let cond = get("/lm").header("if-modified-since", lm);
+    let got = exchange(&c, cond, &|r: &TestRequest| {
+        assert_eq!(r.get_header("if-modified-since"), Some(lm), "the client's own condition goes on");
+        let mut r = TestResponse::new(304);
+        r.headers = vec![("cache-control".into(), "max-age=60".into())];
+        r
+    });
+    assert_eq!((got.status, got.cs()), (304, "covet; fwd=stale; fwd-status=304; stored"));
+    let since = exchange(&c, get("/lm").header("if-modified-since", "Wed, 02 Dec 2026 10:00:00 GMT"), &|_: &TestRequest| ok(&[], "x"));
+    assert_eq!((since.status, since.origin), (304, false), "answered from the refreshed entry");
+    let before = exchange(&c, get("/lm").header("if-modified-since", "Mon, 30 Nov 2026 10:00:00 GMT"), &|_: &TestRequest| ok(&[], "x"));
+    assert_eq!((before.status, before.body.as_slice()), (200, &b"page"[..]));
+}
+
+#[test]
+fn a_stale_entry_refetched_with_a_200_is_replaced() {
+    let c = cache("null");
+    exchange(&c, get("/re"), &|_: &TestRequest| ok(&[("cache-control", "max-age=1"), ("age", "9"), ("etag", "\"1\"")], "one"));
+    let got = exchange(&c, get("/re"), &|_: &TestRequest| ok(&[("cache-control", "max-age=60"), ("etag", "\"2\"")], "two"));
+    assert_eq!((got.cs(), got.meta.as_deref()), ("covet; fwd=stale; fwd-status=200; stored", Some("miss")));
+    assert_eq!(exchange(&c, get("/re"), &|_: &TestRequest| ok(&[], "x")).body, b"two");
+}
+
+#[test]
+fn concurrent_revalidations_of_a_stale_entry_coalesce() {
+    let c = cache("null");
+    exchange(&c, get("/sc"), &|_: &TestRequest| ok(&[("cache-control", "max-age=1"), ("age", "9"), ("etag", "\"1\"")], "one"));
+    let mut leader = get("/sc");
+    assert!(matches!(on_request(&c, &mut leader), Flow::Continue));
+    assert!(c.request_now(&mut get("/sc").view()).is_none(), "the second waits for the revalidation");
+    let mut answer = not_modified(&leader);
+    on_response(&c, &mut leader, &mut answer);
+    assert!(matches!(c.request_now(&mut get("/sc").view()), Some(Flow::Respond(_))), "then it is a hit");
+}

@@ -112,3 +112,36 @@ fn lifetimes_from_expires_and_the_heuristic() {
     let Verdict::Store(p, _) = judge(&arrival(200, &aged, now), c.settings()) else { panic!("stored") };
     assert_eq!(p.initial_age_ms, 30_000, "Age beats the apparent age");
 }
+
+#[test]
+fn stored_headers_leave_out_hop_by_hop_and_qualified_private_fields() {
+    use covet_plugin_api::Header;
+    use crate::freshness::{freshen, storable_headers};
+    let headers = [
+        Header::new("cache-control", "max-age=60, private=\"x-user\""),
+        Header::new("connection", "x-hop"),
+        Header::new("x-hop", "1"),
+        Header::new("x-user", "alice"),
+        Header::new("transfer-encoding", "chunked"),
+        Header::new("content-type", "text/plain"),
+        Header::new("cache-tag", "t"),
+        Header::new("age", "3"),
+    ];
+    let kept = storable_headers(&headers, &["cache-tag".to_string()]);
+    let names: Vec<&str> = kept.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["cache-control", "content-type"]);
+    let fresh = [Header::new("content-type", "text/html"), Header::new("content-length", "0"), Header::new("x-new", "1")];
+    let merged = freshen(&kept, &fresh);
+    let pairs: Vec<(&str, &str)> = merged.iter().map(|h| (h.name.as_str(), h.value.as_str())).collect();
+    assert_eq!(pairs, [("cache-control", "max-age=60, private=\"x-user\""), ("content-type", "text/html"), ("x-new", "1")]);
+}
+
+#[test]
+fn cache_status_texts_and_metadata_values() {
+    use crate::status::Outcome;
+    assert_eq!(Outcome::Hit { ttl: 5 }.header("covet", None), "covet; hit; ttl=5");
+    assert_eq!(Outcome::StaleIfError { stale: 3 }.header("edge", None), "edge; hit; ttl=-3; detail=stale-if-error");
+    assert_eq!(Outcome::Stale { fwd_status: 304, stored: true }.metadata(), "revalidated");
+    assert_eq!(Outcome::Request { stored: false }.header("covet", Some("h/p\nx: \"q\"")), r#"covet; fwd=request; key="h/p x: \"q\"""#);
+    assert_eq!(Outcome::Method.metadata(), "bypass");
+}
