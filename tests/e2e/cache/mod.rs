@@ -16,6 +16,7 @@
 
 mod bounds;
 mod coalesce;
+mod config;
 mod freshness;
 mod purge;
 mod report;
