@@ -17,9 +17,7 @@ async fn storm(host: &Host, path: &'static str) -> Vec<Reply> {
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..CLIENTS {
         let client = host.http1();
-        tasks.spawn(async move {
-            client.send(http::Method::GET, path, &[("host", super::HOST)], "").await
-        });
+        tasks.spawn(async move { client.send(http::Method::GET, path, &[("host", super::HOST)], "").await });
     }
     let mut replies = Vec::new();
     while let Some(done) = tasks.join_next().await {

@@ -27,7 +27,8 @@ async fn unknown_keys_and_bad_values_are_refused() {
 #[tokio::test]
 async fn the_state_grant_is_required() {
     let origin = Origin::start().await;
-    let ungranted = manifest(&origin, json!({})).replace("capabilities: { state: [cache] }", "capabilities: { state: [] }");
+    let ungranted =
+        manifest(&origin, json!({})).replace("capabilities: { state: [cache] }", "capabilities: { state: [] }");
     assert!(ungranted.contains("state: []"), "{ungranted}");
     refused(ungranted, &["cache", "state"]);
 }

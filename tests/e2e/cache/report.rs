@@ -36,7 +36,9 @@ async fn cache_status_and_the_access_log() {
     let metrics = Client::http1(host.admin_addr()).get("/metrics").await.expect("GET /metrics").text();
     for status in ["hit", "miss", "bypass"] {
         let series = metrics.lines().find(|l| {
-            l.starts_with("covet_cache_requests_total{") && l.contains(&format!("status=\"{status}\"")) && l.ends_with(" 1")
+            l.starts_with("covet_cache_requests_total{")
+                && l.contains(&format!("status=\"{status}\""))
+                && l.ends_with(" 1")
         });
         assert!(series.is_some(), "one {status} in covet_cache_requests_total:\n{metrics}");
     }
@@ -50,7 +52,10 @@ async fn cache_status_name_key_and_switch() {
     let reply = get_with(&named, "/k?y=2&x=a%20b", &[("host", "Cache.Test:8080")]).await;
     let status = cache_status(&reply);
     assert!(status.starts_with("edge; fwd=uri-miss; stored"), "{status}");
-    assert!(status.contains(&format!("key=\"{HOST}/k?x=a%20b&y=2\"")), "host lower case, no port, sorted query: {status}");
+    assert!(
+        status.contains(&format!("key=\"{HOST}/k?x=a%20b&y=2\"")),
+        "host lower case, no port, sorted query: {status}"
+    );
     let hit = get_with(&named, "/k?x=a%20b&y=2", &[("host", HOST)]).await;
     assert!(cache_status(&hit).starts_with("edge; hit"), "the same key: {}", cache_status(&hit));
 

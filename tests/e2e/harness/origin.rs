@@ -85,7 +85,9 @@ impl Answer {
     fn not_modified(&self, headers: &HeaderMap) -> bool {
         let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         if let Some(tags) = text("if-none-match") {
-            let Some(etag) = self.get("etag") else { return false };
+            let Some(etag) = self.get("etag") else {
+                return false;
+            };
             let weak = |t: &str| t.trim().trim_start_matches("W/").to_owned();
             return tags.split(',').any(|t| t.trim() == "*" || weak(t) == weak(etag));
         }
@@ -251,7 +253,8 @@ async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Ch
     if !answer.delay.is_zero() {
         tokio::time::sleep(answer.delay).await;
     }
-    let body = if not_modified { Chunks::new(Bytes::new(), false) } else { Chunks::new(answer.body.clone(), answer.chunked) };
+    let body =
+        if not_modified { Chunks::new(Bytes::new(), false) } else { Chunks::new(answer.body.clone(), answer.chunked) };
     let mut response = Response::new(body);
     *response.status_mut() = http::StatusCode::from_u16(status).expect("a valid status");
     for (name, value) in &answer.headers {
@@ -292,7 +295,11 @@ impl Body for Chunks {
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
-        if self.chunked { hyper::body::SizeHint::default() } else { hyper::body::SizeHint::with_exact(self.left.len() as u64) }
+        if self.chunked {
+            hyper::body::SizeHint::default()
+        } else {
+            hyper::body::SizeHint::with_exact(self.left.len() as u64)
+        }
     }
 }
 
@@ -312,7 +319,8 @@ pub fn http_date(time: SystemTime) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    let name = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][(month - 1) as usize];
+    let name =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][(month - 1) as usize];
     format!("{weekday}, {day:02} {name} {year} {:02}:{:02}:{:02} GMT", rest / 3600, rest % 3600 / 60, rest % 60)
 }
 
