@@ -43,6 +43,7 @@ pub struct Remote {
 impl Remote {
     /// The parent in `headers`, when `traceparent` is present and valid
     /// (an invalid one is ignored, as the specification asks: a new trace starts).
+    #[inline]
     pub fn extract(headers: &HeaderMap) -> Option<Remote> {
         let (trace_id, span_id, sampled) = parse_traceparent(find(headers, &TRACEPARENT)?.as_bytes())?;
         let tracestate = find(headers, &TRACESTATE).filter(|v| !v.is_empty() && v.len() <= 512).cloned();
@@ -56,11 +57,15 @@ const SCAN_UP_TO: usize = 12;
 /// `headers.get(name)`, by comparing the names of a small map one by one:
 /// a custom name is unequal to every standard one at the first compare,
 /// cheaper than hashing `traceparent` (~130 instructions) on every request.
+/// The names are scanned as a slice (`keys`), not with the map's iterator
+/// (which also walks the extra values: ~50 instructions for one header);
+/// only a name found is then looked up.
+#[inline(always)]
 fn find<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a HeaderValue> {
-    if headers.keys_len() > SCAN_UP_TO {
+    if headers.keys_len() > SCAN_UP_TO || headers.keys().any(|n| n == name) {
         return headers.get(name);
     }
-    headers.iter().find_map(|(n, v)| (n == name).then_some(v))
+    None
 }
 
 impl SpanContext {

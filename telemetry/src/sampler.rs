@@ -52,7 +52,7 @@ mod tests {
     #[test]
     fn the_ratio_records_about_that_share_of_traces() {
         let sampler = Sampler { ratio: 0.1, parent_based: true };
-        let kept = (0..20_000).filter(|_| sampler.decide(None, crate::ids::trace_id(), None)).count();
+        let kept = (0..20_000).filter(|_| sampler.decide(None, crate::ids::trace_and_span_id().0, None)).count();
         assert!((1_600..2_400).contains(&kept), "{kept}");
     }
 

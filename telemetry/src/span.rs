@@ -129,10 +129,12 @@ impl Span {
         self.sampled
     }
 
+    #[inline]
     fn tracestate(&self) -> Option<&HeaderValue> {
         self.shared.as_ref().and_then(|s| s.tracestate.as_ref())
     }
 
+    #[inline]
     fn recording(&self) -> Option<&Recording> {
         self.shared.as_ref().and_then(|s| s.rec.as_ref())
     }
@@ -156,15 +158,18 @@ impl Span {
     }
 
     /// A child span started now: recorded when this one is.
+    #[inline]
     pub fn child(&self, name: impl Into<Cow<'static, str>>, kind: SpanKind) -> Span {
-        let span_id = crate::ids::span_id();
         match self.recording() {
-            Some(rec) => {
-                let ctx = SpanContext { trace_id: self.trace_id(), span_id, sampled: self.sampled, tracestate: self.tracestate().cloned() };
-                Span::recorded(ctx, rec.exporter.clone(), name.into(), kind, Some((self.span_id, false)))
-            }
-            None => Span { trace_id: self.trace_id, span_id, sampled: self.sampled, shared: self.shared.clone() },
+            Some(rec) => self.recorded_child(rec, name.into(), kind),
+            None => Span { trace_id: self.trace_id, span_id: crate::ids::span_id(), sampled: self.sampled, shared: self.shared.clone() },
         }
+    }
+
+    #[cold]
+    fn recorded_child(&self, rec: &Recording, name: Cow<'static, str>, kind: SpanKind) -> Span {
+        let ctx = SpanContext { trace_id: self.trace_id(), span_id: crate::ids::span_id(), sampled: self.sampled, tracestate: self.tracestate().cloned() };
+        Span::recorded(ctx, rec.exporter.clone(), name, kind, Some((self.span_id, false)))
     }
 
     /// Sets an attribute (replacing one with the same key).

@@ -52,9 +52,9 @@ impl Tracer {
 
     /// The root span of a new trace (background work with no request).
     pub fn start_root(&self, name: impl Into<Cow<'static, str>>, kind: SpanKind) -> Span {
-        let trace_id = crate::ids::trace_id();
+        let (trace_id, span_id) = crate::ids::trace_and_span_id();
         let sampled = self.sampler.decide(None, trace_id, None);
-        let ctx = SpanContext { trace_id, span_id: crate::ids::span_id(), sampled, tracestate: None };
+        let ctx = SpanContext { trace_id, span_id, sampled, tracestate: None };
         self.span(ctx, name, kind, None)
     }
 
@@ -82,6 +82,7 @@ pub fn start_server(headers: &HeaderMap, name: impl Into<Cow<'static, str>>, rou
     Some(server_span(&sampler, exporter, headers, name, route_ratio))
 }
 
+#[inline(always)]
 fn server_span(
     sampler: &Sampler,
     exporter: impl FnOnce() -> Option<Arc<Exporter>>,
@@ -96,9 +97,9 @@ fn server_span(
             (ctx, Some((remote.span_id, true)))
         }
         None => {
-            let trace_id = crate::ids::trace_id();
+            let (trace_id, span_id) = crate::ids::trace_and_span_id();
             let sampled = sampler.decide(None, trace_id, route_ratio);
-            (SpanContext { trace_id, span_id: crate::ids::span_id(), sampled, tracestate: None }, None)
+            (SpanContext { trace_id, span_id, sampled, tracestate: None }, None)
         }
     };
     match ctx.sampled.then(exporter).flatten() {

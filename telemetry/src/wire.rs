@@ -66,6 +66,7 @@ pub(crate) fn varint(buf: &mut Vec<u8>, mut v: u64) {
 }
 
 /// Bytes `v` takes as a varint.
+#[inline]
 pub(crate) fn varint_len(v: u64) -> usize {
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
@@ -120,12 +121,28 @@ pub(crate) fn nested(buf: &mut Vec<u8>, field: u32, body: impl FnOnce(&mut Vec<u
     }
 }
 
-/// A `KeyValue` as field `field` of the enclosing message.
+/// A `KeyValue` as field `field` of the enclosing message. Its lengths are
+/// known up front: written straight, with room reserved once.
 pub(crate) fn key_value(buf: &mut Vec<u8>, field: u32, k: &str, v: AttrValue<'_>) {
-    nested(buf, field, |buf| {
-        bytes(buf, 1, k.as_bytes());
-        nested(buf, 2, |buf| any_value(buf, v));
-    });
+    let any = any_value_len(v);
+    let body = 1 + varint_len(k.len() as u64) + k.len() + 1 + varint_len(any as u64) + any;
+    buf.reserve(2 + varint_len(body as u64) + body);
+    key(buf, field, LEN);
+    varint(buf, body as u64);
+    bytes(buf, 1, k.as_bytes());
+    key(buf, 2, LEN);
+    varint(buf, any as u64);
+    any_value(buf, v);
+}
+
+/// The length of [`any_value`]'s output.
+fn any_value_len(v: AttrValue<'_>) -> usize {
+    match v {
+        AttrValue::Str(s) => 1 + varint_len(s.len() as u64) + s.len(),
+        AttrValue::Bool(_) => 2,
+        AttrValue::I64(i) => 1 + varint_len(i as u64),
+        AttrValue::F64(_) => 9,
+    }
 }
 
 /// An `AnyValue` body (a oneof: written even when zero or empty).

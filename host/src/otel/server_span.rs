@@ -31,7 +31,9 @@ pub fn start(tracer: &Tracer, parts: &Parts, conn: Conn<'_>, route: Option<(&str
     span
 }
 
-/// [`start`] with the installed tracer; `None` when tracing is off.
+/// [`start`] with the installed tracer; `None` when tracing is off. Inlined
+/// into the request path: an unrecorded span is ids only.
+#[inline]
 pub fn start_installed(parts: &Parts, conn: Conn<'_>, route: Option<(&str, Option<f64>)>, request_id: &str) -> Option<Span> {
     let span = covet_telemetry::tracer::start_server(&parts.headers, "", route.and_then(|(_, ratio)| ratio))?;
     if span.is_recording() {
@@ -40,6 +42,7 @@ pub fn start_installed(parts: &Parts, conn: Conn<'_>, route: Option<(&str, Optio
     Some(span)
 }
 
+#[inline(never)]
 fn describe(span: &Span, parts: &Parts, conn: &Conn<'_>, route: Option<&str>, request_id: &str) {
     let method = parts.method.as_str();
     span.rename(match route {
@@ -74,13 +77,19 @@ pub(crate) fn join(a: &str, b: &str) -> String {
 }
 
 /// Sets the response status (Error on a 5xx) and ends the span.
+#[inline]
 pub fn finish(span: &Span, status: StatusCode) {
     if span.is_recording() {
-        // Only the host sets attributes on the server span, and this one last.
-        span.add_attributes([("http.response.status_code", AttrValue::I64(i64::from(status.as_u16())))]);
-        if status.is_server_error() {
-            span.set_error(status.to_string());
-        }
+        finish_recorded(span, status);
+    }
+}
+
+#[inline(never)]
+fn finish_recorded(span: &Span, status: StatusCode) {
+    // Only the host sets attributes on the server span, and this one last.
+    span.add_attributes([("http.response.status_code", AttrValue::I64(i64::from(status.as_u16())))]);
+    if status.is_server_error() {
+        span.set_error(status.to_string());
     }
     span.end();
 }
