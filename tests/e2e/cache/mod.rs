@@ -7,7 +7,9 @@
 //! the access log and the admin API.
 //!
 //! One file per area: freshness (max-age, s-maxage, Expires, Age,
-//! heuristic, what is never stored, TTL and bypass rules), requests (Vary,
+//! heuristic, what is never stored, TTL and bypass rules), keys (the `key:`
+//! config; `no-cache`, `must-revalidate`, `max-stale`, `min-fresh`), config
+//! refusals, requests (Vary,
 //! HEAD, POST invalidation, request directives), revalidation (ETag,
 //! Last-Modified, client conditionals), coalescing, stale serving
 //! (stale-while-revalidate, stale-if-error), bounds (max_memory,
@@ -18,6 +20,7 @@ mod bounds;
 mod coalesce;
 mod config;
 mod freshness;
+mod keys;
 mod purge;
 mod report;
 mod requests;
