@@ -7,8 +7,8 @@
 //! the access log and the admin API.
 //!
 //! One file per area: freshness (max-age, s-maxage, Expires, Age, heuristic,
-//! what is never stored, TTL and bypass rules), keys (the `key:` config; `no-
-//! cache`, `must-revalidate`, `max-stale`, `min-fresh`), config refusals,
+//! what is never stored, TTL and bypass rules), keys (the `key:` config;
+//! `no-cache`, `must-revalidate`, `max-stale`, `min-fresh`), config refusals,
 //! requests (Vary, HEAD, POST invalidation, request directives), revalidation
 //! (ETag, Last-Modified, client conditionals), coalescing, stale serving
 //! (stale-while-revalidate, stale-if-error), bounds (max_memory,
