@@ -53,6 +53,11 @@ fn push_query(key: &mut String, query: &str, mode: &QueryMode) {
     if matches!(mode, QueryMode::None) || query.is_empty() {
         return;
     }
+    if matches!(mode, QueryMode::All) && sorted(query) {
+        key.push('?');
+        key.push_str(query);
+        return;
+    }
     let mut params: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
     if let QueryMode::Only(kept) = mode {
         params.retain(|p| kept.iter().any(|k| k == param_name(p)));
@@ -69,6 +74,20 @@ fn push_query(key: &mut String, query: &str, mode: &QueryMode) {
         }
         key.push_str(p);
     }
+}
+
+/// Whether the query's parameters are in name order already, none empty
+/// (the common case: kept as it is, with no list to sort).
+fn sorted(query: &str) -> bool {
+    let mut last = "";
+    for p in query.split('&') {
+        let name = param_name(p);
+        if p.is_empty() || name < last {
+            return false;
+        }
+        last = name;
+    }
+    true
 }
 
 fn param_name(param: &str) -> &str {

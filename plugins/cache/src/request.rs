@@ -91,7 +91,7 @@ impl Cache {
         if self.settings.shared {
             let found = self.find_shared(req, &ctx.primary).await;
             if !matches!(found, Found::Nothing) {
-                return self.decide(req, ctx, found, true);
+                return self.decide(req, ctx, found, true, now_ms());
             }
         }
         match self.step(req, ctx, false, true) {
@@ -101,7 +101,7 @@ impl Cache {
                 coalesce::wait(&flight, self.settings.lock_timeout, self.host.as_ref()).await;
                 let Ok(ctx) = self.prepare(req) else { unreachable!("prepared once") };
                 let found = self.find_local(req, &ctx.primary);
-                self.decide(req, ctx, found, false)
+                self.decide(req, ctx, found, false, now_ms())
             }
         }
     }
@@ -109,6 +109,7 @@ impl Cache {
     /// The lookup and the decision, or what to wait for.
     fn step(&self, req: &mut Request<'_>, ctx: Ctx, sync: bool, shared_read: bool) -> Step {
         let found = self.find_local(req, &ctx.primary);
+        let now = now_ms();
         if sync && self.settings.shared && matches!(found, Found::Nothing) && !shared_read {
             return Step::Shared;
         }
@@ -116,7 +117,7 @@ impl Cache {
             // A stale entry being revalidated by another request: wait for its result too.
             let revalidating = self.settings.coalesce && ctx.storable && !ctx.no_cache;
             if revalidating
-                && matches!(evaluate(&e.meta.policy, e.meta.stored_at_ms, now_ms(), &ctx.ask), Use::Revalidate { .. })
+                && matches!(evaluate(&e.meta.policy, e.meta.stored_at_ms, now, &ctx.ask), Use::Revalidate { .. })
                 && let Some(Role::Wait(flight)) = self.would_wait(&e.meta.key)
             {
                 return Step::Wait(flight);
@@ -127,7 +128,7 @@ impl Cache {
         {
             return Step::Wait(flight);
         }
-        Step::Flow(self.decide(req, ctx, found, true))
+        Step::Flow(self.decide(req, ctx, found, true, now))
     }
 
     /// Steps aside (bypass, method) or reads what the request asks.
@@ -237,7 +238,7 @@ impl Cache {
 
     /// The answer for what the lookup found. `lead`: a miss may become the
     /// coalescing leader (not after a wait that timed out).
-    fn decide(&self, req: &mut Request<'_>, ctx: Ctx, found: Found, lead: bool) -> Flow {
+    fn decide(&self, req: &mut Request<'_>, ctx: Ctx, found: Found, lead: bool, now: u64) -> Flow {
         if ctx.no_cache {
             let entry = match found {
                 Found::Entry(e) if e.meta.policy.has_validator() => Some(e),
@@ -254,7 +255,6 @@ impl Cache {
             }
             Found::OtherVariant(variant) => return self.forward(req, ctx, Fwd::VaryMiss, None, false, lead.then_some(variant)),
         };
-        let now = crate::request::now_ms();
         match evaluate(&entry.meta.policy, entry.meta.stored_at_ms, now, &ctx.ask) {
             Use::Fresh { age_secs, ttl_secs } => self.answer(req, &ctx, &entry, age_secs, Outcome::Hit { ttl: ttl_secs }),
             Use::StaleWhileRevalidate { age_secs, stale_secs } => self.stale_while_revalidate(req, ctx, entry, age_secs, stale_secs),
