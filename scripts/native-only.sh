@@ -8,8 +8,9 @@
 #   3. refuses `kind: python` and `kind: wasm` at `covet check` (exit 2) with
 #      file:line:column and the missing cargo feature named.
 #
-# Cost: only the covet crate is compiled again (its dependencies are shared
-# with the default build). The build re-links target/debug/covet to the
+# Cost: the covet crate is compiled again, and the first time also the part of
+# its dependency tree whose features differ without wasmtime (tokio and what
+# builds on it: about a minute on 2 cores); later runs reuse those. The build re-links target/debug/covet to the
 # native-only binary; the binary that was there before is put back at the
 # end (and any later `cargo build` re-links the default one anyway), so the
 # end-to-end tests keep their full covet.
@@ -41,8 +42,9 @@ if ldd "$bin" | grep -qi libpython; then fail "$bin links libpython: $(ldd "$bin
 if nm "$bin" | grep -q wasmtime; then fail "$bin contains wasmtime symbols"; fi
 echo "native-only: no libpython, no wasmtime ($(du -h "$bin" | cut -f1))"
 
-# 2. It serves a native route (the static-response plugin; built by `cargo build -p covet-static-response`).
-cargo build -p covet-static-response --locked
+# 2. It serves a native route (the static-response plugin, from `cargo build --workspace`,
+# which test.sh runs first: building it alone here could resolve other features and rebuild deps).
+[ -f "$static_so" ] || fail "$static_so is missing: run \`cargo build --workspace\` first"
 cat > "$work/native.yaml" <<EOF
 listen:
   - addr: 127.0.0.1:0
@@ -56,11 +58,11 @@ routes:
     handler: hello
 EOF
 "$bin" check -p "$work/native.yaml" >/dev/null || fail "covet check refused the native manifest"
-COVET_ADMIN_LISTEN=127.0.0.1:0 "$bin" host -p "$work/native.yaml" 2>"$work/host.log" &
+COVET_ADMIN_LISTEN=127.0.0.1:0 "$bin" host -p "$work/native.yaml" >"$work/host.out" 2>"$work/host.log" &
 host_pid=$!
 addr=""
 for _ in $(seq 1 200); do
-  addr="$(grep -o 'listening on http://[0-9.:]*' "$work/host.log" | grep -v admin | head -1 | sed 's|.*http://||')" || true
+  addr="$(grep -o '^listening on http://[0-9.:]*' "$work/host.out" | head -1 | sed 's|.*http://||')" || true
   [ -n "$addr" ] && break
   kill -0 "$host_pid" 2>/dev/null || fail "the host exited: $(cat "$work/host.log")"
   sleep 0.05
