@@ -119,7 +119,7 @@ impl AsyncPlugin for Cache {
     const PHASES: Phases = Phases::ON_REQUEST.union(Phases::ON_RESPONSE);
 
     fn init(config: Config<'_>) -> Result<Self, String> {
-        let settings: Settings = config.parse()?;
+        let settings = settings::parse(config.as_json())?;
         Cache::new(settings, Some(config.host())).map_err(|e| e.to_string())
     }
 

@@ -249,6 +249,22 @@ pub struct Checked {
     pub strip_tag_headers: bool,
 }
 
+/// Reads the `config:` block (JSON; `null` is all defaults). An error names
+/// the key it is about (`purge_poll: invalid duration ...`), without the
+/// JSON position (it would point into text the user never wrote).
+pub fn parse(json: &str) -> Result<Settings, String> {
+    let json = if json.trim() == "null" { "{}" } else { json };
+    let de = &mut serde_json::Deserializer::from_str(json);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let message = e.inner().to_string();
+        let message = message.rfind(" at line ").map_or(message.as_str(), |at| &message[..at]).to_string();
+        match e.path().to_string().as_str() {
+            "." => message,
+            path => format!("{path}: {message}"),
+        }
+    })
+}
+
 impl Settings {
     /// Checks the settings and lower-cases the header names.
     pub fn check(self) -> Result<Checked, CacheError> {

@@ -178,6 +178,11 @@ fn config_reads_sizes_durations_and_refuses_unknown_keys() {
     assert!(err.contains("unknown field `max_memroy`"), "{err}");
     let err = Config::from_json(r#"{"key": {"hots": true}}"#).parse::<Settings>().unwrap_err();
     assert!(err.contains("unknown field `hots`"), "{err}");
+    let err = crate::settings::parse(r#"{"purge_poll": "soon"}"#).unwrap_err();
+    assert!(err.starts_with("purge_poll: invalid duration \"soon\""), "{err}");
+    let err = crate::settings::parse(r#"{"rules": [{"path_prefix": "/a", "ttl": "1x"}]}"#).unwrap_err();
+    assert!(err.starts_with("rules[0].ttl: invalid duration"), "{err}");
+    assert!(crate::settings::parse("null").is_ok());
     let err = Config::from_json(r#"{"purge_poll": "1ms"}"#).parse::<Settings>().unwrap().check().unwrap_err();
     assert!(err.to_string().contains("purge_poll"), "{err}");
     let err = Config::from_json(r#"{"rules": [{"path_prefix": "/a"}]}"#).parse::<Settings>().unwrap().check().unwrap_err();
