@@ -289,6 +289,9 @@ impl Cache {
     fn stale_while_revalidate(&self, req: &mut Request<'_>, ctx: Ctx, entry: Entry, age_secs: u64, stale_secs: u64) -> Flow {
         let outcome = Outcome::StaleWhileRevalidate { stale: stale_secs };
         let resp = self.answer_response(req, &ctx, &entry, age_secs, outcome);
+        if !ctx.storable {
+            return Flow::Respond(resp); // HEAD or no-store: a refresh could store nothing
+        }
         let Some(refresh) = self.refreshes.start(&entry.meta.key, self.settings.lock_timeout.max(Duration::from_secs(30))) else {
             return Flow::Respond(resp);
         };
