@@ -25,27 +25,6 @@ pub mod wasm;
 #[path = "wasm/disabled.rs"]
 pub mod wasm;
 
-/// Why a plugin of `kind` cannot run in this build, when its runtime's cargo
-/// feature is off (`None` when it is compiled in, or `kind` is native).
-pub fn missing_runtime(kind: &str) -> Option<String> {
-    let compiled_in = match kind {
-        "python" => cfg!(feature = "python"),
-        "wasm" => cfg!(feature = "wasm"),
-        _ => true,
-    };
-    (!compiled_in).then(|| {
-        format!("this covet was built without the `{kind}` cargo feature, so it cannot run `kind: {kind}` plugins")
-    })
-}
-
-/// How to get a covet that runs `kind` plugins (the help of [`missing_runtime`]).
-pub fn missing_runtime_help(kind: &str) -> String {
-    format!(
-        "rebuild with the feature: `cargo build -p covet --features {kind}` (or default features), \
-         or use the full image (`docker build --build-arg COVET_FEATURES=full`)"
-    )
-}
-
 use std::{future::Future, pin::Pin};
 
 use covet_plugin_api::Phases;
@@ -142,5 +121,32 @@ pub trait Executor: Send + Sync {
     /// when every plugin of its chain does.
     fn streams_body(&self) -> bool {
         false
+    }
+}
+
+/// Why a plugin of `kind` cannot run in this build, when its runtime's cargo
+/// feature is off (`None` when it is compiled in, or `kind` is native).
+pub fn missing_runtime(kind: &str) -> Option<String> {
+    let left_out = (kind == "python" && !cfg!(feature = "python")) || (kind == "wasm" && !cfg!(feature = "wasm"));
+    left_out.then(|| format!("this covet was built without the `{kind}` cargo feature, so it cannot run `kind: {kind}` plugins"))
+}
+
+/// How to get a covet that runs `kind` plugins (the help of [`missing_runtime`]).
+pub fn missing_runtime_help(kind: &str) -> String {
+    format!(
+        "rebuild with the feature: `cargo build -p covet --features {kind}` (or default features), \
+         or use the full image (`docker build --build-arg COVET_FEATURES=full`)"
+    )
+}
+
+#[cfg(test)]
+mod feature_tests {
+    use super::missing_runtime;
+
+    #[test]
+    fn a_runtime_is_refused_exactly_when_its_feature_is_off() {
+        assert_eq!(missing_runtime("python").is_some(), !cfg!(feature = "python"));
+        assert_eq!(missing_runtime("wasm").is_some(), !cfg!(feature = "wasm"));
+        assert_eq!(missing_runtime("native"), None);
     }
 }
