@@ -1,7 +1,8 @@
 //! [`Exchange`]: what one GraphQL request's resolvers share: the request
 //! metadata and headers the templates use (captured once), the calls in
-//! flight (identical calls share one future) and the open batch of each
-//! batched field.
+//! flight (identical calls share one answer: a field's call is made inside
+//! its own future, `inflight.rs`; a batched call is a shared future) and
+//! the open batch of each batched field.
 
 use std::{
     collections::HashMap,
@@ -12,7 +13,10 @@ use std::{
 use covet_plugin_api::Request;
 use futures_util::{FutureExt, future::{BoxFuture, Shared}};
 
-use crate::call::{Answer, Call, Caller};
+use crate::{
+    call::{Answer, Call, Caller},
+    inflight::InFlight,
+};
 
 /// A call in flight, awaited by every field that needs it.
 pub type SharedCall = Shared<BoxFuture<'static, Answer>>;
@@ -76,15 +80,46 @@ impl Exchange {
         self.headers.get(name).map(String::as_str)
     }
 
-    /// The answer of `call`: the one in flight for an identical call, else a new one.
+    /// The answer of `call` for one field: an identical call's (in flight or
+    /// made), else `call` made now, inside this future.
+    pub async fn answer(&self, call: Call, timeout: Duration, ttl: Option<Duration>) -> Answer {
+        /// What this field does: make the call, or await an identical one.
+        enum Role {
+            Lead(Arc<InFlight>, Arc<Call>),
+            Wait(Arc<InFlight>),
+            Share(SharedCall),
+        }
+        let role = {
+            let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+            match calls.get(&call) {
+                Some(Entry::Flight(flight)) => Role::Wait(flight.clone()),
+                Some(Entry::Shared(shared)) => Role::Share(shared.clone()),
+                None => {
+                    let (flight, call) = (Arc::new(InFlight::default()), Arc::new(call));
+                    calls.insert(call.clone(), Entry::Flight(flight.clone()));
+                    Role::Lead(flight, call)
+                }
+            }
+        };
+        match role {
+            Role::Lead(flight, call) => flight.lead(self.caller.clone().run(call, timeout, ttl)).await,
+            Role::Wait(flight) => flight.wait().await,
+            Role::Share(shared) => shared.await,
+        }
+    }
+
+    /// The answer of `call` as a shared future (a batched call, awaited by
+    /// every instance in the batch): an identical call's, else a new one.
     pub fn call(&self, call: Call, timeout: Duration, ttl: Option<Duration>) -> SharedCall {
         let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(shared) = calls.get(&call) {
-            return shared.clone();
+        match calls.get(&call) {
+            Some(Entry::Flight(flight)) => return flight.clone().wait().boxed().shared(),
+            Some(Entry::Shared(shared)) => return shared.clone(),
+            None => {}
         }
         let call = Arc::new(call);
         let shared = self.caller.clone().run(call.clone(), timeout, ttl).boxed().shared();
-        calls.insert(call, shared.clone());
+        calls.insert(call, Entry::Shared(shared.clone()));
         shared
     }
 
@@ -119,16 +154,22 @@ impl Exchange {
 /// Up to this many calls are looked up by comparing them one by one.
 const LIST_MAX: usize = 8;
 
+/// A call of the request: made by a field, or a batch's shared future.
+enum Entry {
+    Flight(Arc<InFlight>),
+    Shared(SharedCall),
+}
+
 /// The calls of one request by their rendered form.
 #[derive(Default)]
 struct Calls {
-    list: Vec<(Arc<Call>, SharedCall)>,
+    list: Vec<(Arc<Call>, Entry)>,
     /// Positions in `list`, once it is longer than [`LIST_MAX`].
     index: Option<HashMap<Arc<Call>, usize, foldhash::fast::RandomState>>,
 }
 
 impl Calls {
-    fn get(&self, call: &Call) -> Option<&SharedCall> {
+    fn get(&self, call: &Call) -> Option<&Entry> {
         let at = match &self.index {
             Some(index) => *index.get(call)?,
             None => self.list.iter().position(|(c, _)| **c == *call)?,
@@ -136,7 +177,7 @@ impl Calls {
         Some(&self.list[at].1)
     }
 
-    fn insert(&mut self, call: Arc<Call>, shared: SharedCall) {
+    fn insert(&mut self, call: Arc<Call>, entry: Entry) {
         let at = self.list.len();
         if let Some(index) = &mut self.index {
             index.insert(call.clone(), at);
@@ -146,6 +187,6 @@ impl Calls {
             index.insert(call.clone(), at);
             self.index = Some(index);
         }
-        self.list.push((call, shared));
+        self.list.push((call, entry));
     }
 }

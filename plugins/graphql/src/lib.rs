@@ -29,6 +29,7 @@ mod error;
 mod exchange;
 pub mod filter;
 mod graphiql;
+mod inflight;
 mod nulls;
 mod order;
 pub mod limits;

@@ -101,7 +101,7 @@ fn report(ctx: &ResolverContext<'_>, error: Error) {
 /// One call for this field instance (its whole answer); `None` when a placeholder has no value.
 async fn single(plan: &Plan, env: &FieldEnv<'_>) -> Result<Option<Arc<Value>>, Error> {
     let Some(call) = render(plan, env) else { return Ok(None) };
-    let answer = env.exchange.call(call, plan.timeout, plan.cache_ttl).await.map_err(|e| e.to_graphql())?;
+    let answer = env.exchange.answer(call, plan.timeout, plan.cache_ttl).await.map_err(|e| e.to_graphql())?;
     Ok(Some(answer))
 }
 
