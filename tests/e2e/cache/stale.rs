@@ -1,10 +1,12 @@
 //! Serving stale (RFC 5861): within `stale-while-revalidate` a stale entry
 //! is answered at once while the host refreshes it in the background (one
-//! refresh per key at a time; the next request gets the new version);
+//! refresh per key at a time; the next request gets the new version; the
+//! host counts the background run; the config's window applies when the
+//! response names none);
 //! within `stale-if-error` an origin 5xx or an unreachable origin is
 //! replaced by the stale entry, outside it the error goes to the client.
 
-use covet_e2e::{Answer, Origin};
+use covet_e2e::{Answer, Client, Origin};
 use serde_json::json;
 
 use super::{PATIENCE, assert_miss, cache_status, eventually, gateway, get, is_hit, let_expire, ttl};
@@ -40,6 +42,25 @@ async fn stale_while_revalidate_answers_at_once_and_refreshes_in_the_background(
     })
     .await;
     assert!(origin.hits("/swr") <= 3, "refreshes: {}", origin.hits("/swr"));
+    let metrics = Client::http1(host.admin_addr()).get("/metrics").await.expect("GET /metrics").text();
+    let ok = metrics.lines().find_map(|l| l.strip_prefix("covet_background_runs_total{result=\"ok\"} "));
+    let ok: f64 =
+        ok.unwrap_or_else(|| panic!("no background run counted:\n{metrics}")).trim().parse().expect("a number");
+    assert!(ok >= 1.0, "the host counted the background run: {ok}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_stale_while_revalidate_applies_without_a_directive() {
+    let origin = Origin::start().await;
+    origin.set("/default", Answer::cached("max-age=1", "v1"));
+    let host = gateway(&origin, json!({ "stale_while_revalidate": "60s" })).await;
+    assert_miss(&host, &origin, "/default").await;
+    let_expire().await;
+    origin.set("/default", Answer::cached("max-age=60", "v2"));
+    let stale = get(&host, "/default").await;
+    assert_eq!(stale.text(), "v1", "{}", cache_status(&stale));
+    assert!(cache_status(&stale).ends_with("detail=stale-while-revalidate"), "{}", cache_status(&stale));
+    eventually("the refreshed version is served", || async { get(&host, "/default").await.text() == "v2" }).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
