@@ -3,7 +3,8 @@
 //! `HEAD` miss goes to the origin as `HEAD` and is not stored); a successful
 //! `POST` invalidates the URI, a failed one does not; `Cache-Control:
 //! no-cache` and `Pragma: no-cache` go to the origin; `only-if-cached` is a
-//! 504 when nothing is stored; request `max-age` limits the age served.
+//! 504 when nothing is stored; request `max-age` limits the age served; an
+//! entry stored over HTTP/1.1 is a hit over HTTP/2 (`:authority` is the host).
 
 use covet_e2e::{Answer, Origin};
 use http::Method;
@@ -143,4 +144,18 @@ async fn request_max_age_limits_the_age_served() {
     let fussy = get_with(&host, "/aged", &[("cache-control", "max-age=10")]).await;
     assert_eq!(fussy.status, 200);
     assert_eq!(origin.hits("/aged"), before + 1, "an entry older than the request's max-age is not served");
+}
+
+#[tokio::test]
+async fn an_entry_stored_over_http1_is_served_over_http2() {
+    let origin = Origin::start().await;
+    origin.set("/both", Answer::cached("max-age=60", "both"));
+    let host = gateway(&origin, json!({})).await;
+    // No explicit Host: HTTP/1.1 sends `Host: 127.0.0.1:<port>`, HTTP/2 the same `:authority`.
+    let first = host.http1().get("/both").await.expect("GET over HTTP/1.1");
+    assert_eq!(cache_status(&first), "covet; fwd=uri-miss; stored");
+    let h2 = host.http2().get("/both").await.expect("GET over HTTP/2");
+    assert_eq!((h2.version, h2.text()), (http::Version::HTTP_2, "both".to_owned()));
+    assert!(is_hit(&h2), "the same key from :authority: {}", cache_status(&h2));
+    assert_eq!(origin.hits("/both"), 1);
 }
