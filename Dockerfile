@@ -9,7 +9,10 @@
 # Manifest: /etc/covet/plugins.yaml (a hello route; mount your own over it).
 # It runs as uid/gid 10001, listens where the manifest says (8080 here), and
 # stops gracefully on SIGTERM within limits.shutdown_timeout (docker stop -t
-# must allow that long; Kubernetes: deploy/kubernetes). See docs/fleet.md.
+# must allow that long; Kubernetes: deploy/kubernetes). With a read-only root,
+# /tmp must be writable and exec (native plugins load from a private copy
+# there): `docker run --read-only --tmpfs /tmp:exec` (docker's default tmpfs is
+# noexec and the load fails). See docs/fleet.md.
 
 ARG RUST_IMAGE=rust:1.95-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
