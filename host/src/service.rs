@@ -58,7 +58,32 @@ use crate::{
 /// The response body of every covet response: one buffer (with its exact
 /// length, so hyper writes `content-length`), or a buffer followed by the
 /// chunks of a [`crate::exchange::BodyStream`], flushed as they arrive.
-pub struct Body(BodyKind);
+///
+/// On HTTP/1 and HTTP/2 it also tells the connection's [`ConnState`] while
+/// a chunk it handed to hyper waits on the client (from handing it over
+/// until hyper asks for the next one): the watchdog's `send_timeout`
+/// (docs/hardening.md). The watch lives in the body rather than in a
+/// wrapper around the service's future, which cost a copy of that large
+/// future per request.
+pub struct Body {
+    kind: BodyKind,
+    watch: Option<SendWatch>,
+}
+
+/// A body's side of the connection's send tracking.
+struct SendWatch {
+    state: Arc<ConnState>,
+    /// A chunk was handed over and hyper has not asked for the next one.
+    waiting: bool,
+}
+
+impl Drop for Body {
+    fn drop(&mut self) {
+        if let Some(watch) = self.watch.as_ref().filter(|w| w.waiting) {
+            watch.state.send_done();
+        }
+    }
+}
 
 enum BodyKind {
     Full(Full<Bytes>),
@@ -76,14 +101,24 @@ enum BodyKind {
 impl Body {
     /// A body of one buffer.
     pub fn full(bytes: Bytes) -> Body {
-        Body(BodyKind::Full(Full::new(bytes)))
+        Body::of(BodyKind::Full(Full::new(bytes)))
+    }
+
+    fn of(kind: BodyKind) -> Body {
+        Body { kind, watch: None }
+    }
+
+    /// This body, reporting to `state` while a chunk waits on the client.
+    pub fn watched(mut self, state: Arc<ConnState>) -> Body {
+        self.watch = Some(SendWatch { state, waiting: false });
+        self
     }
 
     /// `first`, then the chunks of `stream` (when there is one).
     pub fn streaming(first: Bytes, stream: Option<StreamSource>) -> Body {
         match stream {
-            Some(StreamSource::Channel(rx, guard)) => Body(BodyKind::Stream { first: Some(first), rx, _guard: guard }),
-            Some(StreamSource::Plugin(stream)) => Body(BodyKind::Plugin { first: Some(first), body: stream }),
+            Some(StreamSource::Channel(rx, guard)) => Body::of(BodyKind::Stream { first: Some(first), rx, _guard: guard }),
+            Some(StreamSource::Plugin(stream)) => Body::of(BodyKind::Plugin { first: Some(first), body: stream }),
             None => Body::full(first),
         }
     }
@@ -97,8 +132,36 @@ impl hyper::body::Body for Body {
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        if let Some(watch) = this.watch.as_mut().filter(|w| w.waiting) {
+            watch.waiting = false;
+            watch.state.send_done();
+        }
+        let polled = this.kind.poll_frame(cx);
+        if let (Some(watch), std::task::Poll::Ready(Some(Ok(_)))) = (this.watch.as_mut(), &polled) {
+            watch.waiting = true;
+            watch.state.send_waiting();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.kind.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.kind.size_hint()
+    }
+}
+
+impl BodyKind {
+    fn poll_frame(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Box<dyn std::error::Error + Send + Sync>>>> {
+        use hyper::body::Body as _;
         use std::task::Poll;
-        match &mut self.get_mut().0 {
+        match self {
             BodyKind::Full(full) => std::pin::Pin::new(full).poll_frame(cx).map_err(|never| match never {}),
             BodyKind::Stream { first, rx, .. } => {
                 if let Some(bytes) = first.take().filter(|b| !b.is_empty()) {
@@ -121,14 +184,16 @@ impl hyper::body::Body for Body {
     }
 
     fn is_end_stream(&self) -> bool {
-        match &self.0 {
+        use hyper::body::Body as _;
+        match self {
             BodyKind::Full(full) => full.is_end_stream(),
             BodyKind::Stream { .. } | BodyKind::Plugin { .. } => false,
         }
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
-        match &self.0 {
+        use hyper::body::Body as _;
+        match self {
             BodyKind::Full(full) => full.size_hint(),
             BodyKind::Stream { .. } => hyper::body::SizeHint::default(),
             BodyKind::Plugin { first, body } => {
@@ -196,6 +261,8 @@ where
     let mut timings: Timings = log.as_ref().map(|_| Vec::new());
     let head = parts.method == Method::HEAD;
     let http1 = parts.version <= http::Version::HTTP_11;
+    // HTTP/1 and HTTP/2 responses report a send waiting on the client (send_timeout).
+    let watch = (parts.version <= http::Version::HTTP_2).then(|| conn.state.clone());
     let mut upstream = None; // the access log's metadata fields: upstream, cache (set only when it is on)
     let mut span = None; // the server span (tracing on)
     let out = (&mut timings, &mut upstream, &mut span);
@@ -225,7 +292,7 @@ where
             trace: span.as_ref().map(Span::context).as_ref(),
         });
     }
-    let mut out = finish(resp, id, head);
+    let mut out = finish(resp, id, head, watch);
     if let Some(alt_svc) = conn.tls.as_ref().and_then(|tls| tls.alt_svc.clone()) {
         out.headers_mut().insert(header::ALT_SVC, alt_svc);
     }
@@ -427,7 +494,7 @@ fn head_length(status: http::StatusCode, headers: &mut HeaderMap, streamed: Body
     }
 }
 
-fn finish(resp: HostResponse, id: HeaderValue, head: bool) -> Response<Body> {
+fn finish(resp: HostResponse, id: HeaderValue, head: bool, watch: Option<Arc<ConnState>>) -> Response<Body> {
     let HostResponse { status, mut headers, body, stream } = resp;
     headers.insert(request_id::HEADER, id);
     let body = match stream.and_then(|s| s.take()) {
@@ -444,6 +511,10 @@ fn finish(resp: HostResponse, id: HeaderValue, head: bool) -> Response<Body> {
             Body::full(Bytes::new())
         }
         None => Body::full(body),
+    };
+    let body = match watch {
+        Some(state) => body.watched(state),
+        None => body,
     };
     let mut out = Response::new(body);
     *out.status_mut() = status;

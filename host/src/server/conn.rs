@@ -27,7 +27,7 @@ use tokio::{
 };
 
 use super::{
-    body::{ReadTimed, SendWatch},
+    body::ReadTimed,
     watchdog::{self, ConnState, Expiry, Timeouts, TrackedIo},
 };
 use crate::{
@@ -154,12 +154,9 @@ where
     let (io, info, state) = prepare(stream, peer, tls, permit, &ctx);
     let (shared, offload) = (ctx.shared.clone(), ctx.offload.clone());
     let (read_timeout, min_rate) = (shared.limits.body_read_timeout, shared.limits.body_min_rate);
-    let watched = state.clone();
     let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let req = req.map(|body| ReadTimed::new(body, read_timeout, min_rate));
-        let served = offloaded(offload.as_ref(), service::serve(shared.clone(), info.clone(), req));
-        let watched = watched.clone();
-        async move { served.await.map(|resp| resp.map(|body| SendWatch::new(body, watched))) }
+        offloaded(offload.as_ref(), service::serve(shared.clone(), info.clone(), req))
     });
     let conn = ctx.builder.serve_connection_with_upgrades(io, svc);
     drive(conn, |conn| conn.graceful_shutdown(), state, &ctx, peer).await;
