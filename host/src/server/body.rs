@@ -1,5 +1,5 @@
-//! Body wrappers for slow clients, put on every HTTP/1 and HTTP/2 exchange
-//! by [`super::conn`]:
+//! The request-body wrapper for slow clients, put on every HTTP/1 and
+//! HTTP/2 exchange by [`super::conn`]:
 //!
 //! - [`ReadTimed`] cuts a request body the client sends too slowly: no
 //!   data for `limits.body_read_timeout`, or (a trickle that never pauses
@@ -8,13 +8,13 @@
 //!   does. Only time spent waiting on the client counts: a plugin that reads
 //!   the body late is not the client's fault. The error is a
 //!   [`BodyTimedOut`], which the service answers with 408 and a close.
-//! - [`SendWatch`] tells the connection's [`ConnState`] while a chunk of a
-//!   response body is waiting on the client to take it (the watchdog's
-//!   `send_timeout`, [`super::watchdog`]).
+//!
+//! The response side (a chunk waiting on the client, for the watchdog's
+//! `send_timeout`) is tracked by the response body itself,
+//! [`crate::service::Body`].
 
 use std::{
     pin::Pin,
-    sync::Arc,
     task::{Context, Poll, ready},
     time::Duration,
 };
@@ -23,7 +23,6 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
-use super::watchdog::ConnState;
 use crate::exchange::BodyError;
 
 /// A request body arrived too slowly (`limits.body_read_timeout` /
@@ -122,56 +121,6 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
-    }
-}
-
-/// A response body that marks, in its connection's [`ConnState`], the time
-/// from handing a chunk to hyper until hyper asks for the next one: while
-/// the client does not take the bytes, hyper does not ask.
-pub struct SendWatch<B> {
-    inner: B,
-    state: Arc<ConnState>,
-    waiting: bool,
-}
-
-impl<B> SendWatch<B> {
-    /// Wraps `inner`, a response body of the connection `state` tracks.
-    pub fn new(inner: B, state: Arc<ConnState>) -> Self {
-        SendWatch { inner, state, waiting: false }
-    }
-}
-
-impl<B: Body + Unpin> Body for SendWatch<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        let this = &mut *self;
-        if std::mem::take(&mut this.waiting) {
-            this.state.send_done();
-        }
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(_))) = &polled {
-            this.waiting = true;
-            this.state.send_waiting();
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl<B> Drop for SendWatch<B> {
-    fn drop(&mut self) {
-        if self.waiting {
-            self.state.send_done();
-        }
     }
 }
 

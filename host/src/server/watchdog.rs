@@ -6,7 +6,7 @@
 //! It also applies a **send timeout**, as nginx's `send_timeout`: a write
 //! the socket does not take (the client stopped reading) must go through
 //! within `limits.send_timeout`; and while a chunk of a response body waits
-//! on the client ([`super::body::SendWatch`]) the client must take response
+//! on the client ([`crate::service::Body`]) the client must take response
 //! bytes within it (on HTTP/2 only DATA counts, [`super::h2frames`]: a peer
 //! that never opens its window). Past it the connection is closed (GOAWAY on
 //! HTTP/2).
@@ -86,7 +86,7 @@ pub struct ConnState {
     bad_version: Mutex<Option<(Vec<u8>, [u8; 8])>>,
     /// The true length of the last request target the scan cut.
     long_target: AtomicUsize,
-    /// Response body chunks waiting on the client ([`super::body::SendWatch`]).
+    /// Response body chunks waiting on the client ([`crate::service::Body`]).
     sending: AtomicUsize,
     /// When the client last took response bytes (or a wait began).
     send_progress: AtomicU64,
