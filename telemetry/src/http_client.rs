@@ -1,8 +1,7 @@
 //! The HTTP client OTLP/HTTP exports go through: hyper-util's pooled client
 //! over hyper-rustls (aws-lc-rs, webpki roots; `http://` and `https://`),
-//! used directly for spans and metrics (and implementing
-//! `opentelemetry_http::HttpClient`, for opentelemetry-otlp's exporters). Each call is
-//! bounded by the exporter's timeout, response bodies by a size limit.
+//! used directly for spans and metrics. Each call is bounded by the
+//! exporter's timeout, response bodies by a size limit.
 
 use std::time::Duration;
 
@@ -11,7 +10,9 @@ use http::{Request, Response};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use opentelemetry_http::HttpError;
+
+/// Why an export call failed (connect, TLS, HTTP, body, timeout).
+pub type HttpError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Largest collector answer read (OTLP answers are a few bytes).
 const MAX_RESPONSE: usize = 4 * 1024 * 1024;
@@ -52,12 +53,5 @@ impl HyperClient {
             Ok(result) => result,
             Err(_) => Err(format!("no answer within {:?}", self.timeout).into()),
         }
-    }
-}
-
-#[async_trait::async_trait]
-impl opentelemetry_http::HttpClient for HyperClient {
-    async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
-        self.send(request).await
     }
 }
