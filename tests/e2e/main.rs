@@ -22,6 +22,7 @@ mod deploy;
 mod connections;
 mod control_cli;
 mod faults;
+mod fault_matrix;
 mod head;
 mod io_uring;
 mod lifecycle;

@@ -1,0 +1,159 @@
+//! Python faults under load, from one decorator app: an exception, an
+//! infinite loop in a sync handler (its pool thread is lost for good), an
+//! infinite loop in an async handler (the event loop thread is lost for
+//! good: cancelling cannot stop code that never awaits), and a memory bomb.
+//! Python has no memory limit of its own, so the bomb tested is one the OS
+//! refuses (a 1 EiB `bytearray`: `MemoryError`, nothing touched); a bomb
+//! that grows within what the OS grants is stopped by nothing short of the
+//! kernel's OOM killer, which takes the whole host (docs/hardening.md).
+//! Each test asserts what docs/python-runtime.md promises for the other
+//! Python routes after the fault, and that the native route never failed.
+
+use covet_e2e::{Host, plugin};
+
+use super::{NativeLoad, SHOTS, assert_all, assert_survived, counter, fire, report};
+use crate::common::assert_problem;
+
+const APP: &str = r#"
+import asyncio
+from covet import Covet
+
+app = Covet()
+
+@app.get("/py/boom")
+def boom():
+    raise RuntimeError("fault-matrix-boom")
+
+@app.get("/py/spin")
+def spin():
+    while True:
+        pass
+
+@app.get("/py/aspin")
+async def aspin():
+    while True:
+        pass
+
+@app.get("/py/bomb")
+def bomb():
+    hoard = bytearray(1 << 60)
+    return {"len": len(hoard)}
+
+@app.get("/py/ok")
+def ok():
+    return {"ok": True}
+
+@app.get("/py/aok")
+async def aok():
+    await asyncio.sleep(0)
+    return {"ok": True}
+"#;
+
+/// `/native` static-response, `/py/*` the app with `threads` pool threads
+/// and a 300 ms time limit.
+fn manifest() -> String {
+    let native = plugin("covet-static-response");
+    format!(
+        "listen: [{{ addr: 127.0.0.1:0 }}]\n\
+         log: {{ access: false }}\n\
+         python: {{ threads: 2 }}\n\
+         plugins:\n\
+         \x20 native:\n    kind: native\n    path: {}\n    config: {{ body: {} }}\n\
+         \x20 py:\n    kind: python\n    app: app.py:app\n    limits: {{ timeout: 300ms }}\n\
+         routes:\n\
+         \x20 - path: /native\n    handler: native\n\
+         \x20 - path: /py/{{*rest}}\n    handler: py\n",
+        native.display(),
+        super::NATIVE_BODY,
+    )
+}
+
+async fn host() -> Host {
+    let host = Host::builder(manifest()).file("app.py", APP).start();
+    host.wait_ready().await;
+    host
+}
+
+/// `path` answers 200 `{"ok": true}`.
+async fn answers(host: &Host, path: &str) {
+    let reply = host.http1().get(path).await.expect("a response");
+    assert_eq!(reply.status, 200, "{path}: {}", reply.text());
+    assert_eq!(reply.json()["ok"], true);
+}
+
+/// `path` answers 504 `PLUGIN_TIMEOUT`.
+async fn times_out(host: &Host, path: &str) {
+    let reply = host.http1().get(path).await.expect("a response");
+    assert_problem(&reply, 504, "PLUGIN_TIMEOUT");
+}
+
+/// The host's resident memory in KiB, from `/proc/PID/status`.
+fn rss_kib(host: &Host) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", host.pid())).expect("/proc/PID/status");
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS");
+    line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("a number")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_exception_under_load() {
+    let host = host().await;
+    let load = NativeLoad::start(&host).await;
+    let replies = fire(&host, "/py/boom").await;
+    assert_all(&replies, 500, "PLUGIN_ERROR", "py", None);
+    assert!(replies.iter().all(|r| !r.text().contains("fault-matrix-boom")), "the exception text stays in the log");
+    let served = assert_survived(&host, load).await;
+    assert_eq!(counter(&host, "errors", "py").await, SHOTS as u64, "each exception counted");
+    assert!(host.log_line(&["fault-matrix-boom"]).await.is_some(), "logs:\n{}", host.logs());
+    answers(&host, "/py/ok").await;
+    answers(&host, "/py/aok").await;
+    report("python exception", &replies, served);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sync_infinite_loop_under_load() {
+    let host = host().await;
+    let load = NativeLoad::start(&host).await;
+    let replies = fire(&host, "/py/spin").await;
+    assert_all(&replies, 504, "PLUGIN_TIMEOUT", "py", None);
+    let served = assert_survived(&host, load).await;
+    assert_eq!(counter(&host, "errors", "py").await, SHOTS as u64, "each timeout counted as an error");
+    assert!(host.log_line(&["py", "plugin timed out", "thread stays busy"]).await.is_some(), "logs:\n{}", host.logs());
+    // Both pool threads spin for good: async handlers still answer, sync
+    // ones wait in the queue until their time limit.
+    answers(&host, "/py/aok").await;
+    times_out(&host, "/py/ok").await;
+    report("python sync infinite loop", &replies, served);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_async_infinite_loop_under_load() {
+    let host = host().await;
+    let load = NativeLoad::start(&host).await;
+    let replies = fire(&host, "/py/aspin").await;
+    assert_all(&replies, 504, "PLUGIN_TIMEOUT", "py", None);
+    let served = assert_survived(&host, load).await;
+    assert_eq!(counter(&host, "errors", "py").await, SHOTS as u64, "each timeout counted as an error");
+    assert!(host.log_line(&["py", "plugin timed out", "task was cancelled"]).await.is_some(), "logs:\n{}", host.logs());
+    // The event loop thread spins for good (the cancel never runs): every
+    // coroutine now times out, while the sync pool still serves.
+    times_out(&host, "/py/aok").await;
+    answers(&host, "/py/ok").await;
+    report("python async infinite loop", &replies, served);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_memory_bomb_under_load() {
+    let host = host().await;
+    let before = rss_kib(&host);
+    let load = NativeLoad::start(&host).await;
+    let replies = fire(&host, "/py/bomb").await;
+    assert_all(&replies, 500, "PLUGIN_ERROR", "py", None);
+    let served = assert_survived(&host, load).await;
+    assert_eq!(counter(&host, "errors", "py").await, SHOTS as u64, "each MemoryError counted");
+    assert!(host.log_line(&["MemoryError"]).await.is_some(), "logs:\n{}", host.logs());
+    let grown = rss_kib(&host).saturating_sub(before);
+    assert!(grown < 256 * 1024, "the refused allocation took no memory, yet RSS grew {grown} KiB");
+    answers(&host, "/py/ok").await;
+    answers(&host, "/py/aok").await;
+    report("python memory bomb (refused allocation)", &replies, served);
+}
