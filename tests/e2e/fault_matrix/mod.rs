@@ -11,11 +11,13 @@
 //! - [`wasm`]: a trap, an infinite loop, a memory bomb, a stack overflow;
 //! - [`python`]: an exception, an infinite loop in a sync and an async
 //!   handler, a memory bomb (an allocation the OS refuses: there is no
-//!   memory limit for Python, see docs/hardening.md "Faults").
+//!   memory limit for Python, see docs/hardening.md "Faults");
+//! - [`fatal`]: what still kills the host (a segfault, an abort).
 //!
 //! No timing is asserted: waits have deadlines ([`PATIENCE`]) and progress
 //! is counted, not clocked.
 
+mod fatal;
 mod native;
 mod python;
 mod wasm;
@@ -88,6 +90,14 @@ impl NativeLoad {
                 host.logs()
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Stops the clients, whatever they saw (the host may be dead).
+    async fn stop(self) {
+        self.stop.store(true, Relaxed);
+        for task in self.tasks {
+            let _ = task.await;
         }
     }
 
