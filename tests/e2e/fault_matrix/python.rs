@@ -40,17 +40,21 @@ def bomb():
     return {"len": len(hoard)}
 
 @app.get("/py/ok")
+@app.get("/patient/ok")
 def ok():
     return {"ok": True}
 
 @app.get("/py/aok")
+@app.get("/patient/aok")
 async def aok():
     await asyncio.sleep(0)
     return {"ok": True}
 "#;
 
-/// `/native` static-response, `/py/*` the app with `threads` pool threads
-/// and a 300 ms time limit.
+/// `/native` static-response; `/py/*` the app with a 300 ms time limit
+/// (the faults, and what must time out), `/patient/*` the same app with
+/// 10 s (what must answer, however busy the machine); two pool threads,
+/// shared by both plugins as is the event loop.
 fn manifest() -> String {
     let native = plugin("covet-static-response");
     format!(
@@ -60,9 +64,11 @@ fn manifest() -> String {
          plugins:\n\
          \x20 native:\n    kind: native\n    path: {}\n    config: {{ body: {} }}\n\
          \x20 py:\n    kind: python\n    app: app.py:app\n    limits: {{ timeout: 300ms }}\n\
+         \x20 patient:\n    kind: python\n    app: app.py:app\n    limits: {{ timeout: 10s }}\n\
          routes:\n\
          \x20 - path: /native\n    handler: native\n\
-         \x20 - path: /py/{{*rest}}\n    handler: py\n",
+         \x20 - path: /py/{{*rest}}\n    handler: py\n\
+         \x20 - path: /patient/{{*rest}}\n    handler: patient\n",
         native.display(),
         super::NATIVE_BODY,
     )
@@ -104,8 +110,8 @@ async fn python_exception_under_load() {
     let served = assert_survived(&host, load).await;
     assert_eq!(counter(&host, "errors", "py").await, SHOTS as u64, "each exception counted");
     assert!(host.log_line(&["fault-matrix-boom"]).await.is_some(), "logs:\n{}", host.logs());
-    answers(&host, "/py/ok").await;
-    answers(&host, "/py/aok").await;
+    answers(&host, "/patient/ok").await;
+    answers(&host, "/patient/aok").await;
     report("python exception", &replies, served);
 }
 
@@ -120,7 +126,7 @@ async fn python_sync_infinite_loop_under_load() {
     assert!(host.log_line(&["py", "plugin timed out", "thread stays busy"]).await.is_some(), "logs:\n{}", host.logs());
     // Both pool threads spin for good: async handlers still answer, sync
     // ones wait in the queue until their time limit.
-    answers(&host, "/py/aok").await;
+    answers(&host, "/patient/aok").await;
     times_out(&host, "/py/ok").await;
     report("python sync infinite loop", &replies, served);
 }
@@ -137,7 +143,7 @@ async fn python_async_infinite_loop_under_load() {
     // The event loop thread spins for good (the cancel never runs): every
     // coroutine now times out, while the sync pool still serves.
     times_out(&host, "/py/aok").await;
-    answers(&host, "/py/ok").await;
+    answers(&host, "/patient/ok").await;
     report("python async infinite loop", &replies, served);
 }
 
@@ -153,7 +159,7 @@ async fn python_memory_bomb_under_load() {
     assert!(host.log_line(&["MemoryError"]).await.is_some(), "logs:\n{}", host.logs());
     let grown = rss_kib(&host).saturating_sub(before);
     assert!(grown < 256 * 1024, "the refused allocation took no memory, yet RSS grew {grown} KiB");
-    answers(&host, "/py/ok").await;
-    answers(&host, "/py/aok").await;
+    answers(&host, "/patient/ok").await;
+    answers(&host, "/patient/aok").await;
     report("python memory bomb (refused allocation)", &replies, served);
 }
