@@ -23,6 +23,7 @@ mod hostmod;
 mod interp;
 mod outbound;
 mod services;
+mod signals;
 mod trace;
 mod workers;
 
@@ -87,6 +88,11 @@ impl PythonCode {
     /// Loads the file into a fresh namespace and initialises it, with the
     /// host services `services` (the plugin's grants and its task set).
     pub fn instantiate_with(&self, spec: &PluginSpec, services: covet_services::PluginServices) -> Result<Box<dyn Executor>, HostError> {
+        // Starting Python or importing the plugin may install fault handlers over wasmtime's (signals.rs).
+        signals::keep_wasm_traps(|| self.load_plugin(spec, services))
+    }
+
+    fn load_plugin(&self, spec: &PluginSpec, services: covet_services::PluginServices) -> Result<Box<dyn Executor>, HostError> {
         let settings = spec.python.clone().unwrap_or_else(|| PythonPlugin {
             form: self.form,
             attr: None,
