@@ -200,13 +200,29 @@ async fn shutdown_signal() {
     }
 }
 
-async fn drain(stop: watch::Sender<bool>, connections: &Arc<Semaphore>, permits: usize, shared: &Shared) {
+async fn drain(stop: watch::Sender<bool>, connections: &Arc<Semaphore>, permits: usize, shared: &Arc<Shared>) {
     let _ = stop.send(true);
     let deadline = shared.limits.shutdown_timeout;
+    let started = std::time::Instant::now();
     let all = u32::try_from(permits).unwrap_or(u32::MAX);
     match tokio::time::timeout(deadline, connections.acquire_many(all)).await {
         Ok(_) => tracing::info!("all connections closed"),
         Err(_) => tracing::warn!(?deadline, "shutdown deadline passed with requests still in flight; exiting"),
     }
-    shared.registry.retire_all();
+    retire_within(shared, deadline.saturating_sub(started.elapsed()).max(SHUTDOWN_HOOKS_MIN)).await;
+}
+
+/// The least time plugins' shutdown hooks get, however long the drain took.
+const SHUTDOWN_HOOKS_MIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Retires every plugin instance (their `shutdown` hooks run) on a blocking
+/// thread, waiting at most `budget`: a hook stuck behind a plugin that never
+/// returns (a Python coroutine that never awaits holds the event loop)
+/// must not keep the host from exiting.
+async fn retire_within(shared: &Arc<Shared>, budget: std::time::Duration) {
+    let retiring = Arc::clone(shared);
+    let hooks = tokio::task::spawn_blocking(move || retiring.registry.retire_all());
+    if tokio::time::timeout(budget, hooks).await.is_err() {
+        tracing::warn!(?budget, "plugin shutdown hooks did not finish within shutdown_timeout; exiting without them");
+    }
 }

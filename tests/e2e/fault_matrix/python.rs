@@ -147,6 +147,21 @@ async fn python_async_infinite_loop_under_load() {
     report("python async infinite loop", &replies, served);
 }
 
+/// A coroutine that never awaits holds the event loop, so the Python
+/// plugin's shutdown hook (which runs on that loop) never returns: SIGTERM
+/// must still end the host, the hooks bounded by `shutdown_timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_the_host_while_a_coroutine_holds_the_event_loop() {
+    let manifest = manifest().replacen("log: {", "limits: { shutdown_timeout: 2s }\nlog: {", 1);
+    let mut host = Host::builder(manifest).file("app.py", APP).start();
+    host.wait_ready().await;
+    times_out(&host, "/py/aspin").await;
+    host.terminate();
+    let status = host.wait_for_exit(crate::common::PATIENCE);
+    assert!(status.success(), "exits 0 once the hooks' time is up: {status:?}; logs:\n{}", host.logs());
+    assert!(host.log_line(&["shutdown hooks did not finish"]).await.is_some(), "logs:\n{}", host.logs());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_memory_bomb_under_load() {
     let host = host().await;
