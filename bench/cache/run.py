@@ -18,7 +18,6 @@ is a storm of concurrent misses on one key. Reported: origin requests per
 second and per round (per purge), with `coalesce: true` and `false`."""
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -27,7 +26,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from harness import CLIENT_CPU, SERVER_CPU, ForegroundServer, free_port, measure_split, render, wrk  # noqa: E402
+from harness import CLIENT_CPU, SERVER_CPU, ForegroundServer, Server, free_port, measure_split, render, wrk  # noqa: E402
 
 RELEASE = os.path.join(os.environ["CARGO_TARGET_DIR"], "release")
 SECONDS = int(os.environ.get("DURATION", "10"))
@@ -42,39 +41,9 @@ NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
 PATH = "/obj"
 
 
-class Process:
-    """A process printing `listening on http://ADDR` (among other lines), pinned to `cpu`."""
-
-    def __init__(self, argv, cpu, env=None):
-        self.proc = subprocess.Popen(["taskset", "-c", cpu, *argv], stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, env=dict(os.environ, **(env or {})), text=True)
-        for line in self.proc.stdout:
-            if line.startswith("listening on http://"):
-                self.addr = line.strip().removeprefix("listening on http://")
-                break
-        else:
-            raise RuntimeError(f"{argv[0]} exited before listening")
-        # Keep reading so the pipe never fills.
-        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
-
-    def url(self, path="/"):
-        return f"http://{self.addr}{path}"
-
-    def cpu_times(self):
-        from harness import tree_times
-        return tree_times(self.proc.pid)
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
-class Origin(Process):
+class Origin(Server):
     def __init__(self):
-        super().__init__([sys.executable, os.path.join(HERE, "origin.py"), str(DELAY_MS)], CLIENT_CPU)
+        super().__init__([sys.executable, os.path.join(HERE, "origin.py"), str(DELAY_MS)], cpu=CLIENT_CPU)
 
     def count(self, path):
         return json.load(urllib.request.urlopen(self.url("/_count"), timeout=5)).get(path, 0)
@@ -83,21 +52,10 @@ class Origin(Process):
 def start_covet(work, origin, coalesce, admin=None):
     manifest = render(HERE, "covet.yaml", work, ORIGIN=origin.addr, RELEASE=RELEASE, COALESCE=coalesce)
     env = {"COVET_ADMIN_LISTEN": admin or "off", "COVET_LOG": "warn"}
-    server = Process([os.path.join(RELEASE, "covet"), "host", "--plugins", manifest], SERVER_CPU, env)
-    wait_ready(server)
+    server = Server([os.path.join(RELEASE, "covet"), "host", "--plugins", manifest], env)
+    # The listener is up before the plugins are initialised.
+    server.wait_200("/_covet/ready")
     return server
-
-
-def wait_ready(server, timeout=10.0):
-    """Polls `/_covet/ready` until 200 (the listener is up before the plugins are initialised)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if urllib.request.urlopen(server.url("/_covet/ready"), timeout=1).status == 200:
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"{server.url('/_covet/ready')} never answered 200")
 
 
 def start_nginx(work, origin):

@@ -7,6 +7,7 @@ import re
 import socket
 import statistics
 import subprocess
+import threading
 import time
 import urllib.request
 
@@ -16,17 +17,22 @@ CLIENT_CPU = os.environ.get("CLIENT_CPU", "1")
 
 
 class Server:
-    """A server process pinned to SERVER_CPU that prints `listening on http://ADDR`."""
+    """A server process pinned to `cpu` (SERVER_CPU by default) that prints
+    `listening on http://ADDR` (other lines before it are skipped; what it
+    prints later is read and dropped, so the pipe never fills)."""
 
-    def __init__(self, argv, env=None, cwd=None):
+    def __init__(self, argv, env=None, cwd=None, cpu=None):
         self.started = time.monotonic()
         full_env = dict(os.environ, **(env or {}))
-        self.proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, *argv], stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen(["taskset", "-c", cpu or SERVER_CPU, *argv], stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, env=full_env, cwd=cwd, text=True)
-        line = self.proc.stdout.readline()
-        if not line.startswith("listening on http://"):
-            raise RuntimeError(f"{argv[0]} did not start: {line!r}")
-        self.addr = line.strip().removeprefix("listening on http://")
+        for line in self.proc.stdout:
+            if line.startswith("listening on http://"):
+                self.addr = line.strip().removeprefix("listening on http://")
+                break
+        else:
+            raise RuntimeError(f"{argv[0]} exited before listening")
+        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
 
     def url(self, path="/"):
         return f"http://{self.addr}{path}"
