@@ -2,6 +2,27 @@
 //! in `init`, so a bad manifest is refused before the plugin takes traffic,
 //! with a message saying what is wrong and how to fix it.
 
+/// The header names that are always hop-by-hop (RFC 9110 §7.6.1, plus the
+/// legacy `keep-alive` and `proxy-connection`), lower-case: a proxy does not
+/// forward them and a cache does not store them. Names listed in a
+/// `connection` header are hop-by-hop too.
+pub const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authenticate",
+    "proxy-authorization",
+];
+
+/// Whether `name` (lower-case) is one of [`HOP_BY_HOP`].
+pub fn is_hop_by_hop(name: &str) -> bool {
+    // A length check first: most names are longer than any of these.
+    name.len() <= 19 && HOP_BY_HOP.contains(&name)
+}
+
 /// The characters besides letters and digits that a header name may use.
 const TOKEN_PUNCTUATION: &str = "!#$%&'*+-.^_`|~";
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use covet_plugin_api::Header;
+use covet_plugin_api::{Header, http_syntax::HOP_BY_HOP};
 
 use crate::{directives::Directives, key, policy::Policy, settings::Checked};
 
@@ -233,24 +233,14 @@ pub fn evaluate(policy: &Policy, stored_at_ms: u64, now_ms: u64, ask: &Ask) -> U
     Use::Revalidate { age_secs, stale_secs, if_error }
 }
 
-/// Headers a cache never stores (RFC 9111 §3.1: hop-by-hop and those it
-/// makes itself): the host sets `content-length`, the cache `age` and `cache-status`.
-pub const NOT_STORED: [&str; 12] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "trailer",
-    "content-length",
-    "age",
-    "cache-status",
-];
+/// Whether a cache never stores header `name` (RFC 9111 §3.1): hop-by-hop
+/// ones ([`HOP_BY_HOP`]), `trailer`, and those made per response: the host
+/// sets `content-length`, the cache `age` and `cache-status`.
+pub fn not_stored(name: &str) -> bool {
+    HOP_BY_HOP.iter().chain(&["trailer", "content-length", "age", "cache-status"]).any(|n| name.eq_ignore_ascii_case(n))
+}
 
-/// The headers of `response` to store: without [`NOT_STORED`], those the
+/// The headers of `response` to store: without those [`not_stored`] names, those the
 /// `Connection` header names, those a qualified `private`/`no-cache` names,
 /// and `dropped` (the tag headers when they are stripped).
 pub fn storable_headers(headers: &[Header], dropped: &[String]) -> Vec<Header> {
@@ -262,7 +252,7 @@ pub fn storable_headers(headers: &[Header], dropped: &[String]) -> Vec<Header> {
         .iter()
         .filter(|h| {
             let name = h.name.as_str();
-            !NOT_STORED.iter().any(|n| name.eq_ignore_ascii_case(n))
+            !not_stored(name)
                 && !connection.iter().chain(&cc.private_fields).chain(&cc.no_cache_fields).chain(dropped).any(|n| name.eq_ignore_ascii_case(n))
         })
         .cloned()
@@ -272,7 +262,7 @@ pub fn storable_headers(headers: &[Header], dropped: &[String]) -> Vec<Header> {
 /// RFC 9111 §3.2: the stored headers updated with those of a 304 (each
 /// field the 304 has replaces the stored one; the 304's framing fields do not).
 pub fn freshen(stored: &[Header], fresh: &[Header]) -> Vec<Header> {
-    let skip = |n: &str| NOT_STORED.iter().any(|s| n.eq_ignore_ascii_case(s)) || n.eq_ignore_ascii_case("content-encoding");
+    let skip = |n: &str| not_stored(n) || n.eq_ignore_ascii_case("content-encoding");
     let updated: Vec<&Header> = fresh.iter().filter(|h| !skip(h.name.as_str())).collect();
     let mut out: Vec<Header> =
         stored.iter().filter(|s| !updated.iter().any(|u| u.name.as_str().eq_ignore_ascii_case(s.name.as_str()))).cloned().collect();

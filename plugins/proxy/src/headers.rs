@@ -8,23 +8,7 @@
 //! `upgrade`, or a `101` answer) keeps `connection: upgrade` and `upgrade`.
 //! `trailer` is end to end and kept.
 
-/// The hop-by-hop names, lower-case (header names arrive lower-cased).
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authenticate",
-    "proxy-authorization",
-];
-
-/// Whether `name` (lower-case) is always hop-by-hop.
-pub fn is_hop_by_hop(name: &str) -> bool {
-    // A length check first: most names are longer than any of these.
-    name.len() <= 19 && HOP_BY_HOP.contains(&name)
-}
+pub use covet_plugin_api::http_syntax::is_hop_by_hop;
 
 /// What a message's own headers say about its hop: the names its
 /// `connection` header lists, whether it is an upgrade, whether it asked for trailers.
@@ -97,6 +81,7 @@ fn tokens(value: &[u8]) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use covet_plugin_api::http_syntax::HOP_BY_HOP;
 
     fn hop(headers: &[(&str, &str)], kind: Upgrade) -> Hop {
         Hop::scan(headers.iter().map(|(n, v)| (*n, v.as_bytes())), kind)
