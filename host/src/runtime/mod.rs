@@ -13,6 +13,7 @@
 
 pub mod artifact;
 pub mod native;
+mod python_code;
 #[cfg(feature = "python")]
 pub mod python;
 #[cfg(not(feature = "python"))]

@@ -28,7 +28,7 @@ mod trace;
 mod workers;
 
 use std::{
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -41,42 +41,12 @@ use crate::{
     manifest::{PluginSpec, PythonForm, PythonPlugin},
 };
 use convert::PyResult_;
-use covet_plugin_api::Phases;
 pub use interp::Interp;
 use services::PyInstance;
 
-/// A Python plugin's code: its file (hashed by the artifact cache) and form.
-#[derive(Clone)]
-pub struct PythonCode {
-    form: PythonForm,
-    path: PathBuf,
-}
+pub use super::python_code::PythonCode;
 
 impl PythonCode {
-    /// The code of `form` at `path`.
-    pub fn new(form: PythonForm, path: &Path) -> PythonCode {
-        PythonCode { form, path: path.to_path_buf() }
-    }
-
-    /// The form.
-    pub fn form(&self) -> PythonForm {
-        self.form
-    }
-
-    /// The phases a plugin of this form implements (a filter module's
-    /// missing hook is a no-op).
-    pub fn phases(&self) -> Phases {
-        match self.form {
-            PythonForm::App | PythonForm::Asgi => Phases::HANDLE,
-            PythonForm::Filter => Phases::ON_REQUEST.union(Phases::ON_RESPONSE),
-        }
-    }
-
-    /// The same code, reported as loaded for `path`.
-    pub fn with_path(&self, path: &Path) -> PythonCode {
-        PythonCode { form: self.form, path: path.to_path_buf() }
-    }
-
     /// Loads the file into a fresh namespace and initialises it, with the
     /// host's services and the plugin's grants (see [`PythonCode::instantiate_with`]).
     pub fn instantiate(&self, spec: &PluginSpec) -> Result<Box<dyn Executor>, HostError> {
