@@ -55,6 +55,34 @@ pub struct Exchange {
 }
 
 impl Exchange {
+    /// The exchange of a routed request: its head, the matched route
+    /// `route` and its `params`, the body read so far (or `body_stream`, the
+    /// stream to read it from) and its id. No metadata yet, no span.
+    pub fn from_parts(
+        parts: http::request::Parts,
+        client: Arc<str>,
+        route: Arc<str>,
+        params: Vec<(String, String)>,
+        body: Bytes,
+        body_stream: Option<Box<RequestBody>>,
+        request_id: HeaderValue,
+    ) -> Exchange {
+        Exchange {
+            method: parts.method,
+            uri: parts.uri,
+            version: parts.version,
+            headers: parts.headers,
+            client,
+            route,
+            params,
+            body,
+            body_stream,
+            metadata: Metadata::default(),
+            request_id,
+            span: None,
+        }
+    }
+
     /// The request id as text.
     pub fn id(&self) -> &str {
         crate::request_id::as_str(&self.request_id)

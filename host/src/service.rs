@@ -369,20 +369,7 @@ where
         Ok(body) => body,
         Err(resp) => return (resp, route),
     };
-    let mut ex = Exchange {
-        method: parts.method,
-        uri: parts.uri,
-        version: parts.version,
-        headers: parts.headers,
-        client: conn.client.clone(),
-        route: entry.pattern.clone(),
-        params: found.params,
-        body,
-        body_stream,
-        metadata: Default::default(),
-        request_id: id.clone(),
-        span: None,
-    };
+    let mut ex = Exchange::from_parts(parts, conn.client.clone(), entry.pattern.clone(), found.params, body, body_stream, id.clone());
     if let Some(tls) = &conn.tls {
         tls.metadata.iter().for_each(|(key, value)| ex.metadata.set(key, value));
     }
@@ -413,7 +400,8 @@ fn span_conn(conn: &ConnInfo) -> server_span::Conn<'_> {
 /// `host: preserve`, `X-Forwarded-Host`, `Forwarded host=`), so the host
 /// presents it as one, as RFC 9113 §8.3.1 asks of an intermediary. A `host`
 /// the client sent is left alone; userinfo (forbidden there) is dropped.
-fn present_authority(parts: &mut Parts) {
+#[doc(hidden)] // public for the fuzz targets (fuzz/)
+pub fn present_authority(parts: &mut Parts) {
     if parts.headers.contains_key(header::HOST) {
         return;
     }
@@ -443,7 +431,9 @@ fn json_ok(body: &'static str) -> HostResponse {
     resp
 }
 
-fn check_headers(headers: &HeaderMap, limits: &Limits, request_id: &str) -> Option<HostResponse> {
+/// The header count and size limits (`limits.max_headers`, `max_header_bytes`).
+#[doc(hidden)] // public for the fuzz targets (fuzz/)
+pub fn check_headers(headers: &HeaderMap, limits: &Limits, request_id: &str) -> Option<HostResponse> {
     if headers.len() > limits.max_headers {
         return Some(problem::closing(problem::headers_too_large("header count", limits.max_headers, request_id)));
     }

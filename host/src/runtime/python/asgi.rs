@@ -20,7 +20,7 @@ use std::{
 
 use bytes::Bytes;
 use covet_plugin_api::Phases;
-use pyo3::{prelude::*, types::PyBytes};
+use pyo3::{prelude::*, types::{PyBytes, PyTuple}};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::{
@@ -135,18 +135,7 @@ impl AsgiExecutor {
         let (app, state, instance) = (self.app.clone(), self.state.clone(), self.instance.clone());
         self.interp.aloop.submit(Box::new(move |py| {
             let run = interp::bridge(py).and_then(|bridge| {
-                let headers: Vec<(Bound<'_, PyBytes>, Bound<'_, PyBytes>)> =
-                    head.headers.iter().map(|(n, v)| (PyBytes::new(py, n), PyBytes::new(py, v))).collect();
-                let scope_head = (
-                    &head.method,
-                    head.scheme,
-                    &head.path,
-                    PyBytes::new(py, &head.raw_path),
-                    PyBytes::new(py, &head.query),
-                    head.version,
-                    head.client.clone(),
-                    head.server.clone(),
-                );
+                let (scope_head, headers) = head.to_py(py)?;
                 let state = state.as_ref().map(|s| s.clone_ref(py));
                 let sink = Py::new(py, Sink::new(shared.clone()))?;
                 let source = source.map(|s| Py::new(py, s)).transpose()?;
@@ -250,7 +239,7 @@ impl Drop for Disconnect {
 }
 
 /// The request, as Rust data, for the scope.
-struct Head {
+pub(super) struct Head {
     method: String,
     scheme: &'static str,
     path: String,
@@ -267,7 +256,7 @@ struct Head {
 }
 
 impl Head {
-    fn new(ex: &Exchange) -> Head {
+    pub(super) fn new(ex: &Exchange) -> Head {
         let raw = ex.uri.path();
         let version = match ex.version {
             http::Version::HTTP_2 => "2",
@@ -291,6 +280,28 @@ impl Head {
             request_id: ex.id().to_owned(),
             span: ex.span.clone(),
         }
+    }
+}
+
+/// The scope's `head` tuple as `asgi_http` (bridge.py) unpacks it, and its headers.
+pub(super) type ScopeArgs<'py> = (Bound<'py, PyTuple>, Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>);
+
+impl Head {
+    /// The head as the bridge's `asgi_http` takes it: `(method, scheme,
+    /// path, raw_path, query, http_version, client, server)`, and the header pairs.
+    pub(super) fn to_py<'py>(&self, py: Python<'py>) -> PyResult<ScopeArgs<'py>> {
+        let headers = self.headers.iter().map(|(n, v)| (PyBytes::new(py, n), PyBytes::new(py, v))).collect();
+        let scope_head = (
+            &self.method,
+            self.scheme,
+            &self.path,
+            PyBytes::new(py, &self.raw_path),
+            PyBytes::new(py, &self.query),
+            self.version,
+            self.client.clone(),
+            self.server.clone(),
+        );
+        Ok((scope_head.into_pyobject(py)?, headers))
     }
 }
 

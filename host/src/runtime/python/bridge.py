@@ -393,9 +393,8 @@ def _streamed_receive(source, finished):
     return receive
 
 
-async def asgi_http(app, head, headers, body, source, state, sink):
-    """One http request. `head` = (method, scheme, path, raw_path, query,
-    http_version, client, server); `source` streams the body (else `body`)."""
+def http_scope(head, headers, state):
+    """The ASGI `http` scope of one request (`head` as asgi_http takes it)."""
     method, scheme, path, raw_path, query, version, client, server = head
     scope = {
         "type": "http",
@@ -413,6 +412,13 @@ async def asgi_http(app, head, headers, body, source, state, sink):
     }
     if state is not None:
         scope["state"] = dict(state)
+    return scope
+
+
+async def asgi_http(app, head, headers, body, source, state, sink):
+    """One http request. `head` = (method, scheme, path, raw_path, query,
+    http_version, client, server); `source` streams the body (else `body`)."""
+    scope = http_scope(head, headers, state)
     finished = _Finished()
     sink.bind(finished)
     receive = _buffered_receive(body, finished) if source is None else _streamed_receive(source, finished)

@@ -19,6 +19,8 @@ mod asgi;
 mod body;
 mod convert;
 mod filter;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hostmod;
 mod interp;
 mod outbound;

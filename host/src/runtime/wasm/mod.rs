@@ -43,6 +43,8 @@ mod background;
 mod bindings;
 pub mod engine;
 mod executor;
+#[doc(hidden)]
+pub mod fuzzing;
 mod outbound;
 mod proxy;
 mod sandbox;
