@@ -28,7 +28,8 @@ use tokio::{
 
 use super::{
     body::ReadTimed,
-    watchdog::{self, ConnState, Expiry, Timeouts, TrackedIo},
+    tracked_io::TrackedIo,
+    watchdog::{self, ConnState, Expiry, Timeouts},
 };
 use crate::{
     exchange::client_string,

@@ -1,5 +1,5 @@
 //! Frame boundaries in the bytes of an HTTP/2 connection, followed through
-//! [`super::watchdog::TrackedIo`] without decoding anything (h2 does that):
+//! [`super::tracked_io::TrackedIo`] without decoding anything (h2 does that):
 //!
 //! - written: [`DataFrames`] says whether a write carried DATA payload. The
 //!   watchdog's `send_timeout` counts only that as progress: a peer that

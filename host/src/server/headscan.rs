@@ -5,7 +5,7 @@
 //! §6.3 allows that, but the combination is the classic request-smuggling
 //! probe, and covet refuses it (400, connection closed) before any plugin runs.
 //!
-//! [`HeadScan`] reads the bytes as [`super::watchdog::TrackedIo`] hands them
+//! [`HeadScan`] reads the bytes as [`super::tracked_io::TrackedIo`] hands them
 //! to hyper, from the first byte of a head (read with no request in flight)
 //! to its empty line, keeping only the start of each line. When a head has
 //! both fields it records the request line in the connection's

@@ -13,6 +13,7 @@ pub mod h3;
 pub mod tls;
 pub mod uring;
 pub mod watchdog;
+pub mod tracked_io;
 pub mod framing;
 pub mod headscan;
 pub mod h2frames;

@@ -14,22 +14,18 @@
 //! On HTTP/2 it also closes (GOAWAY) a peer that floods SETTINGS or PING
 //! frames ([`super::h2frames::ControlFlood`]).
 //!
-//! [`TrackedIo`] notes reads and writes in a shared [`ConnState`]; the service
+//! [`super::tracked_io::TrackedIo`] notes reads and writes in a shared [`ConnState`]; the service
 //! marks requests in flight; [`watch`] sleeps until the next deadline.
 
 use std::{
-    io,
-    pin::Pin,
     sync::{
         Arc,
         Mutex,
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed},
     },
-    task::{Context, Poll},
     time::Duration,
 };
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
 
@@ -120,12 +116,12 @@ impl Default for ConnState {
 }
 
 impl ConnState {
-    fn now_ms(&self) -> u64 {
+    pub(super) fn now_ms(&self) -> u64 {
         coarse_now_ms()
     }
 
     /// Notes bytes read; `true` when they start an HTTP/1 request head.
-    fn on_read(&self, bytes: &[u8]) -> bool {
+    pub(super) fn on_read(&self, bytes: &[u8]) -> bool {
         let now = self.now_ms();
         self.last_activity.store(now, Relaxed);
         if !self.sniffed.swap(true, Relaxed) {
@@ -138,7 +134,7 @@ impl ConnState {
         false
     }
 
-    fn framing_conflict(&self, request_line: Vec<u8>) {
+    pub(super) fn framing_conflict(&self, request_line: Vec<u8>) {
         *self.conflicting_framing.lock().unwrap_or_else(|e| e.into_inner()) = Some(request_line);
     }
 
@@ -149,7 +145,7 @@ impl ConnState {
         line.is_some_and(|line| super::headscan::matches(&line, method, target))
     }
 
-    fn note_bad_version(&self, request_line: Vec<u8>, version: [u8; 8]) {
+    pub(super) fn note_bad_version(&self, request_line: Vec<u8>, version: [u8; 8]) {
         *self.bad_version.lock().unwrap_or_else(|e| e.into_inner()) = Some((request_line, version));
         self.has_bad_version.store(true, Relaxed);
     }
@@ -172,7 +168,7 @@ impl ConnState {
         Some(self.long_target.swap(0, Relaxed)).filter(|&len| len > 0)
     }
 
-    fn on_write(&self) {
+    pub(super) fn on_write(&self) {
         self.last_activity.store(self.now_ms(), Relaxed);
         if self.write_blocked.load(Relaxed) != 0 {
             self.write_blocked.store(0, Relaxed);
@@ -180,26 +176,37 @@ impl ConnState {
     }
 
     /// Notes a write the socket did not take.
-    fn on_write_blocked(&self) {
+    pub(super) fn on_write_blocked(&self) {
         if self.write_blocked.load(Relaxed) == 0 {
             self.write_blocked.store(self.now_ms(), Relaxed);
         }
     }
 
     /// Notes response bytes the client took.
-    fn on_send_progress(&self) {
+    pub(super) fn on_send_progress(&self) {
         self.send_progress.store(self.now_ms(), Relaxed);
     }
 
     /// Notes that the peer floods control frames, and wakes the watchdog.
-    fn on_flood(&self) {
+    pub(super) fn on_flood(&self) {
         if !self.flooded.swap(true, Relaxed) {
             self.alarm.notify_one();
         }
     }
 
+    /// Whether the peer flooded control frames: its input is discarded
+    /// from then on, and the close lingers ([`super::tracked_io`]).
+    pub(super) fn is_flooded(&self) -> bool {
+        self.flooded.load(Relaxed)
+    }
+
+    /// Notes the true length of a request target the scan cut.
+    pub(super) fn note_long_target(&self, len: usize) {
+        self.long_target.store(len, Relaxed);
+    }
+
     /// Whether writes are HTTP/2 frames.
-    fn is_h2(&self) -> bool {
+    pub(super) fn is_h2(&self) -> bool {
         self.is_h2.load(Relaxed)
     }
 
@@ -307,119 +314,6 @@ pub fn spawn(
         let _ = tx.send(verdict);
     });
     (rx, task)
-}
-
-/// An I/O stream that reports its activity to a [`ConnState`].
-pub struct TrackedIo<T> {
-    inner: T,
-    state: Arc<ConnState>,
-    scan: super::headscan::HeadScan,
-    frames: super::h2frames::DataFrames,
-    control: super::h2frames::ControlFlood,
-}
-
-impl<T> TrackedIo<T> {
-    /// Wraps `inner`; request targets over `max_target` bytes are cut
-    /// (see [`super::headscan::HeadScan::squeeze_target`]).
-    pub fn new(inner: T, state: Arc<ConnState>, max_target: usize) -> Self {
-        TrackedIo { inner, state, scan: super::headscan::HeadScan::new(max_target), frames: Default::default(), control: Default::default() }
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for TrackedIo<T> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        // Loops only when a whole read was request-target bytes cut by the
-        // scan: handing hyper an empty read would mean end of stream.
-        loop {
-            let before = buf.filled().len();
-            let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-            if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-                let this = &mut *self;
-                let read = &mut buf.filled_mut()[before..];
-                if this.state.on_read(read) {
-                    this.scan.start();
-                }
-                if this.state.is_h2() && this.control.feed(read, this.state.now_ms()) {
-                    this.state.on_flood();
-                }
-                if this.scan.active() {
-                    let kept = scan_read(&mut this.scan, &this.state, read);
-                    buf.set_filled(before + kept);
-                    if kept == 0 {
-                        continue;
-                    }
-                }
-            }
-            return polled;
-        }
-    }
-}
-
-/// Runs the head scan over `read` and notes what it found in `state`;
-/// returns how many of its bytes hyper gets.
-fn scan_read(scan: &mut super::headscan::HeadScan, state: &ConnState, read: &mut [u8]) -> usize {
-    let kept = scan.squeeze_target(read);
-    let read = &mut read[..kept];
-    if let Some(request_line) = scan.feed(read) {
-        state.framing_conflict(request_line);
-    }
-    if let Some((request_line, version)) = scan.take_bad_version() {
-        state.note_bad_version(request_line, version);
-    }
-    if let Some(len) = scan.take_long_target() {
-        state.long_target.store(len, Relaxed);
-    }
-    kept
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for TrackedIo<T> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write(cx, data);
-        if polled.is_pending() {
-            self.state.on_write_blocked();
-        }
-        if let Poll::Ready(Ok(n)) = polled
-            && n > 0
-        {
-            self.state.on_write();
-            if !self.state.is_h2() || self.frames.feed(&data[..n]) {
-                self.state.on_send_progress();
-            }
-        }
-        polled
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if polled.is_pending() {
-            self.state.on_write_blocked();
-        }
-        if let Poll::Ready(Ok(n)) = polled
-            && n > 0
-        {
-            self.state.on_write();
-            if !self.state.is_h2() || self.frames.feed_slices(bufs, n) {
-                self.state.on_send_progress();
-            }
-        }
-        polled
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,228 @@
+//! [`TrackedIo`]: the connection's byte stream as hyper sees it, noting
+//! reads and writes in the connection's [`ConnState`] (for the watchdog's
+//! timeouts), scanning HTTP/1 heads ([`super::headscan`]) and HTTP/2 frames
+//! ([`super::h2frames`]) on the way.
+//!
+//! Once an HTTP/2 peer floods control frames, its input is read and thrown
+//! away rather than handed to h2: the connection does no more work for it
+//! (no more SETTINGS or PING acknowledgements), the GOAWAY the watchdog
+//! asks for goes out right behind the few acknowledgements already queued,
+//! and the peer's writes do not back up. The close then **lingers** (as
+//! nginx's `lingering_close`): the write side is shut (FIN after the GOAWAY)
+//! and input is drained until the peer closes, bounded by the connection's
+//! close grace ([`super::conn`]). Closing a socket with unread input sends
+//! a reset, and a reset throws away whatever of the GOAWAY the kernel had
+//! not yet sent: the peer would never learn why it was cut off.
+
+use std::{
+    io,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::watchdog::ConnState;
+
+/// Reads a discarding or lingering connection takes in one poll before it
+/// yields to other tasks.
+const DRAIN_READS_PER_POLL: usize = 16;
+
+/// An I/O stream that reports its activity to a [`ConnState`].
+pub struct TrackedIo<T> {
+    inner: T,
+    state: Arc<ConnState>,
+    scan: super::headscan::HeadScan,
+    frames: super::h2frames::DataFrames,
+    control: super::h2frames::ControlFlood,
+    /// Whether the write side has been shut down (a lingering close then
+    /// only drains).
+    write_shut: bool,
+}
+
+impl<T> TrackedIo<T> {
+    /// Wraps `inner`; request targets over `max_target` bytes are cut
+    /// (see [`super::headscan::HeadScan::squeeze_target`]).
+    pub fn new(inner: T, state: Arc<ConnState>, max_target: usize) -> Self {
+        TrackedIo { inner, state, scan: super::headscan::HeadScan::new(max_target), frames: Default::default(), control: Default::default(), write_shut: false }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for TrackedIo<T> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if self.state.is_flooded() {
+            return discard(&mut self.inner, cx, buf);
+        }
+        // Loops only when a whole read was request-target bytes cut by the
+        // scan: handing hyper an empty read would mean end of stream.
+        loop {
+            let before = buf.filled().len();
+            let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+            if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+                let this = &mut *self;
+                let read = &mut buf.filled_mut()[before..];
+                if this.state.on_read(read) {
+                    this.scan.start();
+                }
+                if this.state.is_h2() && this.control.feed(read, this.state.now_ms()) {
+                    this.state.on_flood();
+                }
+                if this.scan.active() {
+                    let kept = scan_read(&mut this.scan, &this.state, read);
+                    buf.set_filled(before + kept);
+                    if kept == 0 {
+                        continue;
+                    }
+                }
+            }
+            return polled;
+        }
+    }
+}
+
+/// Runs the head scan over `read` and notes what it found in `state`;
+/// returns how many of its bytes hyper gets.
+fn scan_read(scan: &mut super::headscan::HeadScan, state: &ConnState, read: &mut [u8]) -> usize {
+    let kept = scan.squeeze_target(read);
+    let read = &mut read[..kept];
+    if let Some(request_line) = scan.feed(read) {
+        state.framing_conflict(request_line);
+    }
+    if let Some((request_line, version)) = scan.take_bad_version() {
+        state.note_bad_version(request_line, version);
+    }
+    if let Some(len) = scan.take_long_target() {
+        state.note_long_target(len);
+    }
+    kept
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TrackedIo<T> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, data);
+        if polled.is_pending() {
+            self.state.on_write_blocked();
+        }
+        if let Poll::Ready(Ok(n)) = polled
+            && n > 0
+        {
+            self.state.on_write();
+            if !self.state.is_h2() || self.frames.feed(&data[..n]) {
+                self.state.on_send_progress();
+            }
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if polled.is_pending() {
+            self.state.on_write_blocked();
+        }
+        if let Poll::Ready(Ok(n)) = polled
+            && n > 0
+        {
+            self.state.on_write();
+            if !self.state.is_h2() || self.frames.feed_slices(bufs, n) {
+                self.state.on_send_progress();
+            }
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.write_shut {
+            ready!(Pin::new(&mut self.inner).poll_shutdown(cx))?;
+            self.write_shut = true;
+        }
+        if !self.state.is_flooded() {
+            return Poll::Ready(Ok(()));
+        }
+        linger(&mut self.inner, cx)
+    }
+}
+
+
+/// Reads and throws away what `inner` has (into `buf`'s free space, then
+/// unfilled again); `Pending` while the peer is still connected, `Ready`
+/// with nothing read at its end of stream.
+fn discard<T: AsyncRead + Unpin>(inner: &mut T, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    let before = buf.filled().len();
+    if buf.remaining() == 0 {
+        return Poll::Pending;
+    }
+    for _ in 0..DRAIN_READS_PER_POLL {
+        ready!(Pin::new(&mut *inner).poll_read(cx, buf))?;
+        let read = buf.filled().len() - before;
+        buf.set_filled(before);
+        if read == 0 {
+            return Poll::Ready(Ok(()));
+        }
+    }
+    cx.waker().wake_by_ref();
+    Poll::Pending
+}
+
+/// Drains `inner` until the peer's end of stream (or an error): the tail
+/// of a lingering close.
+fn linger<T: AsyncRead + Unpin>(inner: &mut T, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    let mut scratch = [0u8; 4096];
+    let mut buf = ReadBuf::new(&mut scratch);
+    match discard(inner, cx, &mut buf) {
+        Poll::Ready(_) => Poll::Ready(Ok(())),
+        Poll::Pending => Poll::Pending,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A flooded connection: hyper reads nothing more, its writes still go
+    /// out, and its shutdown waits for the peer's end of stream.
+    #[tokio::test]
+    async fn after_a_flood_input_is_discarded_and_the_close_lingers_until_the_peer_closes() {
+        let (ours, mut peer) = tokio::io::duplex(64 * 1024);
+        let state = Arc::new(ConnState::default());
+        let mut io = TrackedIo::new(ours, state.clone(), 8192);
+        state.on_flood();
+        peer.write_all(&[0u8; 50_000]).await.unwrap();
+        let mut buf = [0u8; 1024];
+        let read = tokio::time::timeout(Duration::from_millis(50), io.read(&mut buf)).await;
+        assert!(read.is_err(), "a flooded connection hands hyper nothing: {read:?}");
+        io.write_all(b"goaway").await.unwrap();
+        let shutdown = tokio::spawn(async move { io.shutdown().await });
+        let mut got = [0u8; 6];
+        peer.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"goaway");
+        peer.write_all(&[1u8; 100_000]).await.expect("the peer's writes are drained, not backed up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!shutdown.is_finished(), "the close lingers while the peer is connected");
+        drop(peer);
+        tokio::time::timeout(Duration::from_secs(5), shutdown).await.expect("the close ends at the peer's EOF").unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn without_a_flood_shutdown_does_not_linger() {
+        let (ours, _peer) = tokio::io::duplex(1024);
+        let mut io = TrackedIo::new(ours, Arc::new(ConnState::default()), 8192);
+        tokio::time::timeout(Duration::from_secs(5), io.shutdown()).await.expect("no linger").unwrap();
+    }
+}
