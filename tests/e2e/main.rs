@@ -28,6 +28,7 @@ mod io_uring;
 mod lifecycle;
 mod malformed;
 mod limits;
+mod lingering;
 mod plugins;
 mod proxy;
 mod rate_limit_redis;

@@ -3,16 +3,22 @@
 //! timeouts), scanning HTTP/1 heads ([`super::headscan`]) and HTTP/2 frames
 //! ([`super::h2frames`]) on the way.
 //!
+//! Every close the server makes **lingers**, as nginx's `lingering_close`:
+//! the write side is shut (FIN after the last response bytes) and the
+//! peer's input is read and thrown away until the peer closes, for at most
+//! [`LINGER_TIME`]. Closing a socket with unread input sends a reset, and a
+//! reset throws away whatever of the answer the kernel had not yet sent; a
+//! client still writing (a body over `max_body`, a head over
+//! `max_header_bytes`) gets "broken pipe" instead of its 413 or 431. A
+//! client that has read its answer closes at once, ending the linger. An
+//! upgraded connection (a tunnel) closes without lingering: its input is
+//! the tunnel's.
+//!
 //! Once an HTTP/2 peer floods control frames, its input is read and thrown
 //! away rather than handed to h2: the connection does no more work for it
 //! (no more SETTINGS or PING acknowledgements), the GOAWAY the watchdog
 //! asks for goes out right behind the few acknowledgements already queued,
-//! and the peer's writes do not back up. The close then **lingers** (as
-//! nginx's `lingering_close`): the write side is shut (FIN after the GOAWAY)
-//! and input is drained until the peer closes, bounded by the connection's
-//! close grace ([`super::conn`]). Closing a socket with unread input sends
-//! a reset, and a reset throws away whatever of the GOAWAY the kernel had
-//! not yet sent: the peer would never learn why it was cut off.
+//! and the peer's writes do not back up.
 
 use std::{
     io,
@@ -29,6 +35,11 @@ use super::watchdog::ConnState;
 /// yields to other tasks.
 const DRAIN_READS_PER_POLL: usize = 16;
 
+/// The longest a close lingers for the peer to close (nginx's
+/// `lingering_time` is 30 s; the drain of a loopback or LAN client that is
+/// still sending a body takes milliseconds).
+pub const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// An I/O stream that reports its activity to a [`ConnState`].
 pub struct TrackedIo<T> {
     inner: T,
@@ -39,13 +50,17 @@ pub struct TrackedIo<T> {
     /// Whether the write side has been shut down (a lingering close then
     /// only drains).
     write_shut: bool,
+    /// When a lingering close gives up on the peer (set when it starts).
+    linger_until: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// [`LINGER_TIME`] (shorter in tests).
+    linger_time: std::time::Duration,
 }
 
 impl<T> TrackedIo<T> {
     /// Wraps `inner`; request targets over `max_target` bytes are cut
     /// (see [`super::headscan::HeadScan::squeeze_target`]).
     pub fn new(inner: T, state: Arc<ConnState>, max_target: usize) -> Self {
-        TrackedIo { inner, state, scan: super::headscan::HeadScan::new(max_target), frames: Default::default(), control: Default::default(), write_shut: false }
+        TrackedIo { inner, state, scan: super::headscan::HeadScan::new(max_target), frames: Default::default(), control: Default::default(), write_shut: false, linger_until: None, linger_time: LINGER_TIME }
     }
 }
 
@@ -148,10 +163,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TrackedIo<T> {
             ready!(Pin::new(&mut self.inner).poll_shutdown(cx))?;
             self.write_shut = true;
         }
-        if !self.state.is_flooded() {
+        if self.state.is_upgraded() {
             return Poll::Ready(Ok(()));
         }
-        linger(&mut self.inner, cx)
+        let this = &mut *self;
+        let deadline = this.linger_until.get_or_insert_with(|| Box::pin(tokio::time::sleep(this.linger_time)));
+        if deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Ok(()));
+        }
+        linger(&mut this.inner, cx)
     }
 }
 
@@ -219,10 +239,38 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), shutdown).await.expect("the close ends at the peer's EOF").unwrap().unwrap();
     }
 
+    /// An answer written before the close reaches a peer still writing,
+    /// and the close ends at the peer's end of stream.
     #[tokio::test]
-    async fn without_a_flood_shutdown_does_not_linger() {
+    async fn a_close_lingers_while_the_peer_writes_then_ends_at_its_eof() {
+        let (ours, mut peer) = tokio::io::duplex(64 * 1024);
+        let mut io = TrackedIo::new(ours, Arc::new(ConnState::default()), 8192);
+        io.write_all(b"HTTP/1.1 413").await.unwrap();
+        let shutdown = tokio::spawn(async move { io.shutdown().await });
+        peer.write_all(&[b'x'; 1 << 20]).await.expect("the rest of the body is drained");
+        let mut answer = Vec::new();
+        peer.read_to_end(&mut answer).await.unwrap();
+        assert_eq!(answer, b"HTTP/1.1 413");
+        drop(peer);
+        tokio::time::timeout(Duration::from_secs(5), shutdown).await.expect("the close ends at the peer's EOF").unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_never_closes_is_let_go_after_the_linger_time() {
         let (ours, _peer) = tokio::io::duplex(1024);
         let mut io = TrackedIo::new(ours, Arc::new(ConnState::default()), 8192);
-        tokio::time::timeout(Duration::from_secs(5), io.shutdown()).await.expect("no linger").unwrap();
+        io.linger_time = Duration::from_millis(200);
+        let started = std::time::Instant::now();
+        tokio::time::timeout(Duration::from_secs(5), io.shutdown()).await.expect("let go").unwrap();
+        assert!(started.elapsed() >= io.linger_time, "it lingered {:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn an_upgraded_connection_closes_without_lingering() {
+        let (ours, _peer) = tokio::io::duplex(1024);
+        let state = Arc::new(ConnState::default());
+        state.mark_upgraded();
+        let mut io = TrackedIo::new(ours, state, 8192);
+        tokio::time::timeout(Duration::from_secs(2), io.shutdown()).await.expect("no linger").unwrap();
     }
 }

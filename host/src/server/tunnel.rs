@@ -154,6 +154,9 @@ impl Pending {
         if !accepted {
             return;
         }
+        if !self.h2 {
+            conn.state.mark_upgraded();
+        }
         let headers = &mut resp.headers;
         if self.h2 {
             resp.status = StatusCode::OK;

@@ -90,6 +90,9 @@ pub struct ConnState {
     write_blocked: AtomicU64,
     /// Set (and `alarm` notified) when the peer floods control frames.
     flooded: AtomicBool,
+    /// Set when hyper handed the connection's I/O to a tunnel (an HTTP/1.1
+    /// upgrade): its close is the tunnel's, not a lingering one.
+    upgraded: AtomicBool,
     /// Wakes the watchdog before its nap ends.
     alarm: tokio::sync::Notify,
 }
@@ -110,6 +113,7 @@ impl Default for ConnState {
             send_progress: AtomicU64::new(0),
             write_blocked: AtomicU64::new(0),
             flooded: AtomicBool::new(false),
+            upgraded: AtomicBool::new(false),
             alarm: tokio::sync::Notify::new(),
         }
     }
@@ -198,6 +202,16 @@ impl ConnState {
     /// from then on, and the close lingers ([`super::tracked_io`]).
     pub(super) fn is_flooded(&self) -> bool {
         self.flooded.load(Relaxed)
+    }
+
+    /// Notes that the connection's I/O now belongs to a tunnel.
+    pub fn mark_upgraded(&self) {
+        self.upgraded.store(true, Relaxed);
+    }
+
+    /// Whether the connection's I/O belongs to a tunnel.
+    pub(super) fn is_upgraded(&self) -> bool {
+        self.upgraded.load(Relaxed)
     }
 
     /// Notes the true length of a request target the scan cut.
