@@ -156,10 +156,11 @@ impl Block<'_> {
     }
 }
 
-/// Line `n` (1-based) of `text`.
+/// Line `n` (1-based) of `text`, with lines broken where YAML breaks them
+/// (LF, CRLF and a lone CR), so `n` is the parser's line number.
 fn nth_line(text: &str, n: u64) -> Option<&str> {
     let n = usize::try_from(n).ok()?.checked_sub(1)?;
-    text.lines().nth(n)
+    text.split('\n').flat_map(|line| line.strip_suffix('\r').unwrap_or(line).split('\r')).nth(n)
 }
 
 #[cfg(test)]
@@ -229,5 +230,15 @@ error: manifest m.yaml has 1 error";
             text.starts_with("error: unknown plugin \"jtw\" in filters\n --> m.yaml\n  = key:"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_excerpt_is_the_line_the_parser_counted_past_lone_carriage_returns() {
+        // A lone CR breaks a line in YAML (found by the manifest fuzz target):
+        // the excerpt is the parser's line 3, not the third LF-ended one.
+        let text = "listen:\r  - addr: 127.0.0.1:0\rbogus: 1\n";
+        let report = crate::manifest::Manifest::parse(std::path::Path::new("m.yaml"), text).unwrap_err().to_string();
+        assert!(report.contains("m.yaml:3:1\n"), "{report}");
+        assert!(report.contains("3 | bogus: 1\n"), "{report}");
     }
 }
