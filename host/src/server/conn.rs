@@ -188,7 +188,7 @@ where
     tokio::pin!(conn);
     let limits = &ctx.shared.limits;
     let timeouts = Timeouts { header_read: limits.header_read_timeout, idle: limits.idle_timeout, send: limits.send_timeout };
-    let (mut alarm, watchdog) = watchdog::spawn(state, timeouts, ctx.shutdown.clone());
+    let (mut alarm, watchdog) = watchdog::spawn(state.clone(), timeouts, ctx.shutdown.clone());
     let verdict = tokio::select! {
         biased;
         result = conn.as_mut() => {
@@ -204,7 +204,8 @@ where
         }
         Some(Expiry::SendStall) => tracing::debug!(%peer, "closing connection: the client took no response bytes within send_timeout"),
         Some(Expiry::Flood) => tracing::debug!(%peer, "closing connection: HTTP/2 SETTINGS/PING flood"),
-        _ => {}
+        // Idle, or the host shutting down: the peer is not sending; no linger.
+        Some(Expiry::Idle) | None => state.skip_linger(),
     }
     graceful(conn.as_mut());
     if verdict.is_none() {

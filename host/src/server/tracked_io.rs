@@ -3,10 +3,12 @@
 //! timeouts), scanning HTTP/1 heads ([`super::headscan`]) and HTTP/2 frames
 //! ([`super::h2frames`]) on the way.
 //!
-//! Every close the server makes **lingers**, as nginx's `lingering_close`:
-//! the write side is shut (FIN after the last response bytes) and the
-//! peer's input is read and thrown away until the peer closes, for at most
-//! [`LINGER_TIME`]. Closing a socket with unread input sends a reset, and a
+//! A close the server makes after an answer **lingers**, as nginx's
+//! `lingering_close`: the write side is shut (FIN after the last response
+//! bytes) and the peer's input is read and thrown away until the peer
+//! closes, for at most [`LINGER_TIME`]. Closes of idle connections (the
+//! idle timeout, host shutdown) do not linger: the peer is not sending
+//! ([`ConnState::skip_linger`]); nor do upgraded ones (tunnels). Closing a socket with unread input sends a reset, and a
 //! reset throws away whatever of the answer the kernel had not yet sent; a
 //! client still writing (a body over `max_body`, a head over
 //! `max_header_bytes`) gets "broken pipe" instead of its 413 or 431. A
@@ -163,10 +165,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TrackedIo<T> {
             ready!(Pin::new(&mut self.inner).poll_shutdown(cx))?;
             self.write_shut = true;
         }
-        if self.state.is_upgraded() {
+        let this = &mut *self;
+        if this.state.skips_linger() {
             return Poll::Ready(Ok(()));
         }
-        let this = &mut *self;
         let deadline = this.linger_until.get_or_insert_with(|| Box::pin(tokio::time::sleep(this.linger_time)));
         if deadline.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Ok(()));
@@ -246,6 +248,7 @@ mod tests {
         let (ours, mut peer) = tokio::io::duplex(64 * 1024);
         let mut io = TrackedIo::new(ours, Arc::new(ConnState::default()), 8192);
         io.write_all(b"HTTP/1.1 413").await.unwrap();
+        peer.write_all(b"the body hyper did not read").await.unwrap();
         let shutdown = tokio::spawn(async move { io.shutdown().await });
         peer.write_all(&[b'x'; 1 << 20]).await.expect("the rest of the body is drained");
         let mut answer = Vec::new();
@@ -256,8 +259,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_peer_that_never_closes_is_let_go_after_the_linger_time() {
+    async fn an_idle_close_does_not_linger() {
         let (ours, _peer) = tokio::io::duplex(1024);
+        let state = Arc::new(ConnState::default());
+        state.skip_linger();
+        let mut io = TrackedIo::new(ours, state, 8192);
+        tokio::time::timeout(Duration::from_secs(2), io.shutdown()).await.expect("no linger").unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_never_closes_is_let_go_after_the_linger_time() {
+        let (ours, mut peer) = tokio::io::duplex(1024);
+        peer.write_all(b"more body").await.unwrap();
         let mut io = TrackedIo::new(ours, Arc::new(ConnState::default()), 8192);
         io.linger_time = Duration::from_millis(200);
         let started = std::time::Instant::now();
@@ -267,7 +280,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_upgraded_connection_closes_without_lingering() {
-        let (ours, _peer) = tokio::io::duplex(1024);
+        let (ours, mut peer) = tokio::io::duplex(1024);
+        peer.write_all(b"tunnel bytes").await.unwrap();
         let state = Arc::new(ConnState::default());
         state.mark_upgraded();
         let mut io = TrackedIo::new(ours, state, 8192);

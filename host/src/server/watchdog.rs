@@ -93,6 +93,8 @@ pub struct ConnState {
     /// Set when hyper handed the connection's I/O to a tunnel (an HTTP/1.1
     /// upgrade): its close is the tunnel's, not a lingering one.
     upgraded: AtomicBool,
+    /// Set when the connection is closed idle: its close does not linger.
+    no_linger: AtomicBool,
     /// Wakes the watchdog before its nap ends.
     alarm: tokio::sync::Notify,
 }
@@ -114,6 +116,7 @@ impl Default for ConnState {
             write_blocked: AtomicU64::new(0),
             flooded: AtomicBool::new(false),
             upgraded: AtomicBool::new(false),
+            no_linger: AtomicBool::new(false),
             alarm: tokio::sync::Notify::new(),
         }
     }
@@ -209,9 +212,16 @@ impl ConnState {
         self.upgraded.store(true, Relaxed);
     }
 
-    /// Whether the connection's I/O belongs to a tunnel.
-    pub(super) fn is_upgraded(&self) -> bool {
-        self.upgraded.load(Relaxed)
+    /// Marks a close of an idle connection (idle timeout, host shutdown):
+    /// the peer is not sending, so the close does not linger
+    /// ([`super::tracked_io`]).
+    pub fn skip_linger(&self) {
+        self.no_linger.store(true, Relaxed);
+    }
+
+    /// Whether the close lingers neither for a tunnel nor for an idle close.
+    pub(super) fn skips_linger(&self) -> bool {
+        self.upgraded.load(Relaxed) || self.no_linger.load(Relaxed)
     }
 
     /// Notes the true length of a request target the scan cut.
