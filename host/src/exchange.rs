@@ -69,7 +69,7 @@ impl Exchange {
     ) -> Exchange {
         Exchange {
             method: parts.method,
-            uri: parts.uri,
+            uri: with_root_path(parts.uri),
             version: parts.version,
             headers: parts.headers,
             client,
@@ -92,6 +92,19 @@ impl Exchange {
     pub fn metadata_value(&self, key: &str) -> Option<&str> {
         self.metadata.get(key)
     }
+}
+
+/// `uri`, with the path `/` when it has a query but no path (`http://h?q`
+/// in absolute form): an empty path is `/` (RFC 9110 §4.2.3), and plugins
+/// read the target as path plus query (the proxy forwards it as is).
+fn with_root_path(uri: Uri) -> Uri {
+    let target = match uri.path_and_query() {
+        Some(pq) if pq.as_str().starts_with('?') => format!("/{}", pq.as_str()),
+        _ => return uri,
+    };
+    let mut parts = uri.into_parts();
+    parts.path_and_query = target.parse().ok();
+    Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"))
 }
 
 /// An error reading a request body.
@@ -547,5 +560,15 @@ mod tests {
         assert_eq!(HostResponse::from_plugin_cached(b.clone(), &cache).unwrap().body, "b");
         let fresh = HostResponse::from_plugin_cached(Response::text(201, "new"), &cache).unwrap();
         assert_eq!((fresh.status.as_u16(), &fresh.body[..]), (201, &b"new"[..]));
+    }
+
+    #[test]
+    fn a_target_with_a_query_but_no_path_gets_the_root_path() {
+        // Found by the wit_request fuzz target: `http://h?q` made uri() `?q`.
+        let (mut parts, ()) = http::Request::new(()).into_parts();
+        parts.uri = Uri::from_static("http://example.com?a=1");
+        let ex = Exchange::from_parts(parts, "192.0.2.1:1".into(), "/".into(), Vec::new(), Bytes::new(), None, HeaderValue::from_static("id"));
+        assert_eq!(RequestOps::uri(&ex).as_str(), "/?a=1");
+        assert_eq!((ex.uri.path(), ex.uri.query(), ex.uri.host()), ("/", Some("a=1"), Some("example.com")));
     }
 }
