@@ -62,7 +62,9 @@ use crate::{
 /// On HTTP/1 and HTTP/2 it also tells the connection's [`ConnState`] while
 /// a chunk it handed to hyper waits on the client (from handing it over
 /// until hyper asks for the next one): the watchdog's `send_timeout`
-/// (docs/hardening.md). The watch lives in the body rather than in a
+/// (docs/hardening.md); and while the response is being sent at all (an
+/// HTTP/1 client's half-close is held back from hyper until then,
+/// [`crate::server::tracked_io`]). The watch lives in the body rather than in a
 /// wrapper around the service's future, which cost a copy of that large
 /// future per request.
 pub struct Body {
@@ -79,8 +81,11 @@ struct SendWatch {
 
 impl Drop for Body {
     fn drop(&mut self) {
-        if let Some(watch) = self.watch.as_ref().filter(|w| w.waiting) {
-            watch.state.send_done();
+        if let Some(watch) = self.watch.as_ref() {
+            if watch.waiting {
+                watch.state.send_done();
+            }
+            watch.state.response_ends();
         }
     }
 }
@@ -110,6 +115,7 @@ impl Body {
 
     /// This body, reporting to `state` while a chunk waits on the client.
     pub fn watched(mut self, state: Arc<ConnState>) -> Body {
+        state.response_begins();
         self.watch = Some(SendWatch { state, waiting: false });
         self
     }

@@ -46,6 +46,7 @@ mod trailers;
 mod upgrade;
 mod upstreams_admin;
 mod h3;
+mod half_close;
 mod web_cors;
 mod web_security_headers;
 mod web_compress;

@@ -16,6 +16,10 @@
 //! upgraded connection (a tunnel) closes without lingering: its input is
 //! the tunnel's.
 //!
+//! An HTTP/1 client's end of stream read while its request is answered is
+//! held back from hyper for up to [`HALF_CLOSE_GRACE`]: the client may only
+//! have shut its write side and still wait for the answer.
+//!
 //! Once an HTTP/2 peer floods control frames, its input is read and thrown
 //! away rather than handed to h2: the connection does no more work for it
 //! (no more SETTINGS or PING acknowledgements), the GOAWAY the watchdog
@@ -32,6 +36,11 @@ use std::{
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::watchdog::ConnState;
+
+/// How long an HTTP/1 request may still take after its client shut its
+/// side of the connection before hyper is told (and drops the request as
+/// the client gone): [`TrackedIo::hold_eof`].
+pub const HALF_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Reads a discarding or lingering connection takes in one poll before it
 /// yields to other tasks.
@@ -56,13 +65,47 @@ pub struct TrackedIo<T> {
     linger_until: Option<Pin<Box<tokio::time::Sleep>>>,
     /// [`LINGER_TIME`] (shorter in tests).
     linger_time: std::time::Duration,
+    /// When the peer's end of stream was first read (coarse ms).
+    eof_seen_ms: Option<u64>,
+    /// Wakes hyper when an end of stream held back is due.
+    eof_timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<T> TrackedIo<T> {
     /// Wraps `inner`; request targets over `max_target` bytes are cut
     /// (see [`super::headscan::HeadScan::squeeze_target`]).
     pub fn new(inner: T, state: Arc<ConnState>, max_target: usize) -> Self {
-        TrackedIo { inner, state, scan: super::headscan::HeadScan::new(max_target), frames: Default::default(), control: Default::default(), write_shut: false, linger_until: None, linger_time: LINGER_TIME }
+        TrackedIo { inner, state, scan: super::headscan::HeadScan::new(max_target), frames: Default::default(), control: Default::default(), write_shut: false, linger_until: None, linger_time: LINGER_TIME, eof_seen_ms: None, eof_timer: None }
+    }
+}
+
+impl<T> TrackedIo<T> {
+    /// The peer's end of stream, read while hyper reads or answers an
+    /// HTTP/1 request: hyper (without `half_close`) would take it as the
+    /// client gone and drop the answer, but a client may shut its write side
+    /// once its request is sent (`nc -N`, `shutdown(SHUT_WR)`) and wait. So
+    /// the end of stream is held back (`Pending`) until the answers are done
+    /// ([`ConnState::hold_eof_until`]) or [`HALF_CLOSE_GRACE`] passes,
+    /// whichever is first; hyper then sees it and closes, or drops the
+    /// request's work (a client that closed entirely looks the same on the
+    /// wire, so its work goes on at most that long). On an idle connection,
+    /// HTTP/2 or a tunnel it passes at once.
+    fn hold_eof(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let now = self.state.now_ms();
+        let first = *self.eof_seen_ms.get_or_insert(now);
+        let Some(until) = self.state.hold_eof_until(now) else { return Poll::Ready(Ok(())) };
+        let until = until.min(first + HALF_CLOSE_GRACE.as_millis() as u64);
+        if now >= until {
+            return Poll::Ready(Ok(()));
+        }
+        // hyper reads again once the answer is written; the timer wakes it otherwise.
+        let at = tokio::time::Instant::now() + std::time::Duration::from_millis(until - now);
+        let timer = self.eof_timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+        timer.as_mut().reset(at);
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Ok(())),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
@@ -76,6 +119,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for TrackedIo<T> {
         loop {
             let before = buf.filled().len();
             let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+            if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() == before && buf.remaining() > 0 {
+                return self.hold_eof(cx);
+            }
             if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
                 let this = &mut *self;
                 let read = &mut buf.filled_mut()[before..];

@@ -64,6 +64,10 @@ fn coarse_now_ms() -> u64 {
     ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000 + 1
 }
 
+/// How long after the last bytes moved an HTTP/1 end of stream is still held
+/// back ([`ConnState::hold_eof_until`]).
+const RECENT_MS: u64 = 50;
+
 /// Activity of one connection, shared by its I/O, its service and its watchdog.
 pub struct ConnState {
     last_activity: AtomicU64,
@@ -95,6 +99,8 @@ pub struct ConnState {
     upgraded: AtomicBool,
     /// Set when the connection is closed idle: its close does not linger.
     no_linger: AtomicBool,
+    /// Responses whose bodies hyper still holds ([`crate::service::Body`]).
+    responding: AtomicUsize,
     /// Wakes the watchdog before its nap ends.
     alarm: tokio::sync::Notify,
 }
@@ -117,6 +123,7 @@ impl Default for ConnState {
             flooded: AtomicBool::new(false),
             upgraded: AtomicBool::new(false),
             no_linger: AtomicBool::new(false),
+            responding: AtomicUsize::new(0),
             alarm: tokio::sync::Notify::new(),
         }
     }
@@ -210,6 +217,34 @@ impl ConnState {
     /// Notes that the connection's I/O now belongs to a tunnel.
     pub fn mark_upgraded(&self) {
         self.upgraded.store(true, Relaxed);
+    }
+
+    /// Until when (coarse ms) an end of stream read now from an HTTP/1
+    /// client is held back from hyper ([`super::tracked_io`]): while a
+    /// request is read or answered (from its first bytes until its response
+    /// body is dropped) with no bound here, and for [`RECENT_MS`] after the
+    /// last bytes moved (hyper may still hold pipelined requests it has read
+    /// but not yet started). `None`: an idle connection, or HTTP/2, or a tunnel.
+    pub(super) fn hold_eof_until(&self, now: u64) -> Option<u64> {
+        if self.is_h2() || self.upgraded.load(Relaxed) {
+            return None;
+        }
+        let answering = self.head_started.load(Relaxed) != 0 || self.in_flight.load(Relaxed) > 0 || self.responding.load(Relaxed) > 0;
+        if answering {
+            return Some(u64::MAX);
+        }
+        let until = self.last_activity.load(Relaxed) + RECENT_MS;
+        (now < until).then_some(until)
+    }
+
+    /// A response body was handed to hyper.
+    pub fn response_begins(&self) {
+        self.responding.fetch_add(1, Relaxed);
+    }
+
+    /// hyper dropped a response body (sent, or the connection ended).
+    pub fn response_ends(&self) {
+        self.responding.fetch_sub(1, Relaxed);
     }
 
     /// Marks a close of an idle connection (idle timeout, host shutdown):
