@@ -29,8 +29,8 @@ use crate::manifest::WasmLimits;
 /// often a long-running call yields its thread.
 pub const TICK: Duration = Duration::from_millis(1);
 
-/// Instance slots in the pool: the most WASM instances alive at once
-/// (every call in flight holds one; reused plugins keep a few idle).
+/// Instance slots in the pool by default: the most WASM instances alive at
+/// once (every call in flight holds one; reused plugins keep a few idle).
 const POOL_INSTANCES: u32 = 1000;
 
 /// Bytes of a recycled linear memory reset in place rather than unmapped.
@@ -62,13 +62,24 @@ fn build() -> wasmtime::Result<Runtime> {
     Ok(Runtime { engine, linker })
 }
 
+/// The pool's size: `COVET_WASM_POOL_INSTANCES` when set (1 to 100,000),
+/// else [`POOL_INSTANCES`]. Each slot reserves address space for its
+/// linear memories up front (about 8 GiB of it, none of it resident until
+/// used); a smaller pool lets covet run where address space is capped, e.g.
+/// under valgrind for `bench/wasm-cost.sh`.
+fn pool_instances() -> u32 {
+    let set = std::env::var("COVET_WASM_POOL_INSTANCES").ok();
+    set.and_then(|v| v.trim().parse().ok()).filter(|n| (1..=100_000).contains(n)).unwrap_or(POOL_INSTANCES)
+}
+
 fn config() -> Config {
     let mut pool = PoolingAllocationConfig::new();
-    pool.total_component_instances(POOL_INSTANCES)
-        .total_core_instances(POOL_INSTANCES * 8)
-        .total_memories(POOL_INSTANCES * 2)
-        .total_tables(POOL_INSTANCES * 8)
-        .total_stacks(POOL_INSTANCES)
+    let n = pool_instances();
+    pool.total_component_instances(n)
+        .total_core_instances(n * 8)
+        .total_memories(n * 2)
+        .total_tables(n * 8)
+        .total_stacks(n)
         .max_memory_size(WasmLimits::MAX_MEMORY as usize)
         // Reset a recycled memory by rewriting only the pages the last
         // instance dirtied (found with Linux's PAGEMAP_SCAN, 6.7+) instead of
