@@ -158,9 +158,25 @@ impl Block<'_> {
 
 /// Line `n` (1-based) of `text`, with lines broken where YAML breaks them
 /// (LF, CRLF and a lone CR), so `n` is the parser's line number.
+/// As [`str::lines`], no line after a final break and none in an empty text.
 fn nth_line(text: &str, n: u64) -> Option<&str> {
     let n = usize::try_from(n).ok()?.checked_sub(1)?;
-    text.split('\n').flat_map(|line| line.strip_suffix('\r').unwrap_or(line).split('\r')).nth(n)
+    let mut rest = text;
+    let mut lines = std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = rest.find(['\n', '\r']).unwrap_or(rest.len());
+        let line = &rest[..end];
+        let next = match &rest[end..] {
+            r if r.starts_with("\r\n") => end + 2,
+            "" => end,
+            _ => end + 1,
+        };
+        rest = &rest[next..];
+        Some(line)
+    });
+    lines.nth(n)
 }
 
 #[cfg(test)]
@@ -240,5 +256,18 @@ error: manifest m.yaml has 1 error";
         let report = crate::manifest::Manifest::parse(std::path::Path::new("m.yaml"), text).unwrap_err().to_string();
         assert!(report.contains("m.yaml:3:1\n"), "{report}");
         assert!(report.contains("3 | bogus: 1\n"), "{report}");
+    }
+
+    #[test]
+    fn lines_break_as_yaml_breaks_them_with_nothing_past_the_last_break() {
+        assert_eq!(nth_line("", 1), None);
+        assert_eq!(nth_line("a\n", 1), Some("a"));
+        assert_eq!(nth_line("a\n", 2), None);
+        assert_eq!(nth_line("a\r\nb\rc\n\nd", 2), Some("b"));
+        assert_eq!(nth_line("a\r\nb\rc\n\nd", 3), Some("c"));
+        assert_eq!(nth_line("a\r\nb\rc\n\nd", 4), Some(""));
+        assert_eq!(nth_line("a\r\nb\rc\n\nd", 5), Some("d"));
+        assert_eq!(nth_line("a\r", 2), None);
+        assert_eq!(nth_line("a", 0), None);
     }
 }
