@@ -53,7 +53,11 @@ fn admit(mut parts: Parts) {
             (true, _) => {}
         }
     }
-    let expected_uri = parts.uri.path_and_query().map_or("/", |pq| pq.as_str()).to_owned();
+    // An empty path is `/` (RFC 9110 §4.2.3), also before a query (`http://h?q`).
+    let expected_uri = match parts.uri.path_and_query().map_or("/", |pq| pq.as_str()) {
+        pq if pq.starts_with('?') => format!("/{pq}"),
+        pq => pq.to_owned(),
+    };
     let expected_headers = covet_fuzz::utf8_headers(&parts.headers);
     let map = parts.headers.clone();
     let method = parts.method.clone();
