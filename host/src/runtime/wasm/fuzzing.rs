@@ -4,7 +4,7 @@
 //! [`crate::exchange::HostResponse`] into WIT values. Not an API.
 
 pub use super::bindings::covet::plugin::types::{HostOutgoingResponse, HostRequest};
-pub use super::bindings::{RequestHandle, ResponseHandle};
+pub use super::bindings::{HttpVersion as WitVersion, RequestHandle, Response as WitResponse, ResponseHandle};
 pub use super::sandbox::Ctx;
 pub use wasmtime::{Store, component::Resource};
 
