@@ -24,6 +24,10 @@ const METHODS: [&str; 9] = [
 /// The prefix the host keeps for its own endpoints.
 const RESERVED: &str = "/_covet/";
 
+/// Most parameters a route path may have (matchit, the router, panics past
+/// 26; found by the manifest fuzz target).
+pub const MAX_ROUTE_PARAMS: usize = 16;
+
 const SYNTAX_HELP: &str = "in a path, `{name}` matches one segment and `{*name}` the rest \
     of the path (last segment only); write `{{` or `}}` for a literal brace";
 
@@ -87,11 +91,36 @@ fn path_is_usable(path: &Spanned<String>, key: &str, problems: &mut Problems) ->
             message,
             "the host serves its own endpoints there; choose another path".to_owned(),
         )
+    } else if param_count(&path.value) > MAX_ROUTE_PARAMS {
+        let count = param_count(&path.value);
+        let message = format!("the route path has {count} parameters; at most {MAX_ROUTE_PARAMS} are allowed");
+        let help = "match the rest of the path with one `{*rest}` and split it in the handler, \
+            or write `{{` for a literal brace";
+        (message, help.to_owned())
     } else {
         return true;
     };
     problems.report(Loc::of(path), format!("{key}.path"), message, Some(help));
     false
+}
+
+/// The parameters (`{name}`, `{*name}`) in a route path; `{{` and `}}` are
+/// literal braces. Every other `{` counts, so a malformed path is never
+/// counted short of what matchit would see.
+fn param_count(path: &str) -> usize {
+    let bytes = path.as_bytes();
+    let (mut i, mut count) = (0, 0);
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1)) {
+            (b'{', Some(b'{')) | (b'}', Some(b'}')) => i += 2,
+            (b'{', _) => {
+                count += 1;
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    count
 }
 
 fn methods(route: &RawRoute, key: &str, problems: &mut Problems) -> Vec<Method> {
@@ -298,6 +327,27 @@ fn lower_first(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn params_are_counted_as_matchit_sees_them_or_more() {
+        assert_eq!(param_count("/users/{id}/files/{*rest}"), 2);
+        assert_eq!(param_count("/literal/{{braces}}/{id}"), 1);
+        assert_eq!(param_count("/{{{a}"), 1);
+        assert_eq!(param_count("/{a{b}"), 2, "a malformed path is not counted short");
+        assert_eq!(param_count("/plain"), 0);
+    }
+
+    #[test]
+    fn a_path_with_more_params_than_the_router_takes_is_refused_not_a_panic() {
+        // Found by the manifest fuzz target: matchit panics past 26 parameters.
+        let segments: String = (0..30).map(|i| format!("/{{p{i}}}")).collect();
+        let text = format!("listen: [{{ addr: 127.0.0.1:0 }}]\nplugins: {{ h: {{ kind: native, path: h.so }} }}\nroutes:\n  - {{ path: \"{segments}\", handler: h }}\n");
+        let report = crate::manifest::Manifest::parse(std::path::Path::new("m.yaml"), &text).unwrap_err().to_string();
+        assert!(report.contains("the route path has 30 parameters; at most 16 are allowed"), "{report}");
+        assert!(report.contains("m.yaml:4:"), "{report}");
+        let sixteen: String = (0..16).map(|i| format!("/{{p{i}}}")).collect();
+        assert_eq!(param_count(&sixteen), MAX_ROUTE_PARAMS);
+    }
 
     #[test]
     fn methods_are_upper_case_standard_ones() {
