@@ -289,7 +289,7 @@ impl HostResponse {
     pub fn from_plugin(resp: Response) -> Result<HostResponse, String> {
         let status = StatusCode::from_u16(resp.status).map_err(|_| format!("invalid status code {}", resp.status))?;
         // Room for what the host adds later (x-request-id, content-length).
-        let mut headers = HeaderMap::with_capacity(resp.headers.len() + 2);
+        let mut headers = header_map(resp.headers.len() + 2);
         for h in resp.headers.iter() {
             let (name, value) = parse_header(h.name.as_str(), h.value.as_str())?;
             headers.append(name, value);
@@ -328,7 +328,7 @@ impl HostResponse {
             && hit.body.same(&resp.body)
         {
             let status = StatusCode::from_u16(resp.status).map_err(|_| format!("invalid status code {}", resp.status))?;
-            let mut headers = HeaderMap::with_capacity(hit.map.len() + 2);
+            let mut headers = header_map(hit.map.len() + 2);
             for (name, value) in &hit.map {
                 headers.append(name.clone(), value.clone());
             }
@@ -339,6 +339,45 @@ impl HostResponse {
         cache.last.store(Some(Arc::new(entry)));
         Ok(converted)
     }
+}
+
+/// Cleared header maps of finished requests, per thread, for the next
+/// responses: a response's map then costs no allocation. hyper hands a
+/// written response's map back as the next request's, and the service
+/// returns that here when the request ends ([`recycle_headers`]).
+const SPARE_MAPS: usize = 4;
+
+/// A map that grew past this many headers is dropped, not kept: clearing it
+/// walks all its slots.
+const SPARE_MAP_MAX_CAPACITY: usize = 48;
+
+thread_local! {
+    static SPARE: std::cell::RefCell<Vec<HeaderMap>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// An empty header map with room for `capacity` headers: a spare one when
+/// this thread has one.
+pub(crate) fn header_map(capacity: usize) -> HeaderMap {
+    match SPARE.with_borrow_mut(Vec::pop) {
+        Some(mut map) => {
+            map.reserve(capacity);
+            map
+        }
+        None => HeaderMap::with_capacity(capacity),
+    }
+}
+
+/// Keeps `map` (a finished request's headers), cleared, for a later response.
+pub fn recycle_headers(mut map: HeaderMap) {
+    if map.capacity() == 0 || map.capacity() > SPARE_MAP_MAX_CAPACITY {
+        return;
+    }
+    map.clear();
+    SPARE.with_borrow_mut(|spare| {
+        if spare.len() < SPARE_MAPS {
+            spare.push(map);
+        }
+    });
 }
 
 fn parse_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> {
@@ -549,6 +588,19 @@ mod tests {
         assert_eq!((first.status, &first.headers, &first.body), (second.status, &second.headers, &second.body));
         assert_eq!(second.body, "hello");
         assert_eq!(second.headers["x-a"], "1");
+    }
+
+    #[test]
+    fn a_recycled_map_comes_back_empty() {
+        let mut used = HeaderMap::with_capacity(8);
+        used.insert(header::HOST, HeaderValue::from_static("a.example"));
+        used.append("x-b", HeaderValue::from_static("1"));
+        used.append("x-b", HeaderValue::from_static("2"));
+        recycle_headers(used);
+        let resp = HostResponse::from_plugin(prebuilt("hello")).unwrap();
+        assert_eq!(resp.headers.len(), 2, "{:?}", resp.headers);
+        assert_eq!(resp.headers["x-a"], "1");
+        assert!(resp.headers.get(header::HOST).is_none() && resp.headers.get("x-b").is_none());
     }
 
     #[test]

@@ -82,7 +82,10 @@ impl Router {
 }
 
 fn found(m: matchit::Match<'_, '_, &usize>, head_as_get: bool) -> Found {
-    let params = m.params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let params = match m.params.is_empty() {
+        true => Vec::new(),
+        false => m.params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+    };
     Found { route: *m.value, params, head_as_get }
 }
 

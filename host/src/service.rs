@@ -247,7 +247,23 @@ pub struct ConnInfo {
 
 /// Serves one request. Generic over the request body: hyper's
 /// on HTTP/1 and HTTP/2 (`hyper::body::Incoming`), a buffered body on HTTP/3 ([`crate::server::h3`]).
-pub async fn serve<B>(shared: Arc<Shared>, conn: Arc<ConnInfo>, mut req: Request<B>) -> Result<Response<Body>, Infallible>
+///
+/// The future is boxed: it is large (~3 KB, the chain's state), and hyper
+/// moves a request's future into its connection state, copying it each
+/// time (up to four copies were seen per request); a box moves as a pointer.
+pub fn serve<B>(
+    shared: Arc<Shared>,
+    conn: Arc<ConnInfo>,
+    req: Request<B>,
+) -> std::pin::Pin<Box<impl Future<Output = Result<Response<Body>, Infallible>> + Send + use<B>>>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BodyError>,
+{
+    Box::pin(serve_request(shared, conn, req))
+}
+
+async fn serve_request<B>(shared: Arc<Shared>, conn: Arc<ConnInfo>, mut req: Request<B>) -> Result<Response<Body>, Infallible>
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BodyError>,
@@ -383,6 +399,7 @@ where
     if timings.is_some() {
         *upstream = crate::access_log::Tags::from_metadata(&ex.metadata);
     }
+    crate::exchange::recycle_headers(std::mem::take(&mut ex.headers));
     match over_limit {
         Some(over) if over.load(Ordering::Acquire) => (problem::closing(problem::payload_too_large(max, request_id)), route),
         _ => (resp, route),
@@ -528,6 +545,16 @@ mod tests {
             req = req.header(header::HOST, host);
         }
         req.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn tmp_sizes() {
+        fn sz<A, B, C, F>(_: impl FnOnce(A, B, C) -> F) -> usize { std::mem::size_of::<F>() }
+        type Bd = crate::server::body::ReadTimed<hyper::body::Incoming>;
+        eprintln!("SIZES serve_request={} exchange={} hostresponse={} parts={} req={} body={} span={} tags={} timings={} live={} found={}",
+            sz(serve_request::<Bd>), std::mem::size_of::<Exchange>(), std::mem::size_of::<HostResponse>(), std::mem::size_of::<Parts>(),
+            std::mem::size_of::<Request<Bd>>(), std::mem::size_of::<Bd>(), std::mem::size_of::<Option<Span>>(), std::mem::size_of::<Option<crate::access_log::Tags>>(),
+            std::mem::size_of::<Timings>(), std::mem::size_of::<pipeline::Live>(), std::mem::size_of::<crate::router::Found>());
     }
 
     #[test]
