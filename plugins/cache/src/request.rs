@@ -309,23 +309,44 @@ impl Cache {
     /// Sends the request on, leaving what `on_response` needs.
     fn forward(&self, req: &mut Request<'_>, ctx: Ctx, fwd: Fwd, entry: Option<Entry>, if_error: bool, flight_key: Option<String>) -> Flow {
         let ctx = Self::forwarding(req, ctx);
-        let conditions = Conditions::of(req);
-        if let Some(e) = &entry {
-            conditional::add_validators(req, &e.meta.policy);
-        }
         let lead = match flight_key {
             Some(key) if self.settings.coalesce && ctx.storable && !ctx.no_cache => match self.flights.join(&key, self.settings.lock_timeout) {
-                Role::Lead(l) => Some(l),
+                Role::Lead(l) => match entry.is_none().then(|| self.stored_meanwhile(req, &ctx, &key)).flatten() {
+                    Some(found) => {
+                        drop(l); // a leader stored it after our lookup: answer from it
+                        return self.decide(req, ctx, found, false, now_ms());
+                    }
+                    None => Some(l),
+                },
                 Role::Wait(_) => None,
             },
             _ => None,
         };
+        let conditions = Conditions::of(req);
+        if let Some(e) = &entry {
+            conditional::add_validators(req, &e.meta.policy);
+        }
         req.set_metadata(META_STATUS, "miss");
         req.set_metadata(META_KEY, &ctx.primary);
         let pending = self.pending_for(&ctx, fwd, entry, if_error, conditions, lead, None);
         let token = self.pending.put(pending);
         req.set_metadata(META_TOKEN, &token.to_string());
         Flow::Continue
+    }
+
+    /// What a miss's new leader finds stored under `key` after all: the
+    /// previous leader may have stored its answer and ended its flight
+    /// between this request's lookup and its `join` (seen as a second origin
+    /// request in a storm of 100 concurrent misses).
+    fn stored_meanwhile(&self, req: &Request<'_>, ctx: &Ctx, key: &str) -> Option<Found> {
+        let found = match key == ctx.primary {
+            true => self.find_local(req, key),
+            false => match self.store.get_local(key) {
+                Some(v) if !self.invalidated.covers(&ctx.primary, v.meta.stored_at_ms) => Found::Entry(v),
+                _ => Found::Nothing,
+            },
+        };
+        matches!(found, Found::Entry(_)).then_some(found)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -381,4 +402,28 @@ pub fn has_cookie(cookie: Option<&str>, name: &str) -> bool {
 fn gateway_timeout(req: &Request<'_>) -> Response {
     let details = covet_plugin_api::JsonValue::Null;
     Response::error(504, "NOT_CACHED", "only-if-cached: no stored response can answer this request", details, req.request_id())
+}
+
+#[cfg(test)]
+mod tests {
+    use covet_plugin_api::Flow;
+
+    use super::{Found, now_ms};
+    use crate::tests::{cache, exchange, get, ok};
+
+    #[test]
+    fn a_miss_that_becomes_leader_after_the_entry_was_stored_answers_from_it() {
+        // The race a storm of 100 concurrent misses hit on io_uring: this
+        // request's lookup missed, then the previous leader stored its answer
+        // and ended its flight, then this request joined as the new leader.
+        let c = cache("null");
+        let origin = |_: &_| ok(&[("cache-control", "max-age=60")], "one");
+        assert!(exchange(&c, get("/r"), &origin).origin, "the first leader's answer is stored");
+        let mut late = get("/r");
+        let mut req = late.view();
+        let ctx = c.prepare(&mut req).ok().expect("a GET is cached");
+        let flow = c.decide(&mut req, ctx, Found::Nothing, true, now_ms());
+        assert!(matches!(&flow, Flow::Respond(r) if r.body.as_slice() == b"one"), "answered from the stored entry");
+        assert!(c.flights.is_empty(), "no flight is left behind");
+    }
 }
