@@ -91,8 +91,9 @@ fn path_is_usable(path: &Spanned<String>, key: &str, problems: &mut Problems) ->
             message,
             "the host serves its own endpoints there; choose another path".to_owned(),
         )
-    } else if param_count(&path.value) > MAX_ROUTE_PARAMS {
-        let count = param_count(&path.value);
+    } else if let count = param_count(&path.value)
+        && count > MAX_ROUTE_PARAMS
+    {
         let message = format!("the route path has {count} parameters; at most {MAX_ROUTE_PARAMS} are allowed");
         let help = "match the rest of the path with one `{*rest}` and split it in the handler, \
             or write `{{` for a literal brace";
