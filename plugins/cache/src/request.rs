@@ -311,7 +311,7 @@ impl Cache {
         let ctx = Self::forwarding(req, ctx);
         let lead = match flight_key {
             Some(key) if self.settings.coalesce && ctx.storable && !ctx.no_cache => match self.flights.join(&key, self.settings.lock_timeout) {
-                Role::Lead(l) => match entry.is_none().then(|| self.stored_meanwhile(req, &ctx, &key)).flatten() {
+                Role::Lead(l) => match entry.is_none().then(|| self.stored_meanwhile(req, &ctx)).flatten() {
                     Some(found) => {
                         drop(l); // a leader stored it after our lookup: answer from it
                         return self.decide(req, ctx, found, false, now_ms());
@@ -334,18 +334,13 @@ impl Cache {
         Flow::Continue
     }
 
-    /// What a miss's new leader finds stored under `key` after all: the
-    /// previous leader may have stored its answer and ended its flight
-    /// between this request's lookup and its `join` (seen as a second origin
-    /// request in a storm of 100 concurrent misses).
-    fn stored_meanwhile(&self, req: &Request<'_>, ctx: &Ctx, key: &str) -> Option<Found> {
-        let found = match key == ctx.primary {
-            true => self.find_local(req, key),
-            false => match self.store.get_local(key) {
-                Some(v) if !self.invalidated.covers(&ctx.primary, v.meta.stored_at_ms) => Found::Entry(v),
-                _ => Found::Nothing,
-            },
-        };
+    /// What a miss's new leader finds stored after all (its key, or the
+    /// variant of it, through the usual lookup): the previous leader may
+    /// have stored its answer and ended its flight between this request's
+    /// lookup and its `join` (seen as a second origin request in a storm of
+    /// 100 concurrent misses).
+    fn stored_meanwhile(&self, req: &Request<'_>, ctx: &Ctx) -> Option<Found> {
+        let found = self.find_local(req, &ctx.primary);
         matches!(found, Found::Entry(_)).then_some(found)
     }
 
