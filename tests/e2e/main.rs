@@ -44,6 +44,7 @@ mod telemetry;
 mod tls;
 mod trailers;
 mod upgrade;
+mod workers;
 mod upstreams_admin;
 mod h3;
 mod half_close;

@@ -77,6 +77,9 @@ pub struct Manifest {
     pub python: PythonSettings,
     /// The I/O backend of the HTTP listeners (`io:`); `COVET_IO` overrides it.
     pub io: IoBackend,
+    /// Threads serving the HTTP listeners (`workers:`); `None`: one per core
+    /// this process may run on.
+    pub workers: Option<std::num::NonZeroUsize>,
     /// The host services' settings (`services:`).
     pub services: ServicesSettings,
     /// The upstreams plugins send requests to (`upstreams:`), in manifest order.
@@ -125,6 +128,10 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Most open connections (default 10 000).
     pub max_connections: usize,
+    /// Connections the kernel queues on each listener socket before the
+    /// host accepts them (default 4096; Linux caps it at
+    /// `net.core.somaxconn`).
+    pub listen_backlog: u32,
     /// How long a graceful shutdown waits for requests in flight (default 30 s).
     pub shutdown_timeout: Duration,
     /// Most concurrent HTTP/2 streams per connection (default 256).
@@ -154,6 +161,7 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 10_000,
+            listen_backlog: 4096,
             shutdown_timeout: Duration::from_secs(30),
             h2_max_concurrent_streams: 256,
             h2_keepalive_interval: Duration::from_secs(20),

@@ -55,6 +55,10 @@ pub struct RawManifest {
     /// The I/O backend of the HTTP listeners: `epoll` (tokio, the default) or `uring` (one io_uring runtime per core; falls back to epoll where io_uring is unavailable). The environment variable `COVET_IO` overrides it.
     #[serde(default)]
     pub io: super::IoBackend,
+    /// Threads serving the HTTP listeners, each a runtime of its own with its own socket per address (SO_REUSEPORT: the kernel spreads new connections over them; a connection stays on its thread). Default: one per core the process may run on (it honours `taskset` and cgroup CPU sets).
+    #[serde(default)]
+    #[schemars(with = "Option<usize>")]
+    pub workers: Option<NonZeroUsize>,
     /// The host services plugins use: the outbound HTTP client and the shared state backend (in-process by default, or Redis). Each plugin is granted what it may use in its `capabilities:`.
     #[serde(default)]
     pub services: super::services::RawServices,
@@ -101,6 +105,8 @@ pub struct RawLimits {
     pub idle_timeout: HumanDuration,
     /// Most open connections (default 10000).
     pub max_connections: NonZeroUsize,
+    /// Connections the kernel queues on each listener socket (one per worker and address) before they are accepted (default 4096). Linux caps it at `net.core.somaxconn`; raise both for accept storms beyond workers × backlog.
+    pub listen_backlog: std::num::NonZeroU32,
     /// How long a graceful shutdown waits for requests in flight (default 30s).
     pub shutdown_timeout: HumanDuration,
     /// Most concurrent HTTP/2 streams per connection (default 256).
@@ -127,6 +133,7 @@ impl Default for RawLimits {
             header_read_timeout: HumanDuration(limits.header_read_timeout),
             idle_timeout: HumanDuration(limits.idle_timeout),
             max_connections: nonzero(limits.max_connections),
+            listen_backlog: std::num::NonZeroU32::new(limits.listen_backlog).unwrap_or(std::num::NonZeroU32::MIN),
             shutdown_timeout: HumanDuration(limits.shutdown_timeout),
             h2_max_concurrent_streams: NonZeroU32::new(limits.h2_max_concurrent_streams)
                 .unwrap_or(NonZeroU32::MIN),

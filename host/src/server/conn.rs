@@ -129,9 +129,24 @@ where
     match offload.filter(|_| crate::runtime::native::blocking_plugins_live()) {
         None => Either::Left(fut),
         Some(handle) => {
-            let task = handle.spawn(fut);
-            Either::Right(async move { task.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())) })
+            let task = AbortOnDrop(handle.spawn(fut));
+            Either::Right(async move {
+                let mut task = task;
+                (&mut task.0).await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+            })
         }
+    }
+}
+
+/// An offloaded request's task, cancelled when the connection drops its
+/// service future (the client left, a timeout cut it): as on the worker,
+/// where the future itself would be dropped, the plugins' futures are
+/// dropped too rather than running on for no one.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

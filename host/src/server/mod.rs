@@ -3,12 +3,17 @@
 //! (readiness flips when they are all live), and shuts down gracefully on
 //! SIGINT/SIGTERM within `limits.shutdown_timeout`.
 //!
-//! The HTTP listeners run on one of two backends (`io:` / `COVET_IO`): epoll
-//! (tokio's multi-threaded runtime, the one this function runs on) or
-//! io_uring ([`uring`]: one runtime thread per core). Both feed [`conn::serve`].
+//! The HTTP listeners run on one of two backends (`io:` / `COVET_IO`), both
+//! thread per core (`workers:`, one SO_REUSEPORT socket per worker and
+//! address, [`reuseport`]): epoll ([`epoll`]: a current-thread tokio runtime
+//! per worker) or io_uring ([`uring`]: a tokio-uring runtime per worker).
+//! Both feed [`conn::serve`]. The control plane stays on the multi-threaded
+//! runtime this function runs on.
 
 pub mod body;
 pub mod conn;
+pub mod epoll;
+pub mod reuseport;
 pub mod h3;
 pub mod tls;
 pub mod uring;
@@ -26,7 +31,6 @@ use std::{
 
 use arc_swap::ArcSwap;
 use tokio::{
-    net::TcpListener,
     signal::unix::{SignalKind, signal},
     sync::{Semaphore, watch},
 };
@@ -68,7 +72,7 @@ pub async fn run(manifest: Manifest, access_log: Option<AccessLog>, options: Run
     let connections = Arc::new(Semaphore::new(permits));
     let builder = Arc::new(conn::builder(&shared.limits));
     let ctx = conn::ConnContext { shared: shared.clone(), builder, shutdown: stop_rx.clone(), tls: None, offload: None, home: None };
-    serve_listeners(&manifest.listen, backend, ctx, &connections).await?;
+    serve_listeners(&manifest.listen, backend, manifest.workers, ctx, &connections).await?;
     let admin = match admin {
         Some(config) => Some(crate::admin::start(config, control.clone(), stop_rx.clone()).await?),
         None => None,
@@ -111,46 +115,33 @@ fn shared_state(manifest: &Manifest, plan: &Plan, registry: Registry, access_log
     }
 }
 
-/// Binds the listeners on the backend that can serve and starts accepting.
+/// Binds the listeners (one SO_REUSEPORT socket per worker and address) and
+/// starts the workers on the backend that can serve.
 async fn serve_listeners(
     specs: &[ListenSpec],
     requested: IoBackend,
+    workers: Option<std::num::NonZeroUsize>,
     ctx: conn::ConnContext,
     connections: &Arc<Semaphore>,
 ) -> Result<(), HostError> {
-    if uring::choose(requested, uring::probe) == IoBackend::Uring {
-        let threads = uring::threads();
-        let addrs: Vec<_> = specs.iter().map(|spec| spec.addr).collect();
-        let (per_thread, bound) = uring::bind(&addrs, threads)?;
-        announce(specs, &bound)?;
-        // TLS handshakes and HTTP/3 (on the main runtime) per listener.
-        let contexts = specs
-            .iter()
-            .zip(&bound)
-            .map(|(spec, addr)| tls::listener_context(spec, *addr, &ctx, connections))
-            .collect::<Result<Vec<_>, _>>()?;
-        uring::start(per_thread, contexts, connections.clone())?;
-        tracing::info!("io backend: uring ({threads} threads)");
-        return Ok(());
-    }
-    let listeners = bind_all(specs).await?;
-    for (listener, spec) in listeners.into_iter().zip(specs) {
-        let ctx = tls::listener_context(spec, listener.local_addr()?, &ctx, connections)?;
-        tokio::spawn(accept_loop(listener, ctx, connections.clone()));
-    }
-    tracing::info!("io backend: epoll");
-    Ok(())
-}
-
-async fn bind_all(specs: &[ListenSpec]) -> Result<Vec<TcpListener>, HostError> {
-    let mut listeners = Vec::with_capacity(specs.len());
-    for spec in specs {
-        let listener = TcpListener::bind(spec.addr).await.map_err(|source| HostError::Bind { addr: spec.addr, source })?;
-        listeners.push(listener);
-    }
-    let bound = listeners.iter().map(TcpListener::local_addr).collect::<Result<Vec<_>, _>>()?;
+    let backend = uring::choose(requested, uring::probe);
+    let threads = reuseport::threads(workers);
+    let addrs: Vec<_> = specs.iter().map(|spec| spec.addr).collect();
+    let (per_thread, bound) = reuseport::bind(&addrs, threads, ctx.shared.limits.listen_backlog)?;
     announce(specs, &bound)?;
-    Ok(listeners)
+    // TLS handshakes and HTTP/3 (on the main runtime) per listener.
+    let contexts = specs
+        .iter()
+        .zip(&bound)
+        .map(|(spec, addr)| tls::listener_context(spec, *addr, &ctx, connections))
+        .collect::<Result<Vec<_>, _>>()?;
+    match backend {
+        IoBackend::Uring => uring::start(per_thread, contexts, connections.clone())?,
+        IoBackend::Epoll => epoll::start(per_thread, contexts, connections.clone())?,
+    }
+    let name = if backend == IoBackend::Uring { "uring" } else { "epoll" };
+    tracing::info!("io backend: {name} ({threads} threads)");
+    Ok(())
 }
 
 /// Tests and scripts read the real ports from these lines.
@@ -163,26 +154,11 @@ fn announce(specs: &[ListenSpec], addrs: &[std::net::SocketAddr]) -> Result<(), 
     Ok(())
 }
 
-async fn accept_loop(listener: TcpListener, ctx: conn::ConnContext, connections: Arc<Semaphore>) {
-    let mut stop = ctx.shutdown.clone();
-    loop {
-        let permit = tokio::select! {
-            permit = connections.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => return },
-            _ = stopped(&mut stop) => return,
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                    continue;
-                }
-            },
-            _ = stopped(&mut stop) => return,
-        };
-        tokio::spawn(conn::serve_tcp(stream, peer, ctx.clone(), permit));
-    }
+/// After a failed `accept` (EMFILE, ENFILE, ENOBUFS…): log it and pause, so
+/// a process out of file descriptors does not spin.
+pub(crate) async fn accept_failed(e: &std::io::Error) {
+    tracing::warn!("accept failed: {e}");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
 }
 
 /// Resolves once the host is shutting down.

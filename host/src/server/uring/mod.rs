@@ -19,18 +19,14 @@ pub mod stream;
 
 use std::{
     io,
-    net::{SocketAddr, TcpListener as StdListener},
+    net::TcpListener as StdListener,
     sync::Arc,
 };
 
-use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::Semaphore;
 
 use super::conn::{self, ConnContext};
 use crate::{error::HostError, manifest::IoBackend};
-
-/// Pending connections the kernel queues per listener socket.
-const BACKLOG: i32 = 1024;
 
 /// Submission-queue entries per ring (completion queue: twice that).
 const RING_ENTRIES: u32 = 1024;
@@ -94,41 +90,6 @@ fn ring() -> tokio_uring::Builder {
     builder
 }
 
-/// How many runtime threads: one per core this process may run on.
-pub fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
-}
-
-/// Binds `threads` SO_REUSEPORT sockets to each address (port 0: the first
-/// socket picks the port, the rest bind to it). Returns, per thread, one
-/// listener per address, and the bound addresses.
-pub fn bind(addrs: &[SocketAddr], threads: usize) -> Result<(Vec<Vec<StdListener>>, Vec<SocketAddr>), HostError> {
-    let mut per_thread: Vec<Vec<StdListener>> = (0..threads).map(|_| Vec::with_capacity(addrs.len())).collect();
-    let mut bound = Vec::with_capacity(addrs.len());
-    for &addr in addrs {
-        let first = reuseport_listener(addr).map_err(|source| HostError::Bind { addr, source })?;
-        let real = first.local_addr()?;
-        per_thread[0].push(first);
-        for listeners in per_thread.iter_mut().skip(1) {
-            listeners.push(reuseport_listener(real).map_err(|source| HostError::Bind { addr: real, source })?);
-        }
-        bound.push(real);
-    }
-    Ok((per_thread, bound))
-}
-
-fn reuseport_listener(addr: SocketAddr) -> io::Result<StdListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    socket.bind(&addr.into())?;
-    socket.listen(BACKLOG)?;
-    Ok(socket.into())
-}
-
 /// Starts one runtime thread per listener set. The threads serve until the
 /// process exits; after the shutdown signal they accept nothing new and
 /// only finish their connections (the caller's drain waits for those).
@@ -184,8 +145,7 @@ async fn accept_loop(listener: tokio_uring::net::TcpListener, ctx: ConnContext, 
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    super::accept_failed(&e).await;
                     continue;
                 }
             },
@@ -224,15 +184,5 @@ mod tests {
         assert_eq!(choose(IoBackend::Uring, refused), IoBackend::Epoll);
         assert_eq!(choose(IoBackend::Uring, || Ok(())), IoBackend::Uring);
         assert_eq!(choose(IoBackend::Epoll, || panic!("epoll must not probe")), IoBackend::Epoll);
-    }
-
-    #[test]
-    fn reuseport_sockets_share_one_picked_port() {
-        let (per_thread, bound) = bind(&["127.0.0.1:0".parse().unwrap()], 3).unwrap();
-        assert_eq!(per_thread.len(), 3);
-        assert_ne!(bound[0].port(), 0);
-        for listeners in &per_thread {
-            assert_eq!(listeners[0].local_addr().unwrap(), bound[0]);
-        }
     }
 }
