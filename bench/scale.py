@@ -14,7 +14,10 @@ Part 2, idle connections and accept storms: for each server and each count
 in IDLE, `covet-conns` opens the connections all at once (one GET on each,
 answered), reports how long until every one was answered and how many
 failed, then holds them idle while the server's RSS is read: RSS per
-connection = (RSS holding − RSS before) ÷ connections."""
+connection = (RSS holding − RSS before) ÷ connections. covet and nginx
+listen with a backlog of BACKLOG (default 20000; bench/scale.sh raises
+net.core.somaxconn to match when it runs as root), bare hyper with tokio's
+1024."""
 import json
 import os
 import subprocess
@@ -36,6 +39,7 @@ CONNS = [int(c) for c in os.environ.get("CONNS", "50,1000,10000").split(",")]
 CORES = os.environ.get("CORES", "0;0,1").split(";")
 IDLE = [int(c) for c in os.environ.get("IDLE", "1000,10000,18000").split(",")]
 SERVERS = os.environ.get("SERVERS", "hyper,nginx,static-epoll,static-uring,chain-epoll,chain-uring").split(",")
+BACKLOG = os.environ.get("BACKLOG", "20000")
 SECRET = "bench-secret-bench-secret-bench-secret!"
 
 
@@ -48,7 +52,7 @@ def manifest(chain):
     return f"""
 listen: [{{ addr: 127.0.0.1:0 }}]
 log: {{ access: false }}
-limits: {{ max_connections: 20000 }}
+limits: {{ max_connections: 20000, listen_backlog: {BACKLOG} }}
 plugins:
   hello: {{ kind: native, path: {lib('covet_static_response')}, config: {{ body: "hello" }} }}
   tag: {{ kind: native, path: {lib('covet_headers')}, config: {{ response: {{ set: {{ x-user: "{{jwt.sub}}" }} }} }} }}
@@ -75,7 +79,8 @@ class Nginx(ForegroundServer):
     def __init__(self, work, cores):
         port = free_port()
         workers = str(len(cores.split(",")))
-        conf = render(HERE, "nginx.conf", work, LISTEN=f"127.0.0.1:{port}", WORKERS=workers, WORK=work)
+        conf = render(HERE, "nginx.conf", work, LISTEN=f"127.0.0.1:{port}", WORKERS=workers, WORK=work,
+                      BACKLOG=BACKLOG)
         harness.SERVER_CPU = cores
         super().__init__([NGINX, "-c", conf, "-e", os.path.join(work, "nginx-error.log")], port,
                          os.path.join(work, "nginx.log"))

@@ -19,6 +19,14 @@ command -v wrk >/dev/null || apt_install wrk
 [ -x "${NGINX:-/usr/sbin/nginx}" ] || command -v nginx >/dev/null || apt_install nginx
 [ -x "${NGINX:-/usr/sbin/nginx}" ] || export NGINX="$(command -v nginx)"
 ulimit -n "$(ulimit -Hn)"
+# An accept storm of 18,000 needs accept queues that long: the kernel caps
+# every listen backlog at net.core.somaxconn (4096 by default).
+BACKLOG="${BACKLOG:-20000}"
+if [ "$(id -u)" -eq 0 ] && [ "$(cat /proc/sys/net/core/somaxconn)" -lt "$BACKLOG" ]; then
+  sysctl -qw net.core.somaxconn="$BACKLOG" net.ipv4.tcp_max_syn_backlog="$BACKLOG" || true
+fi
+echo "net.core.somaxconn=$(cat /proc/sys/net/core/somaxconn), listen backlog $BACKLOG"
+export BACKLOG
 cargo build --release --locked -p covet -p covet-static-response -p covet-headers -p covet-rate-limit \
   -p covet-auth-jwt -p hello-hyper -p covet-conns
 exec python3 bench/scale.py

@@ -158,7 +158,7 @@ async fn accept_loop(listener: tokio_uring::net::TcpListener, ctx: ConnContext, 
         let _ = stream.set_nodelay(true);
         let stream = bound::ThreadBound::new(stream::UringStream::new(stream));
         match ctx.tls.clone() {
-            Some(tls) => drop(tokio_uring::spawn(super::tls::serve(tls, stream, peer, ctx.clone(), permit, conn::serve))),
+            Some(tls) => drop(tokio_uring::spawn(Box::pin(super::tls::serve(tls, stream, peer, ctx.clone(), permit, conn::serve)))),
             None => drop(tokio_uring::spawn(conn::serve(stream, peer, ctx.clone(), permit, None))),
         }
     }
