@@ -26,7 +26,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import core  # noqa: E402
 from harness import ForegroundServer, Server, free_port, render, tree_times, wrk  # noqa: E402
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scale")
@@ -40,39 +42,12 @@ CORES = os.environ.get("CORES", "0;0,1").split(";")
 IDLE = [int(c) for c in os.environ.get("IDLE", "1000,10000,18000").split(",")]
 SERVERS = os.environ.get("SERVERS", "hyper,nginx,static-epoll,static-uring,chain-epoll,chain-uring").split(",")
 BACKLOG = os.environ.get("BACKLOG", "20000")
-SECRET = "bench-secret-bench-secret-bench-secret!"
-
-
-def lib(name):
-    return os.path.join(RELEASE, f"lib{name}.so")
 
 
 def manifest(chain):
-    filters = "[tag, limiter, auth]" if chain else "[]"
-    return f"""
-listen: [{{ addr: 127.0.0.1:0 }}]
-log: {{ access: false }}
-limits: {{ max_connections: 20000, listen_backlog: {BACKLOG} }}
-plugins:
-  hello: {{ kind: native, path: {lib('covet_static_response')}, config: {{ body: "hello" }} }}
-  tag: {{ kind: native, path: {lib('covet_headers')}, config: {{ response: {{ set: {{ x-user: "{{jwt.sub}}" }} }} }} }}
-  limiter: {{ kind: native, path: {lib('covet_rate_limit')}, config: {{ rate: 10000000/s, burst: 10000000, key: ip }} }}
-  auth:
-    kind: native
-    path: {lib('covet_auth_jwt')}
-    config:
-      keys: [{{ kid: demo-hs, algorithms: [HS256], secret_env: BENCH_JWT_SECRET }}]
-      audience: demo
-      issuer: covet-demo
-routes:
-  - {{ path: /, methods: [GET], filters: {filters}, handler: hello }}
-"""
-
-
-def token():
-    script = os.path.join(os.path.dirname(__file__), "..", "examples", "make_token.py")
-    return subprocess.run([sys.executable, script, "--secret", SECRET, "--ttl", "86400"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    """bench/core.py's manifest (static route, or the 3-filter chain), with
+    room for every connection and the storm's accept queue."""
+    return core.manifest(False, chain) + f"limits: {{ max_connections: 20000, listen_backlog: {BACKLOG} }}\n"
 
 
 class Nginx(ForegroundServer):
@@ -114,7 +89,7 @@ def start(name, work, cores):
     path = os.path.join(work, f"{kind}.yaml")
     with open(path, "w") as f:
         f.write(manifest(kind == "chain"))
-    env = {"BENCH_JWT_SECRET": SECRET, "COVET_LOG": "warn", "COVET_IO": backend}
+    env = {"BENCH_JWT_SECRET": core.SECRET, "COVET_LOG": "warn", "COVET_IO": backend}
     server = Server([os.path.join(RELEASE, "covet"), "host", "--plugins", path], env=env, cpu=cores)
     server.wait_200("/", {"authorization": f"Bearer {TOKEN}"} if kind == "chain" else None)
     return server, ((f"authorization: Bearer {TOKEN}",) if kind == "chain" else ())
@@ -200,7 +175,7 @@ def storm(server, name, n):
           f" {result['p99_ms']:>8.0f} {held / 1024:>8.1f} {per_conn:>8.2f}{err}", flush=True)
 
 
-TOKEN = token()
+TOKEN = core.token()
 
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as work:
