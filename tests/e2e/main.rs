@@ -45,6 +45,7 @@ mod tls;
 mod trailers;
 mod upgrade;
 mod workers;
+mod park;
 mod upstreams_admin;
 mod h3;
 mod half_close;

@@ -18,6 +18,7 @@
 //! | `covet_background_runs_total` | `result` (`ok`, `fault`, `dropped`): runs of `RespondAndContinue` ([`crate::background`]) |
 //! | `covet_plugin_outbound_requests_total`, `_denied_total`, `_errors_total` | `plugin` (host services' outbound HTTP, every kind) |
 //! | `covet_upstream_*` | `upstream` (and `endpoint`): see [`super::upstream_metrics`] |
+//! | `covet_connections_open`, `covet_connections_parked` (gauges) | TCP connections (HTTP/1.1, HTTP/2) open, and those waiting for bytes without hyper's state ([`crate::server::park`]) |
 //! | `covet_trace_spans_exported_total` | |
 //! | `covet_trace_spans_dropped_total` | `reason` (`queue_full`, `export_failed`) |
 //! | `covet_otlp_export_failures_total` | `signal` (`traces`, `metrics`) |
@@ -138,6 +139,7 @@ impl Collector for HostCollector {
 
         telemetry(&mut encoder)?;
         background(&mut encoder)?;
+        connections(&mut encoder)?;
         cache(&mut encoder)?;
 
         let (ok, failed) = self.control.manifest_reloads();
@@ -160,6 +162,19 @@ fn cache(encoder: &mut DescriptorEncoder) -> fmt::Result {
 }
 
 /// What became of background runs ([`crate::background`]).
+fn connections(encoder: &mut DescriptorEncoder) -> fmt::Result {
+    let (open, parked) = crate::server::park::connections();
+    let gauges = [
+        ("covet_connections_open", "TCP connections (HTTP/1.1 and HTTP/2) open.", open),
+        ("covet_connections_parked", "Open TCP connections waiting for bytes without hyper's buffers: before their first bytes, or idle HTTP/1 connections parked.", parked),
+    ];
+    for (name, help, value) in gauges {
+        let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+        family.encode_gauge(&i64::try_from(value).unwrap_or(i64::MAX))?;
+    }
+    Ok(())
+}
+
 fn background(encoder: &mut DescriptorEncoder) -> fmt::Result {
     let totals = crate::background::totals();
     let help = "Background runs of the rest of a chain after RespondAndContinue, by result (dropped: limits.background_max in flight).";

@@ -13,13 +13,13 @@
 //! send buffer, so a peer that does not read holds little.
 //! Both I/O backends (epoll, io_uring) serve through here.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, pin::Pin, sync::Arc};
 
-use hyper::service::service_fn;
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::conn::auto,
+use hyper::{
+    server::conn::{http1, http2},
+    service::service_fn,
 };
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::TcpStream,
@@ -27,6 +27,7 @@ use tokio::{
 };
 
 use super::{
+    park,
     body::ReadTimed,
     tracked_io::TrackedIo,
     watchdog::{self, ConnState, Expiry, Timeouts},
@@ -56,14 +57,23 @@ const H2_MAX_SEND_BUF: usize = 64 * 1024;
 /// long it may take to wind down before it is dropped.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// The connection builder for a listener, configured from the limits.
-pub fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+/// The protocol builders of a listener, configured from the limits.
+pub struct Builders {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+}
+
+/// The connection builders for a listener, configured from the limits.
+pub fn builder(limits: &Limits) -> Builders {
+    Builders { http1: http1_builder(limits), http2: http2_builder(limits) }
+}
+
+fn http1_builder(limits: &Limits) -> http1::Builder {
+    let mut http1 = http1::Builder::new();
     // Our own checks answer 431 with the structured body; hyper's buffer
     // limit (twice ours) only catches what is far beyond them. No hyper timer
     // on HTTP/1: with one, hyper arms its own 30 s header-read timer on every
     // request. The watchdog covers header-read and idle timeouts.
-    let mut http1 = builder.http1();
     // No `pipeline_flush`: with it hyper buffers a streamed response body
     // without limit (its write buffer then never says "full"), so a slow
     // client made the host hold a whole streamed download in memory.
@@ -77,8 +87,12 @@ pub fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     if limits.max_headers > HYPER_STACK_HEADERS {
         http1.max_headers(limits.max_headers.saturating_mul(2));
     }
-    builder
-        .http2()
+    http1
+}
+
+fn http2_builder(limits: &Limits) -> http2::Builder<TokioExecutor> {
+    let mut http2 = http2::Builder::new(TokioExecutor::new());
+    http2
         .timer(TokioTimer::new())
         .enable_connect_protocol()
         .max_concurrent_streams(limits.h2_max_concurrent_streams)
@@ -90,9 +104,9 @@ pub fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     // the connection. `0s` turns pings off.
     let keepalive = limits.h2_keepalive_interval;
     if !keepalive.is_zero() {
-        builder.http2().keep_alive_interval(Some(keepalive)).keep_alive_timeout(keepalive);
+        http2.keep_alive_interval(Some(keepalive)).keep_alive_timeout(keepalive);
     }
-    builder
+    http2
 }
 
 /// Everything a connection task needs.
@@ -100,8 +114,8 @@ pub fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
 pub struct ConnContext {
     /// Host state.
     pub shared: Arc<Shared>,
-    /// Protocol builder.
-    pub builder: Arc<auto::Builder<TokioExecutor>>,
+    /// Protocol builders.
+    pub builder: Arc<Builders>,
     /// Flips to `true` when the host shuts down.
     pub shutdown: watch::Receiver<bool>,
     /// The listener's TLS handshake side; `None` for plain HTTP.
@@ -164,22 +178,52 @@ pub async fn serve_tcp(stream: TcpStream, peer: SocketAddr, ctx: ConnContext, pe
 /// Serves one connection (tokio TCP, or an io_uring stream bound to its
 /// thread; plain or under TLS) to its end, with upgrades. Holds `permit`
 /// (the connection limit) throughout, and a tunnel made of the connection
-/// holds it on. The caller sets socket options (nodelay).
+/// holds it on. The caller sets socket options (nodelay). hyper serves the
+/// connection only while it has work: until its first byte, and while an
+/// HTTP/1 connection is parked, the task waits on the socket alone
+/// ([`super::park`]).
 pub async fn serve<S>(stream: S, peer: SocketAddr, ctx: ConnContext, permit: OwnedSemaphorePermit, tls: Option<Arc<super::tls::identity::ConnTls>>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (io, info, state) = prepare(stream, peer, tls, permit, &ctx);
+    let _open = park::Counted::open();
+    let (mut io, info, state) = prepare(stream, peer, tls, permit, &ctx);
     let (shared, offload) = (ctx.shared.clone(), ctx.offload.clone());
     let (read_timeout, min_rate) = (shared.limits.body_read_timeout, shared.limits.body_min_rate);
-    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+    let mut svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let req = req.map(|body| ReadTimed::new(body, read_timeout, min_rate));
         offloaded(offload.as_ref(), service::serve(shared.clone(), info.clone(), req))
     });
-    // Boxed once: moved through `drive` by value, hyper's connection (1.8
-    // KiB) was laid out three times over in the task (6 KiB per connection).
-    let conn = Box::pin(ctx.builder.serve_connection_with_upgrades(io, svc));
-    drive(conn, |conn| conn.graceful_shutdown(), state, &ctx, peer).await;
+    let limits = &ctx.shared.limits;
+    let mut stop = ctx.shutdown.clone();
+    let Some(first) = park::next_byte(&mut io, &state, limits.idle_timeout, &mut stop).await else { return };
+    match park::first_bytes(&mut io, &state, first, limits.header_read_timeout).await {
+        None => return tracing::debug!(%peer, "closing connection: no protocol named within header_read_timeout"),
+        Some(true) => {
+            // Boxed: hyper's connection is large, and a plain connection's
+            // task is sized for its largest state.
+            let mut conn = Box::pin(ctx.builder.http2.serve_connection(TokioIo::new(io), svc));
+            drive(&mut conn, |conn| conn.graceful_shutdown(), &state, &ctx, peer, None).await;
+            return;
+        }
+        Some(false) => {}
+    }
+    loop {
+        let mut conn = Box::pin(ctx.builder.http1.serve_connection(TokioIo::new(io), svc).with_upgrades());
+        if drive(&mut conn, |conn| conn.graceful_shutdown(), &state, &ctx, peer, Some(park::PARK_AFTER)).await == Ended::Closed {
+            return;
+        }
+        // Parked: hyper's connection (and its buffers) go; the socket stays.
+        let Some(parts) = Pin::into_inner(conn).into_parts() else { return };
+        state.parked();
+        (io, svc) = (parts.io.into_inner(), parts.service);
+        if !parts.read_buf.is_empty() {
+            io.replay(parts.read_buf, true);
+            continue;
+        }
+        let Some(next) = park::next_byte(&mut io, &state, limits.idle_timeout, &mut stop).await else { return };
+        io.replay(bytes::Bytes::copy_from_slice(&[next]), false);
+    }
 }
 
 /// The connection's tracked I/O, what the service knows of it, and its
@@ -190,54 +234,105 @@ fn prepare<S>(
     tls: Option<Arc<super::tls::identity::ConnTls>>,
     permit: OwnedSemaphorePermit,
     ctx: &ConnContext,
-) -> (TokioIo<TrackedIo<S>>, Arc<ConnInfo>, Arc<ConnState>) {
+) -> (TrackedIo<S>, Arc<ConnInfo>, Arc<ConnState>) {
     let state = Arc::new(ConnState::default());
-    let io = TokioIo::new(TrackedIo::new(stream, state.clone(), ctx.shared.limits.max_header_bytes));
+    let io = TrackedIo::new(stream, state.clone(), ctx.shared.limits.max_header_bytes);
     let home = ctx.home.clone();
     let info = Arc::new(ConnInfo { client: client_string(peer), state: state.clone(), tls, permit: Some(permit), home });
     (io, info, state)
 }
 
-/// Runs `conn` to its end under the connection's watchdog: a head read too
-/// slowly drops it, idleness or shutdown closes it gracefully.
-async fn drive<C>(mut conn: std::pin::Pin<Box<C>>, graceful: impl FnOnce(std::pin::Pin<&mut C>), state: Arc<ConnState>, ctx: &ConnContext, peer: SocketAddr)
+/// How [`drive`] left a connection.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    /// Over: served to its end, closed or dropped.
+    Closed,
+    /// Idle and closed in hyper's view only: the socket is open and the
+    /// connection's parts can be taken ([`super::park`]).
+    Parked,
+}
+
+/// Runs `conn` under the connection's watchdog until it ends or, with
+/// `park` set, idles that long: a head read too slowly drops it, idleness
+/// (the idle timeout) or shutdown closes it gracefully.
+async fn drive<C>(
+    conn: &mut Pin<Box<C>>,
+    graceful: impl Fn(Pin<&mut C>),
+    state: &Arc<ConnState>,
+    ctx: &ConnContext,
+    peer: SocketAddr,
+    park: Option<std::time::Duration>,
+) -> Ended
 where
-    C: Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>>,
+    C: Future<Output = Result<(), hyper::Error>>,
 {
     let limits = &ctx.shared.limits;
-    let timeouts = Timeouts { header_read: limits.header_read_timeout, idle: limits.idle_timeout, send: limits.send_timeout };
-    let (mut alarm, watchdog) = watchdog::spawn(state.clone(), timeouts, ctx.shutdown.clone());
-    let verdict = tokio::select! {
-        biased;
-        result = conn.as_mut() => {
-            watchdog.abort();
-            return log_end(peer, result);
+    let timeouts = Timeouts { header_read: limits.header_read_timeout, idle: limits.idle_timeout, send: limits.send_timeout, park };
+    let verdict = loop {
+        let (mut alarm, watchdog) = watchdog::spawn(state.clone(), timeouts, ctx.shutdown.clone());
+        let verdict = tokio::select! {
+            biased;
+            result = conn.as_mut() => {
+                watchdog.abort();
+                log_end(peer, result);
+                return Ended::Closed;
+            }
+            Ok(verdict) = &mut alarm => verdict,
+        };
+        match (verdict, park) {
+            (Some(Expiry::Park), Some(after)) if state.try_park(after) => return park_hyper(conn, graceful, state, peer).await,
+            // Bytes moved since the watchdog looked: watch on.
+            (Some(Expiry::Park), _) => continue,
+            (verdict, _) => break verdict,
         }
-        Ok(verdict) = &mut alarm => verdict,
     };
     match verdict {
         Some(Expiry::HeaderRead) => {
             tracing::debug!(%peer, "closing connection: request head not received within header_read_timeout");
-            return;
+            return Ended::Closed;
         }
         Some(Expiry::SendStall) => tracing::debug!(%peer, "closing connection: the client took no response bytes within send_timeout"),
         Some(Expiry::Flood) => tracing::debug!(%peer, "closing connection: HTTP/2 SETTINGS/PING flood"),
         // Idle, or the host shutting down: the peer is not sending; no linger.
-        Some(Expiry::Idle) | None => state.skip_linger(),
+        Some(Expiry::Idle | Expiry::Park) | None => state.skip_linger(),
     }
     graceful(conn.as_mut());
     if verdict.is_none() {
         // Host shutdown: requests in flight finish (the server bounds it by shutdown_timeout).
-        return log_end(peer, conn.await);
+        log_end(peer, conn.as_mut().await);
+        return Ended::Closed;
     }
     // Idle or stalled: a response that never drains must not hold the connection.
-    match tokio::time::timeout(CLOSE_GRACE, conn).await {
+    match tokio::time::timeout(CLOSE_GRACE, conn.as_mut()).await {
         Ok(result) => log_end(peer, result),
         Err(_) => tracing::debug!(%peer, "connection dropped: it did not wind down after being closed"),
     }
+    Ended::Closed
 }
 
-fn log_end(peer: SocketAddr, result: Result<(), Box<dyn std::error::Error + Send + Sync>>) {
+/// Closes an idle connection in hyper's view ([`ConnState::try_park`] said
+/// it is idle): hyper ends it at once, leaving the socket open.
+async fn park_hyper<C>(conn: &mut Pin<Box<C>>, graceful: impl Fn(Pin<&mut C>), state: &ConnState, peer: SocketAddr) -> Ended
+where
+    C: Future<Output = Result<(), hyper::Error>>,
+{
+    graceful(conn.as_mut());
+    match tokio::time::timeout(CLOSE_GRACE, conn.as_mut()).await {
+        Ok(Ok(())) => Ended::Parked,
+        Ok(Err(e)) => {
+            state.parked();
+            log_end(peer, Err(e));
+            Ended::Closed
+        }
+        Err(_) => {
+            state.parked();
+            tracing::debug!(%peer, "connection dropped: it did not wind down when parked");
+            Ended::Closed
+        }
+    }
+}
+
+fn log_end(peer: SocketAddr, result: Result<(), hyper::Error>) {
     if let Err(e) = result {
         tracing::debug!(%peer, "connection ended with an error: {e}");
     }

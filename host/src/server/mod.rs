@@ -23,6 +23,7 @@ pub mod framing;
 pub mod headscan;
 pub mod h2frames;
 pub mod tunnel;
+pub mod park;
 
 use std::{
     io::Write,

@@ -69,13 +69,51 @@ pub struct TrackedIo<T> {
     eof_seen_ms: Option<u64>,
     /// Wakes hyper when an end of stream held back is due.
     eof_timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Bytes read before hyper was (re)started, handed to it first.
+    replay: Option<Replay>,
+}
+
+/// Bytes [`TrackedIo`] hands out before reading its stream again.
+struct Replay {
+    bytes: bytes::Bytes,
+    /// Whether they were tracked when first read (bytes a parked hyper
+    /// had read but not parsed) or are tracked as they are handed out
+    /// (read past the tracking: the sniff, the park's first byte).
+    tracked: bool,
 }
 
 impl<T> TrackedIo<T> {
     /// Wraps `inner`; request targets over `max_target` bytes are cut
     /// (see [`super::headscan::HeadScan::squeeze_target`]).
     pub fn new(inner: T, state: Arc<ConnState>, max_target: usize) -> Self {
-        TrackedIo { inner, state, scan: super::headscan::HeadScan::new(max_target), frames: Default::default(), control: Default::default(), write_shut: false, linger_until: None, linger_time: LINGER_TIME, eof_seen_ms: None, eof_timer: None }
+        TrackedIo { inner, state, scan: super::headscan::HeadScan::new(max_target), frames: Default::default(), control: Default::default(), write_shut: false, linger_until: None, linger_time: LINGER_TIME, eof_seen_ms: None, eof_timer: None, replay: None }
+    }
+
+    /// The stream under the tracking: what is read from it here is not
+    /// tracked until [`TrackedIo::replay`] hands it to hyper.
+    pub(super) fn inner_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+
+    /// Hands `bytes` to the next reads before the stream's own; `tracked`:
+    /// they were noted when first read (not noted again).
+    pub(super) fn replay(&mut self, bytes: bytes::Bytes, tracked: bool) {
+        if !bytes.is_empty() {
+            self.replay = Some(Replay { bytes, tracked });
+        }
+    }
+
+    /// Moves replayed bytes into `buf`: `None` when there are none, else
+    /// whether they were already tracked.
+    fn take_replay(&mut self, buf: &mut ReadBuf<'_>) -> Option<bool> {
+        let replay = self.replay.as_mut()?;
+        let n = replay.bytes.len().min(buf.remaining());
+        buf.put_slice(&replay.bytes.split_to(n));
+        let tracked = replay.tracked;
+        if replay.bytes.is_empty() {
+            self.replay = None;
+        }
+        Some(tracked)
     }
 }
 
@@ -118,7 +156,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for TrackedIo<T> {
         // scan: handing hyper an empty read would mean end of stream.
         loop {
             let before = buf.filled().len();
-            let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+            let polled = match self.take_replay(buf) {
+                Some(true) => return Poll::Ready(Ok(())),
+                Some(false) => Poll::Ready(Ok(())),
+                None => Pin::new(&mut self.inner).poll_read(cx, buf),
+            };
             if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() == before && buf.remaining() > 0 {
                 return self.hold_eof(cx);
             }
@@ -207,6 +249,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TrackedIo<T> {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // hyper closing an idle connection that is being parked: the
+        // socket stays open for the connection's next request.
+        if self.state.is_parking() {
+            return Poll::Ready(Ok(()));
+        }
         if !self.write_shut {
             ready!(Pin::new(&mut self.inner).poll_shutdown(cx))?;
             self.write_shut = true;

@@ -41,6 +41,10 @@ pub enum Expiry {
     SendStall,
     /// An HTTP/2 peer flooded SETTINGS or PING frames: GOAWAY, then drop.
     Flood,
+    /// An HTTP/1 connection has been idle [`Timeouts::park`]: put hyper
+    /// away and wait for its next bytes holding no buffers
+    /// ([`super::park`]).
+    Park,
 }
 
 /// The connection's timeouts, from `limits:`.
@@ -52,6 +56,9 @@ pub struct Timeouts {
     pub idle: Duration,
     /// `send_timeout`; zero: off.
     pub send: Duration,
+    /// How long an idle HTTP/1 connection keeps hyper (and its buffers)
+    /// before it is parked; `None`: never (HTTP/2).
+    pub park: Option<Duration>,
 }
 
 /// Milliseconds on the coarse monotonic clock (a few ms resolution, a few ns
@@ -99,6 +106,9 @@ pub struct ConnState {
     upgraded: AtomicBool,
     /// Set when the connection is closed idle: its close does not linger.
     no_linger: AtomicBool,
+    /// Set while an idle HTTP/1 connection is being parked: hyper's close
+    /// then leaves the socket open ([`super::park`]).
+    parking: AtomicBool,
     /// Responses whose bodies hyper still holds ([`crate::service::Body`]).
     responding: AtomicUsize,
     /// Wakes the watchdog before its nap ends.
@@ -123,6 +133,7 @@ impl Default for ConnState {
             flooded: AtomicBool::new(false),
             upgraded: AtomicBool::new(false),
             no_linger: AtomicBool::new(false),
+            parking: AtomicBool::new(false),
             responding: AtomicUsize::new(0),
             alarm: tokio::sync::Notify::new(),
         }
@@ -254,6 +265,46 @@ impl ConnState {
         self.no_linger.store(true, Relaxed);
     }
 
+    /// Marks the connection parking when it is idle: no request read,
+    /// in flight or answered, no response byte waiting on the client, and no
+    /// bytes moved for `after`. `false` (and nothing marked) otherwise.
+    pub(super) fn try_park(&self, after: Duration) -> bool {
+        let busy = self.in_flight.load(Relaxed) > 0
+            || self.head_started.load(Relaxed) != 0
+            || self.responding.load(Relaxed) > 0
+            || self.sending.load(Relaxed) > 0
+            || self.write_blocked.load(Relaxed) != 0
+            || self.upgraded.load(Relaxed)
+            || self.is_h2();
+        let quiet = self.last_activity.load(Relaxed) + after.as_millis() as u64 <= self.now_ms();
+        let park = !busy && quiet;
+        self.parking.store(park, Relaxed);
+        park
+    }
+
+    /// Whether the connection is being parked (hyper's close must not
+    /// shut the socket).
+    pub(super) fn is_parking(&self) -> bool {
+        self.parking.load(Relaxed)
+    }
+
+    /// The connection is parked (or woken): its closes are real again.
+    pub(super) fn parked(&self) {
+        self.parking.store(false, Relaxed);
+    }
+
+    /// Sets the protocol the connection's first bytes named (the sniff in
+    /// [`super::park`]), before hyper reads them.
+    pub(super) fn set_h2(&self, h2: bool) {
+        self.sniffed.store(true, Relaxed);
+        self.is_h2.store(h2, Relaxed);
+    }
+
+    /// When, in coarse ms, an idle connection's `idle` timeout expires.
+    pub(super) fn idle_deadline_ms(&self, idle: Duration) -> u64 {
+        self.last_activity.load(Relaxed) + idle.as_millis() as u64
+    }
+
     /// Whether the close lingers neither for a tunnel nor for an idle close.
     pub(super) fn skips_linger(&self) -> bool {
         self.upgraded.load(Relaxed) || self.no_linger.load(Relaxed)
@@ -316,7 +367,11 @@ impl ConnState {
         if head != 0 && !self.is_h2.load(Relaxed) {
             return Some((head + header_read.as_millis() as u64, Expiry::HeaderRead));
         }
-        Some((self.last_activity.load(Relaxed) + idle.as_millis() as u64, Expiry::Idle))
+        let idle_at = self.idle_deadline_ms(idle);
+        match t.park.map(|park| self.last_activity.load(Relaxed) + park.as_millis() as u64) {
+            Some(park_at) if park_at < idle_at => Some((park_at, Expiry::Park)),
+            _ => Some((idle_at, Expiry::Idle)),
+        }
     }
 }
 
@@ -342,7 +397,10 @@ pub async fn watch(state: &ConnState, t: Timeouts) -> Expiry {
         // nap is then seen, and its exact deadline set, in time. (Waking the
         // watchdog from the read path instead cost an extra task poll per request.)
         // Nor longer than send_timeout, for a send that stalls during it.
+        // Nor longer than the park delay: a connection whose request ends
+        // during the nap parks about that long after its answer.
         let longest = if t.send.is_zero() { header_read } else { header_read.min(t.send) };
+        let longest = longest.min(t.park.unwrap_or(Duration::MAX));
         let nap = match state.next_deadline(&t) {
             Some((at, expiry)) if at <= now => return expiry,
             Some((at, _)) => Duration::from_millis(at - now).min(longest),
@@ -379,7 +437,7 @@ pub fn spawn(
 mod tests {
     use super::*;
 
-    const T: Timeouts = Timeouts { header_read: Duration::from_secs(1), idle: Duration::from_secs(60), send: Duration::from_secs(5) };
+    const T: Timeouts = Timeouts { header_read: Duration::from_secs(1), idle: Duration::from_secs(60), send: Duration::from_secs(5), park: None };
 
     #[test]
     fn a_chunk_waiting_on_the_client_has_a_send_deadline_until_taken() {
@@ -418,6 +476,28 @@ mod tests {
         drop(guard);
         let (_, expiry) = state.next_deadline(&T).unwrap();
         assert_eq!(expiry, Expiry::Idle);
+    }
+
+    #[test]
+    fn an_idle_http1_connection_parks_before_it_idles_out_and_only_when_quiet() {
+        let t = Timeouts { park: Some(Duration::from_millis(0)), ..T };
+        let state = Arc::new(ConnState::default());
+        state.on_read(b"GET / HTTP/1.1\r\n\r\n");
+        let guard = state.begin_request();
+        assert!(!state.try_park(Duration::ZERO), "a request in flight");
+        drop(guard);
+        let (_, expiry) = state.next_deadline(&t).unwrap();
+        assert_eq!(expiry, Expiry::Park);
+        state.response_begins();
+        assert!(!state.try_park(Duration::ZERO), "a response hyper still holds");
+        state.response_ends();
+        assert!(!state.try_park(Duration::from_secs(60)), "bytes moved within the park delay");
+        assert!(state.try_park(Duration::ZERO));
+        assert!(state.is_parking());
+        state.parked();
+        assert!(!state.is_parking());
+        state.on_read(b"GE");
+        assert!(!state.try_park(Duration::ZERO), "a head being read");
     }
 
     #[test]
