@@ -269,17 +269,23 @@ impl ConnState {
     /// in flight or answered, no response byte waiting on the client, and no
     /// bytes moved for `after`. `false` (and nothing marked) otherwise.
     pub(super) fn try_park(&self, after: Duration) -> bool {
-        let busy = self.in_flight.load(Relaxed) > 0
+        let quiet = self.last_activity.load(Relaxed) + after.as_millis() as u64 <= self.now_ms();
+        let park = !self.busy() && quiet;
+        self.parking.store(park, Relaxed);
+        park
+    }
+
+    /// Whether hyper has work on the connection (it cannot be parked): a
+    /// request read, in flight or answered, a response byte waiting on the
+    /// client, a tunnel, HTTP/2.
+    fn busy(&self) -> bool {
+        self.in_flight.load(Relaxed) > 0
             || self.head_started.load(Relaxed) != 0
             || self.responding.load(Relaxed) > 0
             || self.sending.load(Relaxed) > 0
             || self.write_blocked.load(Relaxed) != 0
             || self.upgraded.load(Relaxed)
-            || self.is_h2();
-        let quiet = self.last_activity.load(Relaxed) + after.as_millis() as u64 <= self.now_ms();
-        let park = !busy && quiet;
-        self.parking.store(park, Relaxed);
-        park
+            || self.is_h2()
     }
 
     /// Whether the connection is being parked (hyper's close must not
@@ -368,7 +374,10 @@ impl ConnState {
             return Some((head + header_read.as_millis() as u64, Expiry::HeaderRead));
         }
         let idle_at = self.idle_deadline_ms(idle);
-        match t.park.map(|park| self.last_activity.load(Relaxed) + park.as_millis() as u64) {
+        // Only a connection hyper has nothing to do on parks (a response
+        // body still streaming keeps it; the watchdog would wake for nothing).
+        let park = t.park.filter(|_| !self.busy());
+        match park.map(|park| self.last_activity.load(Relaxed) + park.as_millis() as u64) {
             Some(park_at) if park_at < idle_at => Some((park_at, Expiry::Park)),
             _ => Some((idle_at, Expiry::Idle)),
         }
@@ -490,6 +499,8 @@ mod tests {
         assert_eq!(expiry, Expiry::Park);
         state.response_begins();
         assert!(!state.try_park(Duration::ZERO), "a response hyper still holds");
+        let (_, expiry) = state.next_deadline(&t).unwrap();
+        assert_eq!(expiry, Expiry::Idle, "a streaming response idles out, it does not park");
         state.response_ends();
         assert!(!state.try_park(Duration::from_secs(60)), "bytes moved within the park delay");
         assert!(state.try_park(Duration::ZERO));
