@@ -13,8 +13,10 @@ With one server core wrk runs on the other; with both, wrk shares them
 Part 2, idle connections and accept storms: for each server and each count
 in IDLE, `covet-conns` opens the connections all at once (one GET on each,
 answered), reports how long until every one was answered and how many
-failed, then holds them idle while the server's RSS is read: RSS per
-connection = (RSS holding − RSS before) ÷ connections. covet and nginx
+failed, then holds them idle while the server's RSS is read, right after
+the answers ("rss busy") and once they have been idle IDLE_SECS (default
+2.5 s: covet parks an HTTP/1 connection idle for 1 s, docs/io.md): RSS per
+connection = (RSS idle − RSS before) ÷ connections. covet and nginx
 listen with a backlog of BACKLOG (default 20000; bench/scale.sh raises
 net.core.somaxconn to match when it runs as root), bare hyper with tokio's
 1024."""
@@ -42,6 +44,7 @@ CORES = os.environ.get("CORES", "0;0,1").split(";")
 IDLE = [int(c) for c in os.environ.get("IDLE", "1000,10000,18000").split(",")]
 SERVERS = os.environ.get("SERVERS", "hyper,nginx,static-epoll,static-uring,chain-epoll,chain-uring").split(",")
 BACKLOG = os.environ.get("BACKLOG", "20000")
+IDLE_SECS = float(os.environ.get("IDLE_SECS", "2.5"))
 
 
 def manifest(chain):
@@ -147,7 +150,7 @@ def row(figures, cores, conns, name):
 def idle(work):
     print(f"\nPart 2: N connections opened at once (one GET each), then held idle; server on CPU {CORES[-1]}")
     print(f"{'server':<14} {'conns':>6} {'answered':>8} {'errors':>6} {'all ms':>8} {'p99 ms':>8}"
-          f" {'rss MiB':>8} {'KiB/conn':>8}")
+          f" {'busy MiB':>8} {'idle MiB':>8} {'KiB/conn':>8}")
     for name in SERVERS:
         if name.startswith("chain"):
             continue
@@ -163,16 +166,17 @@ def storm(server, name, n):
     time.sleep(0.5)
     before = tree_rss_kib(server.proc.pid)
     client = subprocess.Popen(["taskset", "-c", client_cpu(CORES[-1]), os.path.join(RELEASE, "covet-conns"),
-                               server.addr, str(n), "4"], stdout=subprocess.PIPE, text=True)
+                               server.addr, str(n), str(int(IDLE_SECS + 2))], stdout=subprocess.PIPE, text=True)
     result = json.loads(client.stdout.readline())
     client.stdout.readline()  # "holding"
-    time.sleep(1.0)
+    busy = tree_rss_kib(server.proc.pid)
+    time.sleep(IDLE_SECS)
     held = tree_rss_kib(server.proc.pid)
     client.wait()
     per_conn = (held - before) / max(result["answered"], 1)
     err = f"  first error: {result['first_error']}" if result["errors"] else ""
     print(f"{name:<14} {n:>6} {result['answered']:>8} {result['errors']:>6} {result['all_answered_ms']:>8.0f}"
-          f" {result['p99_ms']:>8.0f} {held / 1024:>8.1f} {per_conn:>8.2f}{err}", flush=True)
+          f" {result['p99_ms']:>8.0f} {busy / 1024:>8.1f} {held / 1024:>8.1f} {per_conn:>8.2f}{err}", flush=True)
 
 
 TOKEN = core.token()

@@ -187,3 +187,32 @@ async fn a_tls_connection_is_parked_and_woken_and_http2_is_never_parked() {
     assert_eq!(h2.get("/echo").await.unwrap().status, 200);
     assert_eq!(h1.get("/echo").await.unwrap().status, 200);
 }
+
+#[tokio::test]
+async fn a_parked_connection_upgrades_into_a_tunnel() {
+    let manifest = Manifest::new()
+        .plugin("echo", "covet-async-plugin", serde_json::json!({ "mode": "echo" }))
+        .plugin("plain", "covet-async-plugin", serde_json::json!({ "mode": "download", "bytes": 5 }))
+        .route(Route::new("/tunnel").handler("echo"))
+        .route(Route::new("/plain").handler("plain"));
+    let host = Host::start(manifest).await;
+    let mut stream = TcpStream::connect(host.addr()).await.unwrap();
+    stream.write_all(b"GET /plain HTTP/1.1\r\nhost: park\r\n\r\n").await.unwrap();
+    let (head, body) = response(&mut stream).await;
+    assert_kept_alive(&head);
+    assert_eq!(body, b"xxxxx");
+    until_parked(&host, 1).await;
+    stream.write_all(b"GET /tunnel HTTP/1.1\r\nhost: park\r\nconnection: upgrade\r\nupgrade: echo-protocol\r\n\r\n").await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(tokio::time::timeout(PATIENCE, stream.read_u8()).await.expect("a head in time").expect("a head"));
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    // A tunnel is never parked, however long it is quiet.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(gauges(&host).await.1, 0, "the tunnel is not parked");
+    stream.write_all(b"through the tunnel").await.unwrap();
+    let mut echoed = [0u8; 18];
+    tokio::time::timeout(PATIENCE, stream.read_exact(&mut echoed)).await.expect("echoed in time").unwrap();
+    assert_eq!(&echoed, b"through the tunnel");
+}
