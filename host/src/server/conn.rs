@@ -217,10 +217,15 @@ where
         let Some(parts) = Pin::into_inner(conn).into_parts() else { return };
         state.parked();
         (io, svc) = (parts.io.into_inner(), parts.service);
-        if !parts.read_buf.is_empty() {
-            io.replay(parts.read_buf, true);
+        // Even empty, hyper's bytes are a view of its whole read buffer:
+        // dropped here, not held through the wait.
+        let unparsed = parts.read_buf;
+        if !unparsed.is_empty() {
+            io.replay(unparsed, true);
             continue;
         }
+        drop(unparsed);
+        park::release_memory_soon();
         let Some(next) = park::next_byte(&mut io, &state, limits.idle_timeout, &mut stop).await else { return };
         io.replay(bytes::Bytes::copy_from_slice(&[next]), false);
     }

@@ -158,7 +158,15 @@ impl<T: AsyncRead + Unpin> AsyncRead for TrackedIo<T> {
             let before = buf.filled().len();
             let polled = match self.take_replay(buf) {
                 Some(true) => return Poll::Ready(Ok(())),
-                Some(false) => Poll::Ready(Ok(())),
+                Some(false) => {
+                    // What the stream has now joins the replayed bytes: hyper
+                    // then reads a whole head at once, where a head of one
+                    // byte made it grow its fresh 8 KiB buffer to 16.
+                    if buf.remaining() > 0 {
+                        let _ = Pin::new(&mut self.inner).poll_read(cx, buf);
+                    }
+                    Poll::Ready(Ok(()))
+                }
                 None => Pin::new(&mut self.inner).poll_read(cx, buf),
             };
             if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() == before && buf.remaining() > 0 {
