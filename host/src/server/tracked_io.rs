@@ -359,6 +359,38 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), shutdown).await.expect("the close ends at the peer's EOF").unwrap().unwrap();
     }
 
+    /// A replayed first byte reaches hyper with what the stream already
+    /// holds, in one read, and is tracked as a read (a head has begun).
+    #[tokio::test]
+    async fn a_replayed_byte_comes_with_the_rest_of_the_head_and_is_tracked() {
+        let (ours, mut peer) = tokio::io::duplex(1024);
+        let state = Arc::new(ConnState::default());
+        let mut io = TrackedIo::new(ours, state.clone(), 8192);
+        io.replay(bytes::Bytes::from_static(b"G"), false);
+        peer.write_all(b"ET / HTTP/1.1\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 64];
+        let n = io.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"GET / HTTP/1.1\r\n\r\n");
+        assert!(!state.try_park(Duration::ZERO), "a head was read: the connection is busy");
+    }
+
+    /// Bytes hyper had read (tracked then) come back untouched and alone.
+    #[tokio::test]
+    async fn tracked_replayed_bytes_are_handed_out_alone() {
+        let (ours, mut peer) = tokio::io::duplex(1024);
+        let state = Arc::new(ConnState::default());
+        let mut io = TrackedIo::new(ours, state.clone(), 8192);
+        io.replay(bytes::Bytes::from_static(b"GET / HT"), true);
+        peer.write_all(b"TP/1.1\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 64];
+        let n = io.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"GET / HT");
+        assert!(state.try_park(Duration::ZERO), "replayed bytes were not noted again");
+        state.parked();
+        let n = io.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"TP/1.1\r\n\r\n");
+    }
+
     #[tokio::test]
     async fn an_idle_close_does_not_linger() {
         let (ours, _peer) = tokio::io::duplex(1024);
