@@ -33,6 +33,9 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+
+# bench/core.py reads CONNS as one number; here it is a list.
+_CONNS = os.environ.pop("CONNS", "50,1000,10000")
 import core  # noqa: E402
 from harness import ForegroundServer, Server, free_port, render, tree_times, wrk  # noqa: E402
 
@@ -42,7 +45,7 @@ NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
 SECONDS = int(os.environ.get("DURATION", "5"))
 RUNS = int(os.environ.get("RUNS", "3"))
 WARMUP = int(os.environ.get("WARMUP", "2"))
-CONNS = [int(c) for c in os.environ.get("CONNS", "50,1000,10000").split(",")]
+CONNS = [int(c) for c in _CONNS.split(",")]
 CORES = os.environ.get("CORES", "0;0,1").split(";")
 IDLE = [int(c) for c in os.environ.get("IDLE", "1000,10000,18000").split(",")]
 SERVERS = os.environ.get("SERVERS", "hyper,nginx,static-epoll,static-uring,chain-epoll,chain-uring").split(",")
