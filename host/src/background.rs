@@ -191,15 +191,15 @@ fn background_id(id: &HeaderValue) -> HeaderValue {
 /// within a run) stops it as in a request: the filters that passed, then
 /// the issuer, run `on_response` on its answer.
 async fn run(rest: &Rest, mut ex: Exchange) -> bool {
-    let mut timings = None;
-    let (passed, early) = pipeline::request_phase(&rest.later, &mut ex, &mut timings, None).await;
+    let (mut timings, mut clock) = (None, std::time::Instant::now());
+    let (passed, early) = pipeline::request_phase(&rest.later, &mut ex, &mut timings, None, &mut clock).await;
     let (mut resp, mut faulted) = match early {
-        None => pipeline::handle_phase(&rest.handler, &mut ex, &mut timings, None).await,
+        None => pipeline::handle_phase(&rest.handler, &mut ex, &mut timings, None, &mut clock).await,
         Some(Early::Respond(resp) | Early::Background(resp)) => (resp, false),
         Some(Early::Fault(resp)) => (resp, true),
     };
     for filter in rest.later[..passed].iter().rev().chain(std::iter::once(&rest.issuer)) {
-        faulted |= pipeline::response_phase(filter, &mut ex, &mut resp, &mut timings, None).await;
+        faulted |= pipeline::response_phase(filter, &mut ex, &mut resp, &mut timings, None, &mut clock).await;
     }
     if let Err(e) = drain(resp).await {
         tracing::warn!(plugin = %rest.issuer.name, request_id = ex.id(), "background run: the response body broke off: {e}");
