@@ -25,6 +25,7 @@ log: { access: false }
 plugins:
   hello: { kind: native, path: $R/libcovet_static_response.so, config: { body: "hello" } }
   tag: { kind: native, path: $R/libcovet_headers.so, config: { response: { set: { x-user: "{jwt.sub}" } } } }
+  noop: { kind: native, path: $R/libcovet_headers.so, config: { request: { remove: [x-absent] } } }
   limiter: { kind: native, path: $R/libcovet_rate_limit.so, config: { rate: 10000000/s, burst: 10000000, key: ip } }
   auth:
     kind: native
@@ -63,6 +64,10 @@ measure() { # $1 = label, rest = command
 
 manifest "[]" > "$work/static.yaml"
 manifest "[tag, limiter, auth]" > "$work/chain.yaml"
+manifest "[noop]" > "$work/noop.yaml"
 measure "bare hyper" "$R/hello-hyper"
 measure "covet static" "$R/covet" host --plugins "$work/static.yaml"
 measure "covet 3-filter chain" "$R/covet" host --plugins "$work/chain.yaml"
+# A filter that does nothing (headers removing an absent header): its cost
+# is this row minus "covet static".
+measure "covet static + no-op filter" "$R/covet" host --plugins "$work/noop.yaml"
