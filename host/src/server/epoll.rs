@@ -51,28 +51,9 @@ fn serve_thread(runtime: &tokio::runtime::Runtime, listeners: Vec<StdListener>, 
     });
 }
 
-/// Accepts, then waits for a connection permit: with SO_REUSEPORT a thread
-/// holding a freed permit must not wait on its own socket while the waiting
-/// connection sits on another's (see the io_uring backend). So each thread
-/// holds at most one accepted connection beyond `max_connections`, unserved
-/// until a permit frees.
+/// Serves one listener of this thread ([`super::accept_loop`]).
 async fn accept_loop(listener: TcpListener, ctx: ConnContext, connections: Arc<Semaphore>) {
     let mut stop = ctx.shutdown.clone();
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    super::accept_failed(&e).await;
-                    continue;
-                }
-            },
-            _ = super::stopped(&mut stop) => return,
-        };
-        let permit = tokio::select! {
-            permit = connections.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => return },
-            _ = super::stopped(&mut stop) => return,
-        };
-        drop(tokio::spawn(conn::serve_tcp(stream, peer, ctx.clone(), permit)));
-    }
+    let serve = |stream, peer, permit| drop(tokio::spawn(conn::serve_tcp(stream, peer, ctx.clone(), permit)));
+    super::accept_loop(|| listener.accept(), &mut stop, &connections, serve).await;
 }

@@ -155,6 +155,40 @@ fn announce(specs: &[ListenSpec], addrs: &[std::net::SocketAddr]) -> Result<(), 
     Ok(())
 }
 
+/// One worker's accept loop, both backends: accepts with `accept`, then
+/// waits for a connection permit and hands the connection to `serve`, until
+/// shutdown. Accept first, then the permit: with SO_REUSEPORT the kernel
+/// queues each new connection on one thread's socket, and a thread holding
+/// a freed permit must not wait on its own socket while the waiting
+/// connection sits on another's. So each thread holds at most one accepted
+/// connection beyond `max_connections`, unserved until a permit frees.
+pub(crate) async fn accept_loop<S, F>(
+    mut accept: impl FnMut() -> F,
+    stop: &mut watch::Receiver<bool>,
+    connections: &Arc<Semaphore>,
+    mut serve: impl FnMut(S, std::net::SocketAddr, tokio::sync::OwnedSemaphorePermit),
+) where
+    F: Future<Output = std::io::Result<(S, std::net::SocketAddr)>>,
+{
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    accept_failed(&e).await;
+                    continue;
+                }
+            },
+            _ = stopped(stop) => return,
+        };
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => return },
+            _ = stopped(stop) => return,
+        };
+        serve(stream, peer, permit);
+    }
+}
+
 /// After a failed `accept` (EMFILE, ENFILE, ENOBUFS…): log it and pause, so
 /// a process out of file descriptors does not spin.
 pub(crate) async fn accept_failed(e: &std::io::Error) {

@@ -132,36 +132,19 @@ fn serve_thread(listeners: Vec<StdListener>, contexts: Vec<ConnContext>, connect
     });
 }
 
-/// Accepts, then waits for a connection permit (the epoll backend waits
-/// first). With SO_REUSEPORT the kernel queues each new connection on one
-/// thread's socket; a thread holding a freed permit must not wait on its own
-/// socket while the waiting connection sits on another's. So each thread
-/// holds at most one accepted connection beyond `max_connections`, unserved
-/// until a permit frees.
+/// Serves one listener of this thread ([`super::accept_loop`]): each
+/// connection as an io_uring stream bound to this thread.
 async fn accept_loop(listener: tokio_uring::net::TcpListener, ctx: ConnContext, connections: Arc<Semaphore>) {
     let mut stop = ctx.shutdown.clone();
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    super::accept_failed(&e).await;
-                    continue;
-                }
-            },
-            _ = super::stopped(&mut stop) => return,
-        };
-        let permit = tokio::select! {
-            permit = connections.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => return },
-            _ = super::stopped(&mut stop) => return,
-        };
+    let serve = |stream: tokio_uring::net::TcpStream, peer, permit| {
         let _ = stream.set_nodelay(true);
         let stream = bound::ThreadBound::new(stream::UringStream::new(stream));
         match ctx.tls.clone() {
             Some(tls) => drop(tokio_uring::spawn(Box::pin(super::tls::serve(tls, stream, peer, ctx.clone(), permit, conn::serve)))),
             None => drop(tokio_uring::spawn(conn::serve(stream, peer, ctx.clone(), permit, None))),
         }
-    }
+    };
+    super::accept_loop(|| listener.accept(), &mut stop, &connections, serve).await;
 }
 
 #[cfg(test)]
