@@ -9,7 +9,7 @@ source scripts/env.sh
 command -v valgrind >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind; }
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 cargo build --release --locked -p covet -p hello-hyper -p covet-static-response -p covet-headers \
-  -p covet-rate-limit -p covet-auth-jwt
+  -p covet-rate-limit -p covet-auth-jwt -p covet-noop-filter
 R="$CARGO_TARGET_DIR/release"
 # The admin API off: the default port 9901 may be taken, and it is not measured.
 export COVET_ADMIN_LISTEN=off
@@ -25,7 +25,8 @@ log: { access: false }
 plugins:
   hello: { kind: native, path: $R/libcovet_static_response.so, config: { body: "hello" } }
   tag: { kind: native, path: $R/libcovet_headers.so, config: { response: { set: { x-user: "{jwt.sub}" } } } }
-  noop: { kind: native, path: $R/libcovet_headers.so, config: { request: { remove: [x-absent] } } }
+  noop: { kind: native, path: $R/libcovet_noop_filter.so }
+  strip: { kind: native, path: $R/libcovet_headers.so, config: { request: { remove: [x-absent] } } }
   limiter: { kind: native, path: $R/libcovet_rate_limit.so, config: { rate: 10000000/s, burst: 10000000, key: ip } }
   auth:
     kind: native
@@ -65,9 +66,13 @@ measure() { # $1 = label, rest = command
 manifest "[]" > "$work/static.yaml"
 manifest "[tag, limiter, auth]" > "$work/chain.yaml"
 manifest "[noop]" > "$work/noop.yaml"
+manifest "[strip]" > "$work/strip.yaml"
 measure "bare hyper" "$R/hello-hyper"
 measure "covet static" "$R/covet" host --plugins "$work/static.yaml"
 measure "covet 3-filter chain" "$R/covet" host --plugins "$work/chain.yaml"
-# A filter that does nothing (headers removing an absent header): its cost
-# is this row minus "covet static".
+# A filter that does nothing (bench/noop-filter: on_request continues): what
+# the host spends per filter call is this row minus "covet static".
 measure "covet static + no-op filter" "$R/covet" host --plugins "$work/noop.yaml"
+# A filter with a little work (headers removing an absent header, request
+# rules only, so it is not called after the handler).
+measure "covet static + headers filter" "$R/covet" host --plugins "$work/strip.yaml"

@@ -191,7 +191,7 @@ fn background_id(id: &HeaderValue) -> HeaderValue {
 /// within a run) stops it as in a request: the filters that passed, then
 /// the issuer, run `on_response` on its answer.
 async fn run(rest: &Rest, mut ex: Exchange) -> bool {
-    let (mut timings, mut clock) = (None, std::time::Instant::now());
+    let (mut timings, mut clock) = (None, crate::clock::now_ns());
     let (passed, early) = pipeline::request_phase(&rest.later, &mut ex, &mut timings, None, &mut clock).await;
     let (mut resp, mut faulted) = match early {
         None => pipeline::handle_phase(&rest.handler, &mut ex, &mut timings, None, &mut clock).await,

@@ -25,6 +25,7 @@ pub mod access_log;
 pub mod admin;
 pub mod background;
 pub mod cli;
+pub mod clock;
 pub mod control;
 pub mod error;
 pub mod exchange;

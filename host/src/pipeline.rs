@@ -22,7 +22,7 @@
 //! calls the plugin makes are its children. With tracing off the only cost
 //! is one `Option` check per call.
 
-use std::{sync::Arc, time::Instant};
+use std::sync::Arc;
 
 use covet_telemetry::Span;
 
@@ -108,18 +108,18 @@ macro_rules! call {
 /// Runs the chain on its live instances; `server` is the request's server
 /// span when tracing is on.
 pub async fn run(live: &Live, ex: &mut Exchange, timings: &mut Timings, server: Option<&Span>) -> HostResponse {
-    let mut clock = Instant::now();
+    let mut clock = crate::clock::now_ns();
     let (passed, early) = request_phase(&live.filters, ex, timings, server, &mut clock).await;
     let mut resp = match early {
         None => handle_phase(&live.handler, ex, timings, server, &mut clock).await.0,
         Some(Early::Respond(resp) | Early::Fault(resp)) => resp,
         Some(Early::Background(resp)) => {
             crate::background::start(live, passed, ex);
-            clock = Instant::now();
+            clock = crate::clock::now_ns();
             resp
         }
     };
-    for filter in live.filters[..passed].iter().rev() {
+    for filter in live.filters[..passed].iter().rev().filter(|f| f.calls.contains(Phases::ON_RESPONSE)) {
         response_phase(filter, ex, &mut resp, timings, server, &mut clock).await;
     }
     crate::metrics::cache::count(&ex.route, &ex.metadata);
@@ -144,11 +144,11 @@ pub(crate) async fn request_phase(
     ex: &mut Exchange,
     timings: &mut Timings,
     server: Option<&Span>,
-    clock: &mut Instant,
+    clock: &mut u64,
 ) -> (usize, Option<Early>) {
     let buffered = ex.body_stream.is_none();
     for (i, filter) in filters.iter().enumerate() {
-        if !filter.executor.info().phases.contains(Phases::ON_REQUEST) {
+        if !filter.calls.contains(Phases::ON_REQUEST) {
             continue;
         }
         let outcome = call!(server, filter, "on_request", ex, filter.executor.on_request(ex));
@@ -159,11 +159,11 @@ pub(crate) async fn request_phase(
                     return (i, Some(Early::Fault(fault_response(filter, "on_request", &fault, ex))));
                 }
                 // The refill is the host's time, not the next plugin's.
-                *clock = Instant::now();
+                *clock = crate::clock::now_ns();
             }
             Ok(Decision::Continue) => {}
-            Ok(Decision::Respond(resp)) => return (i, Some(Early::Respond(resp))),
-            Ok(Decision::RespondAndContinue(resp)) => return (i, Some(Early::Background(resp))),
+            Ok(Decision::Respond(resp)) => return (i, Some(Early::Respond(*resp))),
+            Ok(Decision::RespondAndContinue(resp)) => return (i, Some(Early::Background(*resp))),
             Err(fault) => return (i, Some(Early::Fault(fault_response(filter, "on_request", &fault, ex)))),
         }
     }
@@ -194,7 +194,7 @@ pub(crate) async fn handle_phase(
     ex: &mut Exchange,
     timings: &mut Timings,
     server: Option<&Span>,
-    clock: &mut Instant,
+    clock: &mut u64,
 ) -> (HostResponse, bool) {
     let outcome = call!(server, handler, "handle", ex, handler.executor.handle(ex));
     record(timings, handler, clock);
@@ -212,9 +212,9 @@ pub(crate) async fn response_phase(
     resp: &mut HostResponse,
     timings: &mut Timings,
     server: Option<&Span>,
-    clock: &mut Instant,
+    clock: &mut u64,
 ) -> bool {
-    if !filter.executor.info().phases.contains(Phases::ON_RESPONSE) {
+    if !filter.calls.contains(Phases::ON_RESPONSE) {
         return false;
     }
     let outcome = call!(server, filter, "on_response", ex, filter.executor.on_response(ex, resp));
@@ -234,15 +234,16 @@ pub(crate) async fn response_phase(
 /// and now becomes the next call's start. Between two calls the host only
 /// steps the chain (a refill or background start resets the clock), so
 /// this is the call's own time within a few nanoseconds, at half the
-/// clock reads (about 75 instructions each).
-fn record(timings: &mut Timings, instance: &Instance, clock: &mut Instant) {
-    let now = Instant::now();
-    let elapsed = now.saturating_duration_since(*clock);
+/// clock reads. The clock is [`crate::clock`]'s: nanoseconds, one
+/// subtraction per call.
+fn record(timings: &mut Timings, instance: &Instance, clock: &mut u64) {
+    let now = crate::clock::now_ns();
+    let elapsed = now.saturating_sub(*clock);
     *clock = now;
     PluginStats::bump(&instance.stats.calls);
-    instance.stats.latency.observe(elapsed);
+    instance.stats.latency.observe_ns(elapsed);
     let Some(timings) = timings else { return };
-    let micros = elapsed.as_micros() as u64;
+    let micros = elapsed / 1_000;
     match timings.iter_mut().find(|t| Arc::ptr_eq(&t.plugin, &instance.name)) {
         Some(t) => t.micros += micros,
         None => timings.push(Timing { plugin: instance.name.clone(), micros }),

@@ -65,6 +65,8 @@ pub struct Provenance {
 pub struct Instance {
     /// The manifest name, shared with per-request timings without copying.
     pub name: Arc<str>,
+    /// The phases the pipeline calls ([`Executor::calls`], asked once).
+    pub calls: covet_plugin_api::Phases,
     /// The executor.
     pub executor: Box<dyn Executor>,
     /// The name's counters (shared by every instance of the name).
@@ -76,7 +78,7 @@ pub struct Instance {
 impl Instance {
     /// Wraps an executor.
     pub fn new(executor: Box<dyn Executor>, stats: Arc<PluginStats>, provenance: Provenance) -> Instance {
-        Instance { name: Arc::from(executor.info().name.as_str()), executor, stats, provenance }
+        Instance { name: Arc::from(executor.info().name.as_str()), calls: executor.calls(), executor, stats, provenance }
     }
 }
 
@@ -86,6 +88,16 @@ impl Drop for Instance {
         tracing::info!(plugin = %info.name, version = %info.version, "plugin instance retired; calling shutdown");
         self.executor.shutdown();
     }
+}
+
+/// Moves on after every change of any slot's instance (in any registry of
+/// the process): a route table whose instances were loaded at the current
+/// epoch has every slot's current instance ([`crate::routes::RouteTable::live`]).
+static EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// The current slot epoch (see [`EPOCH`]).
+pub fn epoch() -> u64 {
+    EPOCH.load(Ordering::Acquire)
 }
 
 /// The slot of one plugin name: empty until the plugin has initialised.
@@ -118,12 +130,16 @@ impl Slot {
 
     /// Makes `instance` live; returns the one it replaced.
     pub fn store(&self, instance: Arc<Instance>) -> Option<Arc<Instance>> {
-        self.current.swap(Some(instance))
+        let old = self.current.swap(Some(instance));
+        EPOCH.fetch_add(1, Ordering::Release);
+        old
     }
 
     /// Empties the slot (at shutdown).
     pub fn take(&self) -> Option<Arc<Instance>> {
-        self.current.swap(None)
+        let old = self.current.swap(None);
+        EPOCH.fetch_add(1, Ordering::Release);
+        old
     }
 }
 

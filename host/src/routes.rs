@@ -1,12 +1,21 @@
 //! The route table: the router plus each route's chain of plugin slots,
 //! built once from the manifest (and swapped whole when it changes).
+//!
+//! The table also keeps each route's live instances ([`Live`]) as they were
+//! at one registry epoch ([`crate::registry::epoch`]), so a request takes
+//! its chain's instances with one atomic load instead of one `arc-swap`
+//! load per plugin and a `Vec` per request. A swap stores the new instance
+//! in its slot (which moves the epoch on) and then installs a refreshed
+//! table ([`RouteTable::refreshed`]); between the two, and whenever the
+//! epochs differ, requests load the slots themselves, so a request never
+//! runs on an instance older than the one its slot held when it began.
 
-use std::sync::Arc;
+use std::{ops::Deref, sync::Arc};
 
 use crate::{
     manifest::{Diagnostic, Manifest, ManifestError},
-    pipeline::Chain,
-    registry::Slot,
+    pipeline::{Chain, Live},
+    registry::{self, Slot},
     router::Router,
 };
 
@@ -23,12 +32,39 @@ pub struct RouteEntry {
     pub trace_ratio: Option<f64>,
 }
 
-/// Router plus routes.
+/// Router plus routes, and the routes' live instances at one epoch.
 pub struct RouteTable {
-    /// Matchit trees.
-    pub router: Router,
-    /// Routes by index.
-    pub entries: Vec<RouteEntry>,
+    /// Matchit trees (shared with the table's refreshed copies).
+    pub router: Arc<Router>,
+    /// Routes by index (shared with the table's refreshed copies).
+    pub entries: Arc<[RouteEntry]>,
+    /// Each route's instances as loaded at `epoch` (`None`: a plugin of
+    /// the chain was not live then).
+    live: Vec<Option<Live>>,
+    /// The registry epoch `live` was loaded at; `u64::MAX` before the first
+    /// refresh (never current).
+    epoch: u64,
+}
+
+/// A route's live instances for one request: the table's own (the common
+/// case, no copy) or, when a swap moved the epoch on since the table was
+/// refreshed, a set loaded from the slots for this request.
+pub enum LiveRef<'a> {
+    /// The table's instances, current.
+    Cached(&'a Live),
+    /// Loaded from the slots for this request.
+    Loaded(Live),
+}
+
+impl Deref for LiveRef<'_> {
+    type Target = Live;
+
+    fn deref(&self) -> &Live {
+        match self {
+            LiveRef::Cached(live) => live,
+            LiveRef::Loaded(live) => live,
+        }
+    }
 }
 
 impl RouteTable {
@@ -52,6 +88,26 @@ impl RouteTable {
             let trace_ratio = route.trace_sample_ratio;
             entries.push(RouteEntry { pattern: Arc::from(route.path.as_str()), chain, stream_body, trace_ratio });
         }
-        Ok(RouteTable { router, entries })
+        let entries: Arc<[RouteEntry]> = entries.into();
+        Ok(RouteTable { router: Arc::new(router), live: Vec::new(), entries, epoch: u64::MAX })
+    }
+
+    /// The same routes with their instances loaded now (after a swap or
+    /// reload stored new ones): the epoch is read before the slots, so a
+    /// swap racing the refresh leaves the table behind the registry (its
+    /// requests load the slots) rather than ahead of it.
+    pub fn refreshed(&self) -> RouteTable {
+        let epoch = registry::epoch();
+        let live = self.entries.iter().map(|entry| Live::load(&entry.chain)).collect();
+        RouteTable { router: self.router.clone(), entries: self.entries.clone(), live, epoch }
+    }
+
+    /// Route `index`'s live instances; `None` when one of its plugins is not
+    /// live (still initialising).
+    pub fn live(&self, index: usize) -> Option<LiveRef<'_>> {
+        if self.epoch == registry::epoch() {
+            return self.live.get(index)?.as_ref().map(LiveRef::Cached);
+        }
+        Live::load(&self.entries[index].chain).map(LiveRef::Loaded)
     }
 }

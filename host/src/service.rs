@@ -228,6 +228,15 @@ pub struct Shared {
     pub metrics: RequestMetrics,
 }
 
+impl Shared {
+    /// Installs the route table with the slots' current instances, after a
+    /// swap, reload or retirement changed them; returns the table it
+    /// replaced (its instances are released when it drops).
+    pub fn refresh_routes(&self) -> Arc<RouteTable> {
+        self.routes.rcu(|table| Arc::new(table.refreshed()))
+    }
+}
+
 /// What the service knows about the connection a request came on.
 pub struct ConnInfo {
     /// `ip:port` of the client.
@@ -364,7 +373,7 @@ where
     let route = Some(entry.pattern.clone());
     let route_ratio = Some((&*entry.pattern, entry.trace_ratio));
     *span = server_span::start_installed(&parts, span_conn(conn), route_ratio, request_id);
-    let Some(live) = pipeline::Live::load(&entry.chain) else {
+    let Some(live) = table.live(found.route) else {
         return (problem::not_ready(request_id), route);
     };
     let max = shared.limits.max_body;
@@ -545,16 +554,6 @@ mod tests {
             req = req.header(header::HOST, host);
         }
         req.body(()).unwrap().into_parts().0
-    }
-
-    #[test]
-    fn tmp_sizes() {
-        fn sz<A, B, C, F>(_: impl FnOnce(A, B, C) -> F) -> usize { std::mem::size_of::<F>() }
-        type Bd = crate::server::body::ReadTimed<hyper::body::Incoming>;
-        eprintln!("SIZES serve_request={} exchange={} hostresponse={} parts={} req={} body={} span={} tags={} timings={} live={} found={}",
-            sz(serve_request::<Bd>), std::mem::size_of::<Exchange>(), std::mem::size_of::<HostResponse>(), std::mem::size_of::<Parts>(),
-            std::mem::size_of::<Request<Bd>>(), std::mem::size_of::<Bd>(), std::mem::size_of::<Option<Span>>(), std::mem::size_of::<Option<crate::access_log::Tags>>(),
-            std::mem::size_of::<Timings>(), std::mem::size_of::<pipeline::Live>(), std::mem::size_of::<crate::router::Found>());
     }
 
     #[test]

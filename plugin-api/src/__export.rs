@@ -82,6 +82,11 @@ impl<P: Plugin> PluginObj for Adapter<P> {
     fn shutdown(&self) -> RResult<(), Fault> {
         guard(|| self.0.shutdown())
     }
+
+    fn phases(&self) -> Phases {
+        // A panic here is a plugin bug; every phase is the safe answer.
+        catch_unwind(AssertUnwindSafe(|| self.0.phases())).unwrap_or(Phases::ALL)
+    }
 }
 
 /// A future whose every poll runs under `catch_unwind`: a panic ends it with
@@ -145,6 +150,11 @@ impl<P: AsyncPlugin> PluginObj for AsyncAdapter<P> {
 
     fn shutdown(&self) -> RResult<(), Fault> {
         guard(|| self.0.shutdown())
+    }
+
+    fn phases(&self) -> Phases {
+        // A panic here is a plugin bug; every phase is the safe answer.
+        catch_unwind(AssertUnwindSafe(|| self.0.phases())).unwrap_or(Phases::ALL)
     }
 }
 

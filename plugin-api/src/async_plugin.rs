@@ -46,6 +46,12 @@ pub trait AsyncPlugin: Send + Sync + Sized + 'static {
     /// it runs once, off the request path).
     fn init(config: Config<'_>) -> Result<Self, String>;
 
+    /// The phases this instance needs called (see [`crate::Plugin::phases`]).
+    /// Default: all of [`AsyncPlugin::PHASES`].
+    fn phases(&self) -> Phases {
+        Self::PHASES
+    }
+
     /// Fast path of [`AsyncPlugin::on_request`]: decide now, without a
     /// future, when no wait is needed (`Some`); `None` runs `on_request`.
     /// The host then gets a ready result with no allocation, as from a

@@ -264,6 +264,13 @@ pub trait PluginObj: Send + Sync {
     /// Called once after the instance is retired and its last request ended.
     #[sabi(last_prefix_field)]
     fn shutdown(&self) -> RResult<(), Fault>;
+
+    /// The phases this instance needs called (the host intersects them with
+    /// the descriptor's). Added after `shutdown`: a plugin built before it
+    /// has no entry, and the host gets this default, every phase.
+    fn phases(&self) -> crate::Phases {
+        crate::Phases::ALL
+    }
 }
 
 /// An owned, type-erased plugin instance.

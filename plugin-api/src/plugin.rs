@@ -34,6 +34,16 @@ pub trait Plugin: Send + Sync + Sized + 'static {
     /// instance serving) and is shown to the operator as the reason.
     fn init(config: Config<'_>) -> Result<Self, String>;
 
+    /// The phases this instance needs called, given its config: the host
+    /// asks once, after [`Plugin::init`], and never calls a phase left out
+    /// here (nor one outside [`Plugin::PHASES`]). A filter whose config
+    /// gives it nothing to do in a phase (header rules for the request
+    /// only, say) leaves that phase out and costs nothing there. Roles are
+    /// still checked against [`Plugin::PHASES`]. Default: all of them.
+    fn phases(&self) -> Phases {
+        Self::PHASES
+    }
+
     /// Filter phase, in manifest order, before the handler. Edit the request
     /// (headers, metadata) and return [`Flow::Continue`], or return
     /// [`Flow::Respond`] to answer without calling the handler.

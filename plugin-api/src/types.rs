@@ -21,6 +21,15 @@ impl Phases {
     /// `on_response`: a filter after the handler.
     pub const ON_RESPONSE: Phases = Phases(4);
 
+    /// Every phase (what an instance that names none of its own calls
+    /// gets: see [`crate::Plugin::phases`]).
+    pub const ALL: Phases = Phases(Self::ON_REQUEST.0 | Self::HANDLE.0 | Self::ON_RESPONSE.0);
+
+    /// The phases in both sets.
+    pub const fn intersection(self, other: Phases) -> Phases {
+        Phases(self.0 & other.0)
+    }
+
     /// Both sets together.
     pub const fn union(self, other: Phases) -> Phases {
         Phases(self.0 | other.0)

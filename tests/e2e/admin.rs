@@ -110,6 +110,33 @@ async fn metrics_count_requests_and_plugin_calls() {
     assert_eq!(sample(&last, "covet_manifest_reloads_total{result=\"ok\"}"), 0.0);
 }
 
+/// A native filter is called only in the phases its instance asks for
+/// (`Plugin::phases`): `covet-headers` with request rules only is not called
+/// after the handler, with both it is called twice per request. The calls
+/// counter shows it; the headers show both instances did their work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filter_is_called_only_in_the_phases_its_config_uses() {
+    use serde_json::json;
+    let manifest = Manifest::new()
+        .plugin("ask", "covet-headers", json!({ "request": { "set": { "x-asked": "yes" } } }))
+        .plugin("both", "covet-headers", json!({ "request": { "remove": ["x-gone"] }, "response": { "set": { "x-both": "1" } } }))
+        .plugin("echo", "covet-test-plugin", labelled("echo"))
+        .route(Route::new("/echo").filters(["ask", "both"]).handler("echo"));
+    let host = Host::start(manifest).await;
+    let before = scrape(&host, &[]).await;
+    let client = host.http1();
+    for _ in 0..4 {
+        let reply = client.get("/echo").await.unwrap();
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(reply.header("x-both"), Some("1"));
+        assert_eq!(reply.json()["headers"]["x-asked"], "yes", "{}", reply.text());
+    }
+    let after = scrape(&host, &[]).await;
+    let moved = |series: &str| sample(&after, series) - sample(&before, series);
+    assert_eq!(moved("covet_plugin_calls_total{plugin=\"ask\"}"), 4.0, "on_request only:\n{after}");
+    assert_eq!(moved("covet_plugin_calls_total{plugin=\"both\"}"), 8.0, "on_request and on_response:\n{after}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_serves_the_same_control_plane_on_the_same_listener() {
     let host = Host::start(echo()).await;

@@ -204,6 +204,7 @@ impl ControlPlane {
         let new_version = instance.executor.info().version.clone();
         let sha256 = instance.provenance.sha256.clone();
         let old = slot.store(instance);
+        retire(self.shared.refresh_routes());
         let took_ms = started.elapsed().as_secs_f64() * 1e3;
         PluginStats::bump(&slot.stats().swaps);
         if let Some(p) = state.manifest.plugins.iter_mut().find(|p| p.name == name) {

@@ -207,7 +207,7 @@ impl ControlPlane {
             self.shared.registry.remove(name);
             self.publish(Event::new(EventKind::Removed, Some(name), format!("{name} removed by manifest reload")));
         }
-        retire(self.shared.routes.swap(plan.table));
+        retire(self.shared.routes.swap(Arc::new(plan.table.refreshed())));
         telemetry.install();
         state.manifest = plan.manifest;
         for warning in &outcome.warnings {

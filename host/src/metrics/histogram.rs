@@ -50,7 +50,11 @@ pub struct Snapshot {
 impl Histogram {
     /// Records one observation.
     pub fn observe(&self, elapsed: Duration) {
-        let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.observe_ns(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
+    }
+
+    /// Records one observation of `ns` nanoseconds.
+    pub fn observe_ns(&self, ns: u64) {
         let index = BOUNDS_NS.partition_point(|&bound| bound < ns);
         self.buckets[index].fetch_add(1, Ordering::Relaxed);
         self.sum_ns.fetch_add(ns, Ordering::Relaxed);

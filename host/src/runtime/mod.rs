@@ -78,14 +78,25 @@ impl Fault {
 }
 
 /// What `on_request` decided.
+///
+/// The responses are boxed: answering early is the rarer outcome, and a
+/// `Decision` of two words is returned in registers, where one holding a
+/// response inline was copied (`memcpy`) on every filter call.
 pub enum Decision {
     /// Go on.
     Continue,
     /// Answer now with this response.
-    Respond(HostResponse),
+    Respond(Box<HostResponse>),
     /// Answer now with this response, and run the rest of the chain in the
     /// background for a bodiless copy of the request (`Flow::RespondAndContinue`).
-    RespondAndContinue(HostResponse),
+    RespondAndContinue(Box<HostResponse>),
+}
+
+impl Decision {
+    /// Answer now with `resp`.
+    pub fn respond(resp: HostResponse) -> Decision {
+        Decision::Respond(Box::new(resp))
+    }
 }
 
 /// What the host knows about a loaded plugin.
@@ -122,6 +133,12 @@ pub trait Executor: Send + Sync {
     /// when every plugin of its chain does.
     fn streams_body(&self) -> bool {
         false
+    }
+    /// The phases the pipeline calls this instance in: its declared phases,
+    /// less those its config leaves it nothing to do in (a native plugin's
+    /// `Plugin::phases`). Asked once, when the instance is made.
+    fn calls(&self) -> covet_plugin_api::Phases {
+        self.info().phases
     }
 }
 

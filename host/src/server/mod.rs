@@ -233,7 +233,11 @@ const SHUTDOWN_HOOKS_MIN: std::time::Duration = std::time::Duration::from_secs(1
 /// must not keep the host from exiting.
 async fn retire_within(shared: &Arc<Shared>, budget: std::time::Duration) {
     let retiring = Arc::clone(shared);
-    let hooks = tokio::task::spawn_blocking(move || retiring.registry.retire_all());
+    let hooks = tokio::task::spawn_blocking(move || {
+        retiring.registry.retire_all();
+        // The route table's cached instances go too (see `routes`).
+        drop(retiring.refresh_routes());
+    });
     if tokio::time::timeout(budget, hooks).await.is_err() {
         tracing::warn!(?budget, "plugin shutdown hooks did not finish within shutdown_timeout; exiting without them");
     }

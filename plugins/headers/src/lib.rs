@@ -97,6 +97,13 @@ impl Plugin for Headers {
         Ok(Headers { request, response })
     }
 
+    /// Only the phases with rules: request-only rules cost nothing after
+    /// the handler, and the other way round.
+    fn phases(&self) -> Phases {
+        let on = |rules: &Option<_>, phase| if rules.is_some() { phase } else { Phases::NONE };
+        on(&self.request, Phases::ON_REQUEST) | on(&self.response, Phases::ON_RESPONSE)
+    }
+
     fn on_request(&self, req: &mut Request<'_>) -> Flow {
         if let Some(rules) = &self.request {
             rules.apply(req);

@@ -165,3 +165,14 @@ fn config_without_rules_or_with_unknown_keys_is_refused() {
     assert!(refusal(json!({"request": {"append": {"x-a": "1"}}})).starts_with("unknown field `append`"));
     assert!(refusal(json!({"requests": {}})).starts_with("unknown field `requests`"));
 }
+
+#[test]
+fn an_instance_asks_only_for_the_phases_its_rules_use() {
+    use covet_plugin_api::Phases;
+    let request_only = load(json!({"request": {"remove": ["x-a"]}})).expect("valid");
+    assert_eq!(request_only.phases(), Phases::ON_REQUEST);
+    let response_only = load(json!({"response": {"set": {"x-b": "1"}}})).expect("valid");
+    assert_eq!(response_only.phases(), Phases::ON_RESPONSE);
+    let both = load(json!({"request": {"remove": ["x-a"]}, "response": {"remove": ["x-b"]}})).expect("valid");
+    assert_eq!(both.phases(), Phases::ON_REQUEST | Phases::ON_RESPONSE);
+}

@@ -24,7 +24,7 @@ use abi_stable::{
     std_types::{RErr, ROk, RResult, RStr},
 };
 use covet_plugin_api::{
-    BodyMode,
+    BodyMode, Phases,
     ffi::{
         ABI_VERSION, Descriptor, Fault as FfiFault, FaultKind, FfiFlow, InitContext, PhaseResult, PluginBox, PluginMod_Ref,
         RequestOps_TO, ResponseOps_TO,
@@ -104,7 +104,8 @@ impl NativeLibrary {
             BLOCKING_LIVE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         let streams_body = self.descriptor.body == BodyMode::Stream;
-        Ok(NativeExecutor { instance, info, blocking, streams_body, responses: ConvertCache::default(), tasks })
+        let calls = instance.phases().intersection(self.descriptor.phases);
+        Ok(NativeExecutor { instance, info, calls, blocking, streams_body, responses: ConvertCache::default(), tasks })
     }
 
     fn info(&self, name: &str) -> PluginInfo {
@@ -179,6 +180,8 @@ fn on_multi_thread_runtime() -> bool {
 pub struct NativeExecutor {
     instance: PluginBox,
     info: PluginInfo,
+    /// The phases the instance asked to be called in (`PluginObj::phases`).
+    calls: Phases,
     blocking: bool,
     streams_body: bool,
     responses: ConvertCache,
@@ -225,14 +228,18 @@ impl Executor for NativeExecutor {
         self.streams_body
     }
 
+    fn calls(&self) -> Phases {
+        self.calls
+    }
+
     fn on_request<'a>(&'a self, ex: &'a mut Exchange) -> Outcome<'a, Decision> {
         self.call(
             || self.instance.on_request(RequestOps_TO::from_ptr(ex, TD_Opaque)),
             |flow| match flow {
                 FfiFlow::Continue => Ok(Decision::Continue),
-                FfiFlow::Respond(resp) => HostResponse::from_plugin(resp).map(Decision::Respond).map_err(Fault::Error),
+                FfiFlow::Respond(resp) => HostResponse::from_plugin(resp).map(Decision::respond).map_err(Fault::Error),
                 FfiFlow::RespondAndContinue(resp) => {
-                    HostResponse::from_plugin(resp).map(Decision::RespondAndContinue).map_err(Fault::Error)
+                    HostResponse::from_plugin(resp).map(|r| Decision::RespondAndContinue(Box::new(r))).map_err(Fault::Error)
                 }
             },
         )

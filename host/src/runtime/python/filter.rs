@@ -113,7 +113,7 @@ impl FilterExecutor {
         let (metadata, headers, respond) = match result {
             PyResult_::Continue(m, h) => (m, h, None),
             PyResult_::Respond(m, h, wire) => (m, h, Some(wire)),
-            other => return convert::handler_outcome(&self.info.name, ex.id(), other).map(Decision::Respond),
+            other => return convert::handler_outcome(&self.info.name, ex.id(), other).map(Decision::respond),
         };
         for (k, v) in &metadata {
             if ex.metadata.get(k) != Some(v.as_str()) {
@@ -124,7 +124,7 @@ impl FilterExecutor {
             ex.headers = convert::headers(&headers).map_err(Fault::Error)?;
         }
         match respond {
-            Some(wire) => convert::response(wire).map(Decision::Respond),
+            Some(wire) => convert::response(wire).map(Decision::respond),
             None => Ok(Decision::Continue),
         }
     }

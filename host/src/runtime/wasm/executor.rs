@@ -328,7 +328,7 @@ impl Executor for WasmExecutor {
         Outcome::Pending(Box::pin(async move {
             match self.core.run(ex, None, Phase::OnRequest).await? {
                 Returned::Flow(Flow::Continue) => Ok(Decision::Continue),
-                Returned::Flow(Flow::Respond(resp)) => resp.into_host().map(Decision::Respond).map_err(Fault::Error),
+                Returned::Flow(Flow::Respond(resp)) => resp.into_host().map(Decision::respond).map_err(Fault::Error),
                 _ => Err(Fault::Error("on-request returned no flow".into())),
             }
         }))
