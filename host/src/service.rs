@@ -36,13 +36,13 @@ use std::{
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, header, request::Parts};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 
 use covet_telemetry::Span;
 
 use crate::{
     access_log::{AccessLog, Entry},
-    exchange::{BodyError, Exchange, HostResponse, RequestBody, StreamSource},
+    exchange::{BodyError, Exchange, HostResponse, RequestBody},
     manifest::Limits,
     metrics::RequestMetrics,
     otel::server_span,
@@ -52,163 +52,12 @@ use crate::{
     request_id::{self, RequestIds},
     router::Miss,
     routes::RouteTable,
-    server::watchdog::ConnState,
+    server::watchdog::{ConnState, InFlight},
 };
 
-/// The response body of every covet response: one buffer (with its exact
-/// length, so hyper writes `content-length`), or a buffer followed by the
-/// chunks of a [`crate::exchange::BodyStream`], flushed as they arrive.
-///
-/// On HTTP/1 and HTTP/2 it also tells the connection's [`ConnState`] while
-/// a chunk it handed to hyper waits on the client (from handing it over
-/// until hyper asks for the next one): the watchdog's `send_timeout`
-/// (docs/hardening.md); and while the response is being sent at all (an
-/// HTTP/1 client's half-close is held back from hyper until then,
-/// [`crate::server::tracked_io`]). The watch lives in the body rather than in a
-/// wrapper around the service's future, which cost a copy of that large
-/// future per request.
-pub struct Body {
-    kind: BodyKind,
-    watch: Option<SendWatch>,
-}
+mod body;
 
-/// A body's side of the connection's send tracking.
-struct SendWatch {
-    state: Arc<ConnState>,
-    /// A chunk was handed over and hyper has not asked for the next one.
-    waiting: bool,
-}
-
-impl Drop for Body {
-    fn drop(&mut self) {
-        if let Some(watch) = self.watch.as_ref() {
-            if watch.waiting {
-                watch.state.send_done();
-            }
-            watch.state.response_ends();
-        }
-    }
-}
-
-enum BodyKind {
-    Full(Full<Bytes>),
-    Stream {
-        first: Option<Bytes>,
-        rx: tokio::sync::mpsc::UnboundedReceiver<crate::exchange::Chunk>,
-        _guard: Arc<dyn Send + Sync>,
-    },
-    Plugin {
-        first: Option<Bytes>,
-        body: crate::runtime::native::body::FfiBody,
-    },
-}
-
-impl Body {
-    /// A body of one buffer.
-    pub fn full(bytes: Bytes) -> Body {
-        Body::of(BodyKind::Full(Full::new(bytes)))
-    }
-
-    fn of(kind: BodyKind) -> Body {
-        Body { kind, watch: None }
-    }
-
-    /// This body, reporting to `state` while a chunk waits on the client.
-    pub fn watched(mut self, state: Arc<ConnState>) -> Body {
-        state.response_begins();
-        self.watch = Some(SendWatch { state, waiting: false });
-        self
-    }
-
-    /// `first`, then the chunks of `stream` (when there is one).
-    pub fn streaming(first: Bytes, stream: Option<StreamSource>) -> Body {
-        match stream {
-            Some(StreamSource::Channel(rx, guard)) => Body::of(BodyKind::Stream { first: Some(first), rx, _guard: guard }),
-            Some(StreamSource::Plugin(stream)) => Body::of(BodyKind::Plugin { first: Some(first), body: stream }),
-            None => Body::full(first),
-        }
-    }
-}
-
-impl hyper::body::Body for Body {
-    type Data = Bytes;
-    type Error = Box<dyn std::error::Error + Send + Sync>;
-
-    fn poll_frame(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
-        let this = self.get_mut();
-        if let Some(watch) = this.watch.as_mut().filter(|w| w.waiting) {
-            watch.waiting = false;
-            watch.state.send_done();
-        }
-        let polled = this.kind.poll_frame(cx);
-        if let (Some(watch), std::task::Poll::Ready(Some(Ok(_)))) = (this.watch.as_mut(), &polled) {
-            watch.waiting = true;
-            watch.state.send_waiting();
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.kind.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.kind.size_hint()
-    }
-}
-
-impl BodyKind {
-    fn poll_frame(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Box<dyn std::error::Error + Send + Sync>>>> {
-        use hyper::body::Body as _;
-        use std::task::Poll;
-        match self {
-            BodyKind::Full(full) => std::pin::Pin::new(full).poll_frame(cx).map_err(|never| match never {}),
-            BodyKind::Stream { first, rx, .. } => {
-                if let Some(bytes) = first.take().filter(|b| !b.is_empty()) {
-                    return Poll::Ready(Some(Ok(hyper::body::Frame::data(bytes))));
-                }
-                match rx.poll_recv(cx) {
-                    Poll::Ready(Some(Ok(bytes))) => Poll::Ready(Some(Ok(hyper::body::Frame::data(bytes)))),
-                    Poll::Ready(Some(Err(reason))) => Poll::Ready(Some(Err(reason.into()))),
-                    Poll::Ready(None) => Poll::Ready(None),
-                    Poll::Pending => Poll::Pending,
-                }
-            }
-            BodyKind::Plugin { first, body } => {
-                if let Some(bytes) = first.take().filter(|b| !b.is_empty()) {
-                    return Poll::Ready(Some(Ok(hyper::body::Frame::data(bytes))));
-                }
-                std::pin::Pin::new(body).poll_frame(cx)
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        use hyper::body::Body as _;
-        match self {
-            BodyKind::Full(full) => full.is_end_stream(),
-            BodyKind::Stream { .. } | BodyKind::Plugin { .. } => false,
-        }
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        use hyper::body::Body as _;
-        match self {
-            BodyKind::Full(full) => full.size_hint(),
-            BodyKind::Stream { .. } => hyper::body::SizeHint::default(),
-            BodyKind::Plugin { first, body } => {
-                let first = first.as_ref().map_or(0, |b| b.len() as u64);
-                body.size_hint().exact().map_or_else(Default::default, |n| hyper::body::SizeHint::with_exact(n + first))
-            }
-        }
-    }
-}
+pub use body::Body;
 
 /// State shared by every connection of the host.
 pub struct Shared {
@@ -257,9 +106,12 @@ pub struct ConnInfo {
 /// Serves one request. Generic over the request body: hyper's
 /// on HTTP/1 and HTTP/2 (`hyper::body::Incoming`), a buffered body on HTTP/3 ([`crate::server::h3`]).
 ///
-/// The future is boxed: it is large (~3 KB, the chain's state), and hyper
-/// moves a request's future into its connection state, copying it each
-/// time (up to four copies were seen per request); a box moves as a pointer.
+/// What needs no waiting is done here, before the future exists ([`begin`]):
+/// the head checks, routing, the exchange. The future then holds only what
+/// outlives a wait (the request's state and the chain's), ~1.5 KB where one
+/// `async fn` doing it all held 3.4 KB (parts, body and request were each
+/// stored twice: as arguments and as locals). It is boxed: hyper moves a
+/// request's future into its connection state, and a box moves as a pointer.
 pub fn serve<B>(
     shared: Arc<Shared>,
     conn: Arc<ConnInfo>,
@@ -269,15 +121,55 @@ where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BodyError>,
 {
-    Box::pin(serve_request(shared, conn, req))
+    let begun = begin(&shared, &conn, req);
+    Box::pin(complete(shared, conn, begun))
 }
 
-async fn serve_request<B>(shared: Arc<Shared>, conn: Arc<ConnInfo>, mut req: Request<B>) -> Result<Response<Body>, Infallible>
+/// A request as far as it goes without waiting.
+struct Begun<B> {
+    _in_flight: InFlight,
+    upgrade: Option<Box<crate::server::tunnel::Pending>>,
+    started: Instant,
+    id: HeaderValue,
+    /// Method and path for the access log (when it is on).
+    log: Option<(Method, String)>,
+    head: bool,
+    http1: bool,
+    /// HTTP/1 and HTTP/2 responses report a send waiting on the client (send_timeout).
+    watch: Option<Arc<ConnState>>,
+    /// The server span (tracing on).
+    span: Option<Span>,
+    /// The matched route's pattern.
+    route: Option<Arc<str>>,
+    next: Next<B>,
+}
+
+/// What is left to do.
+enum Next<B> {
+    /// Nothing: the answer is known and no plugin runs (a refused head,
+    /// health, 404, 405, a declared body over the limit, not ready).
+    Answer(HostResponse),
+    /// The route's chain.
+    Chain(ChainRun<B>),
+}
+
+/// A routed request waiting for its chain.
+struct ChainRun<B> {
+    table: Arc<RouteTable>,
+    index: usize,
+    ex: Exchange,
+    /// A body to read whole into `ex.body` before the chain runs.
+    unread: Option<B>,
+    /// Raised when a plugin reading the streamed body went past the limit.
+    over_limit: Option<crate::runtime::native::body::OverLimit>,
+}
+
+fn begin<B>(shared: &Shared, conn: &ConnInfo, mut req: Request<B>) -> Begun<B>
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BodyError>,
 {
-    let _in_flight = conn.state.begin_request();
+    let in_flight = conn.state.begin_request();
     let (upgrade, tunnel_body) = if crate::server::tunnel::requested(&req) {
         let (pending, body) = crate::server::tunnel::begin(&mut req);
         (Some(pending), Some(body))
@@ -286,73 +178,39 @@ where
     };
     let started = Instant::now();
     let id = shared.ids.for_request(req.headers());
-    let request_id = request_id::as_str(&id);
     let (parts, body) = req.into_parts();
     let log = shared.access_log.as_ref().map(|_| (parts.method.clone(), parts.uri.path().to_string()));
-    let mut timings: Timings = log.as_ref().map(|_| Vec::new());
-    let head = parts.method == Method::HEAD;
-    let http1 = parts.version <= http::Version::HTTP_11;
-    // HTTP/1 and HTTP/2 responses report a send waiting on the client (send_timeout).
+    let (head, http1) = (parts.method == Method::HEAD, parts.version <= http::Version::HTTP_11);
     let watch = (parts.version <= http::Version::HTTP_2).then(|| conn.state.clone());
-    let mut upstream = None; // the access log's metadata fields: upstream, cache (set only when it is on)
-    let mut span = None; // the server span (tracing on)
-    let out = (&mut timings, &mut upstream, &mut span);
-    let (mut resp, route) = dispatch(&shared, &conn, parts, body, tunnel_body, &id, out).await;
-    if let Some(upgrade) = upgrade {
-        upgrade.accept(&mut resp, &conn, shared.limits.idle_timeout);
-    }
-    if !http1 {
-        resp.headers.remove(header::CONNECTION);
-    }
-    let elapsed = started.elapsed();
-    shared.metrics.record(resp.status.as_u16(), elapsed);
-    if let Some(span) = &span {
-        crate::otel::server_span::finish(span, resp.status);
-    }
-    if let (Some(access), Some((method, path))) = (&shared.access_log, log) {
-        access.record(&Entry {
-            method: method.as_str(),
-            path: &path,
-            route: route.as_deref(),
-            status: resp.status.as_u16(),
-            latency_us: elapsed.as_micros() as u64,
-            timings: &timings,
-            request_id,
-            client: &conn.client,
-            tags: upstream.as_ref(),
-            trace: span.as_ref().map(Span::context).as_ref(),
-        });
-    }
-    let mut out = finish(resp, id, head, watch);
-    if let Some(alt_svc) = conn.tls.as_ref().and_then(|tls| tls.alt_svc.clone()) {
-        out.headers_mut().insert(header::ALT_SVC, alt_svc);
-    }
-    Ok(out)
+    let (mut span, mut route) = (None, None);
+    let next = dispatch(shared, conn, parts, body, tunnel_body, &id, (&mut span, &mut route));
+    Begun { _in_flight: in_flight, upgrade, started, id, log, head, http1, watch, span, route, next }
 }
 
-async fn dispatch<B>(
+/// Checks the head, routes, and builds the exchange: an answer, or the chain to run.
+fn dispatch<B>(
     shared: &Shared,
     conn: &ConnInfo,
     mut parts: Parts,
     body: B,
     tunnel: Option<Box<RequestBody>>,
     id: &HeaderValue,
-    (timings, upstream, span): (&mut Timings, &mut Option<crate::access_log::Tags>, &mut Option<Span>),
-) -> (HostResponse, Option<Arc<str>>)
+    (span, route): (&mut Option<Span>, &mut Option<Arc<str>>),
+) -> Next<B>
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BodyError>,
 {
     let request_id = request_id::as_str(id);
     if let Some(resp) = crate::server::framing::check(&parts, &conn.state, &shared.limits, request_id) {
-        return (unrouted(resp, span, &parts, conn, request_id), None);
+        return Next::Answer(unrouted(resp, span, &parts, conn, request_id));
     }
     if let Some(rest) = parts.uri.path().strip_prefix("/_covet/") {
         let resp = health(shared, rest, &parts.method, request_id);
-        return (unrouted(resp, span, &parts, conn, request_id), None);
+        return Next::Answer(unrouted(resp, span, &parts, conn, request_id));
     }
     if let Some(resp) = check_headers(&parts.headers, &shared.limits, request_id) {
-        return (unrouted(resp, span, &parts, conn, request_id), None);
+        return Next::Answer(unrouted(resp, span, &parts, conn, request_id));
     }
     if parts.version >= http::Version::HTTP_2 {
         present_authority(&mut parts);
@@ -362,56 +220,120 @@ where
         Ok(found) => found,
         Err(Miss::NotFound) => {
             let resp = problem::not_found(parts.uri.path(), request_id);
-            return (unrouted(resp, span, &parts, conn, request_id), None);
+            return Next::Answer(unrouted(resp, span, &parts, conn, request_id));
         }
         Err(Miss::MethodNotAllowed(allowed)) => {
             let resp = problem::method_not_allowed(parts.method.as_str(), &allowed, request_id);
-            return (unrouted(resp, span, &parts, conn, request_id), None);
+            return Next::Answer(unrouted(resp, span, &parts, conn, request_id));
         }
     };
     let entry = &table.entries[found.route];
-    let route = Some(entry.pattern.clone());
-    let route_ratio = Some((&*entry.pattern, entry.trace_ratio));
-    *span = server_span::start_installed(&parts, span_conn(conn), route_ratio, request_id);
-    let Some(live) = table.live(found.route) else {
-        return (problem::not_ready(request_id), route);
+    *route = Some(entry.pattern.clone());
+    *span = server_span::start_installed(&parts, span_conn(conn), Some((&*entry.pattern, entry.trace_ratio)), request_id);
+    let Some(streams) = table.live(found.route).map(|live| entry.stream_body || live.streams_body()) else {
+        return Next::Answer(problem::not_ready(request_id));
     };
     let max = shared.limits.max_body;
-    let mut body_stream = None;
+    let (mut unread, mut body_stream) = (None, None);
     let mut over_limit: Option<crate::runtime::native::body::OverLimit> = None;
-    let streams = entry.stream_body || live.streams_body();
-    // Boxed: reading a body is the rarer path, and keeping its state out of
-    // this future keeps every request's future small.
-    let body = if let Some(tunnel) = tunnel {
+    if let Some(tunnel) = tunnel {
         body_stream = Some(tunnel); // the client's bytes after the upgrade
-        Ok(Bytes::new())
     } else if body.is_end_stream() {
-        Ok(Bytes::new())
-    } else if streams && declared_over(&parts.headers, max) {
-        Err(problem::closing(problem::payload_too_large(max, request_id)))
+    } else if declared_over(&parts.headers, max) {
+        return Next::Answer(problem::closing(problem::payload_too_large(max, request_id)));
     } else if streams {
         let over = over_limit.insert(Arc::default()).clone();
         body_stream = Some(Box::new(RequestBody::limited(body, max, over)));
-        Ok(Bytes::new())
     } else {
-        Box::pin(read_body(body, &parts.headers, max, request_id)).await
-    };
-    let body = match body {
-        Ok(body) => body,
-        Err(resp) => return (resp, route),
-    };
-    let mut ex = Exchange::from_parts(parts, conn.client.clone(), entry.pattern.clone(), found.params, body, body_stream, id.clone());
+        unread = Some(body);
+    }
+    let pattern = entry.pattern.clone();
+    let mut ex = Exchange::from_parts(parts, conn.client.clone(), pattern, found.params, Bytes::new(), body_stream, id.clone());
     if let Some(tls) = &conn.tls {
         tls.metadata.iter().for_each(|(key, value)| ex.metadata.set(key, value));
     }
-    let resp = pipeline::run(&live, &mut ex, timings, span.as_ref()).await;
-    if timings.is_some() {
-        *upstream = crate::access_log::Tags::from_metadata(&ex.metadata);
+    Next::Chain(ChainRun { table, index: found.route, ex, unread, over_limit })
+}
+
+/// The part that may wait: the body read, the chain; then the response's
+/// metrics, access-log line and head. `begun` is used in place (a field
+/// moved out of it would be stored twice in the future).
+async fn complete<B>(shared: Arc<Shared>, conn: Arc<ConnInfo>, mut begun: Begun<B>) -> Result<Response<Body>, Infallible>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BodyError>,
+{
+    let mut timings: Timings = begun.log.as_ref().map(|_| Vec::new());
+    let mut upstream = None; // the access log's metadata fields: upstream, cache (set only when it is on)
+    let request_id = request_id::as_str(&begun.id);
+    let mut resp = match &mut begun.next {
+        Next::Answer(resp) => std::mem::replace(resp, HostResponse::new(http::StatusCode::OK)),
+        Next::Chain(run) => run_chain(&shared, run, (&mut timings, &mut upstream), begun.span.as_ref(), request_id).await,
+    };
+    if let Some(upgrade) = begun.upgrade.take() {
+        upgrade.accept(&mut resp, &conn, shared.limits.idle_timeout);
     }
-    crate::exchange::recycle_headers(std::mem::take(&mut ex.headers));
-    match over_limit {
-        Some(over) if over.load(Ordering::Acquire) => (problem::closing(problem::payload_too_large(max, request_id)), route),
-        _ => (resp, route),
+    if !begun.http1 {
+        resp.headers.remove(header::CONNECTION);
+    }
+    let elapsed = begun.started.elapsed();
+    shared.metrics.record(resp.status.as_u16(), elapsed);
+    if let Some(span) = &begun.span {
+        crate::otel::server_span::finish(span, resp.status);
+    }
+    if let (Some(access), Some((method, path))) = (&shared.access_log, &begun.log) {
+        access.record(&Entry {
+            method: method.as_str(),
+            path,
+            route: begun.route.as_deref(),
+            status: resp.status.as_u16(),
+            latency_us: elapsed.as_micros() as u64,
+            timings: &timings,
+            request_id,
+            client: &conn.client,
+            tags: upstream.as_ref(),
+            trace: begun.span.as_ref().map(Span::context).as_ref(),
+        });
+    }
+    let mut out = finish(resp, begun.id.clone(), begun.head, begun.watch.take());
+    if let Some(alt_svc) = conn.tls.as_ref().and_then(|tls| tls.alt_svc.clone()) {
+        out.headers_mut().insert(header::ALT_SVC, alt_svc);
+    }
+    Ok(out)
+}
+
+/// Reads a buffered body, then runs the chain on the exchange.
+async fn run_chain<B>(
+    shared: &Shared,
+    run: &mut ChainRun<B>,
+    (timings, upstream): (&mut Timings, &mut Option<crate::access_log::Tags>),
+    span: Option<&Span>,
+    request_id: &str,
+) -> HostResponse
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BodyError>,
+{
+    let max = shared.limits.max_body;
+    if let Some(body) = run.unread.take() {
+        // Boxed: reading a body is the rarer path, and keeping its state out
+        // of this future keeps every request's future small.
+        match Box::pin(read_body(body, max, request_id)).await {
+            Ok(bytes) => run.ex.body = bytes,
+            Err(resp) => return resp,
+        }
+    }
+    let Some(live) = run.table.live(run.index) else {
+        return problem::not_ready(request_id);
+    };
+    let resp = pipeline::run(&live, &mut run.ex, timings, span).await;
+    if timings.is_some() {
+        *upstream = crate::access_log::Tags::from_metadata(&run.ex.metadata);
+    }
+    crate::exchange::recycle_headers(std::mem::take(&mut run.ex.headers));
+    match &run.over_limit {
+        Some(over) if over.load(Ordering::Acquire) => problem::closing(problem::payload_too_large(max, request_id)),
+        _ => resp,
     }
 }
 
@@ -476,14 +398,12 @@ pub fn check_headers(headers: &HeaderMap, limits: &Limits, request_id: &str) -> 
     None
 }
 
-async fn read_body<B>(body: B, headers: &HeaderMap, max: u64, request_id: &str) -> Result<Bytes, HostResponse>
+/// Reads the whole body (a declared length over `max` was refused before).
+async fn read_body<B>(body: B, max: u64, request_id: &str) -> Result<Bytes, HostResponse>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<BodyError>,
 {
-    if declared_over(headers, max) {
-        return Err(problem::closing(problem::payload_too_large(max, request_id)));
-    }
     // Body errors end the connection: the rest of the body is unread or unframed.
     match Limited::new(body, max as usize).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
