@@ -256,50 +256,58 @@ where
 }
 
 /// The part that may wait: the body read, the chain; then the response's
-/// metrics, access-log line and head. `begun` is used in place (a field
-/// moved out of it would be stored twice in the future).
-async fn complete<B>(shared: Arc<Shared>, conn: Arc<ConnInfo>, mut begun: Begun<B>) -> Result<Response<Body>, Infallible>
+/// metrics, access-log line and head. An `async` block rather than an
+/// `async fn`: an `async fn` copies its arguments into locals, and `begun`
+/// (~770 bytes) would be stored twice in the future; the block uses the
+/// captured value in place.
+fn complete<B>(
+    shared: Arc<Shared>,
+    conn: Arc<ConnInfo>,
+    mut begun: Begun<B>,
+) -> impl Future<Output = Result<Response<Body>, Infallible>> + Send
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BodyError>,
 {
-    let mut timings: Timings = begun.log.as_ref().map(|_| Vec::new());
-    let mut upstream = None; // the access log's metadata fields: upstream, cache (set only when it is on)
-    let request_id = request_id::as_str(&begun.id);
-    let mut resp = match &mut begun.next {
-        Next::Answer(resp) => std::mem::replace(resp, HostResponse::new(http::StatusCode::OK)),
-        Next::Chain(run) => run_chain(&shared, run, (&mut timings, &mut upstream), begun.span.as_ref(), request_id).await,
-    };
-    if let Some(upgrade) = begun.upgrade.take() {
-        upgrade.accept(&mut resp, &conn, shared.limits.idle_timeout);
+    async move {
+        let mut timings: Timings = begun.log.as_ref().map(|_| Vec::new());
+        let mut upstream = None; // the access log's metadata fields: upstream, cache (set only when it is on)
+        let request_id = request_id::as_str(&begun.id);
+        let mut resp = match &mut begun.next {
+            Next::Answer(resp) => std::mem::replace(resp, HostResponse::new(http::StatusCode::OK)),
+            Next::Chain(run) => run_chain(&shared, run, (&mut timings, &mut upstream), begun.span.as_ref(), request_id).await,
+        };
+        if let Some(upgrade) = begun.upgrade.take() {
+            upgrade.accept(&mut resp, &conn, shared.limits.idle_timeout);
+        }
+        if !begun.http1 {
+            resp.headers.remove(header::CONNECTION);
+        }
+        let elapsed = begun.started.elapsed();
+        shared.metrics.record(resp.status.as_u16(), elapsed);
+        if let Some(span) = &begun.span {
+            crate::otel::server_span::finish(span, resp.status);
+        }
+        if let (Some(access), Some((method, path))) = (&shared.access_log, &begun.log) {
+            access.record(&Entry {
+                method: method.as_str(),
+                path,
+                route: begun.route.as_deref(),
+                status: resp.status.as_u16(),
+                latency_us: elapsed.as_micros() as u64,
+                timings: &timings,
+                request_id,
+                client: &conn.client,
+                tags: upstream.as_ref(),
+                trace: begun.span.as_ref().map(Span::context).as_ref(),
+            });
+        }
+        let mut out = finish(resp, begun.id.clone(), begun.head, begun.watch.take());
+        if let Some(alt_svc) = conn.tls.as_ref().and_then(|tls| tls.alt_svc.clone()) {
+            out.headers_mut().insert(header::ALT_SVC, alt_svc);
+        }
+        Ok(out)
     }
-    if !begun.http1 {
-        resp.headers.remove(header::CONNECTION);
-    }
-    let elapsed = begun.started.elapsed();
-    shared.metrics.record(resp.status.as_u16(), elapsed);
-    if let Some(span) = &begun.span {
-        crate::otel::server_span::finish(span, resp.status);
-    }
-    if let (Some(access), Some((method, path))) = (&shared.access_log, &begun.log) {
-        access.record(&Entry {
-            method: method.as_str(),
-            path,
-            route: begun.route.as_deref(),
-            status: resp.status.as_u16(),
-            latency_us: elapsed.as_micros() as u64,
-            timings: &timings,
-            request_id,
-            client: &conn.client,
-            tags: upstream.as_ref(),
-            trace: begun.span.as_ref().map(Span::context).as_ref(),
-        });
-    }
-    let mut out = finish(resp, begun.id.clone(), begun.head, begun.watch.take());
-    if let Some(alt_svc) = conn.tls.as_ref().and_then(|tls| tls.alt_svc.clone()) {
-        out.headers_mut().insert(header::ALT_SVC, alt_svc);
-    }
-    Ok(out)
 }
 
 /// Reads a buffered body, then runs the chain on the exchange.
