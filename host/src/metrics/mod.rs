@@ -20,8 +20,13 @@ pub struct RequestMetrics {
 impl RequestMetrics {
     /// Counts one finished request.
     pub fn record(&self, status: u16, elapsed: std::time::Duration) {
+        self.record_ns(status, u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
+    }
+
+    /// [`Self::record`] with the latency in nanoseconds ([`crate::clock`]).
+    pub fn record_ns(&self, status: u16, elapsed_ns: u64) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.by_class[class].fetch_add(1, Ordering::Relaxed);
-        self.latency.observe(elapsed);
+        self.latency.observe_ns(elapsed_ns);
     }
 }
