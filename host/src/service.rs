@@ -126,7 +126,8 @@ where
 
 /// A request as far as it goes without waiting.
 struct Begun<B> {
-    _in_flight: InFlight,
+    /// Counts the request as in flight until the future ends (see [`complete`]).
+    in_flight: InFlight,
     upgrade: Option<Box<crate::server::tunnel::Pending>>,
     /// When the request began ([`crate::clock::now_ns`]).
     started: u64,
@@ -185,7 +186,7 @@ where
     let watch = (parts.version <= http::Version::HTTP_2).then(|| conn.state.clone());
     let (mut span, mut route) = (None, None);
     let next = dispatch(shared, conn, parts, body, tunnel_body, &id, (&mut span, &mut route));
-    Begun { _in_flight: in_flight, upgrade, started, id, log, head, http1, watch, span, route, next }
+    Begun { in_flight, upgrade, started, id, log, head, http1, watch, span, route, next }
 }
 
 /// Checks the head, routes, and builds the exchange: an answer, or the chain to run.
@@ -308,6 +309,11 @@ where
         if let Some(alt_svc) = conn.tls.as_ref().and_then(|tls| tls.alt_svc.clone()) {
             out.headers_mut().insert(header::ALT_SVC, alt_svc);
         }
+        // The block captures only the fields of `begun` it names: without
+        // this line the in-flight guard was dropped when the future was
+        // made, and a half-closed client's slow request lost its answer
+        // (tests/e2e/half_close.rs).
+        drop(begun.in_flight);
         Ok(out)
     }
 }
