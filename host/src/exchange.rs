@@ -392,17 +392,20 @@ fn parse_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), St
 const NAME_CACHE_SIZE: usize = 64;
 
 thread_local! {
-    static NAMES: std::cell::RefCell<Vec<HeaderName>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Each name as the plugin spelled it (lower case), and its parsed form.
+    static NAMES: std::cell::RefCell<Vec<(Box<str>, HeaderName)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 pub(crate) fn header_name(name: &str) -> Result<HeaderName, String> {
     NAMES.with_borrow_mut(|names| {
-        if let Some(known) = names.iter().find(|n| n.as_str() == name) {
+        // Lengths first: most cached names differ in length, and comparing
+        // `HeaderName::as_str()` cost a match on its representation per entry.
+        if let Some((_, known)) = names.iter().find(|(text, _)| text.len() == name.len() && **text == *name) {
             return Ok(known.clone());
         }
         let parsed = HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("invalid header name {name:?}"))?;
         if names.len() < NAME_CACHE_SIZE && parsed.as_str() == name {
-            names.push(parsed.clone());
+            names.push((name.into(), parsed.clone()));
         }
         Ok(parsed)
     })
