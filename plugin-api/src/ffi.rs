@@ -266,8 +266,8 @@ pub trait PluginObj: Send + Sync {
     fn shutdown(&self) -> RResult<(), Fault>;
 
     /// The phases this instance needs called (the host intersects them with
-    /// the descriptor's). Added after `shutdown`: a plugin built before it
-    /// has no entry, and the host gets this default, every phase.
+    /// the descriptor's). Added in 0.5 (after `shutdown`; abi_stable still
+    /// refuses a 0.4 library, see docs/abi.md). Default: every phase.
     fn phases(&self) -> crate::Phases {
         crate::Phases::ALL
     }
