@@ -112,7 +112,8 @@ async fn an_abi_mismatch_names_both_versions() {
     let reply = swap(&host, "app", json!({ "path": plugin("covet-abi-mismatch") })).await;
     let message = reply.json()["error"]["message"].as_str().unwrap().to_string();
     assert!(message.contains("built against covet-plugin-api 0.0.9"), "{message}");
-    assert!(message.contains("this host speaks covet-plugin-api 0.5.0"), "{message}");
+    let speaks = format!("this host speaks covet-plugin-api {}", covet_plugin_api::ffi::ABI_VERSION);
+    assert!(message.contains(&speaks), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
