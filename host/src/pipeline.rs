@@ -56,6 +56,7 @@ pub type Timings = Option<Vec<Timing>>;
 
 /// The live instances of a chain, held for one request: a swap during the
 /// request (even while a phase is pending) leaves it on these instances.
+#[derive(Clone)]
 pub struct Live {
     filters: Vec<Arc<Instance>>,
     handler: Arc<Instance>,

@@ -10,7 +10,7 @@
 //! epochs differ, requests load the slots themselves, so a request never
 //! runs on an instance older than the one its slot held when it began.
 
-use std::{ops::Deref, sync::Arc};
+use std::{borrow::Cow, sync::Arc};
 
 use crate::{
     manifest::{Diagnostic, Manifest, ManifestError},
@@ -46,26 +46,6 @@ pub struct RouteTable {
     epoch: u64,
 }
 
-/// A route's live instances for one request: the table's own (the common
-/// case, no copy) or, when a swap moved the epoch on since the table was
-/// refreshed, a set loaded from the slots for this request.
-pub enum LiveRef<'a> {
-    /// The table's instances, current.
-    Cached(&'a Live),
-    /// Loaded from the slots for this request.
-    Loaded(Live),
-}
-
-impl Deref for LiveRef<'_> {
-    type Target = Live;
-
-    fn deref(&self) -> &Live {
-        match self {
-            LiveRef::Cached(live) => live,
-            LiveRef::Loaded(live) => live,
-        }
-    }
-}
 
 impl RouteTable {
     /// Builds the table; `slot` gives the slot of every plugin a route names.
@@ -102,12 +82,14 @@ impl RouteTable {
         RouteTable { router: self.router.clone(), entries: self.entries.clone(), live, epoch }
     }
 
-    /// Route `index`'s live instances; `None` when one of its plugins is not
-    /// live (still initialising).
-    pub fn live(&self, index: usize) -> Option<LiveRef<'_>> {
+    /// Route `index`'s live instances for one request; `None` when one of
+    /// its plugins is not live (still initialising). Borrowed from the table
+    /// when it is at the current epoch (the common case); when a swap moved
+    /// the epoch on since the refresh, loaded from the slots.
+    pub fn live(&self, index: usize) -> Option<Cow<'_, Live>> {
         if self.epoch == registry::epoch() {
-            return self.live.get(index)?.as_ref().map(LiveRef::Cached);
+            return self.live.get(index)?.as_ref().map(Cow::Borrowed);
         }
-        Live::load(&self.entries[index].chain).map(LiveRef::Loaded)
+        Live::load(&self.entries[index].chain).map(Cow::Owned)
     }
 }
