@@ -2,8 +2,10 @@
 embedded interpreter (there is nothing to install; `python-plugins/covet-stubs`
 holds type stubs for editors).
 
-- Decorator apps: `Covet` (`@app.get("/users/{user_id}")` with typed
-  parameters), served with `kind: python, app: FILE.py:ATTR`.
+- Decorator apps: `Covet`, also spelled `CovetPy` (`@app.get("/users/{user_id}")`
+  with typed parameters, `Query`/`Path`/`Header`/`Cookie` markers, pydantic
+  models, return annotations, `@app.middleware("http")` and
+  `BaseHTTPMiddleware`), served with `kind: python, app: FILE.py:ATTR`.
 - Filters: a module with `on_request(request)` / `on_response(request,
   response)`, served with `kind: python, filter: FILE.py`.
 - Host services (async-only, granted per plugin in the manifest):
@@ -13,14 +15,17 @@ holds type stubs for editors).
   on the span of the plugin call in progress (docs/python.md, "Tracing").
 - Types: `Request`, `Response` (and `JSONResponse`, `PlainTextResponse`,
   `HTMLResponse`, `RedirectResponse`), `HTTPException`,
-  `RequestValidationError`, `Headers`, `QueryParams`.
+  `RequestValidationError`, `ResponseValidationError`, `Headers`, `QueryParams`.
 
 The names starting with `_covet` / `_to_wire` are the hooks the host calls
 (docs/python.md, "The contract with the host").
 """
 
-from ._app import Covet
-from ._datastructures import Headers, QueryParams
+from ._app import Covet, CovetPy
+from ._markers import Cookie, Header, Param, Path, Query
+from ._middleware import BaseHTTPMiddleware
+from ._returns import ResponseValidationError
+from ._datastructures import URL, Headers, QueryParams, RequestState
 from ._http import (
     HTMLResponse,
     HTTPException,
@@ -51,7 +56,8 @@ from ._wire import to_wire as _to_wire
 from . import http, trace
 
 __all__ = [
-    "Covet", "Request", "Response", "JSONResponse", "PlainTextResponse", "HTMLResponse",
+    "Covet", "CovetPy", "BaseHTTPMiddleware", "Query", "Path", "Header", "Cookie",
+    "ResponseValidationError", "Request", "Response", "JSONResponse", "PlainTextResponse", "HTMLResponse",
     "RedirectResponse", "HTTPException", "RequestValidationError", "Headers", "QueryParams",
     "HostServiceError", "ServiceDenied", "OutboundDenied", "StateDenied", "ServiceTimeout",
     "ServiceUnavailable", "ServiceProtocolError", "ServiceBackendError", "ServiceShutDown",

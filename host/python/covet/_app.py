@@ -1,8 +1,9 @@
-"""`Covet`, the decorator app, and the hooks the host calls on it.
+"""`Covet` (also spelled `CovetPy`), the decorator app, and the hooks the
+host calls on it.
 
 ```python
-from covet import Covet
-app = Covet()
+from covet import CovetPy
+app = CovetPy()
 
 @app.get("/users/{user_id}")
 async def get_user(user_id: int, q: str | None = None):
@@ -11,18 +12,21 @@ async def get_user(user_id: int, q: str | None = None):
 
 Routing happens in the host (a `matchit` router built from
 `_covet_routes()` at load); Python only binds parameters, calls the
-handler and serialises the result. All signature work is done here, at
-decoration time.
+handler, checks its return value against its annotation and serialises it.
+All signature work is done here, at decoration time; the per-request
+functions are put together once, when the host first asks for the routes
+(after every middleware is registered).
 """
 
 import inspect
 import re
 
-from . import _services
+from . import _middleware, _services
 from ._params import compile_binder
+from ._returns import UNSET, compile_returner
 from ._wire import to_wire
 
-__all__ = ["Covet"]
+__all__ = ["Covet", "CovetPy"]
 
 _PARAM = re.compile(r"\{(\*?)([A-Za-z_][A-Za-z0-9_]*)(:path)?\}")
 _METHOD = re.compile(r"^[A-Z]+$")
@@ -51,9 +55,22 @@ def _normalise_methods(methods, where: str) -> list:
     return list(dict.fromkeys(methods))
 
 
-def _make_call(fn, bind, status):
-    """The per-request function: bind, call, serialise. Four shapes so the
-    common cases do no extra work."""
+class _Endpoint:
+    """One registered handler, as decoration left it."""
+
+    __slots__ = ("fn", "bind", "returner", "status", "is_async")
+
+    def __init__(self, fn, bind, returner, status):
+        self.fn, self.bind, self.returner, self.status = fn, bind, returner, status
+        self.is_async = inspect.iscoroutinefunction(fn)
+
+
+def _make_call(fn, bind, status, returner):
+    """The per-request function without middleware: bind, call, serialise.
+    Four shapes (and a fifth with a return check) so the common cases do no
+    extra work."""
+    if returner is not None:
+        return _checked_call(fn, bind, status, returner)
     if inspect.iscoroutinefunction(fn):
         if bind is None:
             async def call(request):
@@ -70,59 +87,125 @@ def _make_call(fn, bind, status):
     return call
 
 
+def _checked_call(fn, bind, status, returner):
+    """`_make_call` for a handler whose return value is checked."""
+    if bind is None:
+        bind = _no_arguments
+    if inspect.iscoroutinefunction(fn):
+        async def call(request):
+            return to_wire(returner(await fn(**bind(request))), status)
+    else:
+        def call(request):
+            return to_wire(returner(fn(**bind(request))), status)
+    return call
+
+
+def _no_arguments(request) -> dict:
+    return {}
+
+
 class Covet:
     """A decorator app. Serve it with `kind: python, app: FILE.py:ATTR`;
     its routes match the full request path (the manifest route decides
     which requests reach it). `app.config` is the plugin's manifest
-    `config` (a dict, empty when absent) once the host has loaded it."""
+    `config` (a dict, empty when absent) once the host has loaded it.
 
-    def __init__(self) -> None:
+    The keyword arguments are CovetPy's: `debug`, `title`, `description`
+    and `version` are kept as attributes (covet's errors never carry
+    tracebacks, debug or not); `middleware` is a list registered as with
+    `app.middleware(m)`."""
+
+    def __init__(self, debug: bool = False, middleware=None, title: "str | None" = None,
+                 description: "str | None" = None, version: "str | None" = None) -> None:
         self.config: dict = {}
+        self.debug = debug
+        self.title, self.description, self.version = title, description, version
         self._routes: list = []
-        self._calls: list = []
-        self._is_async: list = []
+        self._endpoints: list = []
+        self._middleware: list = []
+        self._calls: "list | None" = None
         self._seen: dict = {}
         self._startup: list = []
         self._shutdown: list = []
         self._periodic: list = []
+        for entry in middleware or ():
+            self.middleware(entry)
 
-    def route(self, path: str, methods=None, *, status_code: "int | None" = None):
+    def route(self, path: str, methods=None, *, status_code: "int | None" = None, response_model=UNSET):
         """Registers the decorated function for `path` and `methods`
         (default GET). `status_code` replaces the 200 (204 for None) of a
-        plain return value; a returned `Response` keeps its own."""
+        plain return value; a returned `Response` keeps its own.
+        `response_model` (default: the return annotation) is the type the
+        return value is checked and filtered through; None checks nothing."""
 
         def register(fn):
             where = f"covet route {path!r} (handler {getattr(fn, '__qualname__', repr(fn))})"
             pattern, names = _normalise_path(path, where)
             verbs = _normalise_methods(methods, where)
-            bind = compile_binder(fn, names, where)
+            bind = compile_binder(fn, names, where, verbs)
+            returner = compile_returner(fn, response_model, where)
             self._claim(pattern, verbs, where)
-            self._routes.append((verbs, pattern, len(self._calls)))
-            self._calls.append(_make_call(fn, bind, status_code))
-            self._is_async.append(inspect.iscoroutinefunction(fn))
+            self._routes.append((verbs, pattern, len(self._endpoints)))
+            self._endpoints.append(_Endpoint(fn, bind, returner, status_code))
+            self._calls = None
             return fn
 
         return register
 
-    def get(self, path: str, *, status_code: "int | None" = None):
+    def get(self, path: str, *, status_code: "int | None" = None, response_model=UNSET):
         """`route(path, ["GET"])`."""
-        return self.route(path, ["GET"], status_code=status_code)
+        return self.route(path, ["GET"], status_code=status_code, response_model=response_model)
 
-    def post(self, path: str, *, status_code: "int | None" = None):
+    def post(self, path: str, *, status_code: "int | None" = None, response_model=UNSET):
         """`route(path, ["POST"])`."""
-        return self.route(path, ["POST"], status_code=status_code)
+        return self.route(path, ["POST"], status_code=status_code, response_model=response_model)
 
-    def put(self, path: str, *, status_code: "int | None" = None):
+    def put(self, path: str, *, status_code: "int | None" = None, response_model=UNSET):
         """`route(path, ["PUT"])`."""
-        return self.route(path, ["PUT"], status_code=status_code)
+        return self.route(path, ["PUT"], status_code=status_code, response_model=response_model)
 
-    def patch(self, path: str, *, status_code: "int | None" = None):
+    def patch(self, path: str, *, status_code: "int | None" = None, response_model=UNSET):
         """`route(path, ["PATCH"])`."""
-        return self.route(path, ["PATCH"], status_code=status_code)
+        return self.route(path, ["PATCH"], status_code=status_code, response_model=response_model)
 
-    def delete(self, path: str, *, status_code: "int | None" = None):
+    def delete(self, path: str, *, status_code: "int | None" = None, response_model=UNSET):
         """`route(path, ["DELETE"])`."""
-        return self.route(path, ["DELETE"], status_code=status_code)
+        return self.route(path, ["DELETE"], status_code=status_code, response_model=response_model)
+
+    def middleware(self, middleware="http", **options):
+        """Registers HTTP middleware around every endpoint of the app (the
+        first registered is the outermost; see `covet._middleware`):
+
+        - `@app.middleware("http")` decorates `async def mw(request, call_next)`
+          (any string works: it only labels the middleware);
+        - `app.middleware(MyMiddleware, **options)`: a class, instantiated as
+          `MyMiddleware(app, **options)` (a `BaseHTTPMiddleware` subclass, or
+          any class with `async def dispatch(self, request, call_next)`);
+        - `app.middleware(instance)` or `app.middleware(async_function)`.
+
+        Returns what it was given (the decorator form: a decorator)."""
+        if isinstance(middleware, str):  # "http" (FastAPI), or a label ("performance" in CovetPy's docs)
+            if options:
+                raise TypeError("covet: @app.middleware(kind) takes no options")
+            return self._add_middleware
+        self._middleware.append(_middleware.handler_of(middleware, self, options))
+        self._calls = None
+        return middleware
+
+    def add_middleware(self, middleware_class, **options):
+        """`app.middleware(middleware_class, **options)` (Starlette's name)."""
+        self.middleware(middleware_class, **options)
+
+    def _add_middleware(self, fn):
+        self._middleware.append(_middleware.handler_of(fn, self, {}))
+        self._calls = None
+        return fn
+
+    def run(self, host: str = "127.0.0.1", port: int = 8000, **options):
+        """Not available: covet serves the app from its manifest
+        (`kind: python, app: FILE.py:ATTR`); no server runs inside Python."""
+        raise RuntimeError("covet serves this app from its manifest (kind: python, app: FILE.py:ATTR); "
+                           "app.run() has no server to start inside the covet host")
 
     def on_startup(self, fn):
         """Registers a (sync) function run once when the host loads the app,
@@ -172,6 +255,7 @@ class Covet:
         """(methods, matchit path, endpoint index) per route, in order. A GET
         route also answers HEAD (the host drops the body) unless the app
         has its own HEAD handler for that path."""
+        self._compile()
         return [(self._with_head(methods, pattern), pattern, index) for methods, pattern, index in self._routes]
 
     def _with_head(self, methods: list, pattern: str) -> list:
@@ -200,10 +284,29 @@ class Covet:
         if failure is not None:
             raise failure
 
+    def _compile(self) -> list:
+        """The per-request function of every endpoint, with the middleware
+        registered by now around each."""
+        if self._middleware:
+            handlers = list(self._middleware)
+            self._calls = [_middleware.chain(handlers, _middleware.endpoint(e.fn, e.bind, e.returner, e.status,
+                                                                             e.is_async))
+                           for e in self._endpoints]
+        else:
+            self._calls = [_make_call(e.fn, e.bind, e.status, e.returner) for e in self._endpoints]
+        return self._calls
+
     def _covet_is_async(self, index: int) -> bool:
-        """Whether endpoint `index` returns a coroutine (→ the event loop)."""
-        return self._is_async[index]
+        """Whether endpoint `index` returns a coroutine (→ the event loop):
+        every endpoint does once the app has middleware."""
+        return bool(self._middleware) or self._endpoints[index].is_async
 
     def _covet_call(self, index: int, request):
         """Runs endpoint `index`: a wire tuple, or a coroutine of one."""
-        return self._calls[index](request)
+        calls = self._calls
+        if calls is None:
+            calls = self._compile()
+        return calls[index](request)
+
+
+CovetPy = Covet

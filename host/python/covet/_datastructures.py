@@ -1,15 +1,17 @@
-"""Header and query-string containers of `covet.Request` and `covet.Response`.
+"""Header and query-string containers of `covet.Request` and `covet.Response`,
+and the smaller values a request makes on demand (`URL`, `RequestState`,
+its cookies).
 
-Both keep the pairs as they came (order and repeats preserved) and build a
-lookup table only when first asked, so a handler that never reads them costs
-nothing. Header names are case-insensitive (stored lower-case); query keys
-are case-sensitive.
+Both containers keep the pairs as they came (order and repeats preserved)
+and build a lookup table only when first asked, so a handler that never
+reads them costs nothing. Header names are case-insensitive (stored
+lower-case); query keys are case-sensitive.
 """
 
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from urllib.parse import unquote_plus
 
-__all__ = ["Headers", "QueryParams"]
+__all__ = ["Headers", "QueryParams", "RequestState", "URL", "parse_cookies"]
 
 
 def _pairs(raw) -> list:
@@ -153,3 +155,50 @@ class QueryParams(Mapping):
     def multi_items(self) -> list:
         """Every (key, value) pair in order, repeats included."""
         return list(self._list)
+
+
+class RequestState:
+    """`request.state`: a plain attribute bag for one request (middleware
+    sets `request.state.user`, the endpoint reads it). A missing attribute
+    is an AttributeError naming it."""
+
+    def __getattr__(self, name: str):
+        raise AttributeError(f"request.state has no attribute {name!r}")
+
+    def __repr__(self) -> str:
+        return f"RequestState({vars(self)!r})"
+
+
+class URL(str):
+    """`request.url`: the URL as a str (`str(request.url)`), with `scheme`,
+    `netloc`, `path` and `query` (the raw query string)."""
+
+    scheme: str
+    netloc: str
+    path: str
+    query: str
+
+    @classmethod
+    def build(cls, netloc: str, path: str, query: str) -> "URL":
+        """The URL of a request to `netloc` (empty: a relative URL)."""
+        text = (f"http://{netloc}" if netloc else "") + path + (f"?{query}" if query else "")
+        url = cls(text)
+        url.scheme, url.netloc, url.path, url.query = "http", netloc, path, query
+        return url
+
+
+def parse_cookies(values: list) -> dict:
+    """The pairs of one or more `Cookie` header values (`a=1; b=2`); a name
+    seen twice keeps its first value, as browsers send the most specific
+    first. Values keep their bytes, surrounding double quotes removed."""
+    cookies: dict = {}
+    for value in values:
+        for part in value.split(";"):
+            name, eq, text = part.strip().partition("=")
+            if not eq or not name:
+                continue
+            text = text.strip()
+            if len(text) >= 2 and text[0] == text[-1] == '"':
+                text = text[1:-1]
+            cookies.setdefault(name.strip(), text)
+    return cookies

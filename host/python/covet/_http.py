@@ -10,7 +10,7 @@ feature costs nothing per request.
 import json
 from http import HTTPStatus
 
-from ._datastructures import Headers, QueryParams
+from ._datastructures import URL, Headers, QueryParams, RequestState, parse_cookies
 from ._json import dumps
 
 __all__ = [
@@ -70,10 +70,12 @@ class Request:
     `metadata` (the str → str bag plugins share along the chain; filters may
     set keys), `id` (the request id, also sent as `x-request-id`), `client`
     (`"ip:port"` or None); `await request.json()` parses the body.
+    `state` (an attribute bag for this request: middleware sets, the endpoint
+    reads), `cookies` (name → value) and `url` are made on first use.
     """
 
     __slots__ = ("method", "path", "query_string", "_headers_raw", "_headers", "_query",
-                 "path_params", "body", "metadata", "id", "client", "_json")
+                 "path_params", "body", "metadata", "id", "client", "_json", "_state", "_cookies")
 
     def __init__(self, method: str, path: str, query_string: str, headers, path_params: dict,
                  body: bytes, metadata: dict, request_id: str, client: "str | None"):
@@ -109,6 +111,31 @@ class Request:
         """Same as `query` (the Starlette name)."""
         return self.query
 
+    @property
+    def state(self) -> RequestState:
+        """This request's attribute bag (`request.state.user = ...`), shared by
+        the app's middleware and the endpoint; made on first use."""
+        try:
+            return self._state
+        except AttributeError:
+            self._state = RequestState()
+            return self._state
+
+    @property
+    def cookies(self) -> dict:
+        """The `Cookie` header's pairs (name → value)."""
+        try:
+            return self._cookies
+        except AttributeError:
+            self._cookies = parse_cookies(self.headers.getlist("cookie"))
+            return self._cookies
+
+    @property
+    def url(self) -> URL:
+        """The request URL (`str(request.url)`, `.path`, `.query`), from the
+        `Host` header; the scheme is always `http` (TLS ends in the host)."""
+        return URL.build(self.headers.get("host", ""), self.path, self.query_string)
+
     async def json(self):
         """The body parsed as JSON (parsed once). Invalid JSON raises
         `RequestValidationError` (422, loc `["body"]`)."""
@@ -142,20 +169,28 @@ def parse_json_body(body: bytes):
         raise RequestValidationError([error]) from None
 
 
+_RAW = (bytes, str, bytearray, memoryview, type(None))
+
+
 class Response:
-    """A response returned as is: `content` (bytes, or str encoded as UTF-8),
-    `status_code`, `headers` (a mapping or a list of pairs) and `media_type`
-    (sets `content-type` unless the headers already have one; `text/*`
-    types get `; charset=utf-8`). Filters may edit `status_code`, `headers`
-    and `body` in `on_response`."""
+    """A response returned as is: `content` (bytes, or str encoded as UTF-8;
+    anything else — a dict, a list, a pydantic model, a dataclass — is
+    serialised as JSON and typed `application/json`), `status_code` (or
+    `status`, CovetPy's spelling), `headers` (a mapping or a list of pairs)
+    and `media_type` (sets `content-type` unless the headers already have
+    one; `text/*` types get `; charset=utf-8`). Filters and middleware may
+    edit `status_code`, `headers` and `body`."""
 
     media_type: "str | None" = None
 
-    def __init__(self, content=b"", status_code: int = 200, headers=None, media_type: "str | None" = None):
-        self.status_code = status_code
+    def __init__(self, content=b"", status_code: int = 200, headers=None, media_type: "str | None" = None,
+                 *, status: "int | None" = None):
+        self.status_code = status_code if status is None else status
         self.body = self.render(content)
         self.headers = Headers(headers)
         media_type = media_type or self.media_type
+        if media_type is None and not isinstance(content, _RAW):
+            media_type = "application/json"
         if media_type and "content-type" not in self.headers:
             if media_type.startswith("text/") and "charset=" not in media_type:
                 media_type += "; charset=utf-8"
@@ -171,7 +206,7 @@ class Response:
             return content.encode("utf-8")
         if isinstance(content, (bytearray, memoryview)):
             return bytes(content)
-        raise TypeError(f"{type(self).__name__} content must be bytes or str, got {type(content).__name__}")
+        return dumps(content)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.status_code}, {len(self.body)} bytes>"

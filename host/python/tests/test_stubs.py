@@ -26,6 +26,12 @@ def stub_functions(path=STUB):
     return {node.name: node for node in stub_tree(path).body if isinstance(node, FUNCTIONS)}
 
 
+def stub_aliases(path=STUB):
+    """Module-level `Alias = Name` assignments: alias → the name it points to."""
+    return {node.targets[0].id: node.value.id for node in stub_tree(path).body
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Name)}
+
+
 def stub_all(path=STUB):
     declared = next(n for n in stub_tree(path).body if isinstance(n, ast.Assign) and n.targets[0].id == "__all__")
     return sorted(ast.literal_eval(declared.value))
@@ -37,17 +43,24 @@ def real_params(fn) -> list:
 
 def stub_params(fn: ast.AST) -> list:
     args = fn.args
-    return [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs if a.arg != "self"]
+    named = args.posonlyargs + args.args + ([args.vararg] if args.vararg else []) + args.kwonlyargs
+    named += [args.kwarg] if args.kwarg else []
+    return [a.arg for a in named if a.arg != "self"]
 
 
 class Stubs(unittest.TestCase):
     def test_stubs_and_package_export_the_same_names(self):
         self.assertEqual(stub_all(), sorted(covet.__all__))
-        stubbed = set(stub_classes()) | set(stub_functions()) | {"http", "trace"}
+        stubbed = set(stub_classes()) | set(stub_functions()) | set(stub_aliases()) | {"http", "trace"}
         self.assertEqual(stubbed & set(covet.__all__), set(covet.__all__))
         self.assertEqual(stub_all(HTTP_STUB), sorted(covet.http.__all__))
         self.assertEqual(stub_all(TRACE_STUB), sorted(covet.trace.__all__))
         self.assertTrue((STUB.parent / "py.typed").exists())
+
+    def test_stubbed_aliases_are_the_same_objects(self):
+        self.assertEqual(stub_aliases(), {"CovetPy": "Covet"})
+        for alias, name in stub_aliases().items():
+            self.assertIs(getattr(covet, alias), getattr(covet, name), alias)
 
     def test_every_stubbed_function_has_the_real_parameter_names(self):
         for path, module in ((STUB, covet), (HTTP_STUB, covet.http), (TRACE_STUB, covet.trace)):

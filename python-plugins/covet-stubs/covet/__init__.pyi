@@ -41,6 +41,18 @@ class QueryParams(Mapping[str, str]):
     def getlist(self, key: str) -> list[str]: ...
     def multi_items(self) -> list[tuple[str, str]]: ...
 
+class RequestState:
+    """`request.state`: an attribute bag for one request."""
+    def __getattr__(self, name: str) -> Any: ...
+    def __setattr__(self, name: str, value: Any) -> None: ...
+
+class URL(str):
+    """`request.url`: the URL as a str, with its parts."""
+    scheme: str
+    netloc: str
+    path: str
+    query: str
+
 class Request:
     """One request: built by the host, read by handlers and filters."""
     method: str
@@ -69,6 +81,12 @@ class Request:
     def query(self) -> QueryParams: ...
     @property
     def query_params(self) -> QueryParams: ...
+    @property
+    def state(self) -> RequestState: ...
+    @property
+    def cookies(self) -> dict[str, str]: ...
+    @property
+    def url(self) -> URL: ...
     async def json(self) -> Any: ...
 
 class Response:
@@ -79,16 +97,24 @@ class Response:
     headers: Headers
     def __init__(
         self,
-        content: bytes | str | None = b"",
+        content: Any = b"",
         status_code: int = 200,
         headers: _HeadersInit = None,
         media_type: str | None = None,
+        *,
+        status: int | None = None,
     ) -> None: ...
     def render(self, content: Any) -> bytes: ...
 
 class JSONResponse(Response):
     def __init__(
-        self, content: Any, status_code: int = 200, headers: _HeadersInit = None, media_type: str | None = None
+        self,
+        content: Any,
+        status_code: int = 200,
+        headers: _HeadersInit = None,
+        media_type: str | None = None,
+        *,
+        status: int | None = None,
     ) -> None: ...
 
 class PlainTextResponse(Response): ...
@@ -109,19 +135,103 @@ class RequestValidationError(Exception):
     errors: list[dict[str, Any]]
     def __init__(self, errors: list[dict[str, Any]]) -> None: ...
 
+class ResponseValidationError(Exception):
+    """A return value that does not fit its annotation or `response_model` (→ 500, logged)."""
+    errors: list[dict[str, Any]]
+    def __init__(self, where: str, annotation: Any, errors: list[dict[str, Any]]) -> None: ...
+
+# ---- parameter markers: the default of a handler parameter ----
+
+class Param:
+    """Where a parameter comes from and what it must satisfy; `...` as the default: required."""
+    default: Any
+    alias: str | None
+    def __init__(
+        self,
+        default: Any = ...,
+        *,
+        alias: str | None = None,
+        ge: float | None = None,
+        gt: float | None = None,
+        le: float | None = None,
+        lt: float | None = None,
+        min_length: int | None = None,
+        max_length: int | None = None,
+        pattern: str | None = None,
+        description: str | None = None,
+    ) -> None: ...
+    def key(self, name: str) -> str: ...
+
+class Query(Param):
+    """A query-string value; a list parameter takes every repeat."""
+
+class Path(Param):
+    """A path segment, for its constraints."""
+
+class Cookie(Param):
+    """A cookie of the `Cookie` header."""
+
+class Header(Param):
+    """A request header; `user_agent` reads `user-agent` unless `convert_underscores=False`."""
+    def __init__(
+        self,
+        default: Any = ...,
+        *,
+        alias: str | None = None,
+        convert_underscores: bool = True,
+        ge: float | None = None,
+        gt: float | None = None,
+        le: float | None = None,
+        lt: float | None = None,
+        min_length: int | None = None,
+        max_length: int | None = None,
+        pattern: str | None = None,
+        description: str | None = None,
+    ) -> None: ...
+
+# ---- middleware ----
+
+_CallNext = Callable[[Request], Coroutine[Any, Any, Response]]
+
+class BaseHTTPMiddleware:
+    """Subclass it and implement `dispatch`; register with `app.middleware(MyMiddleware)`."""
+    app: Any
+    def __init__(self, app: Any = None, dispatch: Callable[[Request, _CallNext], Coroutine[Any, Any, Any]] | None = None) -> None: ...
+    async def dispatch(self, request: Request, call_next: _CallNext) -> Response: ...
+
 class Covet:
-    """A decorator app, served with `kind: python, app: FILE.py:ATTR`."""
+    """A decorator app, served with `kind: python, app: FILE.py:ATTR` (also spelled `CovetPy`)."""
     config: dict[str, Any]
-    def __init__(self) -> None: ...
-    def route(self, path: str, methods: list[str] | None = None, *, status_code: int | None = None) -> Callable[[_F], _F]: ...
-    def get(self, path: str, *, status_code: int | None = None) -> Callable[[_F], _F]: ...
-    def post(self, path: str, *, status_code: int | None = None) -> Callable[[_F], _F]: ...
-    def put(self, path: str, *, status_code: int | None = None) -> Callable[[_F], _F]: ...
-    def patch(self, path: str, *, status_code: int | None = None) -> Callable[[_F], _F]: ...
-    def delete(self, path: str, *, status_code: int | None = None) -> Callable[[_F], _F]: ...
+    debug: bool
+    title: str | None
+    description: str | None
+    version: str | None
+    def __init__(
+        self,
+        debug: bool = False,
+        middleware: list[Any] | None = None,
+        title: str | None = None,
+        description: str | None = None,
+        version: str | None = None,
+    ) -> None: ...
+    def route(
+        self, path: str, methods: list[str] | None = None, *, status_code: int | None = None, response_model: Any = ...
+    ) -> Callable[[_F], _F]: ...
+    def get(self, path: str, *, status_code: int | None = None, response_model: Any = ...) -> Callable[[_F], _F]: ...
+    def post(self, path: str, *, status_code: int | None = None, response_model: Any = ...) -> Callable[[_F], _F]: ...
+    def put(self, path: str, *, status_code: int | None = None, response_model: Any = ...) -> Callable[[_F], _F]: ...
+    def patch(self, path: str, *, status_code: int | None = None, response_model: Any = ...) -> Callable[[_F], _F]: ...
+    def delete(self, path: str, *, status_code: int | None = None, response_model: Any = ...) -> Callable[[_F], _F]: ...
+    def middleware(self, middleware: Any = "http", **options: Any) -> Any:
+        """`@app.middleware("http")` (a decorator), or `app.middleware(cls_or_instance_or_fn, **options)`."""
+    def add_middleware(self, middleware_class: type, **options: Any) -> None: ...
+    def run(self, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
+        """Raises: covet serves the app from its manifest."""
     def on_startup(self, fn: _F) -> _F: ...
     def on_shutdown(self, fn: _F) -> _F: ...
     def every(self, seconds: float) -> Callable[[_F], _F]: ...
+
+CovetPy = Covet
 
 # ---- host services (async-only; granted per plugin in the manifest) ----
 
@@ -179,7 +289,8 @@ def every(seconds: float) -> Callable[[_F], _F]:
     """Runs the decorated function now and every `seconds` while the instance lives."""
 
 __all__ = [
-    "Covet", "Request", "Response", "JSONResponse", "PlainTextResponse", "HTMLResponse",
+    "Covet", "CovetPy", "BaseHTTPMiddleware", "Query", "Path", "Header", "Cookie",
+    "ResponseValidationError", "Request", "Response", "JSONResponse", "PlainTextResponse", "HTMLResponse",
     "RedirectResponse", "HTTPException", "RequestValidationError", "Headers", "QueryParams",
     "HostServiceError", "ServiceDenied", "OutboundDenied", "StateDenied", "ServiceTimeout",
     "ServiceUnavailable", "ServiceProtocolError", "ServiceBackendError", "ServiceShutDown",
