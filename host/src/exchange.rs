@@ -174,6 +174,25 @@ pub struct HostResponse {
 /// One chunk of a streaming body, or why the stream broke off.
 pub type Chunk = Result<Bytes, String>;
 
+/// `data` holding `permit` until hyper has written and dropped it: how a
+/// producer (a WASM guest's body, an ASGI app's `send`) keeps at most a
+/// semaphore's worth of bytes between itself and a slow client.
+pub fn held_chunk(data: Bytes, permit: tokio::sync::OwnedSemaphorePermit) -> Bytes {
+    Bytes::from_owner(Held { data, _permit: permit })
+}
+
+/// A chunk and its share of a producer's in-flight budget (see [`held_chunk`]).
+struct Held {
+    data: Bytes,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl AsRef<[u8]> for Held {
+    fn as_ref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
 /// The receiving end of a streaming body. Cloning shares it: whoever takes it
 /// first writes it.
 #[derive(Clone)]

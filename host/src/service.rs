@@ -460,12 +460,16 @@ fn finish(resp: HostResponse, id: HeaderValue, head: bool, watch: Option<Arc<Con
             head_length(status, &mut headers, Body::streaming(body, Some(source)));
             Body::full(Bytes::new())
         }
-        Some(source) => {
-            headers.remove(header::CONTENT_LENGTH);
-            Body::streaming(body, Some(source))
-        }
+        // A length the plugin announced for its stream stays (an ASGI app's
+        // FileResponse, a proxied upstream's body): hyper then sends exactly
+        // that many bytes, and a stream that ends short aborts the connection.
+        Some(source) => Body::streaming(body, Some(source)),
         None if head => {
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+            // A HEAD answer without its body (say Starlette's FileResponse)
+            // keeps the length it announced; one with the GET body gets its length.
+            if !body.is_empty() || !headers.contains_key(header::CONTENT_LENGTH) {
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+            }
             Body::full(Bytes::new())
         }
         None => Body::full(body),

@@ -5,15 +5,14 @@
 //! headers, and both run the app's lifespan startup and shutdown.
 
 use std::{
-    net::{SocketAddr, TcpListener, TcpStream},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
 use covet_e2e::{Client, Host, Reply, workspace_root};
 use http::Method;
 
+use super::uvicorn::{Uvicorn, venv};
 use crate::common::PATIENCE;
 
 /// Headers whose values must match; others (date, server, x-request-id)
@@ -55,59 +54,8 @@ const STEPS: &[Step] = &[
     (Method::PUT, "/", &[], ""),
 ];
 
-fn venv() -> PathBuf {
-    let venv = workspace_root().join(".venv");
-    assert!(venv.join("bin/python").exists(), "{} is missing: run `bash scripts/python-env.sh` (scripts/test.sh does)", venv.display());
-    venv
-}
-
 fn app_dir() -> PathBuf {
     workspace_root().join("python-plugins/fastapi_app")
-}
-
-/// uvicorn serving the app; killed on drop.
-struct Uvicorn {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Uvicorn {
-    fn start(lifespan_log: &Path) -> Uvicorn {
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-        let child = Command::new(venv().join("bin/python"))
-            .args(["-m", "uvicorn", "--app-dir"])
-            .arg(app_dir())
-            .args(["main:app", "--host", "127.0.0.1", "--port", &port.to_string(), "--no-access-log", "--lifespan", "on"])
-            .env("SHOP_LIFESPAN_LOG", lifespan_log)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn uvicorn");
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let deadline = Instant::now() + PATIENCE;
-        while TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "uvicorn did not start listening on {addr}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Uvicorn { child, addr }
-    }
-
-    fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
-        let deadline = Instant::now() + PATIENCE;
-        while self.child.try_wait().expect("wait").is_none() {
-            assert!(Instant::now() < deadline, "uvicorn did not exit after SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Uvicorn {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn covet(lifespan_log: &Path) -> Host {
@@ -168,7 +116,7 @@ async fn covet_and_uvicorn_answer_the_fastapi_app_alike() {
     let (covet_log, uvicorn_log) = (dir.path().join("covet.log"), dir.path().join("uvicorn.log"));
     let host = covet(&covet_log);
     host.wait_ready().await;
-    let uvicorn = Uvicorn::start(&uvicorn_log);
+    let uvicorn = Uvicorn::start(&app_dir(), "main:app", &[("SHOP_LIFESPAN_LOG", &uvicorn_log.display().to_string())]);
     wait_for_events(&covet_log, "startup\n").await;
     wait_for_events(&uvicorn_log, "startup\n").await;
 

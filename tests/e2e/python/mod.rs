@@ -6,6 +6,8 @@
 //! - [`asgi`]: ASGI apps;
 //! - [`asgi_stream`]: ASGI request bodies streamed through `receive`;
 //! - [`fastapi_diff`]: the FastAPI example under covet and under uvicorn;
+//! - [`asgi_diff`]: Starlette and Django apps under covet and under uvicorn,
+//!   back-pressure on streamed responses, clients that leave;
 //! - [`faults`]: failures of Python plugins and the runtime;
 //! - [`swap`]: hot swap of Python plugins;
 //! - [`services`]: host services (`covet.sleep`, `covet.http`, `covet.state`,
@@ -14,6 +16,7 @@
 //!   and a FastAPI app.
 
 mod asgi;
+mod asgi_diff;
 mod asgi_stream;
 mod decorator;
 mod fastapi_diff;
@@ -22,3 +25,4 @@ mod filters;
 mod services;
 mod swap;
 mod tracing;
+mod uvicorn;

@@ -84,7 +84,7 @@ impl AsgiExecutor {
         let permit = self.interp.aloop.permit()?;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let source = stream.map(|body| body::start(self.interp, *body, tx.clone()));
-        let shared = Arc::new(SinkShared { tx, finished: Mutex::new(None) });
+        let shared = Arc::new(SinkShared { tx, finished: Mutex::new(None), window: Default::default() });
         let task: TaskCell = Arc::default();
         let request_id = head.request_id.clone();
         self.start(head, source, shared.clone(), task.clone());
@@ -112,9 +112,12 @@ impl AsgiExecutor {
         } else {
             let (ctx, crx) = tokio::sync::mpsc::unbounded_channel();
             let plugin = self.info.name.clone();
+            let (interp, sink) = (self.interp, disconnect.shared.clone());
             tokio::spawn(async move {
                 let _permit = permit;
-                forward(&plugin, rx, ctx).await;
+                forward(&plugin, rx, ctx, &sink, interp).await;
+                // Whatever ended the stream, a send still waiting must not hang.
+                sink.window.release(interp);
             });
             let guard: Arc<dyn Send + Sync> = Arc::new(disconnect);
             resp.stream = Some(BodyStream::new(crx, guard));
@@ -170,6 +173,9 @@ fn lifespan_result(r: &Bound<'_, PyAny>) -> Result<Started, String> {
     read().unwrap_or_else(|e| Err(e.to_string()))
 }
 
+/// Where a streamed body's chunks go to the client.
+type ClientTx = tokio::sync::mpsc::UnboundedSender<crate::exchange::Chunk>;
+
 /// `http.response.start` with the first body chunk: status, headers, chunk, `more_body`.
 type FirstPart = (u16, Vec<(Bytes, Bytes)>, Bytes, bool);
 
@@ -193,13 +199,25 @@ fn refusal(failure: BodyFailure, request_id: &str) -> HostResponse {
     }
 }
 
-/// Moves the rest of a streaming body from the app's channel to the client's.
-async fn forward(plugin: &str, mut rx: UnboundedReceiver<AsgiMsg>, tx: tokio::sync::mpsc::UnboundedSender<crate::exchange::Chunk>) {
+/// Moves the rest of a streaming body from the app's channel to the
+/// client's; a chunk the app waits on goes on once the client has room for
+/// it, and then lets the app's `send` go on.
+async fn forward(plugin: &str, mut rx: UnboundedReceiver<AsgiMsg>, tx: ClientTx, sink: &SinkShared, interp: &'static Interp) {
     while let Some(msg) = rx.recv().await {
         match msg {
-            AsgiMsg::Body(body, more) => {
+            AsgiMsg::Body(body, more, wait) => {
+                let body = match wait {
+                    false => body,
+                    true => match tokio::select! { () = tx.closed() => None, held = sink.window.hold(body) => held } {
+                        Some(held) => held,
+                        None => return,
+                    },
+                };
                 if tx.send(Ok(body)).is_err() || !more {
                     return;
+                }
+                if wait {
+                    sink.window.release(interp);
                 }
             }
             AsgiMsg::Finish(Some(tb)) => {

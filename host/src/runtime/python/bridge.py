@@ -429,7 +429,11 @@ async def asgi_http(app, head, headers, body, source, state, sink):
             sink.start(message["status"], message.get("headers") or [])
         elif kind == "http.response.body":
             more = bool(message.get("more_body", False))
-            sink.body(bytes(message.get("body", b"")), more)
+            if sink.body(bytes(message.get("body", b"")), more):
+                # Over the in-flight budget: wait until the client reads.
+                waiter = _loop.create_future()
+                sink.wait(waiter)
+                await waiter
             if not more:
                 finished.set()
 

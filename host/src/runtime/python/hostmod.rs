@@ -82,8 +82,9 @@ impl Done {
 pub enum AsgiMsg {
     /// `http.response.start` and the first `http.response.body` (`more_body`).
     Head(u16, Vec<(Bytes, Bytes)>, Bytes, bool),
-    /// A later `http.response.body` and its `more_body`.
-    Body(Bytes, bool),
+    /// A later `http.response.body`, its `more_body`, and whether the app's
+    /// `send` waits for it to be let through ([`super::window`]).
+    Body(Bytes, bool, bool),
     /// The app returned (`None`) or raised (the traceback).
     Finish(Option<String>),
     /// A streamed request body was cut off (see [`super::body`]).
@@ -106,6 +107,8 @@ pub struct SinkShared {
     pub tx: tokio::sync::mpsc::UnboundedSender<AsgiMsg>,
     /// The `asyncio.Event` whose setting makes `receive()` return `http.disconnect`.
     pub finished: Mutex<Option<Py<PyAny>>>,
+    /// The streamed body's back-pressure.
+    pub window: super::window::Window,
 }
 
 /// The object `send` writes to; holds `http.response.start` until the
@@ -160,14 +163,25 @@ impl Sink {
         Ok(())
     }
 
-    fn body(&self, data: &Bound<'_, PyAny>, more: bool) -> PyResult<()> {
+    /// Sends a body chunk. True: the app's `send` must wait (it registers
+    /// a future with `wait`) until the client has taken enough of the body.
+    fn body(&self, data: &Bound<'_, PyAny>, more: bool) -> PyResult<bool> {
         let body = bytes_of(data)?;
-        let msg = match self.take_start() {
-            Some((status, headers)) => AsgiMsg::Head(status, headers, body, more),
-            None => AsgiMsg::Body(body, more),
+        if let Some((status, headers)) = self.take_start() {
+            let _ = self.shared.tx.send(AsgiMsg::Head(status, headers, body, more));
+            return Ok(false);
+        }
+        let (msg, wait) = match self.shared.window.try_hold(body) {
+            Ok(held) => (AsgiMsg::Body(held, more, false), false),
+            // The last chunk needs no waiting: the app is done sending.
+            Err(body) => (AsgiMsg::Body(body, more, more), more),
         };
-        let _ = self.shared.tx.send(msg);
-        Ok(())
+        Ok(self.shared.tx.send(msg).is_ok() && wait)
+    }
+
+    /// The future a `send` that `body` told to wait awaits.
+    fn wait(&self, py: Python<'_>, future: Py<PyAny>) -> PyResult<()> {
+        self.shared.window.wait(py, future)
     }
 
     fn finish(&self, error: Option<String>) {

@@ -27,6 +27,7 @@ mod outbound;
 mod services;
 mod signals;
 mod trace;
+mod window;
 mod workers;
 
 use std::{

@@ -39,7 +39,7 @@ use bytes::{Bytes, BytesMut};
 use http::header;
 use http_body_util::BodyExt;
 use hyper::body::Body;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use super::{
@@ -47,7 +47,7 @@ use super::{
     sandbox::Deadline,
 };
 use crate::{
-    exchange::{BodyStream, Chunk, HostResponse},
+    exchange::{BodyStream, Chunk, HostResponse, held_chunk},
     runtime::Fault,
 };
 
@@ -182,7 +182,7 @@ async fn forward(
         let permits = data.len().min(IN_FLIGHT) as u32;
         let permit = alongside(shared, guest, tx, budget.clone().acquire_many_owned(permits)).await?;
         let permit = permit.map_err(|_| Stop::Gone)?;
-        tx.send(Ok(Bytes::from_owner(Held { data, _permit: permit }))).map_err(|_| Stop::Gone)?;
+        tx.send(Ok(held_chunk(data, permit))).map_err(|_| Stop::Gone)?;
     }
 }
 
@@ -222,15 +222,3 @@ async fn finish(shared: &Shared, guest: Guest, clock: &Deadline, idle: Duration)
     }
 }
 
-/// A chunk on its way to the client, holding its share of [`IN_FLIGHT`]
-/// until hyper drops it.
-struct Held {
-    data: Bytes,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl AsRef<[u8]> for Held {
-    fn as_ref(&self) -> &[u8] {
-        &self.data
-    }
-}

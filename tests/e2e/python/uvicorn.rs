@@ -1,0 +1,68 @@
+//! uvicorn from the project venv (`scripts/python-env.sh`), the reference
+//! server of the ASGI differential tests.
+
+use std::{
+    net::{SocketAddr, TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use covet_e2e::workspace_root;
+
+use crate::common::PATIENCE;
+
+/// The project venv (FastAPI, Starlette, Django, uvicorn).
+pub fn venv() -> PathBuf {
+    let venv = workspace_root().join(".venv");
+    assert!(venv.join("bin/python").exists(), "{} is missing: run `bash scripts/python-env.sh` (scripts/test.sh does)", venv.display());
+    venv
+}
+
+/// uvicorn serving one app; killed on drop.
+pub struct Uvicorn {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl Uvicorn {
+    /// Serves `app` (`module:attr`) from `app_dir`, with `env` set, lifespan when the app supports it.
+    pub fn start(app_dir: &Path, app: &str, env: &[(&str, &str)]) -> Uvicorn {
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let child = Command::new(venv().join("bin/python"))
+            .args(["-m", "uvicorn", "--app-dir"])
+            .arg(app_dir)
+            .args([app, "--host", "127.0.0.1", "--port", &port.to_string(), "--no-access-log", "--lifespan", "auto"])
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn uvicorn");
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let deadline = Instant::now() + PATIENCE;
+        while TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "uvicorn did not start listening on {addr}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Uvicorn { child, addr }
+    }
+
+    /// SIGTERM, then waits for the exit (lifespan shutdown included).
+    pub fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        let deadline = Instant::now() + PATIENCE;
+        while self.child.try_wait().expect("wait").is_none() {
+            assert!(Instant::now() < deadline, "uvicorn did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Uvicorn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
