@@ -18,6 +18,7 @@
 mod asgi;
 mod asgi_diff;
 mod asgi_stream;
+mod covetpy;
 mod decorator;
 mod fastapi_diff;
 mod faults;
