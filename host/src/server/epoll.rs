@@ -32,13 +32,17 @@ pub fn start(per_thread: Vec<Vec<StdListener>>, mut contexts: Vec<ConnContext>, 
         let (ctx, connections) = (contexts.clone(), connections.clone());
         std::thread::Builder::new()
             .name(format!("covet-epoll-{i}"))
-            .spawn(move || serve_thread(&runtime, listeners, ctx, connections))?;
+            .spawn(move || serve_thread(&runtime, i == 0, listeners, ctx, connections))?;
     }
     Ok(())
 }
 
-fn serve_thread(runtime: &tokio::runtime::Runtime, listeners: Vec<StdListener>, contexts: Vec<ConnContext>, connections: Arc<Semaphore>) {
+fn serve_thread(runtime: &tokio::runtime::Runtime, first: bool, listeners: Vec<StdListener>, contexts: Vec<ConnContext>, connections: Arc<Semaphore>) {
     runtime.block_on(async move {
+        if first {
+            // Python's event loop runs here once Python starts (runtime::python::aloop).
+            drop(tokio::spawn(crate::runtime::python::host_event_loop()));
+        }
         let home = tokio::runtime::Handle::current();
         for (listener, mut ctx) in listeners.into_iter().zip(contexts) {
             ctx.home = Some(home.clone());

@@ -20,7 +20,9 @@ import importlib.abc
 import importlib.util
 import itertools
 import json
+import selectors
 import sys
+import threading
 import traceback
 
 import _covet_host
@@ -92,16 +94,66 @@ def setup(sources, paths):
             sys.path.insert(0, path)
 
 
-def run_loop(fd, runner):
-    """The event-loop thread's body: wake on `fd`, drain the host's queue."""
-    global _loop
-    _loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(_loop)
+class _HostSelector(selectors.EpollSelector):
+    """The loop's selector. It never blocks: the host waits, in its tokio
+    runtime, for this selector's epoll descriptor, for jobs and for the
+    loop's next timer (host/src/runtime/python/aloop.rs), then runs a turn.
+    `select` makes the epoll_wait call only when the host saw the descriptor
+    become readable, or the last look found something (level-triggered fds
+    may still be ready)."""
+
+    def __init__(self):
+        super().__init__()
+        self.look = True
+
+    def select(self, timeout=None):
+        if not self.look:
+            return []
+        ready = super().select(0)
+        self.look = bool(ready)
+        return ready
+
+
+_selector = None
+
+
+def make_loop():
+    """Makes the event loop (driven by the host); returns its selector's epoll fd."""
+    global _loop, _selector
+    _selector = _HostSelector()
+    _loop = asyncio.SelectorEventLoop(_selector)
     services = getattr(sys.modules.get("covet"), "_services", None)
     if services is not None:
         services._host_loop = _loop
-    _loop.add_reader(fd, runner)
-    _loop.run_forever()
+    return _selector.fileno()
+
+
+def enter_loop():
+    """The calling thread drives the loop from now on (what `run_forever`
+    sets up: the running loop, the loop's thread, async generator hooks)."""
+    _loop._thread_id = threading.get_ident()
+    asyncio.events._set_running_loop(_loop)
+    asyncio.set_event_loop(_loop)
+    sys.set_asyncgen_hooks(firstiter=_loop._asyncgen_firstiter_hook, finalizer=_loop._asyncgen_finalizer_hook)
+
+
+def leave_loop():
+    """The calling thread stops driving the loop (another takes it over)."""
+    asyncio.events._set_running_loop(None)
+    _loop._thread_id = None
+
+
+def turn(look):
+    """One pass of the loop: what is ready runs once. Returns 0.0 when more
+    is ready, the seconds until the next timer, or None (nothing scheduled)."""
+    if look:
+        _selector.look = True
+    _loop._run_once()
+    if _loop._ready:
+        return 0.0
+    if _loop._scheduled:
+        return max(0.0, _loop._scheduled[0]._when - _loop.time())
+    return None
 
 
 def load(plugin, path, module, attr, instance=None):
@@ -112,10 +164,48 @@ def load(plugin, path, module, attr, instance=None):
     return _load(plugin, path, module, attr)
 
 
-def instance(plugin, services):
+def instance(plugin, services, limit):
     """A plugin instance's Python side (`covet._services._Instance`): the
-    context its code runs in, which tells host service calls whose grants apply."""
-    return sys.modules["covet"]._services._Instance(plugin, services)
+    context its code runs in, which tells host service calls whose grants
+    apply; `limit` is its time limit in seconds (see `stalled`)."""
+    inst = sys.modules["covet"]._services._Instance(plugin, services)
+    inst.task_name = "covet:%s:%r" % (plugin, float(limit))
+    return inst
+
+
+_DEFAULT_LIMIT = 30.0
+_seen = [None, None, 0.0, False]  # turn, task, first seen (monotonic), stopped
+
+
+def _limit(task):
+    """A task's time limit: its plugin's for tasks the host started (named
+    `covet:PLUGIN:SECONDS`), the default for others."""
+    name = task.get_name()
+    if name.startswith("covet:"):
+        try:
+            return float(name.rsplit(":", 1)[1])
+        except ValueError:
+            pass
+    return _DEFAULT_LIMIT
+
+
+def stalled(turn):
+    """From the host's watchdog thread, while turn `turn` of the loop has run
+    for a while: True when the task running now has run without awaiting
+    (seen running in this same turn) for longer than its limit, and was not
+    stopped for it yet."""
+    import time
+    task = asyncio.current_task(_loop) if _loop is not None else None
+    now = time.monotonic()
+    if task is None:
+        return False
+    if _seen[0] != turn or _seen[1] is not task:
+        _seen[:] = [turn, task, now, False]
+        return False
+    if _seen[3] or now - _seen[2] <= _limit(task):
+        return False
+    _seen[3] = True
+    return True
 
 
 def run_in(instance, fn, args):
@@ -307,7 +397,8 @@ def spawn(fn, args, done, instance=None):
     """On the loop thread: runs `fn(*args)` as a task (in the plugin
     instance's context, when given); `done(result)` at its end."""
     context = None if instance is None else instance.context.copy()
-    return _loop.create_task(_finish(fn, args, done), context=context)
+    name = None if instance is None else instance.task_name
+    return _loop.create_task(_finish(fn, args, done), context=context, name=name)
 
 
 async def _finish(fn, args, done):
@@ -354,7 +445,8 @@ def asgi_start(app, head, headers, body, source, state, sink, instance=None, spa
     context = contextvars.copy_context() if instance is None else instance.context.copy()
     if span is not None:
         context.run(_enter, span)
-    return _loop.create_task(asgi_http(app, head, headers, body, source, state, sink), context=context)
+    name = None if instance is None else instance.task_name
+    return _loop.create_task(asgi_http(app, head, headers, body, source, state, sink), context=context, name=name)
 
 
 def _buffered_receive(body, finished):

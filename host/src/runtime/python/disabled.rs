@@ -19,3 +19,6 @@ impl PythonCode {
         })
     }
 }
+
+/// Nothing to host: there is no event loop without Python.
+pub async fn host_event_loop() {}

@@ -1,6 +1,5 @@
 //! `_covet_host`: the native module the bridge imports. It holds what
-//! Python calls back into Rust: `log` (print → the host log), `Runner` (the
-//! event loop's wake-up callback), `Done` (a task's completion, handed to a
+//! Python calls back into Rust: `log` (print → the host log), `Done` (a task's completion, handed to a
 //! Rust closure), `Sink` (an ASGI app's `send`, feeding a channel) and
 //! `BodySource` (a streamed request body, see [`super::body`]), and the host
 //! services' classes (`Services`, `Pending`, `Reader`, `BodyWriter`, see
@@ -29,7 +28,6 @@ fn log(level: &str, text: &str) {
 pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     let m = PyModule::new(py, "_covet_host")?;
     m.add_function(wrap_pyfunction!(log, &m)?)?;
-    m.add_class::<Runner>()?;
     m.add_class::<Done>()?;
     m.add_class::<Sink>()?;
     m.add_class::<super::body::BodySource>()?;
@@ -39,17 +37,6 @@ pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     m.add_class::<super::outbound::BodyWriter>()?;
     m.add_class::<super::trace::PySpan>()?;
     Ok(m)
-}
-
-/// The event loop's reader callback: drains the queue of jobs.
-#[pyclass]
-pub struct Runner;
-
-#[pymethods]
-impl Runner {
-    fn __call__(&self, py: Python<'_>) {
-        super::workers::drain(py);
-    }
 }
 
 /// A closure run with a task's result, on the loop thread.

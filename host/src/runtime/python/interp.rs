@@ -3,16 +3,14 @@
 //! the build interpreter's `sys.base_prefix`, puts the manifest's `python:`
 //! paths on `sys.path`, routes `print` to the host log, makes the embedded
 //! `covet` package importable, loads the bridge module and starts the
-//! event-loop thread and the thread pool.
+//! event loop (on its own thread until an I/O worker takes it over, see
+//! [`super::aloop`]) and the thread pool.
 
 use std::{ffi::CString, sync::OnceLock};
 
 use pyo3::{prelude::*, types::PyModule};
 
-use super::{
-    hostmod,
-    workers::{EventLoop, Pool},
-};
+use super::{aloop::EventLoop, hostmod, workers::Pool};
 use crate::manifest::PythonSettings;
 
 include!(concat!(env!("OUT_DIR"), "/covet_package.rs"));
@@ -41,7 +39,9 @@ pub fn bridge(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
 /// The interpreter, started with `settings` on first use (later settings
 /// are ignored: the `python:` section takes effect at start-up).
 pub fn get(settings: &PythonSettings) -> Result<&'static Interp, String> {
-    INTERP.get_or_init(|| start(settings)).as_ref().map_err(Clone::clone)
+    let interp = INTERP.get_or_init(|| start(settings)).as_ref().map_err(Clone::clone);
+    super::aloop::STARTED.notify_waiters();
+    interp
 }
 
 /// The interpreter if it was started.

@@ -14,6 +14,7 @@
 //! file into a fresh module (a new name each time), so a swap or reload
 //! never sees the previous instance's globals. See docs/python-runtime.md.
 
+mod aloop;
 mod app;
 mod asgi;
 mod body;
@@ -44,6 +45,7 @@ use crate::{
     manifest::{PluginSpec, PythonForm, PythonPlugin},
 };
 use convert::PyResult_;
+pub use aloop::host as host_event_loop;
 pub use interp::Interp;
 use services::PyInstance;
 
@@ -76,7 +78,7 @@ impl PythonCode {
         });
         let refuse = |reason: String| HostError::PluginLoad { plugin: spec.name.clone(), path: self.path.clone(), reason };
         let interp = interp::get(&settings.interpreter).map_err(refuse)?;
-        let instance = Python::attach(|py| PyInstance::new(py, interp, &spec.name, services.clone()))
+        let instance = Python::attach(|py| PyInstance::new(py, interp, &spec.name, services.clone(), settings.timeout))
             .map_err(|e| refuse(format!("cannot set up its host services: {e}")))?;
         let target = Target { plugin: spec.name.clone(), path: self.path.clone(), settings, instance: Arc::new(instance) };
         let init = |reason: String| {

@@ -258,9 +258,11 @@ pub struct PyInstance {
 
 impl PyInstance {
     /// Builds the instance object for plugin `plugin` with `svc`.
-    pub fn new(py: Python<'_>, interp: &'static Interp, plugin: &str, svc: PluginServices) -> PyResult<PyInstance> {
+    /// `limit` is the plugin's time limit (`limits.timeout`): a coroutine of
+    /// it holding the event loop longer is cancelled (see `aloop::watchdog`).
+    pub fn new(py: Python<'_>, interp: &'static Interp, plugin: &str, svc: PluginServices, limit: Duration) -> PyResult<PyInstance> {
         let host = Py::new(py, Services { interp, svc: svc.clone() })?;
-        let obj = interp::bridge(py)?.getattr("instance")?.call1((plugin, host))?.unbind();
+        let obj = interp::bridge(py)?.getattr("instance")?.call1((plugin, host, limit.as_secs_f64()))?.unbind();
         Ok(PyInstance { obj, svc, interp })
     }
 

@@ -103,12 +103,12 @@ pub fn start(per_thread: Vec<Vec<StdListener>>, mut contexts: Vec<ConnContext>, 
         let (ctx, connections) = (contexts.clone(), connections.clone());
         std::thread::Builder::new()
             .name(format!("covet-uring-{i}"))
-            .spawn(move || serve_thread(listeners, ctx, connections))?;
+            .spawn(move || serve_thread(i == 0, listeners, ctx, connections))?;
     }
     Ok(())
 }
 
-fn serve_thread(listeners: Vec<StdListener>, contexts: Vec<ConnContext>, connections: Arc<Semaphore>) {
+fn serve_thread(first: bool, listeners: Vec<StdListener>, contexts: Vec<ConnContext>, connections: Arc<Semaphore>) {
     let runtime = match tokio_uring::Runtime::new(&ring()) {
         Ok(rt) => rt,
         Err(e) => {
@@ -122,6 +122,10 @@ fn serve_thread(listeners: Vec<StdListener>, contexts: Vec<ConnContext>, connect
         // This thread's runtime: tunnels of its connections are spawned here
         // (tokio-uring's ops need its thread's ring, set for all of block_on).
         let home = tokio::runtime::Handle::current();
+        if first {
+            // Python's event loop runs here once Python starts (runtime::python::aloop).
+            drop(tokio_uring::spawn(crate::runtime::python::host_event_loop()));
+        }
         for (listener, mut ctx) in listeners.into_iter().zip(contexts) {
             ctx.home = Some(home.clone());
             let listener = tokio_uring::net::TcpListener::from_std(listener);
