@@ -58,11 +58,12 @@ def _normalise_methods(methods, where: str) -> list:
 class _Endpoint:
     """One registered handler, as decoration left it."""
 
-    __slots__ = ("fn", "bind", "returner", "status", "is_async")
+    __slots__ = ("fn", "bind", "returner", "status", "is_async", "blocking")
 
-    def __init__(self, fn, bind, returner, status):
+    def __init__(self, fn, bind, returner, status, blocking=False):
         self.fn, self.bind, self.returner, self.status = fn, bind, returner, status
         self.is_async = inspect.iscoroutinefunction(fn)
+        self.blocking = bool(blocking)
 
 
 def _make_call(fn, bind, status, returner):
@@ -131,12 +132,18 @@ class Covet:
         for entry in middleware or ():
             self.middleware(entry)
 
-    def route(self, path: str, methods=None, *, status_code: "int | None" = None, response_model=UNSET):
+    def route(self, path: str, methods=None, *, status_code: "int | None" = None, response_model=UNSET,
+              blocking: bool = False):
         """Registers the decorated function for `path` and `methods`
         (default GET). `status_code` replaces the 200 (204 for None) of a
         plain return value; a returned `Response` keeps its own.
         `response_model` (default: the return annotation) is the type the
-        return value is checked and filtered through; None checks nothing."""
+        return value is checked and filtered through; None checks nothing.
+        `blocking=True` runs a sync (`def`) endpoint on the host's Python
+        thread pool; without it a sync endpoint runs inline on the thread of
+        the event loop, which is faster but holds the loop (and the other
+        requests) while it runs: mark every endpoint that waits on I/O or
+        sleeps."""
 
         def register(fn):
             where = f"covet route {path!r} (handler {getattr(fn, '__qualname__', repr(fn))})"
@@ -146,31 +153,31 @@ class Covet:
             returner = compile_returner(fn, response_model, where)
             self._claim(pattern, verbs, where)
             self._routes.append((verbs, pattern, len(self._endpoints)))
-            self._endpoints.append(_Endpoint(fn, bind, returner, status_code))
+            self._endpoints.append(_Endpoint(fn, bind, returner, status_code, blocking))
             self._calls = None
             return fn
 
         return register
 
-    def get(self, path: str, *, status_code: "int | None" = None, response_model=UNSET):
+    def get(self, path: str, *, status_code: "int | None" = None, response_model=UNSET, blocking: bool = False):
         """`route(path, ["GET"])`."""
-        return self.route(path, ["GET"], status_code=status_code, response_model=response_model)
+        return self.route(path, ["GET"], status_code=status_code, response_model=response_model, blocking=blocking)
 
-    def post(self, path: str, *, status_code: "int | None" = None, response_model=UNSET):
+    def post(self, path: str, *, status_code: "int | None" = None, response_model=UNSET, blocking: bool = False):
         """`route(path, ["POST"])`."""
-        return self.route(path, ["POST"], status_code=status_code, response_model=response_model)
+        return self.route(path, ["POST"], status_code=status_code, response_model=response_model, blocking=blocking)
 
-    def put(self, path: str, *, status_code: "int | None" = None, response_model=UNSET):
+    def put(self, path: str, *, status_code: "int | None" = None, response_model=UNSET, blocking: bool = False):
         """`route(path, ["PUT"])`."""
-        return self.route(path, ["PUT"], status_code=status_code, response_model=response_model)
+        return self.route(path, ["PUT"], status_code=status_code, response_model=response_model, blocking=blocking)
 
-    def patch(self, path: str, *, status_code: "int | None" = None, response_model=UNSET):
+    def patch(self, path: str, *, status_code: "int | None" = None, response_model=UNSET, blocking: bool = False):
         """`route(path, ["PATCH"])`."""
-        return self.route(path, ["PATCH"], status_code=status_code, response_model=response_model)
+        return self.route(path, ["PATCH"], status_code=status_code, response_model=response_model, blocking=blocking)
 
-    def delete(self, path: str, *, status_code: "int | None" = None, response_model=UNSET):
+    def delete(self, path: str, *, status_code: "int | None" = None, response_model=UNSET, blocking: bool = False):
         """`route(path, ["DELETE"])`."""
-        return self.route(path, ["DELETE"], status_code=status_code, response_model=response_model)
+        return self.route(path, ["DELETE"], status_code=status_code, response_model=response_model, blocking=blocking)
 
     def middleware(self, middleware="http", **options):
         """Registers HTTP middleware around every endpoint of the app (the
@@ -300,6 +307,11 @@ class Covet:
         """Whether endpoint `index` returns a coroutine (→ the event loop):
         every endpoint does once the app has middleware."""
         return bool(self._middleware) or self._endpoints[index].is_async
+
+    def _covet_is_blocking(self, index: int) -> bool:
+        """Whether sync endpoint `index` goes to the thread pool (`blocking=True`)
+        rather than inline on the event loop's thread."""
+        return self._endpoints[index].blocking
 
     def _covet_call(self, index: int, request):
         """Runs endpoint `index`: a wire tuple, or a coroutine of one."""

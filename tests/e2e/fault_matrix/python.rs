@@ -24,10 +24,19 @@ app = Covet()
 def boom():
     raise RuntimeError("fault-matrix-boom")
 
-@app.get("/py/spin")
+@app.get("/py/spin", blocking=True)
 def spin():
     while True:
         pass
+
+@app.get("/py/ispin")
+def ispin():
+    while True:
+        pass
+
+@app.get("/py/bok", blocking=True)
+def bok():
+    return {"ok": True}
 
 @app.get("/py/aspin")
 @app.get("/patient/aspin")
@@ -125,11 +134,30 @@ async fn python_sync_infinite_loop_under_load() {
     let served = assert_survived(&host, load).await;
     assert_eq!(counter(&host, "errors", "py").await, SHOTS as u64, "each timeout counted as an error");
     assert!(host.log_line(&["py", "plugin timed out", "thread stays busy"]).await.is_some(), "logs:\n{}", host.logs());
-    // Both pool threads spin for good: async handlers still answer, sync
-    // ones wait in the queue until their time limit.
+    // Both pool threads spin for good: async handlers and inline sync ones
+    // still answer, blocking ones wait in the queue until their time limit.
     answers(&host, "/patient/aok").await;
-    times_out(&host, "/py/ok").await;
+    answers(&host, "/py/ok").await;
+    times_out(&host, "/py/bok").await;
     report("python sync infinite loop", &replies, served);
+}
+
+/// A sync endpoint runs inline on the event loop's thread (I/O worker 0)
+/// unless marked `blocking`: spinning there holds the loop and that worker
+/// until the loop's watchdog stops it at the plugin's limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_inline_infinite_loop_under_load() {
+    let host = host().await;
+    let load = NativeLoad::start(&host).await;
+    let replies = fire(&host, "/py/ispin").await;
+    assert_all(&replies, 504, "PLUGIN_TIMEOUT", "py", None);
+    let served = assert_survived(&host, load).await;
+    assert_eq!(counter(&host, "errors", "py").await, SHOTS as u64, "each timeout counted as an error");
+    assert!(host.log_line(&["held the event loop", "it was cancelled"]).await.is_some(), "logs:\n{}", host.logs());
+    answers(&host, "/py/ok").await;
+    answers(&host, "/py/aok").await;
+    answers(&host, "/py/bok").await;
+    report("python inline sync infinite loop", &replies, served);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

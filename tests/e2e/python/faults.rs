@@ -24,7 +24,7 @@ async def async_boom():
     await asyncio.sleep(0)
     raise KeyError("async-secret-abc")
 
-@app.get("/py/spin")
+@app.get("/py/spin", blocking=True)
 def spin():
     while True:
         pass
@@ -33,7 +33,7 @@ def spin():
 async def sleep():
     await asyncio.sleep(3600)
 
-@app.get("/py/slow")
+@app.get("/py/slow", blocking=True)
 def slow():
     time.sleep(1.5)
     return {"slow": "done"}

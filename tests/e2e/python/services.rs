@@ -117,7 +117,7 @@ async def state_ops():
     return {"got": got.decode(), "swapped": swapped, "stale": stale, "after": after.decode(),
             "deleted": deleted, "gone": gone, "denied": denied}
 
-@app.get("/sync")
+@app.get("/sync", blocking=True)
 def sync_endpoint():
     import asyncio
     try:

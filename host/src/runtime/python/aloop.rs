@@ -362,7 +362,7 @@ fn watchdog(core: &Core) {
             Ok(found == 1)
         });
         match stopped {
-            Ok(true) => tracing::warn!(target: "covet::python", "a coroutine held the event loop past its plugin's time limit without awaiting; it was cancelled"),
+            Ok(true) => tracing::warn!(target: "covet::python", "a coroutine or inline sync endpoint held the event loop past its plugin's time limit; it was cancelled"),
             Ok(false) => {}
             Err(e) => tracing::error!(target: "covet::python", "the event loop's watchdog failed: {e}"),
         }

@@ -191,18 +191,21 @@ def _limit(task):
 
 def stalled(turn):
     """From the host's watchdog thread, while turn `turn` of the loop has run
-    for a while: True when the task running now has run without awaiting
-    (seen running in this same turn) for longer than its limit, and was not
-    stopped for it yet."""
+    for a while: True when the task (or inline sync call) running now has
+    run without awaiting (seen running in this same turn) for longer than
+    its limit, and was not stopped for it yet."""
     import time
     task = asyncio.current_task(_loop) if _loop is not None else None
+    limit = None if task is None else _limit(task)
+    if task is None and _inline[0] is not None:
+        task, limit = _inline
     now = time.monotonic()
     if task is None:
         return False
     if _seen[0] != turn or _seen[1] is not task:
         _seen[:] = [turn, task, now, False]
         return False
-    if _seen[3] or now - _seen[2] <= _limit(task):
+    if _seen[3] or now - _seen[2] <= limit:
         return False
     _seen[3] = True
     return True
@@ -302,6 +305,23 @@ def app_call(app, index, args, span=None):
     finally:
         if token is not None:
             _span_var.reset(token)
+
+
+# The inline sync call running now (its args tuple, as an identity) and its
+# limit in seconds: what the watchdog judges when no task is running.
+_inline = [None, 0.0]
+
+
+def app_call_inline(app, index, args, span, limit):
+    """`app_call` inline on the event loop's thread; a call the watchdog
+    stops (past `limit`) ends as ("cancelled",)."""
+    _inline[0], _inline[1] = args, limit
+    try:
+        return app_call(app, index, args, span)
+    except asyncio.CancelledError:
+        return ("cancelled",)
+    finally:
+        _inline[0] = None
 
 
 async def app_call_async(app, index, args, span=None):

@@ -137,6 +137,25 @@ async fn on_pool(
     }
 }
 
+/// Runs a sync call inline on the event loop's thread, at its next turn,
+/// waiting at most `timeout` for its result (the loop's watchdog stops a
+/// call that runs past its limit; see `aloop`).
+async fn on_loop_inline(
+    interp: &Interp,
+    timeout: Duration,
+    call: impl FnOnce(Python<'_>) -> PyResult_ + Send + 'static,
+) -> Result<PyResult_, Fault> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    interp.aloop.submit(Box::new(move |py| {
+        let _ = tx.send(call(py));
+    }));
+    match tokio::time::timeout(timeout, rx).await {
+        Ok(Ok(result)) => Ok(result),
+        Ok(Err(_)) => Err(Fault::Error("the event loop dropped the call".into())),
+        Err(_) => Err(Fault::Timeout(format!("no answer within {} ms (the loop's watchdog stops the call)", timeout.as_millis()))),
+    }
+}
+
 /// `(function, args)` for the bridge's `spawn`, built on the loop thread.
 type Prepared = PyResult<(Py<PyAny>, Py<PyTuple>)>;
 
