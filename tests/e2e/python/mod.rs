@@ -8,6 +8,7 @@
 //! - [`fastapi_diff`]: the FastAPI example under covet and under uvicorn;
 //! - [`asgi_diff`]: Starlette and Django apps under covet and under uvicorn,
 //!   back-pressure on streamed responses, clients that leave;
+//! - [`event_loop`]: the asyncio loop on I/O worker 0, driven by the host;
 //! - [`faults`]: failures of Python plugins and the runtime;
 //! - [`swap`]: hot swap of Python plugins;
 //! - [`services`]: host services (`covet.sleep`, `covet.http`, `covet.state`,
@@ -20,6 +21,7 @@ mod asgi_diff;
 mod asgi_stream;
 mod covetpy;
 mod decorator;
+mod event_loop;
 mod fastapi_diff;
 mod faults;
 mod filters;

@@ -1,0 +1,137 @@
+//! The asyncio event loop as covet drives it (host/src/runtime/python/aloop.rs):
+//! it runs on I/O worker 0 (so a request reaches Python without changing
+//! threads), sync endpoints run inline there unless `blocking=True`, and
+//! what asyncio needs from its loop still works when the host, not
+//! `run_forever`, turns it: timers, sockets Python opens itself (the
+//! selector's epoll descriptor watched by tokio), `run_in_executor` (a wake
+//! from another thread through the loop's self-pipe) and tasks that outlive
+//! their request.
+
+use std::time::Duration;
+
+use covet_e2e::Host;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+const APP: &str = r#"
+import asyncio, threading, time
+from covet import Covet
+
+app = Covet()
+LEFT_BEHIND = []
+
+def comm():
+    with open("/proc/self/task/%d/comm" % threading.get_native_id()) as f:
+        return f.read().strip()
+
+@app.get("/thread/async")
+async def thread_async():
+    return {"thread": comm()}
+
+@app.get("/thread/inline")
+def thread_inline():
+    return {"thread": comm()}
+
+@app.get("/thread/blocking", blocking=True)
+def thread_blocking():
+    return {"thread": comm()}
+
+@app.get("/sleep")
+async def sleep():
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await asyncio.sleep(0.05)
+    return {"slept": loop.time() - began}
+
+@app.get("/executor")
+async def executor():
+    loop = asyncio.get_running_loop()
+    value = await loop.run_in_executor(None, lambda: (time.sleep(0.02), "from a thread")[1])
+    return {"value": value}
+
+@app.get("/socket")
+async def socket(port: int):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"ping\n")
+    await writer.drain()
+    line = await reader.readline()
+    writer.close()
+    await writer.wait_closed()
+    return {"echo": line.decode().strip()}
+
+async def later(tag):
+    await asyncio.sleep(0.1)
+    LEFT_BEHIND.append(tag)
+
+@app.get("/spawn")
+async def spawn(tag: str):
+    asyncio.get_running_loop().create_task(later(tag))
+    return {"spawned": tag}
+
+@app.get("/left")
+async def left():
+    return {"left": LEFT_BEHIND}
+"#;
+
+async fn host() -> Host {
+    let manifest = "listen: [{ addr: 127.0.0.1:0 }]\n\
+                    plugins:\n  app: { kind: python, app: app.py:app }\n\
+                    routes:\n  - { path: \"/{*rest}\", handler: app }\n";
+    let host = Host::builder(manifest).file("app.py", APP).start();
+    host.wait_ready().await;
+    host
+}
+
+async fn thread_of(host: &Host, path: &str) -> String {
+    let reply = host.http1().get(path).await.expect("a response");
+    assert_eq!(reply.status, 200, "{path}: {}", reply.text());
+    reply.json()["thread"].as_str().expect("a thread name").to_owned()
+}
+
+#[tokio::test]
+async fn coroutines_and_inline_sync_endpoints_run_on_io_worker_zero() {
+    let host = host().await;
+    for path in ["/thread/async", "/thread/inline"] {
+        // Several connections: whichever worker accepts, Python runs on worker 0.
+        for _ in 0..4 {
+            let thread = thread_of(&host, path).await;
+            assert!(thread == "covet-epoll-0" || thread == "covet-uring-0", "{path} ran on {thread}");
+        }
+    }
+    let pooled = thread_of(&host, "/thread/blocking").await;
+    assert!(pooled.starts_with("covet-py-"), "a blocking endpoint runs on the pool, not {pooled}");
+}
+
+#[tokio::test]
+async fn timers_sockets_executors_and_background_tasks_work_on_the_driven_loop() {
+    let host = host().await;
+    let client = host.http1();
+
+    let slept = client.get("/sleep").await.expect("sleep").json()["slept"].as_f64().expect("seconds");
+    assert!((0.05..1.0).contains(&slept), "asyncio.sleep(0.05) took {slept} s");
+
+    let executor = client.get("/executor").await.expect("executor");
+    assert_eq!(executor.json()["value"], "from a thread", "{}", executor.text());
+
+    let echo = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = echo.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        let (stream, _) = echo.accept().await.expect("accept");
+        let (read, mut write) = stream.into_split();
+        let mut line = String::new();
+        BufReader::new(read).read_line(&mut line).await.expect("read");
+        write.write_all(format!("pong:{line}").as_bytes()).await.expect("write");
+    });
+    let socket = client.get(&format!("/socket?port={port}")).await.expect("socket");
+    assert_eq!(socket.json()["echo"], "pong:ping", "{}", socket.text());
+
+    assert_eq!(client.get("/spawn?tag=a").await.expect("spawn").json()["spawned"], "a");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = client.get("/left").await.expect("left").json();
+        if left["left"] == serde_json::json!(["a"]) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the task that outlived its request did not finish: {left}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
