@@ -81,6 +81,38 @@ async fn host() -> Host {
     host
 }
 
+/// Python starts only with a reload that adds the first Python plugin, after
+/// the I/O workers run: worker 0 takes the loop over then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_starts_python_moves_the_loop_to_worker_zero() {
+    let static_only = "listen: [{ addr: 127.0.0.1:0 }]\n\
+                       plugins:\n  s: { kind: native, path: PATH, config: { body: ok } }\n\
+                       routes:\n  - { path: /s, handler: s }\n"
+        .replace("PATH", &covet_e2e::plugin("covet-static-response").display().to_string());
+    let host = Host::builder(static_only.clone()).file("app.py", APP).start();
+    host.wait_ready().await;
+    assert_eq!(host.http1().get("/s").await.expect("static").text(), "ok");
+    let with_python = static_only.replace(
+        "routes:\n",
+        "  app: { kind: python, app: app.py:app }\nroutes:\n  - { path: \"/thread/{*rest}\", handler: app }\n",
+    );
+    let staging = host.dir().join("next.yaml");
+    std::fs::write(&staging, with_python).expect("write the manifest");
+    crate::swap::replace(&staging, &host.path("plugins.yaml"));
+    let reply = crate::swap::admin_post(&host, "/v1/reload", serde_json::json!({})).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    // The take-over happens between two turns, soon after Python starts.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let thread = thread_of(&host, "/thread/async").await;
+        if thread == "covet-epoll-0" || thread == "covet-uring-0" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "after the reload, coroutines still run on {thread}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn thread_of(host: &Host, path: &str) -> String {
     let reply = host.http1().get(path).await.expect("a response");
     assert_eq!(reply.status, 200, "{path}: {}", reply.text());
