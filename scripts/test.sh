@@ -34,6 +34,9 @@ cargo test --workspace --locked "$@"
 # `--workspace` (not `-p covet-e2e`) keeps the feature set of the run above,
 # so this pass reuses its build instead of recompiling dependencies.
 COVET_IO=uring cargo test --workspace --locked --test e2e "$@"
+# The Python runtime on CPython 3.12 too (its eager request tasks; docs/python.md
+# "Python versions"): covet built against it, its venv, the python:: e2e tests.
+bash scripts/python-versions.sh
 # Every fuzz target (fuzz/, docs/fuzzing.md) over its corpus and a few seconds
 # of new inputs, on the nightly toolchain; installs cargo-fuzz when missing.
 bash scripts/fuzz-smoke.sh

@@ -29,6 +29,7 @@ taskset -c 1 wrk -t1 -c50 -d3s http://$addr$path > /dev/null
 taskset -c 1 wrk -t1 -c50 -d12s http://$addr$path > $OUT/wrk.txt &
 sleep 2
 perf record -F 2000 -g -p $pid -o $OUT/perf.data -- sleep 8 2>/dev/null >/dev/null
+cp $OUT/perf.data /tmp/last-perf.data 2>/dev/null || true
 wait %2 || true
 kill $pid; wait $pid || true
 grep Requests/sec $OUT/wrk.txt

@@ -43,9 +43,11 @@ pub fn plugin(crate_name: &str) -> PathBuf {
     path
 }
 
-/// The covet binary.
+/// The covet binary: `$COVET_BIN` when set (scripts/python-versions.sh runs
+/// the Python tests with a covet built against another CPython), else the
+/// workspace build's.
 pub fn covet_bin() -> PathBuf {
-    let path = artifacts_dir().join("covet");
+    let path = std::env::var_os("COVET_BIN").map(PathBuf::from).unwrap_or_else(|| artifacts_dir().join("covet"));
     assert!(path.exists(), "{} is missing: run `cargo build --workspace` first", path.display());
     path
 }

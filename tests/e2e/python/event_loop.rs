@@ -5,7 +5,10 @@
 //! `run_forever`, turns it: timers, sockets Python opens itself (the
 //! selector's epoll descriptor watched by tokio), `run_in_executor` (a wake
 //! from another thread through the loop's self-pipe) and tasks that outlive
-//! their request.
+//! their request. Each request's coroutine is a real asyncio Task (on
+//! Python 3.12+ started eagerly, scripts/python-versions.sh runs these tests
+//! there too): it is the current task before and after its first suspension,
+//! so anyio's cancel scopes and thread offload work.
 
 use std::time::Duration;
 
@@ -13,7 +16,7 @@ use covet_e2e::Host;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const APP: &str = r#"
-import asyncio, threading, time
+import asyncio, sys, threading, time
 from covet import Covet
 
 app = Covet()
@@ -70,12 +73,28 @@ async def spawn(tag: str):
 @app.get("/left")
 async def left():
     return {"left": LEFT_BEHIND}
+
+@app.get("/task")
+async def task_identity():
+    import anyio  # from the venv (the reload test's host has none)
+    first = asyncio.current_task()
+    with anyio.CancelScope():
+        await asyncio.sleep(0)
+        same = asyncio.current_task() is first
+    doubled = await anyio.to_thread.run_sync(lambda: 21 * 2)
+    return {"name": first.get_name(), "same": same, "doubled": doubled,
+            "python": "%d.%d" % sys.version_info[:2]}
 "#;
 
+/// A host serving APP, with the project venv (anyio) on its path.
 async fn host() -> Host {
-    let manifest = "listen: [{ addr: 127.0.0.1:0 }]\n\
-                    plugins:\n  app: { kind: python, app: app.py:app }\n\
-                    routes:\n  - { path: \"/{*rest}\", handler: app }\n";
+    let manifest = format!(
+        "listen: [{{ addr: 127.0.0.1:0 }}]\n\
+         python: {{ venv: {} }}\n\
+         plugins:\n  app: {{ kind: python, app: app.py:app }}\n\
+         routes:\n  - {{ path: \"/{{*rest}}\", handler: app }}\n",
+        super::uvicorn::venv().display()
+    );
     let host = Host::builder(manifest).file("app.py", APP).start();
     host.wait_ready().await;
     host
@@ -165,5 +184,23 @@ async fn timers_sockets_executors_and_background_tasks_work_on_the_driven_loop()
         }
         assert!(tokio::time::Instant::now() < deadline, "the task that outlived its request did not finish: {left}");
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Eager or not, a request's coroutine runs as one Task of its plugin from
+/// its first step to its end: an anyio cancel scope entered before a
+/// suspension exits after it (anyio refuses a scope left in another task),
+/// and anyio hands work to a thread and back.
+#[tokio::test]
+async fn a_request_coroutine_is_one_real_task_across_its_suspensions() {
+    let host = host().await;
+    for _ in 0..3 {
+        let reply = host.http1().get("/task").await.expect("task");
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        let body = reply.json();
+        let name = body["name"].as_str().expect("a task name");
+        assert!(name.starts_with("covet:app:"), "the request's task is the plugin's: {name} (Python {})", body["python"]);
+        assert_eq!(body["same"], true, "the task changed across a suspension (Python {})", body["python"]);
+        assert_eq!(body["doubled"], 42, "{body}");
     }
 }

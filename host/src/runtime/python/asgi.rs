@@ -148,6 +148,7 @@ impl AsgiExecutor {
                 bridge.getattr(pyo3::intern!(py, "asgi_start"))?.call1(args)
             });
             match run {
+                Ok(t) if t.is_none() => {} // an eager task that already finished
                 Ok(t) => *task.lock().unwrap_or_else(|p| p.into_inner()) = Some(t.unbind()),
                 Err(e) => {
                     let _ = shared.tx.send(AsgiMsg::Finish(Some(describe(py, e))));

@@ -20,6 +20,7 @@ import importlib.abc
 import importlib.util
 import itertools
 import json
+import os
 import selectors
 import sys
 import threading
@@ -148,7 +149,11 @@ def turn(look):
     is ready, the seconds until the next timer, or None (nothing scheduled)."""
     if look:
         _selector.look = True
-    _loop._run_once()
+    # A turn whose jobs did all there was to do (eager tasks that finished,
+    # inline calls) has nothing ready, no I/O and no timer due: the pass
+    # would find nothing, so it is skipped.
+    if _loop._ready or _selector.look or (_loop._scheduled and _loop._scheduled[0]._when <= _loop.time()):
+        _loop._run_once()
     if _loop._ready:
         return 0.0
     if _loop._scheduled:
@@ -413,12 +418,53 @@ async def await_plain(coro):
         return classify(exc)
 
 
+# CPython 3.12+ can start a task eagerly: its first step runs inside the
+# Task constructor, so a coroutine that never suspends (most request
+# handlers) finishes there, with no loop turn and no scheduled callback.
+# It still runs as a real Task (`asyncio.current_task()`, sniffio, anyio
+# cancel scopes and contextvars see what they expect). 3.11 schedules it.
+# COVET_PYTHON_EAGER=0 turns it off (for an app that needs its request task
+# to start only once the loop runs it; docs/python.md "Python versions").
+_EAGER = sys.version_info >= (3, 12) and os.environ.get("COVET_PYTHON_EAGER", "1") != "0"
+
+
+_Task = asyncio.Task
+
+
+def _start(coro, context, name):
+    """The host's request task for `coro`: eager where the interpreter
+    supports it. None when it already finished (nothing left to cancel)."""
+    if _EAGER:
+        task = _Task(coro, loop=_loop, context=context, name=name, eager_start=True)
+        return None if task.done() else task
+    return _loop.create_task(coro, context=context, name=name)
+
+
 def spawn(fn, args, done, instance=None):
     """On the loop thread: runs `fn(*args)` as a task (in the plugin
-    instance's context, when given); `done(result)` at its end."""
+    instance's context, when given); `done(result)` at its end. Returns the
+    task, or None when it already finished (an eager task that never
+    suspended)."""
     context = None if instance is None else instance.context.copy()
     name = None if instance is None else instance.task_name
-    return _loop.create_task(_finish(fn, args, done), context=context, name=name)
+    coro = _app_task(args, done) if fn is app_call_async else _finish(fn, args, done)
+    return _start(coro, context, name)
+
+
+async def _app_task(args, done):
+    """`_finish(app_call_async, args, done)` as one coroutine: a decorator
+    app's async endpoint, one frame fewer per request."""
+    app, index, request_args, span = args
+    if span is not None:
+        _enter(span)
+    try:
+        result = _ok(await app._covet_call(index, sys.modules["covet"].Request(*request_args)))
+    except asyncio.CancelledError:
+        done(("cancelled",))
+        raise
+    except Exception as exc:
+        result = classify(exc)
+    done(result)
 
 
 async def _finish(fn, args, done):
@@ -466,7 +512,7 @@ def asgi_start(app, head, headers, body, source, state, sink, instance=None, spa
     if span is not None:
         context.run(_enter, span)
     name = None if instance is None else instance.task_name
-    return _loop.create_task(asgi_http(app, head, headers, body, source, state, sink), context=context, name=name)
+    return _start(asgi_http(app, head, headers, body, source, state, sink), context, name)
 
 
 def _buffered_receive(body, finished):

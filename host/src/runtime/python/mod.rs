@@ -185,6 +185,8 @@ async fn on_loop(
             services::spawn_in(py, &instance, func.bind(py), args.into_bound(py), done)
         });
         match started {
+            // None: an eager task that already finished (nothing to cancel).
+            Ok(t) if t.is_none() => {}
             Ok(t) => *cell.lock().unwrap_or_else(|p| p.into_inner()) = Some(t.unbind()),
             Err(e) => tracing::error!(target: "covet::python", "cannot start a coroutine: {}", describe(py, e)),
         }

@@ -60,7 +60,8 @@ impl Pool {
 /// Runs the bridge's `spawn(fn, args, done, instance)` on the loop thread:
 /// `fn(*args)` becomes a task (in the plugin instance's context, which tells
 /// host service calls whose grants apply) whose result `done` receives
-/// there. Returns the task.
+/// there. Returns the task, or None when it already finished (an eager
+/// task, Python 3.12+, that never suspended).
 pub fn spawn_in<'py>(
     py: Python<'py>,
     instance: Option<&Bound<'py, PyAny>>,
