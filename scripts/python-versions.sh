@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The Python runtime on the other CPython versions it supports (docs/python.md
-# "Python versions"): for each of $PYTHONS (default "3.12"), builds covet
+# "Python versions"): for each of $PYTHONS (default: 3.11 when scripts/env.sh
+# chose 3.12, else 3.12), builds covet
 # against it (its own target dir, Python runtime only), makes its venv
 # (.venv -> .venv-X.Y), runs the `covet` package's unit tests under it and the
 # e2e `python::` tests with that covet binary; then points .venv back at the
-# default interpreter's venv. On 3.12+ request tasks start eagerly, a path
-# the default 3.11 build never takes, so this is where it is tested.
+# default interpreter's venv. Request tasks start eagerly on 3.12+ and are
+# scheduled on 3.11: one of the two paths is tested here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -21,7 +22,9 @@ find_python() {
   command -v "python$1" 2>/dev/null || true
 }
 
-for version in ${PYTHONS:-3.12}; do
+default_version="$("$default_python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+if [ "$default_version" = 3.12 ]; then others=3.11; else others=3.12; fi
+for version in ${PYTHONS:-$others}; do
   py="$(find_python "$version")"
   if [ -z "$py" ] || ! "$py" -c 'import sysconfig, sys; sys.exit(not sysconfig.get_config_var("Py_ENABLE_SHARED"))'; then
     echo "python-versions: SKIPPED $version: no python$version with a shared libpython on this machine" >&2

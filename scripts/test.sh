@@ -27,15 +27,17 @@ cargo build --workspace --locked
 bash scripts/native-only.sh
 bash scripts/wasm-plugins.sh
 bash scripts/python-env.sh
-# The `covet` Python package on its own (no host): python3 -m unittest discover host/python/tests
-"$PYO3_PYTHON" -m unittest discover -q host/python/tests
+# The `covet` Python package on its own (no host), under the venv's interpreter
+# (the examples these tests load import pydantic).
+.venv/bin/python -m unittest discover -q host/python/tests
 cargo test --workspace --locked "$@"
 # The end-to-end suite again with every host on the io_uring backend (docs/io.md).
 # `--workspace` (not `-p covet-e2e`) keeps the feature set of the run above,
 # so this pass reuses its build instead of recompiling dependencies.
 COVET_IO=uring cargo test --workspace --locked --test e2e "$@"
-# The Python runtime on CPython 3.12 too (its eager request tasks; docs/python.md
-# "Python versions"): covet built against it, its venv, the python:: e2e tests.
+# The Python runtime on the other supported CPython (3.11 when the default is
+# 3.12, and the other way round; docs/python.md "Python versions"): covet built
+# against it, its venv, the python:: e2e tests.
 bash scripts/python-versions.sh
 # Every fuzz target (fuzz/, docs/fuzzing.md) over its corpus and a few seconds
 # of new inputs, on the nightly toolchain; installs cargo-fuzz when missing.

@@ -143,14 +143,20 @@ def uvicorn(module, cwd, ready):
                  module], cwd, ready)
 
 
-def covet(tmp):
+# More covet builds measured in the same run (e.g. one per Python version):
+# `COVET_ALSO="LABEL=BINARY:VENV,..."`, each with the venv of its interpreter.
+COVET_ALSO = [(label, *rest.split(":", 1)) for label, rest in
+              (item.split("=", 1) for item in os.environ.get("COVET_ALSO", "").split(",") if item)]
+
+
+def covet(tmp, binary=COVET, venv=VENV):
     manifest = os.path.join(tmp, "plugins.yaml")
     with open(manifest, "w") as f:
         f.write(f"""
 listen: [{{ addr: 127.0.0.1:0 }}]
 log: {{ access: false }}
 admin: {{ listen: "off" }}
-python: {{ venv: {VENV}, threads: 1 }}
+python: {{ venv: {venv}, threads: 1 }}
 plugins:
   raw: {{ kind: python, asgi: {HERE}/hello_asgi.py:app }}
   deco: {{ kind: python, app: {HERE}/hello_covet.py:app }}
@@ -162,7 +168,7 @@ routes:
   - {{ path: "/{{*rest}}", handler: shop }}
 """)
     env = {"COVET_ADMIN_LISTEN": "off"}
-    server = Server([COVET, "host", "--plugins", manifest], env=env)
+    server = Server([binary, "host", "--plugins", manifest], env=env)
     server.wait_200("/raw")
     return server
 
@@ -219,25 +225,28 @@ def main():
         ("uvicorn FastAPI /items/1", lambda: uvicorn("main:app", FASTAPI_DIR, "/items/1"), "/items/1"),
     ]:
         run_peer(results, name, start, path)
-    with tempfile.TemporaryDirectory() as tmp:
-        server = covet(tmp)
-        try:
-            for name, path in [("covet raw ASGI", "/raw"), ("covet decorator API (async)", "/deco"),
-                               ("covet decorator API (sync)", "/deco-sync"), ("covet FastAPI /hello", "/hello"),
-                               ("covet FastAPI /items/1", "/items/1")]:
-                results[name] = bench(server, path)
-        finally:
-            server.stop()
+    covets = [("covet", COVET, VENV)] + [(f"covet {label}", binary, venv) for label, binary, venv in COVET_ALSO]
+    for prefix, binary, venv in covets:
+        with tempfile.TemporaryDirectory() as tmp:
+            server = covet(tmp, binary, venv)
+            try:
+                for name, path in [("raw ASGI", "/raw"), ("decorator API (async)", "/deco"),
+                                   ("decorator API (sync)", "/deco-sync"), ("FastAPI /hello", "/hello"),
+                                   ("FastAPI /items/1", "/items/1")]:
+                    results[f"{prefix} {name}"] = bench(server, path)
+            finally:
+                server.stop()
     print("| server / app | RPS | p50 µs | p99 µs | CPU µs/req | switches/req | ratio |")
     print("|---|---|---|---|---|---|---|")
     base = results[f"granian raw ASGI ({best_label})"]
     granians = [f"granian raw ASGI ({label})" for _, label, _ in configs]
-    for name in [*granians, "uvicorn raw ASGI", "covet raw ASGI", "covet decorator API (async)",
-                 "covet decorator API (sync)"]:
+    mine = [prefix for prefix, _, _ in covets]
+    for name in [*granians, "uvicorn raw ASGI", *(f"{c} {app}" for c in mine
+                                                  for app in ["raw ASGI", "decorator API (async)", "decorator API (sync)"])]:
         row(name, results[name], base)
     for path in ["/hello", "/items/1"]:
         fbase = results[f"granian FastAPI {path}"]
-        for server in ["granian", "uvicorn", "covet"]:
+        for server in ["granian", "uvicorn", *mine]:
             row(f"{server} FastAPI {path}", results[f"{server} FastAPI {path}"], fbase)
     print(f"\nratios are RPS ÷ Granian's on the same app, Granian in its fastest configuration here ({best_label}).")
     print("targets: decorator ≥ 1.5× Granian raw ASGI; covet raw ASGI ≥ 1.2×; FastAPI ≥ 1.0×.")
