@@ -26,6 +26,11 @@ fi
 build=(-s none -a --target-dir "$target_dir")
 cargo +nightly fuzz build "${build[@]}"
 bin_dir="$target_dir/$(rustc +nightly -vV | sed -n 's/^host: //p')/release"
+# The Python targets (asgi_scope) link $PYO3_PYTHON's libpython without an
+# rpath (cargo-fuzz builds them, not covet's build script): point the loader
+# at it, since a pyenv build is not in the system's library path.
+libdir="$("$PYO3_PYTHON" -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')"
+export LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
