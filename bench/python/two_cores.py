@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""Python on two cores (bench/README.md "Two cores"): the server may run on
+CPUs 0-1 and so may wrk (this VM has no third core). covet with its default
+I/O workers (one per allowed core), Granian with `--workers 2` in its
+fastest one-core configuration (uvloop, st, rust tasks; the rust task
+implementation wants CPython 3.11, so its venv is GRANIAN_VENV, default
+.venv-3.11). Run after bench/python.sh's build: DURATION RUNS WARMUP as there."""
+import os
+import sys
+import tempfile
+
+os.environ.setdefault("SERVER_CPU", "0,1")
+os.environ.setdefault("CLIENT_CPU", "0,1")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run as R  # noqa: E402
+
+GRANIAN_VENV = os.path.join(R.ROOT, os.environ.get("GRANIAN_VENV", ".venv-3.11"))
+FLAGS = ["--loop", "uvloop", "--runtime-mode", "st", "--task-impl", "rust"]
+
+
+def granian_two_workers():
+    return R.Peer([os.path.join(GRANIAN_VENV, "bin", "granian"), "--interface", "asgi", "--host", "127.0.0.1",
+                   "--port", "{port}", "--workers", "2", "--runtime-threads", "1", "--no-ws", "--log-level", "warning",
+                   *FLAGS, "hello_asgi:app"], R.HERE, "/")
+
+
+def main():
+    results = {}
+    R.run_peer(results, "granian raw ASGI, 2 workers", granian_two_workers, "/")
+    with tempfile.TemporaryDirectory() as tmp:
+        server = R.covet(tmp)
+        try:
+            for name, path in [("covet raw ASGI", "/raw"), ("covet decorator API, async", "/deco"),
+                               ("covet decorator API, sync", "/deco-sync")]:
+                results[name] = R.bench(server, path)
+        finally:
+            server.stop()
+    print("| server / app | RPS | p99 µs | CPU µs/req |\n|---|---|---|---|")
+    for name, m in results.items():
+        print(f"| {name} | {m['rps']:,.0f} | {m['p99']:,.0f} | {m['cpu_us']:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
