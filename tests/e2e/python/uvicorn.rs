@@ -22,6 +22,8 @@ pub fn venv() -> PathBuf {
 /// uvicorn serving one app; killed on drop.
 pub struct Uvicorn {
     child: Child,
+    /// Its stderr, shown when it fails to start.
+    log: tempfile::NamedTempFile,
     /// Where it listens.
     pub addr: SocketAddr,
 }
@@ -29,6 +31,7 @@ pub struct Uvicorn {
 impl Uvicorn {
     /// Serves `app` (`module:attr`) from `app_dir`, with `env` set, lifespan when the app supports it.
     pub fn start(app_dir: &Path, app: &str, env: &[(&str, &str)]) -> Uvicorn {
+        let log = tempfile::NamedTempFile::new().expect("a log file");
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
         let child = Command::new(venv().join("bin/python"))
             .args(["-m", "uvicorn", "--app-dir"])
@@ -36,16 +39,27 @@ impl Uvicorn {
             .args([app, "--host", "127.0.0.1", "--port", &port.to_string(), "--no-access-log", "--lifespan", "auto"])
             .envs(env.iter().copied())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log.reopen().expect("the log file"))
             .spawn()
             .expect("spawn uvicorn");
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let deadline = Instant::now() + PATIENCE;
+        let mut uvicorn = Uvicorn { child, log, addr };
         while TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "uvicorn did not start listening on {addr}");
+            let exited = uvicorn.child.try_wait().expect("wait");
+            assert!(exited.is_none() && Instant::now() < deadline, "uvicorn did not start listening on {addr} ({exited:?}): {}", uvicorn.stderr());
             std::thread::sleep(Duration::from_millis(50));
         }
-        Uvicorn { child, addr }
+        // The free port was taken by another test's server in between: its
+        // answers would be compared as uvicorn's.
+        if let Some(status) = uvicorn.child.try_wait().expect("wait") {
+            panic!("uvicorn exited ({status}) while {addr} answers: {}", uvicorn.stderr());
+        }
+        uvicorn
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
 
     /// SIGTERM, then waits for the exit (lifespan shutdown included).
