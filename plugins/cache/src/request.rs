@@ -88,20 +88,25 @@ impl Cache {
             Ok(ctx) => ctx,
             Err(flow) => return flow,
         };
-        if self.settings.shared {
-            let found = self.find_shared(req, &ctx.primary).await;
-            if !matches!(found, Found::Nothing) {
-                return self.decide(req, ctx, found, true, now_ms());
+        let step = if self.settings.shared {
+            match self.find_shared(req, &ctx.primary).await {
+                Found::Nothing => self.step(req, ctx, false, true),
+                found => self.decide(req, ctx, found, true, now_ms()),
             }
-        }
-        match self.step(req, ctx, false, true) {
+        } else {
+            self.step(req, ctx, false, true)
+        };
+        match step {
             Step::Flow(flow) => flow,
             Step::Shared => unreachable!("the shared tier was read"),
             Step::Wait(flight) => {
                 coalesce::wait(&flight, self.settings.lock_timeout, self.host.as_ref()).await;
                 let Ok(ctx) = self.prepare(req) else { unreachable!("prepared once") };
                 let found = self.find_local(req, &ctx.primary);
-                self.decide(req, ctx, found, false, now_ms())
+                match self.decide(req, ctx, found, false, now_ms()) {
+                    Step::Flow(flow) => flow,
+                    Step::Wait(_) | Step::Shared => unreachable!("a request that waited does not lead, so never waits again"),
+                }
             }
         }
     }
@@ -128,7 +133,7 @@ impl Cache {
         {
             return Step::Wait(flight);
         }
-        Step::Flow(self.decide(req, ctx, found, true, now))
+        self.decide(req, ctx, found, true, now)
     }
 
     /// Steps aside (bypass, method) or reads what the request asks.
@@ -238,7 +243,9 @@ impl Cache {
 
     /// The answer for what the lookup found. `lead`: a miss may become the
     /// coalescing leader (not after a wait that timed out).
-    fn decide(&self, req: &mut Request<'_>, ctx: Ctx, found: Found, lead: bool, now: u64) -> Flow {
+    /// `Step::Wait` when another request became the leader after this one's
+    /// lookup (only when `lead`).
+    fn decide(&self, req: &mut Request<'_>, ctx: Ctx, found: Found, lead: bool, now: u64) -> Step {
         if ctx.no_cache {
             let entry = match found {
                 Found::Entry(e) if e.meta.policy.has_validator() => Some(e),
@@ -248,7 +255,7 @@ impl Cache {
         }
         let entry = match found {
             Found::Entry(entry) => entry,
-            Found::Nothing | Found::OtherVariant(_) if ctx.only_if_cached => return Flow::Respond(gateway_timeout(req)),
+            Found::Nothing | Found::OtherVariant(_) if ctx.only_if_cached => return Step::Flow(Flow::Respond(gateway_timeout(req))),
             Found::Nothing => {
                 let key = lead.then(|| ctx.primary.clone());
                 return self.forward(req, ctx, Fwd::UriMiss, None, false, key);
@@ -256,9 +263,9 @@ impl Cache {
             Found::OtherVariant(variant) => return self.forward(req, ctx, Fwd::VaryMiss, None, false, lead.then_some(variant)),
         };
         match evaluate(&entry.meta.policy, entry.meta.stored_at_ms, now, &ctx.ask) {
-            Use::Fresh { age_secs, ttl_secs } => self.answer(req, &ctx, &entry, age_secs, Outcome::Hit { ttl: ttl_secs }),
-            Use::StaleWhileRevalidate { age_secs, stale_secs } => self.stale_while_revalidate(req, ctx, entry, age_secs, stale_secs),
-            Use::Revalidate { .. } if ctx.only_if_cached => Flow::Respond(gateway_timeout(req)),
+            Use::Fresh { age_secs, ttl_secs } => Step::Flow(self.answer(req, &ctx, &entry, age_secs, Outcome::Hit { ttl: ttl_secs })),
+            Use::StaleWhileRevalidate { age_secs, stale_secs } => Step::Flow(self.stale_while_revalidate(req, ctx, entry, age_secs, stale_secs)),
+            Use::Revalidate { .. } if ctx.only_if_cached => Step::Flow(Flow::Respond(gateway_timeout(req))),
             Use::Revalidate { if_error, .. } => {
                 let key = lead.then(|| entry.meta.key.clone());
                 self.forward(req, ctx, Fwd::Stale, Some(entry), if_error, key)
@@ -306,8 +313,10 @@ impl Cache {
         Flow::RespondAndContinue(resp)
     }
 
-    /// Sends the request on, leaving what `on_response` needs.
-    fn forward(&self, req: &mut Request<'_>, ctx: Ctx, fwd: Fwd, entry: Option<Entry>, if_error: bool, flight_key: Option<String>) -> Flow {
+    /// Sends the request on, leaving what `on_response` needs; or waits for
+    /// the leader that started between this request's lookup and its `join`
+    /// (it would otherwise be a second origin request for the key).
+    fn forward(&self, req: &mut Request<'_>, ctx: Ctx, fwd: Fwd, entry: Option<Entry>, if_error: bool, flight_key: Option<String>) -> Step {
         let ctx = Self::forwarding(req, ctx);
         let lead = match flight_key {
             Some(key) if self.settings.coalesce && ctx.storable && !ctx.no_cache => match self.flights.join(&key, self.settings.lock_timeout) {
@@ -318,7 +327,7 @@ impl Cache {
                     }
                     None => Some(l),
                 },
-                Role::Wait(_) => None,
+                Role::Wait(flight) => return Step::Wait(flight),
             },
             _ => None,
         };
@@ -331,7 +340,7 @@ impl Cache {
         let pending = self.pending_for(&ctx, fwd, entry, if_error, conditions, lead, None);
         let token = self.pending.put(pending);
         req.set_metadata(META_TOKEN, &token.to_string());
-        Flow::Continue
+        Step::Flow(Flow::Continue)
     }
 
     /// What a miss's new leader finds stored after all (its key, or the
@@ -403,7 +412,7 @@ fn gateway_timeout(req: &Request<'_>) -> Response {
 mod tests {
     use covet_plugin_api::Flow;
 
-    use super::{Found, now_ms};
+    use super::{Found, Step, now_ms};
     use crate::tests::{cache, exchange, get, ok};
 
     #[test]
@@ -417,8 +426,26 @@ mod tests {
         let mut late = get("/r");
         let mut req = late.view();
         let ctx = c.prepare(&mut req).ok().expect("a GET is cached");
-        let flow = c.decide(&mut req, ctx, Found::Nothing, true, now_ms());
-        assert!(matches!(&flow, Flow::Respond(r) if r.body.as_slice() == b"one"), "answered from the stored entry");
+        let step = c.decide(&mut req, ctx, Found::Nothing, true, now_ms());
+        assert!(matches!(&step, Step::Flow(Flow::Respond(r)) if r.body.as_slice() == b"one"), "answered from the stored entry");
         assert!(c.flights.is_empty(), "no flight is left behind");
+    }
+
+    #[test]
+    fn a_miss_that_finds_a_leader_started_after_its_lookup_waits_for_it() {
+        // The race behind a second origin request in a storm: two misses
+        // look up at once, the other one joins first and leads; this one,
+        // joining second, must wait for it rather than go to the origin too.
+        let c = cache("null");
+        let mut first = get("/r");
+        let mut req = first.view();
+        let ctx = c.prepare(&mut req).ok().expect("a GET is cached");
+        let leader = c.flights.join(&ctx.primary, c.settings.lock_timeout);
+        assert!(matches!(leader, crate::coalesce::Role::Lead(_)), "the other request leads");
+        let step = c.decide(&mut req, ctx, Found::Nothing, true, now_ms());
+        assert!(matches!(step, Step::Wait(_)), "this one waits for the leader");
+        assert!(req.metadata(crate::META_TOKEN).is_none(), "nothing was left for on_response");
+        drop(leader);
+        assert!(c.flights.is_empty(), "the leader's flight ended");
     }
 }
