@@ -425,7 +425,7 @@ mod tests {
         assert!(exchange(&c, get("/r"), &origin).origin, "the first leader's answer is stored");
         let mut late = get("/r");
         let mut req = late.view();
-        let ctx = c.prepare(&mut req).ok().expect("a GET is cached");
+        let Ok(ctx) = c.prepare(&mut req) else { panic!("a GET is cached") };
         let step = c.decide(&mut req, ctx, Found::Nothing, true, now_ms());
         assert!(matches!(&step, Step::Flow(Flow::Respond(r)) if r.body.as_slice() == b"one"), "answered from the stored entry");
         assert!(c.flights.is_empty(), "no flight is left behind");
@@ -439,7 +439,7 @@ mod tests {
         let c = cache("null");
         let mut first = get("/r");
         let mut req = first.view();
-        let ctx = c.prepare(&mut req).ok().expect("a GET is cached");
+        let Ok(ctx) = c.prepare(&mut req) else { panic!("a GET is cached") };
         let leader = c.flights.join(&ctx.primary, c.settings.lock_timeout);
         assert!(matches!(leader, crate::coalesce::Role::Lead(_)), "the other request leads");
         let step = c.decide(&mut req, ctx, Found::Nothing, true, now_ms());
