@@ -8,7 +8,7 @@
 # system), and covet's ratios to each peer (bench/proxy/run.py). Installs wrk,
 # h2load (nghttp2-client), haproxy and nginx when missing (nginx:
 # /usr/sbin/nginx, or set NGINX). Tunables: DURATION RUNS CONNS WARMUP RATE
-# PROXIES (default covet,nginx,haproxy).
+# PROXIES (default covet,nginx,haproxy,hyper).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh

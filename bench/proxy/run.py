@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Proxy benchmark (run via bench/proxy.sh): covet's proxy plugin vs nginx
-`proxy_pass` vs HAProxy in front of the same bare hyper upstream.
+`proxy_pass` vs HAProxy vs a bare hyper proxy (bench/hello-hyper's
+`hyper-proxy`: hyper's server and hyper-util's pooled client with nothing
+else, the floor of a proxy built on hyper) in front of the same bare hyper
+upstream.
 
 Each proxy is pinned to SERVER_CPU (0) with one worker/thread; the load
 generator and the upstream (bench/hello-hyper, one tokio worker) share
@@ -34,7 +37,7 @@ WARMUP = int(os.environ.get("WARMUP", "3"))
 PATH = "/hello"
 NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
 HAPROXY = os.environ.get("HAPROXY", "haproxy")
-PROXIES = os.environ.get("PROXIES", "covet,nginx,haproxy").split(",")
+PROXIES = os.environ.get("PROXIES", "covet,nginx,haproxy,hyper").split(",")
 RATE = int(os.environ.get("RATE", "10000"))
 
 
@@ -87,6 +90,11 @@ def start_covet(work, upstream):
                  env={"COVET_ADMIN_LISTEN": "off", "COVET_LOG": "warn"})
 
 
+def start_hyper(work, upstream):
+    """The bare hyper proxy (bench/hello-hyper/src/bin/hyper-proxy.rs): the floor of a hyper-based proxy."""
+    return Server([os.path.join(RELEASE, "hyper-proxy"), upstream])
+
+
 def start_nginx(work, upstream):
     port = free_port()
     conf = render(HERE, "nginx.conf", work, LISTEN=f"127.0.0.1:{port}", UPSTREAM=upstream, WORK=work)
@@ -122,7 +130,8 @@ def main():
             base = measure(upstream, PATH)
             for key, name, start in [("covet", "covet proxy", start_covet),
                                      ("nginx", "nginx proxy_pass", start_nginx),
-                                     ("haproxy", "haproxy", start_haproxy)]:
+                                     ("haproxy", "haproxy", start_haproxy),
+                                     ("hyper", "bare hyper proxy", start_hyper)]:
                 if key not in PROXIES:
                     continue
                 server = start(work, upstream.addr)
@@ -155,7 +164,7 @@ def header():
 
 def ratios(results):
     c = results.get("covet proxy")
-    for peer in ["nginx proxy_pass", "haproxy"]:
+    for peer in ["nginx proxy_pass", "haproxy", "bare hyper proxy"]:
         p = results.get(peer)
         if not (c and p):
             continue

@@ -2,6 +2,8 @@
 //! tokio runtime (multi-thread, default worker count) and the same hyper-util
 //! auto builder (HTTP/1.1 + h2c) as covet, answering "hello" on every path.
 //!
+//! (`src/bin/hyper-proxy.rs` is the bare hyper proxy of bench/proxy.sh.)
+//!
 //! Usage: `hello-hyper [ADDR]` (default 127.0.0.1:0); prints `listening on http://ADDR`.
 
 use std::{convert::Infallible, io::Write};
