@@ -133,35 +133,74 @@ pub async fn wait(flight: &Flight, timeout: Duration, host: Option<&Host>) {
 /// The keys being refreshed in the background (stale-while-revalidate).
 #[derive(Default, Clone)]
 pub struct Refreshes {
-    map: Arc<Mutex<HashMap<String, Instant>>>,
+    map: RefreshMap,
 }
+
+/// Each held slot: when it was taken, and which taking it is.
+type RefreshMap = Arc<Mutex<HashMap<String, (Instant, u64)>>>;
+
+/// Tells the takings of one key's slot apart.
+static TAKINGS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Holds a key's refresh slot until dropped.
 pub struct Refresh {
     key: String,
-    map: Arc<Mutex<HashMap<String, Instant>>>,
+    taking: u64,
+    map: RefreshMap,
 }
 
 impl Refreshes {
     /// The refresh slot of `key`, unless one is held (and younger than `timeout`).
     pub fn start(&self, key: &str, timeout: Duration) -> Option<Refresh> {
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        if map.get(key).is_some_and(|t| t.elapsed() < timeout) {
+        if map.get(key).is_some_and(|(t, _)| t.elapsed() < timeout) {
             return None;
         }
-        map.insert(key.to_string(), Instant::now());
-        Some(Refresh { key: key.to_string(), map: self.map.clone() })
+        let taking = TAKINGS.fetch_add(1, Ordering::Relaxed);
+        map.insert(key.to_string(), (Instant::now(), taking));
+        Some(Refresh { key: key.to_string(), taking, map: self.map.clone() })
+    }
+
+    /// Whether `key`'s slot is held.
+    #[cfg(test)]
+    pub fn held(&self, key: &str) -> bool {
+        self.map.lock().unwrap_or_else(PoisonError::into_inner).contains_key(key)
     }
 }
 
 impl Drop for Refresh {
+    /// Frees the slot, unless a later refresh took it over after this one's
+    /// timeout (that one's slot is not this one's to free).
     fn drop(&mut self) {
-        self.map.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.key);
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.get(&self.key).is_some_and(|(_, taking)| *taking == self.taking) {
+            map.remove(&self.key);
+        }
     }
 }
 
 impl std::fmt::Debug for Refresh {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Refresh({:?})", self.key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::Refreshes;
+
+    #[test]
+    fn a_refresh_taken_over_after_its_timeout_does_not_free_its_successors_slot() {
+        let refreshes = Refreshes::default();
+        let first = refreshes.start("k", Duration::ZERO).expect("a free slot");
+        assert!(refreshes.start("k", Duration::from_secs(60)).is_none(), "one refresh per key");
+        let second = refreshes.start("k", Duration::ZERO).expect("the first timed out: taken over");
+        drop(first);
+        assert!(refreshes.held("k"), "the late first refresh left the second one's slot alone");
+        assert!(refreshes.start("k", Duration::from_secs(60)).is_none(), "still one refresh per key");
+        drop(second);
+        assert!(!refreshes.held("k"), "the second one freed its own slot");
     }
 }
