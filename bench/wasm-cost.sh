@@ -9,7 +9,8 @@
 #   - CPU µs per request (utime + stime delta / requests) from the same run.
 # Routes: ROUTES (default: the no-filter / native-filter / WASM-filter rows,
 # the handlers and hello-http). Tunables: SECONDS_LOAD (5), CONNS (10),
-# CALLGRIND (1; 0 skips it). Needs a release build and the WASM plugins
+# CALLGRIND (1; 0 skips it), KEEP (a dir: keeps each route's callgrind output,
+# for callgrind_annotate --inclusive=yes DIR/_route.cg). Needs a release build and the WASM plugins
 # (bench/wasm.sh builds both).
 # valgrind cannot reserve the pool's address space (~8 GiB per slot), so the
 # callgrind run uses a pool of 6 instances (COVET_WASM_POOL_INSTANCES) and 4
@@ -112,5 +113,6 @@ for route in $CG_ROUTES; do
   callgrind_control -d "$PID" >/dev/null 2>&1
   sleep 1
   total=$(cat "$out".* 2>/dev/null | grep -oP '^(summary|totals): \K\d+' | sort -n | tail -1)
+  if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP"; cat "$out".* > "$KEEP/${route//\//_}.cg"; fi
   printf '%-22s %8d requests %10.0f instructions/request\n' "$route" "$n" "$(echo "$total / $n" | bc -l)"
 done

@@ -21,7 +21,7 @@ use covet_services::tasks::TaskSet;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use wasmtime::{
     Store, Trap,
-    component::{ComponentExportIndex, InstancePre, Instance, Resource},
+    component::{ComponentExportIndex, InstancePre, Instance, Resource, TypedFunc},
 };
 
 use super::{
@@ -67,6 +67,19 @@ pub struct Live {
     pub store: Store<Ctx>,
     /// The instance (its guest exports, and others, e.g. `background`).
     pub instance: Instance,
+    /// Its phase functions, looked up and type-checked at their first call:
+    /// a reused instance does not do it again on every request.
+    phases: PhaseFuncs,
+}
+
+type RequestFunc<R> = TypedFunc<(Resource<RequestHandle>,), (R,)>;
+
+/// The phase functions of one instance, each once called.
+#[derive(Default)]
+struct PhaseFuncs {
+    on_request: Option<RequestFunc<Flow>>,
+    handle: Option<RequestFunc<Response>>,
+    on_response: Option<TypedFunc<(Resource<RequestHandle>, Resource<ResponseHandle>), ()>>,
 }
 
 /// Where the guest's functions are in the component, found once per
@@ -186,7 +199,7 @@ impl Core {
         };
         let init = self.call_init(&mut store, &instance).await;
         match init {
-            Ok(Ok(())) => Ok(Live { store, instance }),
+            Ok(Ok(())) => Ok(Live { store, instance, phases: PhaseFuncs::default() }),
             Ok(Err(refusal)) => Err(Fault::Error(format!("init refused its config: {refusal}"))),
             Err(e) => Err(self.classify(e, &store, "init failed")),
         }
@@ -226,7 +239,7 @@ impl Core {
         if let Some(resp) = resp {
             data.response = Some(std::mem::replace(resp, HostResponse::new(StatusCode::OK)));
         }
-        let called = self.call_phase(&mut live.store, &live.instance, phase).await;
+        let called = self.call_phase(live, phase).await;
         called.map_err(|e| self.classify(e, &live.store, "trapped"))
     }
 
@@ -237,21 +250,22 @@ impl Core {
         Ok(result)
     }
 
-    /// Runs `phase` in `instance` on the request (and response) lent to its store.
-    async fn call_phase(&self, store: &mut Store<Ctx>, instance: &Instance, phase: Phase) -> wasmtime::Result<Returned> {
+    /// Runs `phase` in `live` on the request (and response) lent to its store.
+    async fn call_phase(&self, live: &mut Live, phase: Phase) -> wasmtime::Result<Returned> {
         let req = || Resource::<RequestHandle>::new_borrow(0);
+        let Live { store, instance, phases } = live;
+        let exports = &self.exports;
         match phase {
             Phase::OnRequest => {
-                let f = instance.get_typed_func::<(Resource<RequestHandle>,), (Flow,)>(&mut *store, &self.exports.on_request)?;
+                let f = cached(&mut phases.on_request, || instance.get_typed_func(&mut *store, &exports.on_request))?;
                 f.call_async(store, (req(),)).await.map(|(flow,)| Returned::Flow(flow))
             }
             Phase::Handle => {
-                let f = instance.get_typed_func::<(Resource<RequestHandle>,), (Response,)>(&mut *store, &self.exports.handle)?;
+                let f = cached(&mut phases.handle, || instance.get_typed_func(&mut *store, &exports.handle))?;
                 f.call_async(store, (req(),)).await.map(|(resp,)| Returned::Response(resp))
             }
             Phase::OnResponse => {
-                let at = &self.exports.on_response;
-                let f = instance.get_typed_func::<(Resource<RequestHandle>, Resource<ResponseHandle>), ()>(&mut *store, at)?;
+                let f = cached(&mut phases.on_response, || instance.get_typed_func(&mut *store, &exports.on_response))?;
                 f.call_async(store, (req(), Resource::new_borrow(0))).await.map(|()| Returned::Done)
             }
         }
@@ -298,6 +312,14 @@ fn one_line(err: &wasmtime::Error, trap: Option<Trap>) -> String {
 
 fn ms(d: Duration) -> String {
     format!("{} ms", d.as_millis())
+}
+
+/// `slot`'s function, looked up by `find` the first time.
+fn cached<F: Copy>(slot: &mut Option<F>, find: impl FnOnce() -> wasmtime::Result<F>) -> wasmtime::Result<F> {
+    match *slot {
+        Some(f) => Ok(f),
+        None => Ok(*slot.insert(find()?)),
+    }
 }
 
 /// Moves the request out of `ex`, leaving a cheap stand-in.
