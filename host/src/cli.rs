@@ -126,7 +126,10 @@ fn host(path: PathBuf, options: server::RunOptions) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&HostError::Io(e)),
     };
-    let result = runtime.block_on(server::run(manifest, access_log, options));
+    let result = match crate::supervisor::supervises(&manifest) {
+        true => runtime.block_on(crate::supervisor::run(manifest, options.watch)),
+        false => runtime.block_on(server::run(manifest, access_log, options)),
+    };
     // Do not wait on plugin calls still blocking a thread past the deadline.
     runtime.shutdown_timeout(Duration::from_millis(200));
     match result {
@@ -140,6 +143,7 @@ fn fail(err: &HostError) -> ExitCode {
     eprintln!("{err}");
     match err {
         HostError::Manifest(_) | HostError::PluginLoad { .. } | HostError::Admin(_) => ExitCode::from(2),
+        HostError::Process { code: Some(code @ 1..=255), .. } => ExitCode::from(u8::try_from(*code).unwrap_or(1)),
         _ => ExitCode::from(1),
     }
 }

@@ -37,6 +37,14 @@ pub enum HostError {
         /// The names that exist, comma-separated.
         known: String,
     },
+    /// A child host process (`processes:` above 1) failed to start or serve.
+    #[error("{message}")]
+    Process {
+        /// What happened, naming the process.
+        message: String,
+        /// Its exit code, when it exited with one (the supervisor exits with it).
+        code: Option<i32>,
+    },
     /// The admin API cannot start as configured.
     #[error("admin API: {0}")]
     Admin(String),

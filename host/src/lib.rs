@@ -43,5 +43,6 @@ pub mod routes;
 pub mod runtime;
 pub mod server;
 pub mod service;
+pub mod supervisor;
 pub mod telemetry;
 pub mod watch;

@@ -46,6 +46,7 @@ mod trailers;
 mod upgrade;
 mod workers;
 mod park;
+mod processes;
 mod upstreams_admin;
 mod h3;
 mod half_close;

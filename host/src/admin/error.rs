@@ -99,7 +99,9 @@ impl From<HostError> for ApiError {
             HostError::UnknownPlugin { .. } => (StatusCode::NOT_FOUND, "unknown_plugin"),
             HostError::PluginLoad { .. } | HostError::PluginInit { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "swap_refused"),
             HostError::Manifest(_) => (StatusCode::UNPROCESSABLE_ENTITY, "manifest_invalid"),
-            HostError::Admin(_) | HostError::Bind { .. } | HostError::Tls { .. } | HostError::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            HostError::Admin(_) | HostError::Bind { .. } | HostError::Tls { .. } | HostError::Io(_) | HostError::Process { .. } => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
         };
         ApiError { status, code, message: error.to_string() }
     }

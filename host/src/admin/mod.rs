@@ -19,13 +19,15 @@
 //!
 //! Every failure is answered in one place, [`error`].
 
-mod auth;
+pub(crate) mod auth;
 mod config;
 mod error;
 mod grpc;
 mod http;
 mod metrics;
 pub(crate) use metrics::otlp_source;
+/// The content type of `GET /metrics`.
+pub const METRICS_CONTENT_TYPE: &str = metrics::CONTENT_TYPE;
 pub mod purge;
 mod upstream_metrics;
 

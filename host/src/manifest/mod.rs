@@ -26,6 +26,7 @@
 //! [`json_schema`] gives the JSON Schema of the same format, for editors.
 
 mod diagnostic;
+mod processes;
 mod python;
 mod raw;
 mod routes;
@@ -48,6 +49,7 @@ use std::time::Duration;
 
 pub use diagnostic::{Diagnostic, ManifestError};
 pub use schema::json_schema;
+pub use processes::{MAX_PROCESSES, Processes};
 pub use python::{PythonForm, PythonPlugin, PythonSettings};
 pub use telemetry::{TelemetrySettings, TracingSettings};
 pub use services::{HttpServices, ServiceGrants, ServicesSettings, StateBackend, StateServices};
@@ -80,6 +82,8 @@ pub struct Manifest {
     /// Threads serving the HTTP listeners (`workers:`); `None`: one per core
     /// this process may run on.
     pub workers: Option<std::num::NonZeroUsize>,
+    /// Host processes (`processes:`); more than one runs a supervisor ([`crate::supervisor`]).
+    pub processes: Processes,
     /// The host services' settings (`services:`).
     pub services: ServicesSettings,
     /// The upstreams plugins send requests to (`upstreams:`), in manifest order.

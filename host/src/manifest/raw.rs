@@ -59,6 +59,9 @@ pub struct RawManifest {
     #[serde(default)]
     #[schemars(with = "Option<usize>")]
     pub workers: Option<NonZeroUsize>,
+    /// Host processes serving the manifest (default 1). With more, a supervisor runs that many child hosts on the same listeners (SO_REUSEPORT), each with its own Python interpreter, behind one admin API and one `/metrics`; `auto`: one per core. Each child then runs one worker thread unless `workers:` says otherwise.
+    #[serde(default)]
+    pub processes: super::processes::Processes,
     /// The host services plugins use: the outbound HTTP client and the shared state backend (in-process by default, or Redis). Each plugin is granted what it may use in its `capabilities:`.
     #[serde(default)]
     pub services: super::services::RawServices,

@@ -200,7 +200,7 @@ mod tests {
         assert_eq!(
             d.help.as_deref(),
             Some(
-                "valid keys here: \"listen\", \"limits\", \"log\", \"plugins\", \"routes\", \"admin\", \"python\", \"io\", \"workers\", \"services\", \"upstreams\", \"telemetry\""
+                "valid keys here: \"listen\", \"limits\", \"log\", \"plugins\", \"routes\", \"admin\", \"python\", \"io\", \"workers\", \"processes\", \"services\", \"upstreams\", \"telemetry\""
             )
         );
     }

@@ -80,6 +80,7 @@ pub fn manifest(source: &Path, raw: RawManifest) -> Result<Manifest, Vec<Diagnos
         python,
         io: raw.io,
         workers: raw.workers,
+        processes: raw.processes,
         services: services::settings(base, raw.services, &mut problems),
         upstreams: upstream_check::check(base, raw.upstreams, &mut problems),
         telemetry,

@@ -46,6 +46,7 @@ use crate::{
     request_id::RequestIds,
     runtime::artifact::LibraryCache,
     service::Shared,
+    supervisor::child::{self, ChildRole, Order, Orders},
 };
 
 /// How the host runs, beyond what the manifest says.
@@ -73,7 +74,11 @@ pub async fn run(manifest: Manifest, access_log: Option<AccessLog>, options: Run
     let connections = Arc::new(Semaphore::new(permits));
     let builder = Arc::new(conn::builder(&shared.limits));
     let ctx = conn::ConnContext { shared: shared.clone(), builder, shutdown: stop_rx.clone(), tls: None, offload: None, home: None };
-    serve_listeners(&manifest.listen, backend, manifest.workers, ctx, &connections).await?;
+    let role = ChildRole::from_env()?;
+    let listeners = Listeners { specs: &manifest.listen, backend, workers: manifest.workers, ctx, connections: &connections };
+    if role.is_none() {
+        listeners.serve().await?;
+    }
     let admin = match admin {
         Some(config) => Some(crate::admin::start(config, control.clone(), stop_rx.clone()).await?),
         None => None,
@@ -91,10 +96,15 @@ pub async fn run(manifest: Manifest, access_log: Option<AccessLog>, options: Run
         _ = shutdown_signal() => tracing::info!("shutdown requested during start-up"),
     }
     if shared.ready.load(Ordering::Acquire) {
-        if options.watch {
-            tokio::spawn(crate::watch::run(control.clone(), stop_rx.clone()));
+        match &role {
+            Some(role) => serve_as_child(role, listeners).await?,
+            None => {
+                if options.watch {
+                    tokio::spawn(crate::watch::run(control.clone(), stop_rx.clone()));
+                }
+                shutdown_signal().await;
+            }
         }
-        shutdown_signal().await;
     }
     drain(stop_tx, &connections, permits, &shared).await;
     crate::otel::shutdown().await;
@@ -116,6 +126,46 @@ fn shared_state(manifest: &Manifest, plan: &Plan, registry: Registry, access_log
     }
 }
 
+/// A host started by the supervisor ([`crate::supervisor`]): says it is
+/// ready, serves when told to, and runs until a signal or until the
+/// supervisor is gone (its stdin closes).
+async fn serve_as_child(role: &ChildRole, listeners: Listeners<'_>) -> Result<(), HostError> {
+    let mut orders = Orders::stdin();
+    child::announce(child::READY)?;
+    tokio::select! {
+        order = orders.next() => if order == Order::Gone {
+            tracing::warn!("the supervisor is gone before this process served; shutting down");
+            return Ok(());
+        },
+        _ = shutdown_signal() => return Ok(()),
+    }
+    let specs = role.listeners(listeners.specs)?;
+    let workers = listeners.workers.or(std::num::NonZeroUsize::new(1));
+    Listeners { specs: &specs, workers, ..listeners }.serve().await?;
+    child::announce(child::SERVING)?;
+    tracing::info!(process = role.index, processes = role.count, "serving as a child of the supervisor");
+    tokio::select! {
+        _ = orders.next() => tracing::warn!("the supervisor is gone; shutting down"),
+        _ = shutdown_signal() => {}
+    }
+    Ok(())
+}
+
+/// What binding the listeners needs.
+struct Listeners<'a> {
+    specs: &'a [ListenSpec],
+    backend: IoBackend,
+    workers: Option<std::num::NonZeroUsize>,
+    ctx: conn::ConnContext,
+    connections: &'a Arc<Semaphore>,
+}
+
+impl Listeners<'_> {
+    async fn serve(&self) -> Result<(), HostError> {
+        serve_listeners(self.specs, self.backend, self.workers, self.ctx.clone(), self.connections).await
+    }
+}
+
 /// Binds the listeners (one SO_REUSEPORT socket per worker and address) and
 /// starts the workers on the backend that can serve.
 async fn serve_listeners(
@@ -129,7 +179,9 @@ async fn serve_listeners(
     let threads = reuseport::threads(workers);
     let addrs: Vec<_> = specs.iter().map(|spec| spec.addr).collect();
     let (per_thread, bound) = reuseport::bind(&addrs, threads, ctx.shared.limits.listen_backlog)?;
-    announce(specs, &bound)?;
+    if std::env::var_os(child::PROCESS_ENV).is_none() {
+        announce(specs, &bound)?;
+    }
     // TLS handshakes and HTTP/3 (on the main runtime) per listener.
     let contexts = specs
         .iter()

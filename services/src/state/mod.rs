@@ -1,7 +1,9 @@
 //! Shared state for plugins: a small key-value and atomic-counter store with
-//! TTLs, by namespace, behind one object-safe trait ([`SharedState`]) with two
-//! backends: [`MemoryState`] (in-process, the default) and [`RedisState`] (a
-//! fleet of hosts sharing one Redis).
+//! TTLs, by namespace, behind one object-safe trait ([`SharedState`]) with
+//! three backends: [`MemoryState`] (in-process, the default), [`RedisState`]
+//! (a fleet of hosts sharing one Redis) and [`ProcessState`] (the child
+//! processes of one host sharing the supervisor's state over a Unix socket,
+//! served by [`serve_state`]).
 //!
 //! Plugins reach it through a [`StateHandle`], which carries the namespaces
 //! the manifest granted them (`capabilities: { state: [sessions, limits] }`).
@@ -9,6 +11,9 @@
 //! `get` after `incr` returns e.g. `b"5"` with either backend.
 
 mod memory;
+mod process;
+mod process_server;
+mod process_wire;
 mod redis;
 
 use std::future::Future;
@@ -17,6 +22,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::memory::MemoryState;
+pub use self::process::ProcessState;
+pub use self::process_server::serve_state;
 pub use self::redis::{RedisConfig, RedisState};
 use crate::ServiceError;
 
@@ -63,9 +70,11 @@ pub trait SharedState: Send + Sync {
     fn delete<'a>(&'a self, ns: &'a str, key: &'a str) -> StateResult<'a, bool>;
     /// Runs a Lua `script` atomically with `keys` (each namespaced like the
     /// other operations' keys) and `args`. Redis only: the in-process backend
-    /// returns `Unsupported`, so a plugin keeps an in-process algorithm for it.
+    /// returns `Unsupported` (and so does the process backend, which forwards
+    /// it to the supervisor's in-process state), so a plugin keeps an
+    /// algorithm over the other operations for it.
     fn eval<'a>(&'a self, ns: &'a str, script: &'a str, keys: &'a [String], args: &'a [String]) -> StateResult<'a, Value>;
-    /// `memory` or `redis`.
+    /// `memory`, `redis` or `process`.
     fn backend(&self) -> &'static str;
 }
 
