@@ -142,7 +142,11 @@ fn config(settings: &ServicesSettings) -> Result<ServicesConfig, String> {
     };
     let s = &settings.state;
     let state = match s.backend {
-        StateBackend::Memory => StateConfig::Memory,
+        // In process mode the supervisor keeps the in-memory state for every process.
+        StateBackend::Memory => match crate::supervisor::child::ChildRole::state_socket() {
+            Some(path) => StateConfig::Process(path, covet_services::state::ProcessState::DEFAULT_TIMEOUT),
+            None => StateConfig::Memory,
+        },
         StateBackend::Redis => StateConfig::Redis(RedisConfig { url: s.url.clone(), timeout: s.timeout, prefix: s.prefix.clone() }),
     };
     Ok(ServicesConfig { http, state })

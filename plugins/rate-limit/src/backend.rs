@@ -1,6 +1,9 @@
-//! `backend:` and `redis:`: where the buckets live. `memory` (the default)
-//! keeps them in this process with governor; `redis` keeps them in the
-//! host's shared state, so every host using the same Redis shares the limit.
+//! `backend:` and `shared:`: where the buckets live. `memory` (the default)
+//! keeps them in this process with governor; `shared` keeps them in the
+//! host's shared state, so everything sharing that state shares the limit:
+//! the processes of one host (`processes: N`) or a fleet using one Redis.
+//! `redis` is the old name of `shared`, and `redis:` of the `shared:` block;
+//! both are still accepted.
 
 use std::{fmt, time::Duration};
 
@@ -15,11 +18,12 @@ pub(crate) enum BackendKind {
     /// In this process (governor); nothing to run, nothing shared.
     #[default]
     Memory,
-    /// In the host's shared state, which must be Redis (`services.state.backend: redis`).
-    Redis,
+    /// In the host's shared state, whichever its backend (`redis` is the old name).
+    #[serde(alias = "redis")]
+    Shared,
 }
 
-/// `redis.on_error:` what a request gets when Redis does not answer in time or fails.
+/// `shared.on_error:` what a request gets when the shared state does not answer in time or fails.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum OnError {
@@ -39,10 +43,10 @@ impl fmt::Display for OnError {
     }
 }
 
-/// The `redis:` block exactly as written (only with `backend: redis`).
+/// The `shared:` (or `redis:`) block exactly as written (only with `backend: shared`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RedisSettings {
+pub(crate) struct SharedSettings {
     #[serde(default = "default_namespace")]
     namespace: String,
     #[serde(default = "default_timeout", deserialize_with = "duration")]
@@ -51,9 +55,9 @@ pub(crate) struct RedisSettings {
     on_error: OnError,
 }
 
-impl Default for RedisSettings {
+impl Default for SharedSettings {
     fn default() -> Self {
-        RedisSettings { namespace: default_namespace(), timeout: default_timeout(), on_error: OnError::default() }
+        SharedSettings { namespace: default_namespace(), timeout: default_timeout(), on_error: OnError::default() }
     }
 }
 
@@ -61,9 +65,10 @@ fn default_namespace() -> String {
     "ratelimit".into()
 }
 
-/// 30 ms: a Redis round trip on a LAN is well under a millisecond, so this
-/// only fires when Redis is down or overloaded, and bounds what a request
-/// can lose to it.
+/// 30 ms: a Redis round trip on a LAN, or a round trip to the supervisor
+/// of a multi-process host, is well under a millisecond, so this only fires
+/// when the store is down or overloaded, and bounds what a request can lose
+/// to it.
 fn default_timeout() -> Duration {
     Duration::from_millis(30)
 }
@@ -74,49 +79,50 @@ fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::E
         .map_err(|e| serde::de::Error::custom(format!("invalid duration `{text}`: {e} (e.g. `30ms`, `1s`)")))
 }
 
-/// The validated Redis settings the plugin runs with.
+/// The validated shared-backend settings the plugin runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RedisPolicy {
+pub(crate) struct SharedPolicy {
     /// The shared state namespace the buckets live in (granted in the manifest).
     pub namespace: String,
-    /// The longest a request waits for Redis.
+    /// The longest a request waits for the shared state.
     pub timeout: Duration,
-    /// What a request gets when Redis fails or times out.
+    /// What a request gets when the shared state fails or times out.
     pub on_error: OnError,
 }
 
-/// Checks `backend:` and `redis:` together; `rate_per_second` is the
-/// configured rate, which the Redis script can only express up to 1 000 000/s.
+/// Checks `backend:` and `shared:` together; `rate_per_second` is the
+/// configured rate, which buckets in whole microseconds can only express
+/// up to 1 000 000/s.
 pub(crate) fn validate(
     kind: BackendKind,
-    redis: Option<RedisSettings>,
+    shared: Option<SharedSettings>,
     rate_per_second: f64,
-) -> Result<Option<RedisPolicy>, String> {
-    let settings = match (kind, redis) {
+) -> Result<Option<SharedPolicy>, String> {
+    let settings = match (kind, shared) {
         (BackendKind::Memory, None) => return Ok(None),
         (BackendKind::Memory, Some(_)) => {
-            return Err("the `redis:` block needs `backend: redis` (the default backend is `memory`)".into());
+            return Err("the `shared:` block needs `backend: shared` (the default backend is `memory`)".into());
         }
-        (BackendKind::Redis, settings) => settings.unwrap_or_default(),
+        (BackendKind::Shared, settings) => settings.unwrap_or_default(),
     };
     if settings.timeout.is_zero() || settings.timeout > Duration::from_secs(10) {
         return Err(format!(
-            "invalid redis.timeout `{}`: it must be above 0 and at most 10s (e.g. `30ms`)",
+            "invalid shared.timeout `{}`: it must be above 0 and at most 10s (e.g. `30ms`)",
             humantime::format_duration(settings.timeout)
         ));
     }
     if !is_namespace(&settings.namespace) {
         return Err(format!(
-            "invalid redis.namespace `{}`: use 1-64 letters, digits, `_`, `-` or `.`",
+            "invalid shared.namespace `{}`: use 1-64 letters, digits, `_`, `-` or `.`",
             settings.namespace
         ));
     }
     if rate_per_second > MAX_RATE_PER_SECOND as f64 {
         return Err(format!(
-            "with `backend: redis` the rate can be at most {MAX_RATE_PER_SECOND}/s (the script counts whole microseconds)"
+            "with `backend: shared` the rate can be at most {MAX_RATE_PER_SECOND}/s (buckets count whole microseconds)"
         ));
     }
-    Ok(Some(RedisPolicy { namespace: settings.namespace, timeout: settings.timeout, on_error: settings.on_error }))
+    Ok(Some(SharedPolicy { namespace: settings.namespace, timeout: settings.timeout, on_error: settings.on_error }))
 }
 
 /// The host's rule for state namespaces: 1-64 of `a-z A-Z 0-9 _ - .`.

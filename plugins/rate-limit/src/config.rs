@@ -7,7 +7,7 @@ use governor::Quota;
 use serde::Deserialize;
 
 use crate::{
-    backend::{self, BackendKind, RedisPolicy, RedisSettings},
+    backend::{self, BackendKind, SharedPolicy, SharedSettings},
     key::{KeySpec, MissingKey},
 };
 
@@ -26,8 +26,8 @@ pub(crate) struct Settings {
     headers: bool,
     #[serde(default)]
     backend: BackendKind,
-    #[serde(default)]
-    redis: Option<RedisSettings>,
+    #[serde(default, alias = "redis")]
+    shared: Option<SharedSettings>,
 }
 
 fn emit_headers_by_default() -> bool {
@@ -41,8 +41,8 @@ pub(crate) struct Policy {
     pub key: KeySpec,
     pub missing_key: MissingKey,
     pub headers: bool,
-    /// `Some` with `backend: redis`: the buckets live in the host's shared state.
-    pub redis: Option<RedisPolicy>,
+    /// `Some` with `backend: shared`: the buckets live in the host's shared state.
+    pub shared: Option<SharedPolicy>,
 }
 
 impl Settings {
@@ -59,8 +59,8 @@ impl Settings {
         };
         let quota = self.rate.quota().allow_burst(burst);
         check_refill_time(&quota, burst, &self.rate)?;
-        let redis = backend::validate(self.backend, self.redis, self.rate.per_second())?;
-        Ok(Policy { quota, key: self.key, missing_key: self.missing_key, headers: self.headers, redis })
+        let shared = backend::validate(self.backend, self.shared, self.rate.per_second())?;
+        Ok(Policy { quota, key: self.key, missing_key: self.missing_key, headers: self.headers, shared })
     }
 }
 
@@ -240,50 +240,70 @@ mod tests {
     }
 
     #[test]
-    fn backend_defaults_to_memory_and_redis_has_defaults() {
-        assert_eq!(policy(r#"{"rate": "1/s"}"#).unwrap().redis, None);
-        let redis = policy(r#"{"rate": "1/s", "backend": "redis"}"#).unwrap().redis.unwrap();
-        assert_eq!(redis.namespace, "ratelimit");
-        assert_eq!(redis.timeout, Duration::from_millis(30));
-        assert_eq!(redis.on_error, crate::backend::OnError::Allow);
-        let redis = policy(
-            r#"{"rate": "1/s", "backend": "redis", "redis": {"namespace": "fleet", "timeout": "5ms", "on_error": "deny"}}"#,
+    fn backend_defaults_to_memory_and_shared_has_defaults() {
+        assert_eq!(policy(r#"{"rate": "1/s"}"#).unwrap().shared, None);
+        let shared = policy(r#"{"rate": "1/s", "backend": "shared"}"#).unwrap().shared.unwrap();
+        assert_eq!(shared.namespace, "ratelimit");
+        assert_eq!(shared.timeout, Duration::from_millis(30));
+        assert_eq!(shared.on_error, crate::backend::OnError::Allow);
+        let shared = policy(
+            r#"{"rate": "1/s", "backend": "shared", "shared": {"namespace": "fleet", "timeout": "5ms", "on_error": "deny"}}"#,
         )
         .unwrap()
-        .redis
+        .shared
         .unwrap();
-        assert_eq!((redis.namespace.as_str(), redis.timeout), ("fleet", Duration::from_millis(5)));
-        assert_eq!(redis.on_error, crate::backend::OnError::Deny);
+        assert_eq!((shared.namespace.as_str(), shared.timeout), ("fleet", Duration::from_millis(5)));
+        assert_eq!(shared.on_error, crate::backend::OnError::Deny);
     }
 
     #[test]
-    fn redis_settings_errors_say_what_is_wrong() {
+    fn redis_is_still_accepted_for_the_backend_and_its_block() {
+        let old = r#"{"rate": "1/s", "backend": "redis", "redis": {"namespace": "fleet", "timeout": "5ms", "on_error": "deny"}}"#;
+        let new = r#"{"rate": "1/s", "backend": "shared", "shared": {"namespace": "fleet", "timeout": "5ms", "on_error": "deny"}}"#;
+        let old = policy(old).unwrap().shared.expect("`backend: redis` is the shared backend");
+        assert_eq!(Some(old), policy(new).unwrap().shared);
+        let mixed = policy(r#"{"rate": "1/s", "backend": "redis", "shared": {"namespace": "x"}}"#).unwrap();
+        assert_eq!(mixed.shared.unwrap().namespace, "x");
+        let plain = policy(r#"{"rate": "1/s", "backend": "redis"}"#).unwrap().shared.unwrap();
+        assert_eq!(plain.namespace, "ratelimit");
+    }
+
+    #[test]
+    fn shared_settings_errors_say_what_is_wrong() {
         for (json, message) in [
             (
+                r#"{"rate": "1/s", "shared": {}}"#,
+                "the `shared:` block needs `backend: shared` (the default backend is `memory`)",
+            ),
+            (
                 r#"{"rate": "1/s", "redis": {}}"#,
-                "the `redis:` block needs `backend: redis` (the default backend is `memory`)",
+                "the `shared:` block needs `backend: shared` (the default backend is `memory`)",
             ),
             (
-                r#"{"rate": "1/s", "backend": "redis", "redis": {"timeout": "0s"}}"#,
-                "invalid redis.timeout `0s`: it must be above 0 and at most 10s (e.g. `30ms`)",
+                r#"{"rate": "1/s", "backend": "shared", "shared": {"timeout": "0s"}}"#,
+                "invalid shared.timeout `0s`: it must be above 0 and at most 10s (e.g. `30ms`)",
             ),
             (
-                r#"{"rate": "1/s", "backend": "redis", "redis": {"namespace": "a:b"}}"#,
-                "invalid redis.namespace `a:b`: use 1-64 letters, digits, `_`, `-` or `.`",
+                r#"{"rate": "1/s", "backend": "redis", "redis": {"timeout": "11s"}}"#,
+                "invalid shared.timeout `11s`: it must be above 0 and at most 10s (e.g. `30ms`)",
             ),
             (
-                r#"{"rate": "2000000/s", "backend": "redis"}"#,
-                "with `backend: redis` the rate can be at most 1000000/s (the script counts whole microseconds)",
+                r#"{"rate": "1/s", "backend": "shared", "shared": {"namespace": "a:b"}}"#,
+                "invalid shared.namespace `a:b`: use 1-64 letters, digits, `_`, `-` or `.`",
             ),
-            (r#"{"rate": "1/s", "backend": "etcd"}"#, "unknown variant `etcd`, expected `memory` or `redis`"),
             (
-                r#"{"rate": "1/s", "backend": "redis", "redis": {"on_error": "maybe"}}"#,
+                r#"{"rate": "2000000/s", "backend": "shared"}"#,
+                "with `backend: shared` the rate can be at most 1000000/s (buckets count whole microseconds)",
+            ),
+            (r#"{"rate": "1/s", "backend": "etcd"}"#, "unknown variant `etcd`, expected one of `memory`, `redis`, `shared`"),
+            (
+                r#"{"rate": "1/s", "backend": "shared", "shared": {"on_error": "maybe"}}"#,
                 "unknown variant `maybe`, expected `allow` or `deny`",
             ),
         ] {
             assert_eq!(policy(json).unwrap_err(), message, "{json}");
         }
-        let err = policy(r#"{"rate": "1/s", "backend": "redis", "redis": {"timeout": "soon"}}"#).unwrap_err();
+        let err = policy(r#"{"rate": "1/s", "backend": "shared", "shared": {"timeout": "soon"}}"#).unwrap_err();
         assert!(err.starts_with("invalid duration `soon`"), "{err}");
     }
 

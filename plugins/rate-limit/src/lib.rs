@@ -16,7 +16,7 @@
 //!       key: header:x-api-key   # ip (default) | header:<name> | metadata:<key>
 //!       missing_key: reject     # shared (default) | reject
 //!       headers: true           # RateLimit-* headers on allowed responses too (default true)
-//!       backend: memory         # memory (default): buckets in this process | redis: in the host's shared state
+//!       backend: memory         # memory (default): buckets in this process | shared: in the host's shared state
 //! routes:
 //!   - path: /api/{*rest}
 //!     filters: [per-client]
@@ -55,16 +55,19 @@
 //! by the listener's header limits. The thread stops and is joined in
 //! `shutdown`.
 //!
-//! ## `backend: redis`: one limit for a fleet of hosts
+//! ## `backend: shared`: one limit for every process of a host, or for a fleet
 //!
-//! With `backend: redis` the buckets live in the host's shared state, so
-//! every host pointing at the same Redis (and prefix) draws from the same
-//! buckets: `100/s` on three hosts lets 100/s through in total. The host
-//! must run its shared state on Redis and grant this plugin the namespace:
+//! With `backend: shared` the buckets live in the host's shared state
+//! (`services.state`), so everything that shares that state draws from the
+//! same buckets: the processes of one host (`processes: N`, where the state
+//! lives in the supervisor and the children reach it over a Unix socket), or
+//! a fleet of hosts pointing at the same Redis (and prefix). `100/s` on four
+//! processes, or on three hosts, lets 100/s through in total. Grant the
+//! plugin the namespace (`backend: redis` and a `redis:` block are the old
+//! spellings of `backend: shared` and `shared:`, still accepted):
 //!
 //! ```yaml
-//! services:
-//!   state: { backend: redis, url: "redis://10.0.0.5:6379", timeout: 1s }
+//! processes: 4                  # or a fleet: services: { state: { backend: redis, url: "redis://10.0.0.5:6379" } }
 //! plugins:
 //!   per-client:
 //!     kind: native
@@ -73,20 +76,30 @@
 //!     config:
 //!       rate: 100/s
 //!       key: header:x-api-key
-//!       backend: redis
-//!       redis:                  # optional; these are the defaults
+//!       backend: shared
+//!       shared:                 # optional; these are the defaults
 //!         namespace: ratelimit  # the shared state namespace (granted above)
-//!         timeout: 30ms         # the longest a request waits for Redis (up to 10s)
+//!         timeout: 30ms         # the longest a request waits for the shared state (up to 10s)
 //!         on_error: allow       # allow (fail open) | deny (fail closed)
 //! ```
 //!
-//! - **One atomic round trip per request**: a Lua script (`src/gcra.lua`,
-//!   sent with `EVALSHA` by the host) reads the bucket, decides and writes
-//!   it back. It is the same GCRA as in process, on Redis's clock (`TIME`),
-//!   so the hosts' clocks do not matter. The bucket is one key holding the
-//!   time (µs) at which it is full again, expiring at that time: Redis holds
-//!   only the buckets of recently active clients. Rates above 1,000,000/s
-//!   are refused with this backend (the script counts whole microseconds).
+//! - **The cost per request** depends on the state's backend. Redis: one
+//!   atomic round trip, a Lua script (`src/gcra.lua`, sent with `EVALSHA` by
+//!   the host) that reads the bucket, decides and writes it back, on Redis's
+//!   clock (`TIME`), so the hosts' clocks do not matter. The in-process state
+//!   (one process) and the process backend (`processes: N`) run no scripts:
+//!   the first request's `eval` answers Unsupported, and from then on the
+//!   instance (without asking again) reads the bucket with `get` and writes
+//!   it with `compare_and_set` — in process mode two round trips to the
+//!   supervisor per request — with the same arithmetic on the host's wall
+//!   clock (which all its processes share). A write that loses a race to
+//!   another request reads again, at most 16 times; past that the request
+//!   goes through `on_error` as a `backend` failure. A refused request writes
+//!   nothing.
+//! - **The bucket** is one key holding the time (µs since the Unix epoch) at
+//!   which it is full again, expiring at that time: the state holds only the
+//!   buckets of recently active clients. Rates above 1,000,000/s are refused
+//!   with this backend (buckets count whole microseconds).
 //! - **Redis Cluster**: a bucket's key is `{<instance>/<client key>}` (the
 //!   shared bucket of keyless requests `{<instance>}`) after the host's
 //!   prefix and namespace, e.g. `covet:ratelimit:{per-client/10.0.0.1}`. The
@@ -95,24 +108,25 @@
 //!   plugin name, so two differently named limiters never share buckets.
 //! - **Same answers as in process**: `RateLimit-Limit`, `-Remaining` and
 //!   `-Reset` on allowed responses, and the same 429 with `Retry-After`.
-//! - **Timeout and failure policy**: each call races `redis.timeout` (30 ms;
-//!   the host's `services.state.timeout` also applies, whichever is
-//!   shorter). When Redis fails or does not answer in time, `on_error:
+//! - **Timeout and failure policy**: each decision (its round trips
+//!   together) races `shared.timeout` (30 ms; the host's
+//!   `services.state.timeout` also applies to each call, whichever is
+//!   shorter). When the state fails or does not answer in time, `on_error:
 //!   allow` lets the request through unlimited (no `RateLimit-*` headers,
 //!   metadata `ratelimit.fail_open` = why: `timeout`, `connect`, `backend`,
 //!   `misconfigured`, ...), and `on_error: deny` answers **503** (not 429:
 //!   the client spent no quota) with `Retry-After: 1` and
 //!   `{"error":{"code":"RATE_LIMIT_UNAVAILABLE","message":…,"details":{"reason":"timeout","retry_after_seconds":1},…}}`.
-//!   A call cut off by the timeout may still reach Redis later and count.
+//!   A call cut off by the timeout may still reach the state later and count.
 //! - **Logs**: a failure is written to stderr (the host's log) at most once
 //!   per 10 s per limiter, with the number of requests let through and
-//!   refused since the last such line, and once more when Redis answers
-//!   again. A namespace that is not granted, or a host whose shared state is
-//!   in process (`eval` is Redis only), shows up there as `misconfigured`
-//!   with the host's message saying what to fix.
+//!   refused since the last such line, and once more when the state answers
+//!   again. A namespace that is not granted shows up there as
+//!   `misconfigured` with the host's message saying what to fix. The switch
+//!   to get + compare-and-set is logged once per instance.
 //!
 //! The plugin is an `AsyncPlugin`: the memory backend answers on the first
-//! poll without suspending; only the Redis backend waits.
+//! poll without suspending; only the shared backend waits.
 //!
 //! `ratelimit.remaining` is a single metadata slot: with two rate-limit
 //! filters on one route the later one's value is the one both `on_response`
@@ -120,6 +134,7 @@
 #![deny(missing_docs)]
 
 mod backend;
+mod cas;
 mod config;
 mod host;
 mod key;
@@ -131,6 +146,8 @@ mod shared;
 mod sweeper;
 #[cfg(test)]
 mod test_redis;
+#[cfg(test)]
+mod test_store;
 
 use std::{sync::Arc, time::Duration};
 
@@ -151,16 +168,16 @@ const SWEEP_PERIOD: Duration = Duration::from_secs(5);
 const META_KEY: &str = "ratelimit.key";
 /// Metadata: how many more requests the key's bucket allows right now.
 const META_REMAINING: &str = "ratelimit.remaining";
-/// Metadata: set when Redis failed and `on_error: allow` let the request
-/// through unlimited; the value is why (`timeout`, `connect`, ...).
+/// Metadata: set when the shared state failed and `on_error: allow` let the
+/// request through unlimited; the value is why (`timeout`, `connect`, ...).
 const META_FAIL_OPEN: &str = "ratelimit.fail_open";
 
 /// Where the buckets live.
 enum Backend {
     /// In this process, with the thread that evicts refilled buckets.
     Memory { limiter: Arc<Limiter>, sweeper: Sweeper },
-    /// In Redis, through the host's shared state.
-    Redis(SharedLimiter),
+    /// In the host's shared state (Redis, or the memory of the host or its supervisor).
+    Shared(SharedLimiter),
 }
 
 /// The rate-limit filter: one live instance with its buckets.
@@ -178,22 +195,22 @@ impl RateLimit {
         Ok(RateLimit { policy, backend: Backend::Memory { limiter, sweeper } })
     }
 
-    /// An instance named `instance` whose buckets live in Redis behind `store`.
+    /// An instance named `instance` whose buckets live in the shared state behind `store`.
     fn shared(policy: Policy, instance: &str, store: Box<dyn Store>) -> Result<RateLimit, String> {
-        let redis = policy.redis.clone().ok_or("the Redis backend needs `backend: redis`")?;
+        let shared = policy.shared.clone().ok_or("the shared backend needs `backend: shared`")?;
         let (interval, burst) = (policy.quota.replenish_interval(), policy.quota.burst_size().get());
-        let limiter = SharedLimiter::new(store, instance, interval, burst, redis);
-        Ok(RateLimit { policy, backend: Backend::Redis(limiter) })
+        let limiter = SharedLimiter::new(store, instance, interval, burst, shared);
+        Ok(RateLimit { policy, backend: Backend::Shared(limiter) })
     }
 
     fn memory(&self) -> Option<&Limiter> {
         match &self.backend {
             Backend::Memory { limiter, .. } => Some(limiter),
-            Backend::Redis(_) => None,
+            Backend::Shared(_) => None,
         }
     }
 
-    /// How many client keys (buckets) are held in memory (0 with Redis).
+    /// How many client keys (buckets) are held in this process (0 with `backend: shared`).
     pub fn tracked_keys(&self) -> usize {
         self.memory().map_or(0, Limiter::tracked_keys)
     }
@@ -238,8 +255,8 @@ impl RateLimit {
         }
     }
 
-    /// The Redis check: one round trip, or the `on_error` policy.
-    async fn check_in_redis(&self, req: &mut Request<'_>, limiter: &SharedLimiter) -> Flow {
+    /// The shared-state check: one `eval` (or get + compare-and-set), or the `on_error` policy.
+    async fn check_in_shared_state(&self, req: &mut Request<'_>, limiter: &SharedLimiter) -> Flow {
         let key = match self.bucket_key(req) {
             Ok(key) => key,
             Err(response) => return Flow::Respond(response),
@@ -284,10 +301,10 @@ impl AsyncPlugin for RateLimit {
 
     fn init(config: Config<'_>) -> Result<Self, String> {
         let policy = config.parse::<Settings>()?.validate()?;
-        match &policy.redis {
+        match &policy.shared {
             None => RateLimit::start(policy, SWEEP_PERIOD),
-            Some(redis) => {
-                let store = host::store(config.host(), &redis.namespace);
+            Some(shared) => {
+                let store = host::store(config.host(), &shared.namespace);
                 RateLimit::shared(policy, config.instance(), store)
             }
         }
@@ -298,15 +315,15 @@ impl AsyncPlugin for RateLimit {
     fn on_request_now(&self, req: &mut Request<'_>) -> Option<Flow> {
         match &self.backend {
             Backend::Memory { limiter, .. } => Some(self.check_in_memory(req, limiter)),
-            Backend::Redis(_) => None,
+            Backend::Shared(_) => None,
         }
     }
 
-    /// The Redis backend awaits its round trip (the memory backend never gets here).
+    /// The shared backend awaits its round trips (the memory backend never gets here).
     async fn on_request(&self, req: &mut Request<'_>) -> Flow {
         match &self.backend {
             Backend::Memory { limiter, .. } => self.check_in_memory(req, limiter),
-            Backend::Redis(limiter) => self.check_in_redis(req, limiter).await,
+            Backend::Shared(limiter) => self.check_in_shared_state(req, limiter).await,
         }
     }
 

@@ -1,8 +1,9 @@
-//! Counting and reporting the requests decided without Redis: while the
-//! store fails, every request is let through (`on_error: allow`) or refused
-//! (`deny`); both are counted, and the failure is logged at most once per
-//! [`REPORT_EVERY`] (not once per request) with the counts since the last
-//! report, plus one line when Redis answers again.
+//! Counting and reporting the requests decided without the shared state
+//! (Redis, or the supervisor's): while the store fails, every request is let
+//! through (`on_error: allow`) or refused (`deny`); both are counted, and
+//! the failure is logged at most once per [`REPORT_EVERY`] (not once per
+//! request) with the counts since the last report, plus one line when the
+//! state answers again.
 
 use std::{
     sync::{
@@ -50,9 +51,10 @@ impl Outage {
         }
     }
 
-    /// Counts one request decided by `policy` because Redis failed with
-    /// `error`; logs when the last report is [`REPORT_EVERY`] old.
-    pub fn failed(&self, policy: OnError, error: &str) {
+    /// Counts one request decided by `policy` because `store` (`Redis`,
+    /// `the shared state`: the log's word for it) failed with `error`; logs
+    /// when the last report is [`REPORT_EVERY`] old.
+    pub fn failed(&self, policy: OnError, store: &str, error: &str) {
         self.failing.store(true, Ordering::Relaxed);
         let (window, total) = match policy {
             OnError::Allow => (&self.allowed, &self.total_allowed),
@@ -62,26 +64,26 @@ impl Outage {
         total.fetch_add(1, Ordering::Relaxed);
         if let Some(counts) = self.take_if_due(Instant::now()) {
             eprintln!(
-                "rate-limit `{}`: Redis failed: {error}; on_error: {policy}: {} requests let through unlimited and {} refused (503) since the last report",
+                "rate-limit `{}`: {store} failed: {error}; on_error: {policy}: {} requests let through unlimited and {} refused (503) since the last report",
                 self.instance, counts.allowed, counts.denied
             );
         }
     }
 
-    /// Notes a request Redis answered; logs once when that ends an outage.
-    pub fn answered(&self) {
+    /// Notes a request `store` answered; logs once when that ends an outage.
+    pub fn answered(&self, store: &str) {
         // One relaxed load per request while all is well.
         if self.failing.load(Ordering::Relaxed) && self.failing.swap(false, Ordering::Relaxed) {
             let counts = self.take();
             *self.last_report.lock().unwrap_or_else(PoisonError::into_inner) = None;
             eprintln!(
-                "rate-limit `{}`: Redis answers again; {} requests let through unlimited and {} refused (503) since the last report",
+                "rate-limit `{}`: {store} answers again; {} requests let through unlimited and {} refused (503) since the last report",
                 self.instance, counts.allowed, counts.denied
             );
         }
     }
 
-    /// Every request decided without Redis since the instance started.
+    /// Every request decided without the shared state since the instance started.
     #[cfg(test)]
     pub fn totals(&self) -> Counts {
         Counts { allowed: self.total_allowed.load(Ordering::Relaxed), denied: self.total_denied.load(Ordering::Relaxed) }
@@ -122,11 +124,11 @@ mod tests {
     fn totals_count_every_decision_and_recovery_resets_the_window() {
         let outage = Outage::new("limiter");
         for _ in 0..3 {
-            outage.failed(OnError::Allow, "redis EVALSHA timed out after 30ms");
+            outage.failed(OnError::Allow, "Redis", "redis EVALSHA timed out after 30ms");
         }
-        outage.failed(OnError::Deny, "connecting to redis failed");
+        outage.failed(OnError::Deny, "the shared state", "connecting to the state server failed");
         assert_eq!(outage.totals(), Counts { allowed: 3, denied: 1 });
-        outage.answered();
+        outage.answered("Redis");
         assert!(!outage.failing.load(Ordering::Relaxed));
         assert_eq!(outage.take(), Counts::default(), "the recovery line took the window");
         assert!(outage.take_if_due(Instant::now()).is_some(), "the next failure is reported at once");

@@ -1,6 +1,7 @@
-//! The plugin with `backend: redis` through its async phases, on a real
-//! redis-server: the same headers and 429 as in process, and `on_error`
-//! when the server is gone (fail-open metadata, fail-closed 503).
+//! The plugin with `backend: shared` (and its old name `redis`) through its
+//! async phases, on a real redis-server: the same headers and 429 as in
+//! process, and `on_error` when the server is gone (fail-open metadata,
+//! fail-closed 503).
 
 use covet_plugin_api::testing::{TestRequest, TestResponse, block_on};
 use serde_json::{Value, json};
@@ -27,7 +28,7 @@ fn from(ip: &str) -> TestRequest {
 #[test]
 fn redis_backend_sets_the_same_headers_and_429_as_in_process() {
     let redis = RedisServer::start();
-    let limit = plugin(&redis, json!({"rate": "1/h", "burst": 2, "backend": "redis"}));
+    let limit = plugin(&redis, json!({"rate": "1/h", "burst": 2, "backend": "shared"}));
     let mut req = from("10.0.0.1");
     assert!(request(&limit, &mut req).is_none());
     assert_eq!(req.get_metadata("ratelimit.key"), Some("10.0.0.1"));

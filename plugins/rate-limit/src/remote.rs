@@ -1,7 +1,10 @@
-//! GCRA in Redis: the bucket of a request lives in the host's shared state,
-//! so every host that uses the same Redis draws from the same bucket. One
+//! GCRA in the host's shared state: the bucket of a request lives there, so
+//! everything sharing that state draws from the same bucket. With Redis, one
 //! `eval` of [`SCRIPT`] per request reads the bucket, decides and writes it
-//! back atomically, on Redis's own clock.
+//! back atomically, on Redis's own clock; a state without `eval` gets the
+//! same arithmetic over get + compare-and-set (`cas.rs`). Both keep the
+//! bucket as one key, named by [`bucket_name`], holding its theoretical
+//! arrival time in decimal microseconds since the Unix epoch.
 
 use std::time::Duration;
 
@@ -14,11 +17,14 @@ pub(crate) const SCRIPT: &str = include_str!("gcra.lua");
 /// so the emission interval is at least 1 µs.
 pub(crate) const MAX_RATE_PER_SECOND: u64 = 1_000_000;
 
-/// The limit as the script takes it: its two arguments, formatted once.
+/// The limit as the script takes it (its two arguments, formatted once),
+/// and as numbers for the compare-and-set path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RemoteQuota {
     /// `[interval_us, burst]`, the script's ARGV.
     args: [String; 2],
+    interval_us: u64,
+    burst: u32,
 }
 
 impl RemoteQuota {
@@ -26,13 +32,23 @@ impl RemoteQuota {
     /// `interval` is rounded to the microsecond (at least 1 µs; the config
     /// refuses rates that would need less).
     pub fn new(interval: Duration, burst: u32) -> RemoteQuota {
-        let micros = interval.as_nanos().div_ceil(1000).max(1);
-        RemoteQuota { args: [micros.to_string(), burst.to_string()] }
+        let micros = u64::try_from(interval.as_nanos().div_ceil(1000).max(1)).unwrap_or(u64::MAX);
+        RemoteQuota { args: [micros.to_string(), burst.to_string()], interval_us: micros, burst }
     }
 
     /// The script's ARGV.
     pub fn args(&self) -> &[String] {
         &self.args
+    }
+
+    /// The emission interval (one request's share of the bucket), in whole microseconds.
+    pub fn interval_us(&self) -> u64 {
+        self.interval_us
+    }
+
+    /// The bucket size.
+    pub fn burst(&self) -> u32 {
+        self.burst
     }
 }
 

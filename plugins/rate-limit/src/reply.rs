@@ -22,7 +22,7 @@ pub(crate) fn too_many_requests(request_id: &str, burst: u32, wait: Duration) ->
         .with_header("ratelimit-reset", seconds)
 }
 
-/// The 503 of `on_error: deny` when the shared store (Redis) failed or did not
+/// The 503 of `on_error: deny` when the shared state failed or did not
 /// answer in time. A 503, not a 429: the client did nothing wrong, and a 429
 /// would tell it that it spent a quota it did not. `reason` is the kind of
 /// failure (`timeout`, `connect`, ...), never the store's address.

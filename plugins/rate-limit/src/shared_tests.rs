@@ -7,7 +7,7 @@ use super::*;
 use crate::test_redis::{RedisServer, RedisStore};
 
 fn limiter(redis: &RedisServer, burst: u32, timeout: Duration, on_error: OnError) -> SharedLimiter {
-    let policy = RedisPolicy { namespace: "ratelimit".into(), timeout, on_error };
+    let policy = SharedPolicy { namespace: "ratelimit".into(), timeout, on_error };
     let store = Box::new(RedisStore::new(redis));
     SharedLimiter::new(store, "per-client", Duration::from_secs(3600), burst, policy)
 }

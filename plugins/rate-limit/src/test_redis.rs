@@ -2,6 +2,7 @@
 //! temporary directory, killed on drop; and [`RedisStore`], the limiter's
 //! [`Store`] over it, which runs each call on a thread of its own with the
 //! sync `redis` client, so a hung call does not block the timer racing it.
+//! Its compare-and-set is a small script, as the host's Redis state does it.
 
 use std::{
     path::PathBuf,
@@ -9,7 +10,7 @@ use std::{
     sync::{Arc, Mutex, PoisonError},
     task::{Poll, Waker},
     thread,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use crate::shared::{BoxFuture, Store, StoreError};
@@ -122,21 +123,64 @@ impl Store for RedisStore {
         keys: &'a [String],
         args: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<i64>, StoreError>> {
-        let (url, keys, args) = (self.url.clone(), keys.to_vec(), args.to_vec());
-        on_thread(move || {
-            let run = || -> redis::RedisResult<Vec<i64>> {
-                let mut conn = redis::Client::open(url)?.get_connection()?;
-                redis::cmd("EVAL").arg(script).arg(keys.len()).arg(keys).arg(args).query(&mut conn)
-            };
-            run().map_err(|e| {
-                let kind = if e.is_io_error() || e.is_connection_refusal() { "connect" } else { "backend" };
-                StoreError { kind, message: e.to_string() }
-            })
+        let (keys, args) = (keys.to_vec(), args.to_vec());
+        self.query(move |conn| redis::cmd("EVAL").arg(script).arg(keys.len()).arg(keys).arg(args).query(conn))
+    }
+
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
+        let key = key.to_owned();
+        self.query(move |conn| redis::cmd("GET").arg(key).query(conn))
+    }
+
+    fn compare_and_set<'a>(
+        &'a self,
+        key: &'a str,
+        expected: Option<&'a [u8]>,
+        new: Vec<u8>,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let (key, expected) = (key.to_owned(), expected.map(<[u8]>::to_vec));
+        self.query(move |conn| {
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(CAS).arg(1).arg(key).arg(u8::from(expected.is_some())).arg(expected.unwrap_or_default());
+            cmd.arg(new).arg(ttl.as_millis().max(1) as u64).query::<i64>(conn).map(|done| done == 1)
         })
     }
 
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
         on_thread(move || thread::sleep(duration))
+    }
+
+    fn now_micros(&self) -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64
+    }
+}
+
+/// Compare-and-set: ARGV = expected-present (0/1), expected, new, ttl ms.
+const CAS: &str = r"
+local cur = redis.call('GET', KEYS[1])
+if ARGV[1] == '1' then
+  if cur ~= ARGV[2] then return 0 end
+elseif cur then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+return 1";
+
+impl RedisStore {
+    /// Runs `call` on a fresh connection, on a thread of its own.
+    fn query<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T> + Send + 'static,
+    ) -> BoxFuture<'static, Result<T, StoreError>> {
+        let url = self.url.clone();
+        on_thread(move || {
+            let run = || call(&mut redis::Client::open(url)?.get_connection()?);
+            run().map_err(|e| {
+                let kind = if e.is_io_error() || e.is_connection_refusal() { "connect" } else { "backend" };
+                StoreError { kind, message: e.to_string() }
+            })
+        })
     }
 }
 

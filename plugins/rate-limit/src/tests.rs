@@ -221,3 +221,28 @@ fn init_rejects_bad_config_with_the_reason() {
     );
     assert!(init_error(json!({"rate": "5/m", "burts": 3})).starts_with("unknown field `burts`"));
 }
+
+#[test]
+fn shared_backend_without_eval_sets_the_same_headers_and_429_as_in_process() {
+    let store = crate::test_store::MemoryStore::new();
+    let settings: Settings = Config::from_json(r#"{"rate": "1/h", "burst": 2, "backend": "shared"}"#).parse().unwrap();
+    let limit = RateLimit::shared(settings.validate().unwrap(), "per-client", Box::new(store.clone())).unwrap();
+    assert!(AsyncPlugin::on_request_now(&limit, &mut from("10.0.0.1").view()).is_none(), "it awaits the state");
+    let mut req = from("10.0.0.1");
+    assert!(allowed(&limit, &mut req));
+    assert_eq!(req.get_metadata("ratelimit.key"), Some("10.0.0.1"));
+    assert_eq!(req.get_metadata("ratelimit.remaining"), Some("1"));
+    let mut resp = TestResponse::new(200);
+    respond(&limit, &mut req, &mut resp);
+    assert_eq!(resp.get_header("ratelimit-limit"), Some("2"));
+    assert_eq!(resp.get_header("ratelimit-remaining"), Some("1"));
+    assert_eq!(resp.get_header("ratelimit-reset"), Some("3600"));
+    assert!(allowed(&limit, &mut from("10.0.0.1")));
+    let refused = request(&limit, &mut from("10.0.0.1")).expect("third request allowed");
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.header("retry-after"), Some("3600"));
+    assert_eq!(refused.header("ratelimit-remaining"), Some("0"));
+    assert!(allowed(&limit, &mut from("10.0.0.2")), "another client, another bucket");
+    assert_eq!(limit.tracked_keys(), 0, "nothing is kept in process");
+    assert_eq!(store.evals(), 1, "eval was tried once");
+}

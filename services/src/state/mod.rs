@@ -86,6 +86,9 @@ pub enum StateConfig {
     Memory,
     /// Redis at a URL.
     Redis(RedisConfig),
+    /// The state a supervisor keeps for its host processes, at this Unix
+    /// socket (`processes:` above 1), with this timeout per operation.
+    Process(std::path::PathBuf, Duration),
 }
 
 /// Builds the backend `config` names (Redis connects on first use and
@@ -94,6 +97,7 @@ pub fn open(config: &StateConfig) -> Result<Arc<dyn SharedState>, ServiceError> 
     Ok(match config {
         StateConfig::Memory => MemoryState::new_with_sweeper(),
         StateConfig::Redis(redis) => Arc::new(RedisState::new(redis.clone())?),
+        StateConfig::Process(path, timeout) => ProcessState::new(path.clone(), *timeout),
     })
 }
 

@@ -93,10 +93,10 @@ async fn incr_creates_increments_and_sets_the_ttl_only_on_create() {
     assert_eq!(state.incr(NS, "n", 5, None).await.unwrap(), 5);
     assert_eq!(state.incr(NS, "n", -2, None).await.unwrap(), 3);
     assert_eq!(state.get(NS, "n").await.unwrap().as_deref(), Some(&b"3"[..]), "counters are decimal text");
-    assert_eq!(state.incr(NS, "short", 1, Some(Duration::from_millis(150))).await.unwrap(), 1);
+    assert_eq!(state.incr(NS, "short", 1, Some(Duration::from_millis(400))).await.unwrap(), 1);
     assert_eq!(state.incr(NS, "short", 1, Some(Duration::from_secs(3600))).await.unwrap(), 2);
     assert_eq!(state.incr(NS, "n", 1, Some(Duration::from_millis(50))).await.unwrap(), 4);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(state.get(NS, "short").await.unwrap(), None, "the creating call's TTL was kept");
     assert_eq!(state.get(NS, "n").await.unwrap().as_deref(), Some(&b"4"[..]), "no TTL added to an existing key");
 }
@@ -137,10 +137,10 @@ async fn compare_and_set_has_the_memory_semantics() {
 async fn set_ttl_expires_the_key() {
     let server = Server::memory();
     let state = server.client();
-    state.set(NS, "s", b"v".to_vec(), Some(Duration::from_millis(100))).await.unwrap();
+    state.set(NS, "s", b"v".to_vec(), Some(Duration::from_millis(400))).await.unwrap();
     state.set(NS, "kept", b"v".to_vec(), None).await.unwrap();
     assert!(state.get(NS, "s").await.unwrap().is_some());
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(state.get(NS, "s").await.unwrap(), None);
     assert!(!state.delete(NS, "s").await.unwrap(), "an expired key does not count as deleted");
     assert!(state.get(NS, "kept").await.unwrap().is_some());
@@ -203,14 +203,14 @@ async fn a_server_that_goes_away_fails_operations_until_it_is_back() {
 
 #[tokio::test]
 async fn operations_in_flight_when_the_connection_breaks_fail_with_connect() {
-    let gate = Arc::new(Notify::new());
-    let mut server = Server::start(Arc::new(Gated { inner: MemoryState::new(), gate: gate.clone() }));
+    let gated = Gated::new();
+    let mut server = Server::start(gated.clone());
     let state = server.client();
     let stuck = tokio::spawn({
         let state = state.clone();
         async move { state.get(NS, "slow").await }
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    gated.arrived.notified().await;
     server.stop().await;
     let err = stuck.await.unwrap().unwrap_err();
     assert!(matches!(&err, ServiceError::Connect { reason, .. } if reason.contains("closed")), "{err:?}");
@@ -240,16 +240,24 @@ async fn a_server_that_never_answers_times_out() {
     mute.abort();
 }
 
-/// A backend whose `get` of `slow` waits for the gate.
+/// A backend whose `get` of `slow` signals `arrived`, then waits for `gate`.
 struct Gated {
     inner: MemoryState,
-    gate: Arc<Notify>,
+    arrived: Notify,
+    gate: Notify,
+}
+
+impl Gated {
+    fn new() -> Arc<Gated> {
+        Arc::new(Gated { inner: MemoryState::new(), arrived: Notify::new(), gate: Notify::new() })
+    }
 }
 
 impl SharedState for Gated {
     fn get<'a>(&'a self, ns: &'a str, key: &'a str) -> StateResult<'a, Option<Vec<u8>>> {
         Box::pin(async move {
             if key == "slow" {
+                self.arrived.notify_one();
                 self.gate.notified().await;
             }
             self.inner.get(ns, key).await
@@ -290,20 +298,20 @@ impl SharedState for Gated {
 
 #[tokio::test]
 async fn a_slow_operation_does_not_hold_up_the_others_on_its_connection() {
-    let gate = Arc::new(Notify::new());
-    let server = Server::start(Arc::new(Gated { inner: MemoryState::new(), gate: gate.clone() }));
+    let gated = Gated::new();
+    let server = Server::start(gated.clone());
     let state = server.client();
     state.set(NS, "slow", b"late".to_vec(), None).await.unwrap();
     let slow = tokio::spawn({
         let state = state.clone();
         async move { state.get(NS, "slow").await }
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    gated.arrived.notified().await;
     for i in 1..=10 {
         assert_eq!(state.incr(NS, "fast", 1, None).await.unwrap(), i, "answered while `slow` waits");
     }
     assert!(!slow.is_finished());
-    gate.notify_one();
+    gated.gate.notify_one();
     assert_eq!(slow.await.unwrap().unwrap().as_deref(), Some(&b"late"[..]));
 }
 
