@@ -149,10 +149,13 @@ COVET_ALSO = [(label, *rest.split(":", 1)) for label, rest in
               (item.split("=", 1) for item in os.environ.get("COVET_ALSO", "").split(",") if item)]
 
 
-def covet(tmp, binary=COVET, venv=VENV):
+def covet(tmp, binary=COVET, venv=VENV, processes=1):
+    """covet on the bench apps; `processes` above 1 runs the supervisor and
+    that many child hosts (its CPU is counted over the process tree)."""
     manifest = os.path.join(tmp, "plugins.yaml")
     with open(manifest, "w") as f:
         f.write(f"""
+processes: {processes}
 listen: [{{ addr: 127.0.0.1:0 }}]
 log: {{ access: false }}
 admin: {{ listen: "off" }}
@@ -170,6 +173,7 @@ routes:
     env = {"COVET_ADMIN_LISTEN": "off"}
     server = Server([binary, "host", "--plugins", manifest], env=env)
     server.wait_200("/raw")
+    server.cpu_seconds = lambda: tree_cpu_seconds(server.proc.pid)
     return server
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Python on two cores (bench/README.md "Two cores"): the server may run on
-CPUs 0-1 and so may wrk (this VM has no third core). covet with its default
-I/O workers (one per allowed core), Granian with `--workers 2` in its
+CPUs 0-1 and so may wrk (this VM has no third core). covet with one process
+(one interpreter, its default I/O workers: one per allowed core) and with
+`processes: 2` (two interpreters, one I/O worker each), Granian with `--workers 2` in its
 fastest one-core configuration (uvloop, st, rust tasks; the rust task
 implementation wants CPython 3.11, so its venv is GRANIAN_VENV, default
 .venv-3.11). Run after bench/python.sh's build: DURATION RUNS WARMUP as there."""
@@ -24,20 +25,25 @@ def granian_two_workers():
                    *FLAGS, "hello_asgi:app"], R.HERE, "/")
 
 
+APPS = [("raw ASGI", "/raw"), ("decorator API, async", "/deco"), ("decorator API, sync", "/deco-sync")]
+
+
 def main():
     results = {}
     R.run_peer(results, "granian raw ASGI, 2 workers", granian_two_workers, "/")
-    with tempfile.TemporaryDirectory() as tmp:
-        server = R.covet(tmp)
-        try:
-            for name, path in [("covet raw ASGI", "/raw"), ("covet decorator API, async", "/deco"),
-                               ("covet decorator API, sync", "/deco-sync")]:
-                results[name] = R.bench(server, path)
-        finally:
-            server.stop()
-    print("| server / app | RPS | p99 µs | CPU µs/req |\n|---|---|---|---|")
+    # One process (one interpreter, two I/O workers), then `processes: 2`
+    # (two interpreters, one I/O worker each).
+    for processes in (1, 2):
+        with tempfile.TemporaryDirectory() as tmp:
+            server = R.covet(tmp, processes=processes)
+            try:
+                for name, path in APPS:
+                    results[f"covet {name}, processes: {processes}"] = R.bench(server, path)
+            finally:
+                server.stop()
+    print("| server / app | RPS | p99 µs | CPU µs/req | switches/req |\n|---|---|---|---|---|")
     for name, m in results.items():
-        print(f"| {name} | {m['rps']:,.0f} | {m['p99']:,.0f} | {m['cpu_us']:.1f} |")
+        print(f"| {name} | {m['rps']:,.0f} | {m['p99']:,.0f} | {m['cpu_us']:.1f} | {m['switches']:.2f} |")
 
 
 if __name__ == "__main__":

@@ -170,6 +170,11 @@ fn command(launch: &Launch, index: usize) -> Command {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
+        // A group of its own: a terminal's Ctrl-C reaches the supervisor
+        // only, which stops the children in order (and does not mistake
+        // their exits for crashes). If the supervisor is killed, each child
+        // sees its stdin close and shuts down.
+        .process_group(0)
         .kill_on_drop(true);
     match &launch.state {
         Some(path) => command.env(STATE_ENV, path),
