@@ -12,7 +12,7 @@ use tonic::{Code, transport::Channel};
 use crate::common::{PATIENCE, labelled};
 
 /// The client generated from `host/proto/covet/admin/v1/admin.proto` (tests/build.rs).
-mod pb {
+pub(crate) mod pb {
     tonic::include_proto!("covet.admin.v1");
 }
 

@@ -202,3 +202,33 @@ async fn watch_is_refused_in_process_mode() {
     assert_eq!(exited.status.code(), Some(2), "stderr:\n{}", exited.stderr);
     assert!(exited.stderr.contains("--watch") && exited.stderr.contains("processes"), "{}", exited.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_supervisor_keeps_the_token_policy_and_applies_grpc_swaps_to_every_process() {
+    use crate::admin::pb::{self, admin_client::AdminClient};
+    let host = Host::builder(manifest("")).file("v1.py", app("v1")).file("v2.py", app("v2")).env("COVET_ADMIN_TOKEN", "t0ken").start();
+    host.wait_ready().await;
+    let anonymous = admin(&host).get("/v1/plugins").await.unwrap();
+    assert_eq!(anonymous.status, 401, "{}", anonymous.text());
+    let listed = admin(&host).send(Method::GET, "/v1/plugins", &[("authorization", "Bearer t0ken")], "").await.unwrap();
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", host.admin_addr())).unwrap().connect().await.unwrap();
+    let mut grpc = AdminClient::new(channel);
+    let missing = grpc.reload_plugin(authorised(pb::ReloadPluginRequest { name: "nobody".into() })).await.unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound, "{}", missing.message());
+    let swap = pb::SwapPluginRequest { name: "app".into(), path: Some("v2.py".into()), config: None };
+    let swapped = grpc.swap_plugin(authorised(swap)).await.expect("SwapPlugin through the supervisor").into_inner();
+    assert_eq!(swapped.plugin, "app");
+    for _ in 0..20 {
+        assert_eq!(build_of(&Client::http1(host.addr()), "/app").await, "v2", "every process runs v2 after the gRPC answer");
+    }
+    let denied = grpc.list_plugins(pb::ListPluginsRequest {}).await.unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::Unauthenticated);
+}
+
+/// `message` with the admin token.
+fn authorised<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("authorization", "Bearer t0ken".parse().unwrap());
+    request
+}
