@@ -169,6 +169,31 @@ async fn a_segfault_in_python_costs_its_process_which_is_replaced_while_native_r
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replacement_replays_the_swaps_made_before_it_so_it_never_serves_an_older_build() {
+    let host = start("").await;
+    assert_eq!(swap(&host, "app", json!({ "path": "v2.py" })).await.status, 200);
+    let before = interpreters(&host, 40).await;
+    let crashed = fresh(&host, "/crash").await;
+    assert!(crashed.as_ref().map_or(true, |r| r.status.as_u16() >= 500), "{crashed:?}");
+    // A swap made while the replacement starts waits for it, and reaches it too.
+    let config = swap(&host, "app", json!({ "config": { "note": "after the crash" } })).await;
+    assert_eq!(config.status, 200, "{}", config.text());
+    let deadline = Instant::now() + PATIENCE;
+    let mut now = interpreters(&host, 40).await;
+    while now == before || now.len() < 2 {
+        assert!(Instant::now() < deadline, "no replacement serving: {before:?} then {now:?}; logs:\n{}", host.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        now = interpreters(&host, 40).await;
+    }
+    for _ in 0..40 {
+        assert_eq!(build_of(&Client::http1(host.addr()), "/app").await, "v2", "the replacement replayed the swap to v2");
+    }
+    let line = host.log_line(&["replacement process serving", "replayed=2"]).await;
+    assert!(line.is_some(), "the replacement replayed both changes; logs:\n{}", host.logs());
+    assert_eq!(metric(&host, "covet_process_replay_failures_total").await, 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_rate_limit_is_one_limit_for_the_host_not_per_process() {
     let limiter = Value::String(plugin("covet-rate-limit").display().to_string());
     let config = json!({ "rate": "10/m", "burst": 10, "key": "header:x-api-key", "backend": "shared" });

@@ -128,15 +128,26 @@ impl Fleet {
     pub async fn apply(&self, op: Op) -> Answer {
         let mut inner = self.inner.lock().await;
         let live: Vec<(usize, SocketAddr)> = inner.children.iter().flatten().map(|c| (c.process.index, c.process.admin)).collect();
-        let Some(&(canary, canary_admin)) = live.first() else {
+        // The canary is the first child that answers; one that cannot be
+        // reached (it just died) is replaced, and replays what it missed.
+        let mut canary = None;
+        for &(index, admin) in &live {
+            let answer = self.forwarder.send(admin, &op).await;
+            if !answer.unreached {
+                canary = Some((index, answer));
+                break;
+            }
+            tracing::warn!(process = index, "a host process did not answer a change; replacing it");
+            self.kill(&inner, index);
+        }
+        let Some((canary, answer)) = canary else {
             return Answer::unavailable("no host process is running (one is being replaced); try again", op.grpc);
         };
-        let answer = self.forwarder.send(canary_admin, &op).await;
         if !answer.succeeded() {
             return answer;
         }
         inner.log.push(op.clone());
-        let rest = live.iter().filter(|(i, _)| *i != canary);
+        let rest = live.iter().filter(|(i, _)| *i > canary);
         let sent = join_all(rest.map(|&(i, admin)| {
             let op = &op;
             async move { (i, self.forwarder.send(admin, op).await) }
@@ -144,12 +155,17 @@ impl Fleet {
         for (index, other) in sent.await {
             if !other.succeeded() {
                 tracing::error!(process = index, status = %other.status, body = %String::from_utf8_lossy(&other.body), "a process refused a change the others applied; replacing it");
-                if let Some(child) = inner.children[index].as_ref() {
-                    child.process.signal(libc::SIGKILL);
-                }
+                self.kill(&inner, index);
             }
         }
         answer
+    }
+
+    /// Kills child `index`; its end is reported and it is replaced.
+    fn kill(&self, inner: &Inner, index: usize) {
+        if let Some(child) = inner.children[index].as_ref() {
+            child.process.signal(libc::SIGKILL);
+        }
     }
 
     /// A child ended: unless the host is stopping, it is replaced.

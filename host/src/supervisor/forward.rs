@@ -47,6 +47,8 @@ pub struct Answer {
     pub body: Bytes,
     /// The trailers (gRPC's status).
     pub trailers: Option<HeaderMap>,
+    /// Whether no child answered (it could not be reached or timed out).
+    pub unreached: bool,
 }
 
 impl Answer {
@@ -71,7 +73,7 @@ impl Answer {
             true => Bytes::new(),
             false => Bytes::from(serde_json::json!({ "error": { "code": "unavailable", "message": message } }).to_string()),
         };
-        Answer { status: parts.status, headers: parts.headers, body, trailers: None }
+        Answer { status: parts.status, headers: parts.headers, body, trailers: None, unreached: true }
     }
 
     /// The answer as the supervisor's response (trailers kept).
@@ -123,7 +125,7 @@ impl Forwarder {
         let (parts, body) = response.into_parts();
         let collected = body.collect().await.map_err(|e| e.to_string())?;
         let trailers = collected.trailers().cloned();
-        Ok(Answer { status: parts.status, headers: parts.headers, body: collected.to_bytes(), trailers })
+        Ok(Answer { status: parts.status, headers: parts.headers, body: collected.to_bytes(), trailers, unreached: false })
     }
 
     /// Sends a request to the child at `admin`; its answer's body streams.
@@ -161,7 +163,7 @@ mod tests {
             t.insert("grpc-status", HeaderValue::from_str(s).unwrap());
             t
         });
-        Answer { status: StatusCode::from_u16(status).unwrap(), headers: HeaderMap::new(), body: Bytes::new(), trailers }
+        Answer { status: StatusCode::from_u16(status).unwrap(), headers: HeaderMap::new(), body: Bytes::new(), trailers, unreached: false }
     }
 
     #[test]
@@ -172,5 +174,6 @@ mod tests {
         assert!(!answer(422, None).succeeded());
         assert!(!Answer::unavailable("x", false).succeeded());
         assert!(!Answer::unavailable("x", true).succeeded());
+        assert!(Answer::unavailable("x", false).unreached && !answer(200, None).unreached);
     }
 }
