@@ -257,3 +257,19 @@ fn authorised<T>(message: T) -> tonic::Request<T> {
     request.metadata_mut().insert("authorization", "Bearer t0ken".parse().unwrap());
     request
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_reload_reaches_every_process_and_a_new_process_count_waits_for_a_restart() {
+    let host = start("").await;
+    let yaml = std::fs::read_to_string(host.path("plugins.yaml")).unwrap();
+    let edited = yaml.replace("processes: 2", "processes: 3").replace("app: v1.py:app", "app: v2.py:app");
+    std::fs::write(host.path("plugins.yaml"), edited).unwrap();
+    let reply = crate::swap::admin_post(&host, "/v1/reload", json!({})).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let warnings = reply.json()["warnings"].to_string();
+    assert!(warnings.contains("`processes` changed: they take effect after a restart"), "{warnings}");
+    for _ in 0..20 {
+        assert_eq!(build_of(&Client::http1(host.addr()), "/app").await, "v2", "every process reloaded the manifest");
+    }
+    assert_eq!(interpreters(&host, 40).await.len(), 2, "still two processes until a restart");
+}

@@ -234,5 +234,8 @@ fn restart_warnings(old: &Manifest, new: &Manifest) -> Vec<String> {
     if old.python != new.python {
         warnings.push("`python` changed: the interpreter's settings take effect after a restart".to_string());
     }
+    if (old.io, old.workers, old.processes) != (new.io, new.workers, new.processes) {
+        warnings.push("`io`, `workers` or `processes` changed: they take effect after a restart".to_string());
+    }
     warnings
 }
