@@ -19,19 +19,22 @@ GRANIAN_VENV = os.path.join(R.ROOT, os.environ.get("GRANIAN_VENV", ".venv-3.11")
 FLAGS = ["--loop", "uvloop", "--runtime-mode", "st", "--task-impl", "rust"]
 
 
-def granian_two_workers():
+def granian_two_workers(module="hello_asgi:app", cwd=R.HERE, ready="/"):
     return R.Peer([os.path.join(GRANIAN_VENV, "bin", "granian"), "--interface", "asgi", "--host", "127.0.0.1",
                    "--port", "{port}", "--workers", "2", "--runtime-threads", "1", "--no-ws", "--log-level", "warning",
-                   *FLAGS, "hello_asgi:app"], R.HERE, "/")
+                   *FLAGS, module], cwd, ready)
 
 
-APPS = [("raw ASGI", "/raw"), ("decorator API, async", "/deco"), ("decorator API, sync", "/deco-sync")]
+APPS = [("raw ASGI", "/raw"), ("decorator API, async", "/deco"), ("decorator API, sync", "/deco-sync"),
+        ("FastAPI /hello", "/hello")]
 
 
 def main():
     results = {}
     if os.environ.get("GRANIAN", "1") != "0":
         R.run_peer(results, "granian raw ASGI, 2 workers", granian_two_workers, "/")
+        R.run_peer(results, "granian FastAPI /hello, 2 workers",
+                   lambda: granian_two_workers("main:app", R.FASTAPI_DIR, "/hello"), "/hello")
     # One process (one interpreter, two I/O workers), then `processes: 2`
     # (two interpreters, one I/O worker each). PROCESSES=1 with SERVER_CPU=0
     # CLIENT_CPU=1 GRANIAN=0 gives the one-core figure the scaling is judged by.
