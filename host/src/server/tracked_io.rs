@@ -131,12 +131,20 @@ impl<T> TrackedIo<T> {
     fn hold_eof(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let now = self.state.now_ms();
         let first = *self.eof_seen_ms.get_or_insert(now);
-        let Some(until) = self.state.hold_eof_until(now) else { return Poll::Ready(Ok(())) };
+        let Some(mut until) = self.state.hold_eof_until(now) else { return Poll::Ready(Ok(())) };
+        if until == u64::MAX {
+            // hyper may not read again once the answer is written: the end
+            // of the answers wakes this read to look again. Registered
+            // before looking once more, so an end in between is not missed.
+            self.state.wake_when_answered(cx.waker());
+            let Some(now_until) = self.state.hold_eof_until(now) else { return Poll::Ready(Ok(())) };
+            until = now_until;
+        }
         let until = until.min(first + HALF_CLOSE_GRACE.as_millis() as u64);
         if now >= until {
             return Poll::Ready(Ok(()));
         }
-        // hyper reads again once the answer is written; the timer wakes it otherwise.
+        // The grace's timer (or the recent-activity window's) wakes it otherwise.
         let at = tokio::time::Instant::now() + std::time::Duration::from_millis(until - now);
         let timer = self.eof_timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
         timer.as_mut().reset(at);

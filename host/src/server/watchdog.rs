@@ -113,6 +113,10 @@ pub struct ConnState {
     responding: AtomicUsize,
     /// Wakes the watchdog before its nap ends.
     alarm: tokio::sync::Notify,
+    /// hyper's read, while it waits on an end of stream held back until
+    /// the answers are done ([`super::tracked_io`]): woken when the last
+    /// request or response body of the connection ends.
+    eof_waiter: futures_util::task::AtomicWaker,
 }
 
 impl Default for ConnState {
@@ -136,6 +140,7 @@ impl Default for ConnState {
             parking: AtomicBool::new(false),
             responding: AtomicUsize::new(0),
             alarm: tokio::sync::Notify::new(),
+            eof_waiter: futures_util::task::AtomicWaker::new(),
         }
     }
 }
@@ -255,7 +260,16 @@ impl ConnState {
 
     /// hyper dropped a response body (sent, or the connection ended).
     pub fn response_ends(&self) {
-        self.responding.fetch_sub(1, Relaxed);
+        if self.responding.fetch_sub(1, Relaxed) == 1 {
+            self.eof_waiter.wake();
+        }
+    }
+
+    /// Wakes `waker` when the connection's answers may be done (the last
+    /// request or response body ends): an end of stream held back until
+    /// then is due ([`Self::hold_eof_until`]).
+    pub(super) fn wake_when_answered(&self, waker: &std::task::Waker) {
+        self.eof_waiter.register(waker);
     }
 
     /// Marks a close of an idle connection (idle timeout, host shutdown):
@@ -389,7 +403,9 @@ pub struct InFlight(Arc<ConnState>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Relaxed);
+        if self.0.in_flight.fetch_sub(1, Relaxed) == 1 {
+            self.0.eof_waiter.wake();
+        }
         self.0.on_write();
     }
 }
