@@ -204,3 +204,62 @@ async fn a_request_coroutine_is_one_real_task_across_its_suspensions() {
         assert_eq!(body["doubled"], 42, "{body}");
     }
 }
+
+/// Worker 0 drives the loop and serves its own connections. While the other
+/// worker keeps handing it Python requests, it still lets those connections
+/// run between turns: a native route reached through worker 0 answers in
+/// milliseconds under a Python load that saturates the loop. Before, a job
+/// queued during each turn made the next one start at once, and a request
+/// to a native route on worker 0 could wait 1-3 s (p99 1.6 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_zero_serves_its_connections_while_another_worker_feeds_the_loop() {
+    const BURN: &str = "import time\n\
+                        from covet import Covet\n\
+                        app = Covet()\n\
+                        @app.get('/burn')\n\
+                        async def burn():\n    \
+                            end = time.perf_counter() + 0.0003\n    \
+                            while time.perf_counter() < end:\n        \
+                                pass\n    \
+                            return {'burnt': True}\n";
+    let manifest = "listen: [{ addr: 127.0.0.1:0 }]\n\
+                    workers: 2\n\
+                    plugins:\n  s: { kind: native, path: PATH, config: { body: ok } }\n  \
+                    burn: { kind: python, app: burn.py:app }\n\
+                    routes:\n  - { path: /s, handler: s }\n  - { path: /burn, handler: burn }\n"
+        .replace("PATH", &covet_e2e::plugin("covet-static-response").display().to_string());
+    let host = Host::builder(manifest).file("burn.py", BURN).start();
+    host.wait_ready().await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let loaders: Vec<_> = (0..16)
+        .map(|_| {
+            let (client, stop) = (host.http1(), stop.clone());
+            tokio::spawn(async move {
+                let mut burnt = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let reply = client.get("/burn").await.expect("burn");
+                    assert_eq!(reply.status, 200, "{}", reply.text());
+                    burnt += 1;
+                }
+                burnt
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A fresh connection per probe: the kernel spreads them over both workers.
+    let mut slowest = Duration::ZERO;
+    for _ in 0..150 {
+        let began = std::time::Instant::now();
+        let reply = covet_e2e::Client::http1(host.addr()).get("/s").await.expect("static");
+        assert_eq!(reply.text(), "ok");
+        slowest = slowest.max(began.elapsed());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut burnt = 0;
+    for loader in loaders {
+        burnt += loader.await.expect("a loader");
+    }
+    assert!(burnt > 100, "the Python load ran ({burnt} requests)");
+    assert!(slowest < Duration::from_millis(750), "a native request waited {slowest:?} behind the Python loop");
+}

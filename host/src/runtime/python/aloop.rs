@@ -15,7 +15,9 @@
 //! check` and until the server runs); the first I/O worker then takes it
 //! over ([`host`]): the thread leaves the loop between two turns and the
 //! worker drives it from there on. A request on another worker reaches it
-//! through the job queue, which wakes the driver across threads.
+//! through the job queue, which wakes the driver across threads. Turns
+//! never hold the worker for more than [`YIELD_EVERY_NS`] at a time: its
+//! own connections run between them however fast other workers queue jobs.
 //!
 //! A blocking wait for the loop ([`EventLoop::call`], at load and retire
 //! time) on the thread that drives it would wait for itself: there it runs
@@ -221,6 +223,7 @@ async fn drive(core: Arc<Core>) {
     // SAFETY: a plain query of the calling thread's id.
     core.driver.store(unsafe { pyo3::ffi::PyThread_get_thread_ident() }, Ordering::Release);
     let mut look = true;
+    let mut since_yield = clock::now_ns();
     loop {
         look |= readable_now(&epoll);
         let next = turn(&core, look);
@@ -228,27 +231,22 @@ async fn drive(core: Arc<Core>) {
         if core.moving.load(Ordering::Acquire) {
             break;
         }
-        match next {
-            Some(s) if s <= 0.0 => tokio::task::yield_now().await,
-            next => {
-                let timer = async {
-                    match next {
-                        Some(s) => tokio::time::sleep(Duration::from_secs_f64(s.min(86_400.0))).await,
-                        None => std::future::pending().await,
-                    }
-                };
-                tokio::select! {
-                    biased;
-                    () = core.wake.notified() => {}
-                    ready = epoll.readable() => {
-                        if let Ok(mut ready) = ready {
-                            ready.clear_ready();
-                        }
-                        look = true;
-                    }
-                    () = timer => {}
-                }
+        // A job queued from another worker during the turn makes the wait
+        // below ready at once: without a yield now and then, back-to-back
+        // turns would starve this thread's own connections (their answers,
+        // their next requests) for as long as other workers keep feeding it.
+        let ready_now = matches!(next, Some(s) if s <= 0.0);
+        if ready_now || clock::now_ns().saturating_sub(since_yield) >= YIELD_EVERY_NS {
+            tokio::task::yield_now().await;
+            since_yield = clock::now_ns();
+            if ready_now {
+                continue;
             }
+        }
+        let (readable, suspended) = wait_for_work(&core, &epoll, next).await;
+        look = readable;
+        if suspended {
+            since_yield = clock::now_ns();
         }
     }
     DRIVING.set(false);
@@ -256,6 +254,45 @@ async fn drive(core: Arc<Core>) {
         tracing::error!(target: "covet::python", "the event loop could not leave its thread: {e}");
     }
     core.left.notify_one();
+}
+
+/// The longest the driver runs turns back to back without letting the
+/// other tasks of its thread run.
+const YIELD_EVERY_NS: u64 = 500_000;
+
+/// Waits for the next reason to turn: a job, the selector's descriptor
+/// (returns `true` as the first value), or the loop's next timer (`next`
+/// seconds). The second value says whether the wait suspended (the
+/// thread's other tasks could run meanwhile).
+async fn wait_for_work(core: &Core, epoll: &AsyncFd<Epoll>, next: Option<f64>) -> (bool, bool) {
+    let timer = async {
+        match next {
+            Some(s) => tokio::time::sleep(Duration::from_secs_f64(s.min(86_400.0))).await,
+            None => std::future::pending().await,
+        }
+    };
+    let woken = async {
+        tokio::select! {
+            biased;
+            () = core.wake.notified() => false,
+            ready = epoll.readable() => {
+                if let Ok(mut ready) = ready {
+                    ready.clear_ready();
+                }
+                true
+            }
+            () = timer => false,
+        }
+    };
+    let mut woken = std::pin::pin!(woken);
+    let mut suspended = false;
+    let readable = std::future::poll_fn(|cx| {
+        let polled = woken.as_mut().poll(cx);
+        suspended |= polled.is_pending();
+        polled
+    })
+    .await;
+    (readable, suspended)
 }
 
 /// Keeps the calling thread's Python thread state alive (without holding
