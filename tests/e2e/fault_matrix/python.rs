@@ -15,7 +15,7 @@ use super::{NativeLoad, SHOTS, assert_all, assert_survived, counter, fire, repor
 use crate::common::assert_problem;
 
 const APP: &str = r#"
-import asyncio
+import asyncio, time
 from covet import Covet
 
 app = Covet()
@@ -43,6 +43,18 @@ def bok():
 async def aspin():
     while True:
         pass
+
+HOLDS_STARTED = [0]
+
+@app.get("/py/hold", blocking=True)
+def hold():
+    HOLDS_STARTED[0] += 1
+    time.sleep(1.0)
+    return {"ok": True}
+
+@app.get("/py/started")
+async def started():
+    return {"ok": True, "started": HOLDS_STARTED[0]}
 
 @app.get("/py/bomb")
 def bomb():
@@ -213,4 +225,33 @@ async fn python_memory_bomb_under_load() {
     answers(&host, "/patient/ok").await;
     answers(&host, "/patient/aok").await;
     report("python memory bomb (refused allocation)", &replies, served);
+}
+
+/// A call queued behind busy pool threads is not started once its request
+/// has timed out: with both threads held by calls that outlive their 300 ms
+/// limit (they sleep 1 s), three more queued meanwhile are answered 504
+/// and never run, so the pool is free again when the two holders return.
+/// (Before, every queued call ran in turn once a thread freed, and a
+/// volley of slow calls made later requests time out too.) The loop's
+/// queue skips such calls the same way (`runtime/python/mod.rs` `Due`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_whose_requests_timed_out_in_the_queue_are_not_started() {
+    let host = host().await;
+    let began = tokio::time::Instant::now();
+    let send = |host: &Host| {
+        let client = host.http1();
+        tokio::spawn(async move { client.get("/py/hold").await })
+    };
+    let mut calls: Vec<_> = (0..2).map(|_| send(&host)).collect();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    calls.extend((0..3).map(|_| send(&host)));
+    for reply in calls {
+        let reply = reply.await.expect("a request task").expect("a response");
+        assert_problem(&reply, 504, "PLUGIN_TIMEOUT");
+    }
+    // Past the holders' 1 s: a queued call that was going to run has started.
+    tokio::time::sleep_until(began + std::time::Duration::from_millis(1500)).await;
+    let started = host.http1().get("/py/started").await.expect("started").json()["started"].as_u64().expect("a count");
+    assert_eq!(started, 2, "only the two calls that found a free thread ran");
+    answers(&host, "/py/bok").await;
 }

@@ -136,7 +136,12 @@ impl AsgiExecutor {
 
     fn start(&self, head: Head, source: Option<BodySource>, shared: Arc<SinkShared>, task: TaskCell) {
         let (app, state, instance) = (self.app.clone(), self.state.clone(), self.instance.clone());
+        let due = super::Due::after(self.timeout);
         self.interp.aloop.submit(Box::new(move |py| {
+            // Its request has answered 504 or lost its client: not started (see `Due`).
+            if due.passed() || shared.tx.is_closed() {
+                return;
+            }
             let run = interp::bridge(py).and_then(|bridge| {
                 let (scope_head, headers) = head.to_py(py)?;
                 let state = state.as_ref().map(|s| s.clone_ref(py));

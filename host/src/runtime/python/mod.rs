@@ -120,6 +120,24 @@ fn describe(py: Python<'_>, err: PyErr) -> String {
     format!("{tb}{err}")
 }
 
+/// When a queued call's request stops waiting for it ([`crate::clock::now_ns`]).
+/// A call that reaches the loop or the pool after that is not started: its
+/// request has answered 504 (or its client left), and running it anyway
+/// would only delay the calls queued behind it (a backlog of stuck calls
+/// would make every later request time out too).
+#[derive(Clone, Copy)]
+struct Due(u64);
+
+impl Due {
+    fn after(timeout: Duration) -> Due {
+        Due(crate::clock::now_ns().saturating_add(u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX)))
+    }
+
+    fn passed(self) -> bool {
+        crate::clock::now_ns() >= self.0
+    }
+}
+
 /// Runs a sync call on the pool, waiting at most `timeout` for its result.
 async fn on_pool(
     interp: &Interp,
@@ -127,7 +145,12 @@ async fn on_pool(
     call: impl FnOnce(Python<'_>) -> PyResult_ + Send + 'static,
 ) -> Result<PyResult_, Fault> {
     let (tx, rx) = tokio::sync::oneshot::channel();
+    let due = Due::after(timeout);
     interp.pool.submit(Box::new(move |py| {
+        if due.passed() || tx.is_closed() {
+            let _ = tx.send(PyResult_::Cancelled);
+            return;
+        }
         let _ = tx.send(call(py));
     }))?;
     match tokio::time::timeout(timeout, rx).await {
@@ -146,7 +169,12 @@ async fn on_loop_inline(
     call: impl FnOnce(Python<'_>) -> PyResult_ + Send + 'static,
 ) -> Result<PyResult_, Fault> {
     let (tx, rx) = tokio::sync::oneshot::channel();
+    let due = Due::after(timeout);
     interp.aloop.submit(Box::new(move |py| {
+        if due.passed() || tx.is_closed() {
+            let _ = tx.send(PyResult_::Cancelled);
+            return;
+        }
         let _ = tx.send(call(py));
     }));
     match tokio::time::timeout(timeout, rx).await {
@@ -174,7 +202,12 @@ async fn on_loop(
     let task: TaskCell = Arc::default();
     let cell = task.clone();
     let instance = instance.clone();
+    let due = Due::after(timeout);
     interp.aloop.submit(Box::new(move |py| {
+        if due.passed() || tx.is_closed() {
+            let _ = tx.send(PyResult_::Cancelled);
+            return;
+        }
         let started = prepare(py).and_then(|(func, args)| {
             let tx = Mutex::new(Some(tx));
             let done = move |result: &Bound<'_, PyAny>| {
