@@ -136,6 +136,16 @@ impl Due {
     fn passed(self) -> bool {
         crate::clock::now_ns() >= self.0
     }
+
+    /// `tx` back when its call may start; otherwise answers it as timed
+    /// out (its request has stopped waiting, or its client left) and `None`.
+    fn admit(self, tx: tokio::sync::oneshot::Sender<PyResult_>) -> Option<tokio::sync::oneshot::Sender<PyResult_>> {
+        if self.passed() || tx.is_closed() {
+            let _ = tx.send(PyResult_::Cancelled);
+            return None;
+        }
+        Some(tx)
+    }
 }
 
 /// Runs a sync call on the pool, waiting at most `timeout` for its result.
@@ -147,10 +157,7 @@ async fn on_pool(
     let (tx, rx) = tokio::sync::oneshot::channel();
     let due = Due::after(timeout);
     interp.pool.submit(Box::new(move |py| {
-        if due.passed() || tx.is_closed() {
-            let _ = tx.send(PyResult_::Cancelled);
-            return;
-        }
+        let Some(tx) = due.admit(tx) else { return };
         let _ = tx.send(call(py));
     }))?;
     match tokio::time::timeout(timeout, rx).await {
@@ -171,10 +178,7 @@ async fn on_loop_inline(
     let (tx, rx) = tokio::sync::oneshot::channel();
     let due = Due::after(timeout);
     interp.aloop.submit(Box::new(move |py| {
-        if due.passed() || tx.is_closed() {
-            let _ = tx.send(PyResult_::Cancelled);
-            return;
-        }
+        let Some(tx) = due.admit(tx) else { return };
         let _ = tx.send(call(py));
     }));
     match tokio::time::timeout(timeout, rx).await {
@@ -204,10 +208,7 @@ async fn on_loop(
     let instance = instance.clone();
     let due = Due::after(timeout);
     interp.aloop.submit(Box::new(move |py| {
-        if due.passed() || tx.is_closed() {
-            let _ = tx.send(PyResult_::Cancelled);
-            return;
-        }
+        let Some(tx) = due.admit(tx) else { return };
         let started = prepare(py).and_then(|(func, args)| {
             let tx = Mutex::new(Some(tx));
             let done = move |result: &Bound<'_, PyAny>| {
