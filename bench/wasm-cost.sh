@@ -26,6 +26,7 @@ CONNS="${CONNS:-10}"
 CALLGRIND="${CALLGRIND:-1}"
 ROUTES="${ROUTES:-/static /native-filter /wasm-filter /wasm-filter-reused /wasm-handler /wasm-handler-reused /hello /hello-reused}"
 CG_ROUTES="${CG_ROUTES:-/static /native-filter /wasm-filter /wasm-handler /hello /wasm-filter-reused}"
+NOOP="${NOOP:-$W/covet_wasm_noop.wasm}" # the no-op guest the wasm-* routes load
 export COVET_ADMIN_LISTEN=off COVET_LOG=warn
 work=$(mktemp -d); trap 'kill -9 $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
 
@@ -35,8 +36,8 @@ log: { access: false }
 plugins:
   static: { kind: native, path: $R/libcovet_static_response.so, config: { body: "ok" } }
   native-noop: { kind: native, path: $R/libcovet_headers.so, config: { request: { remove: [x-absent] } } }
-  wasm-noop: { kind: wasm, path: $W/covet_wasm_noop.wasm }
-  wasm-noop-reused: { kind: wasm, path: $W/covet_wasm_noop.wasm, instances: reused }
+  wasm-noop: { kind: wasm, path: $NOOP }
+  wasm-noop-reused: { kind: wasm, path: $NOOP, instances: reused }
   hello: { kind: wasm, path: $W/hello_http.wasm }
   hello-reused: { kind: wasm, path: $W/hello_http.wasm, instances: reused }
 routes:
@@ -57,7 +58,12 @@ start() { # $@ = command prefix (empty, or valgrind ...); sets PID and ADDR
   ADDR=""
   for _ in $(seq 1 300); do
     ADDR=$(sed -n 's/^listening on http:\/\///p' "$log" 2>/dev/null | head -1)
-    [ -n "$ADDR" ] && return 0
+    [ -n "$ADDR" ] && break
+    sleep 0.2
+  done
+  # Listening comes before the plugins' init (and snapshots): wait for an answer.
+  for _ in $(seq 1 600); do
+    [ -n "$ADDR" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$ADDR/wasm-filter")" = 200 ] && return 0
     sleep 0.2
   done
   echo "covet did not start: $(cat "$log")" >&2

@@ -245,7 +245,7 @@ pub struct RawPlugin {
     #[serde(default)]
     #[schemars(with = "Option<super::wasm::RawCapabilities>")]
     pub capabilities: Option<Spanned<super::wasm::RawCapabilities>>,
-    /// `kind: wasm` only: `fresh` (default: a new instance per phase call, nothing survives between requests) or `reused`.
+    /// `kind: wasm` only: `fresh` (default: a new instance per phase call, nothing survives between requests; `init` runs once at load and instances start from a snapshot of its memory), `fresh-init` (the same, but every instance runs `init` itself) or `reused`.
     #[serde(default)]
     #[schemars(with = "Option<super::wasm::InstanceMode>")]
     pub instances: Option<Spanned<super::wasm::InstanceMode>>,

@@ -12,7 +12,7 @@
 //!       dirs: [{ host: data, guest: /data, mode: ro }]
 //!       outbound_http: [api.internal:8080]          # host or host:port
 //!       stdio: true                                 # stdout/stderr → the host log
-//!     instances: fresh                              # or `reused` (state persists across requests)
+//!     instances: fresh                              # or `fresh-init` (init in every instance), `reused` (state persists)
 //!     background: { every: 30s }                    # call its `background.tick` export every 30s
 //! ```
 //!
@@ -97,9 +97,12 @@ pub struct DirGrant {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum InstanceMode {
-    /// A new instance for every phase call: nothing survives between requests (the default).
+    /// A new instance for every phase call: nothing survives between requests (the default). `init` runs once at load; every instance starts from a snapshot of the memory it left.
     #[default]
     Fresh,
+    /// A new instance for every phase call that runs `init` itself (no snapshot): for an `init` whose work must be redone per request.
+    #[serde(rename = "fresh-init")]
+    FreshInit,
     /// Instances are kept and reused across calls (faster; the plugin's memory and globals persist between the requests one instance serves).
     Reused,
 }

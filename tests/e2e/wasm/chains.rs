@@ -5,7 +5,7 @@
 
 use covet_e2e::Reply;
 use http::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::Gateway;
 use crate::common::assert_problem;
@@ -139,6 +139,43 @@ async fn fresh_instances_start_from_a_clean_memory_under_concurrent_load() {
     assert_eq!(seen.len(), 200);
     let stale: Vec<_> = seen.iter().filter(|v| **v != json!(1)).collect();
     assert!(stale.is_empty(), "{} of 200 fresh instances saw an earlier call: {stale:?}", stale.len());
+}
+
+/// By default `init` runs at load and its memory is snapshotted: fresh
+/// instances start from it without running `init` again. The services
+/// fixture's `init` counts itself in shared state: after 10 requests the
+/// default entry has counted 2 inits (the load's check and the snapshot),
+/// the `instances: fresh-init` entry 1 + one per request.
+#[tokio::test]
+async fn init_runs_once_at_load_and_fresh_instances_start_from_its_snapshot() {
+    let keys = |more: Value| {
+        let mut keys = json!({ "capabilities": { "state": ["snap", "each"] } });
+        keys.as_object_mut().unwrap().extend(more.as_object().unwrap().clone());
+        keys
+    };
+    let host = Gateway::new()
+        .wasm_with("snap", "covet_wasm_services", json!({ "init_count": "snap" }), keys(json!({})))
+        .wasm_with("each", "covet_wasm_services", json!({ "init_count": "each" }), keys(json!({ "instances": "fresh-init" })))
+        .route("/snap/get", &[], "snap")
+        .route("/each/get", &[], "each")
+        .start()
+        .await;
+    let client = host.http1();
+    let inits = |ns: &'static str| {
+        let client = client.clone();
+        async move {
+            let reply = client.get(&format!("/{ns}/get?ns={ns}&key=inits")).await.expect("response").json();
+            assert_eq!(reply["ok"], true, "{reply}");
+            reply["value"].as_str().map(|v| v.parse::<u64>().unwrap())
+        }
+    };
+    for _ in 0..9 {
+        inits("snap").await;
+        inits("each").await;
+    }
+    assert_eq!(inits("snap").await, Some(2), "fresh: the load's check and the snapshot ran init, no request did");
+    assert_eq!(inits("each").await, Some(11), "fresh-init: the load's check, then each of the 10 requests");
+    assert!(!host.logs().contains("no snapshot after init"), "{}", host.logs());
 }
 
 #[tokio::test]

@@ -21,7 +21,7 @@ use covet_services::tasks::TaskSet;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use wasmtime::{
     Store, Trap,
-    component::{ComponentExportIndex, InstancePre, Instance, Resource, TypedFunc},
+    component::{ComponentExportIndex, InstancePre, Instance, Linker, Resource, TypedFunc},
 };
 
 use super::{
@@ -59,6 +59,9 @@ pub struct Core {
     config: String,
     /// Idle instances, when the manifest opted into reuse.
     idle: Option<Mutex<Vec<Live>>>,
+    /// Whether `pre` is a snapshot taken after `init` ([`super::snapshot`]):
+    /// its instances start initialised and `init` is not called again.
+    initialised: bool,
 }
 
 /// An instance and its store.
@@ -139,13 +142,39 @@ impl WasmExecutor {
     pub fn new(info: PluginInfo, pre: PluginPre<Ctx>, sandbox: Sandbox, config: String, mode: InstanceMode) -> Result<WasmExecutor, String> {
         let idle = (mode == InstanceMode::Reused).then(|| Mutex::new(Vec::new()));
         let exports = GuestExports::of(pre.instance_pre())?;
-        let core = Core { info, pre, exports, sandbox, config, idle };
+        let core = Core { info, pre, exports, sandbox, config, idle, initialised: false };
         Ok(WasmExecutor { core: Arc::new(core), tasks: None })
     }
 
     /// Makes one instance and runs `init` on the config (at load and swap).
     pub async fn check_init(&self) -> Result<(), String> {
         self.core.check_init().await
+    }
+
+    /// A snapshot of the plugin after `init` ([`super::snapshot`]); the
+    /// error says why there is none.
+    pub async fn snapshot(&self, bytes: &[u8], linker: &Linker<Ctx>) -> Result<PluginPre<Ctx>, String> {
+        let core = &self.core;
+        super::snapshot::take(bytes, core.pre.engine(), linker, &core.sandbox, &core.config, &core.info.name).await
+    }
+
+    /// Serves fresh instances from `snapshot` (of this plugin, config and
+    /// sandbox, after `init`): they no longer run `init`. Call it before
+    /// [`WasmExecutor::start_background`].
+    pub fn start_initialised(&mut self, snapshot: PluginPre<Ctx>) -> Result<(), String> {
+        let exports = GuestExports::of(snapshot.instance_pre())?;
+        let core = Arc::get_mut(&mut self.core).ok_or("the executor is already shared")?;
+        core.pre = snapshot;
+        core.exports = exports;
+        core.initialised = true;
+        Ok(())
+    }
+
+    /// How to call `tick` in the instances this executor makes, when the
+    /// component exports `covet:plugin/background@0.2.0`.
+    pub fn tick_pre(&self) -> Result<Option<TickPre>, String> {
+        let pre = self.core.pre.instance_pre();
+        TickPre::of(pre.component(), pre)
     }
 
     /// Calls `tick` every `every` in a task of `tasks` (the instance's,
@@ -197,6 +226,9 @@ impl Core {
             Ok(instance) => instance,
             Err(e) => return Err(self.classify(e, &store, "instantiation failed")),
         };
+        if self.initialised {
+            return Ok(Live { store, instance, phases: PhaseFuncs::default() });
+        }
         let init = self.call_init(&mut store, &instance).await;
         match init {
             Ok(Ok(())) => Ok(Live { store, instance, phases: PhaseFuncs::default() }),

@@ -16,9 +16,11 @@
 //! the load or swap exactly as a native `init` error does.
 //!
 //! **Instances.** By default every phase call gets a fresh instance (the
-//! pooling allocator and the `InstancePre` make that a few microseconds) and
-//! runs `init` in it, so no state survives from one request to the next. A
-//! plugin opts into reused instances with `instances: reused`. Measurements
+//! pooling allocator and the `InstancePre` make that a few microseconds), so
+//! no state survives from one request to the next. `init` runs once per
+//! manifest entry at load, and every instance starts from a snapshot of the
+//! memory it left ([`snapshot`]); `instances: fresh-init` runs it in every
+//! instance instead, and `instances: reused` keeps instances. Measurements
 //! and the reasoning are in `docs/wasm.md`.
 //!
 //! **Faults.** A trap, running out of memory or fuel → `Fault::Panic` (500);
@@ -49,6 +51,7 @@ mod outbound;
 mod proxy;
 mod sandbox;
 mod services;
+mod snapshot;
 mod state;
 mod stdio;
 mod stream;
@@ -56,7 +59,7 @@ mod trace;
 
 use std::{
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::Instant,
 };
 
@@ -90,9 +93,15 @@ struct Compiled {
     version: String,
     api_version: String,
     phases: Phases,
-    /// How to call `tick`, when the component exports `covet:plugin/background@0.2.0`.
-    background: Option<background::TickPre>,
+    /// The component's bytes, for snapshots after `init` (covet plugins only).
+    bytes: Option<Arc<[u8]>>,
+    /// Snapshots taken of this build, by manifest entry, config and settings
+    /// (the newest [`MAX_SNAPSHOTS`]).
+    snapshots: Mutex<Vec<(String, PluginPre<Ctx>)>>,
 }
+
+/// Snapshots a build keeps for later loads of the same entry and config.
+const MAX_SNAPSHOTS: usize = 8;
 
 enum Flavor {
     Plugin(PluginPre<Ctx>),
@@ -112,8 +121,9 @@ impl WasmComponent {
         let started = Instant::now();
         let compiled = match world_of(&component, &runtime.engine)? {
             World::Plugin => {
-                let background = background::TickPre::of(&component, &pre)?;
-                describe(pre, background)?
+                // A `background` export with the wrong types refuses the build here.
+                background::TickPre::of(&component, &pre)?;
+                Compiled { bytes: Some(bytes.into()), ..describe(pre)? }
             }
             World::Proxy(version) => proxy_build(pre, path, sha256, version)?,
         };
@@ -161,10 +171,14 @@ impl WasmComponent {
         match &self.compiled.flavor {
             Flavor::Plugin(pre) => {
                 let config = spec.config.to_string();
-                let mut executor = executor::WasmExecutor::new(info, pre.clone(), sandbox, config, settings.instances).map_err(refuse)?;
+                let mut executor = executor::WasmExecutor::new(info, pre.clone(), sandbox, config.clone(), settings.instances).map_err(refuse)?;
                 block_on(executor.check_init()).map_err(refuse)?;
+                if settings.instances == crate::manifest::InstanceMode::Fresh {
+                    self.pre_initialise(&mut executor, spec, &config);
+                }
                 if let Some(every) = settings.background {
-                    let tick = self.compiled.background.clone().ok_or_else(|| refuse(no_background_export()))?;
+                    // Found in the component the executor runs (a snapshot has its own indices).
+                    let tick = executor.tick_pre().map_err(refuse)?.ok_or_else(|| refuse(no_background_export()))?;
                     let tasks = services::WasmServices::tasks(spec).map_err(refuse)?;
                     executor.start_background(tick, every, tasks).map_err(refuse)?;
                 }
@@ -177,6 +191,35 @@ impl WasmComponent {
                 }
                 Ok(Box::new(proxy::ProxyExecutor::new(info, pre.clone(), sandbox, settings.instances)))
             }
+        }
+    }
+}
+
+impl WasmComponent {
+    /// Gives `executor` a snapshot of its plugin after `init` (taken once
+    /// per build, manifest entry and config: a swap back reuses it), so its
+    /// fresh instances start initialised. Without one (the reason is
+    /// logged) they run `init` each, as with `instances: fresh-init`.
+    fn pre_initialise(&self, executor: &mut executor::WasmExecutor, spec: &PluginSpec, config: &str) {
+        let (Some(bytes), Ok(runtime)) = (&self.compiled.bytes, engine::runtime()) else { return };
+        let key = format!("{}\0{config}\0{:?}", spec.name, spec.wasm);
+        let cached = self.compiled.snapshots.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|(k, _)| *k == key).map(|(_, pre)| pre.clone());
+        let taken = match cached {
+            Some(pre) => Ok(pre),
+            None => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| block_on(executor.snapshot(bytes, &runtime.linker))))
+                .unwrap_or_else(|_| Err("taking it panicked".into())),
+        };
+        let started = taken.and_then(|pre| executor.start_initialised(pre.clone()).map(|()| pre));
+        match started {
+            Ok(pre) => {
+                let mut snapshots = self.compiled.snapshots.lock().unwrap_or_else(|e| e.into_inner());
+                snapshots.retain(|(k, _)| *k != key);
+                if snapshots.len() >= MAX_SNAPSHOTS {
+                    snapshots.remove(0);
+                }
+                snapshots.push((key, pre));
+            }
+            Err(reason) => tracing::warn!(plugin = %spec.name, "no snapshot after init, so every fresh instance runs init: {reason}"),
         }
     }
 }
@@ -233,7 +276,7 @@ fn not_a_component(bytes: &[u8], err: wasmtime::Error) -> String {
 }
 
 /// Types a covet plugin's exports and asks it who it is.
-fn describe(pre: InstancePre<Ctx>, background: Option<background::TickPre>) -> Result<Compiled, String> {
+fn describe(pre: InstancePre<Ctx>) -> Result<Compiled, String> {
     let pre = PluginPre::new(pre).map_err(|e| format!("the component's exports do not match {COVET_WORLD}: {e:#}"))?;
     let sandbox = Sandbox::new("describe", &Default::default(), services::WasmServices::none("describe")?);
     let descriptor = block_on(async {
@@ -248,7 +291,8 @@ fn describe(pre: InstancePre<Ctx>, background: Option<background::TickPre>) -> R
         api_version: COVET_WORLD.to_owned(),
         phases: descriptor.phases.to_api(),
         flavor: Flavor::Plugin(pre),
-        background,
+        bytes: None,
+        snapshots: Mutex::default(),
     })
 }
 
@@ -262,7 +306,8 @@ fn proxy_build(pre: InstancePre<Ctx>, path: &Path, sha256: &str, version: String
         api_version: format!("wasi:http@{version}"),
         phases: Phases::HANDLE,
         flavor: Flavor::Proxy(pre),
-        background: None,
+        bytes: None,
+        snapshots: Mutex::default(),
     })
 }
 

@@ -59,6 +59,12 @@ impl Ctx {
         self.limiter.refused
     }
 
+    /// Whether the guest holds a host resource (a stream, a request, a
+    /// file): an instance whose memory refers to one cannot be snapshotted.
+    pub fn holds_resources(&self) -> bool {
+        !self.table.is_empty()
+    }
+
     /// When the running call must end (shared: moving it moves the limit).
     pub fn deadline(&self) -> &Deadline {
         &self.deadline
