@@ -178,6 +178,27 @@ async fn init_runs_once_at_load_and_fresh_instances_start_from_its_snapshot() {
     assert!(!host.logs().contains("no snapshot after init"), "{}", host.logs());
 }
 
+/// A snapshot cannot keep a host resource: Rust's `println!` in `init`
+/// keeps its stdout stream open, so this probe gets no snapshot. The load
+/// goes on with a warning naming the reason, and every fresh instance runs
+/// `init` (its line is printed per request) and still starts clean.
+#[tokio::test]
+async fn an_init_that_keeps_a_host_resource_is_not_snapshotted_and_runs_per_instance() {
+    let config = json!({ "probe": "count", "init_print": "probe init ran" });
+    let host = Gateway::new().wasm_with("p", "covet_wasm_probe", config, json!({ "capabilities": { "stdio": true } })).route("/p", &[], "p").start().await;
+    let warning = host.log_line(&["no snapshot after init", "host resource"]).await;
+    assert!(warning.is_some_and(|l| l.contains("WARN") && l.contains("plugin=p")), "logs:\n{}", host.logs());
+    for _ in 0..5 {
+        assert_eq!(host.http1().get("/p").await.expect("response").json()["value"], json!(1));
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while host.logs().matches("probe init ran").count() < 7 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // The load's check, the snapshot attempt, then one per request.
+    assert_eq!(host.logs().matches("probe init ran").count(), 7, "logs:\n{}", host.logs());
+}
+
 #[tokio::test]
 async fn the_documented_example_answers_403_without_its_header() {
     let host = Gateway::new()
