@@ -24,8 +24,8 @@ W="$CARGO_TARGET_DIR/wasm32-wasip2/release"
 SECONDS_LOAD="${SECONDS_LOAD:-5}"
 CONNS="${CONNS:-10}"
 CALLGRIND="${CALLGRIND:-1}"
-ROUTES="${ROUTES:-/static /native-filter /wasm-filter /wasm-filter-reused /wasm-handler /wasm-handler-reused /hello /hello-reused}"
-CG_ROUTES="${CG_ROUTES:-/static /native-filter /wasm-filter /wasm-handler /hello /wasm-filter-reused}"
+ROUTES="${ROUTES:-/static /native-filter /wasm-filter /wasm-filter-init /wasm-filter-lean /wasm-filter-reused /wasm-handler /wasm-handler-reused /hello /hello-reused}"
+CG_ROUTES="${CG_ROUTES:-/static /native-filter /wasm-filter /wasm-filter-init /wasm-filter-lean /wasm-handler /hello /wasm-filter-reused}"
 NOOP="${NOOP:-$W/covet_wasm_noop.wasm}" # the no-op guest the wasm-* routes load
 export COVET_ADMIN_LISTEN=off COVET_LOG=warn
 work=$(mktemp -d); trap 'kill -9 $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
@@ -38,6 +38,8 @@ plugins:
   native-noop: { kind: native, path: $R/libcovet_headers.so, config: { request: { remove: [x-absent] } } }
   wasm-noop: { kind: wasm, path: $NOOP }
   wasm-noop-reused: { kind: wasm, path: $NOOP, instances: reused }
+  wasm-noop-init: { kind: wasm, path: $NOOP, instances: fresh-init }
+  wasm-noop-lean: { kind: wasm, path: $W/covet_wasm_noop_lean.wasm }
   hello: { kind: wasm, path: $W/hello_http.wasm }
   hello-reused: { kind: wasm, path: $W/hello_http.wasm, instances: reused }
 routes:
@@ -45,6 +47,8 @@ routes:
   - { path: /native-filter, filters: [native-noop], handler: static }
   - { path: /wasm-filter, filters: [wasm-noop], handler: static }
   - { path: /wasm-filter-reused, filters: [wasm-noop-reused], handler: static }
+  - { path: /wasm-filter-init, filters: [wasm-noop-init], handler: static }
+  - { path: /wasm-filter-lean, filters: [wasm-noop-lean], handler: static }
   - { path: /wasm-handler, handler: wasm-noop }
   - { path: /wasm-handler-reused, handler: wasm-noop-reused }
   - { path: /hello, handler: hello }

@@ -3,10 +3,12 @@
 
 1. filter cost: native static-response behind a no-op native filter (`headers`
    removing a header the request does not have) vs behind the no-op WASM filter (fresh instance per
-   call, the default) vs the same WASM filter with `instances: reused`; the
+   call from the snapshot taken after `init`, the default), with `instances:
+   fresh-init` (init in every instance), built without std (`wasm-plugins/lean`:
+   no WASI imports), and with `instances: reused`; the
    µs a WASM filter adds per request, from CPU time per request under load
    and from the median latency of one connection;
-2. handler: the no-op WASM handler (fresh, reused) vs native static-response;
+2. handler: the no-op WASM handler (fresh, fresh without WASI, reused) vs native static-response;
 3. wasi:http: the hello-http component under covet (fresh instance per request
    like `wasmtime serve`, and reused) vs under `wasmtime serve`.
 
@@ -47,6 +49,8 @@ plugins:
   native-noop: {{ kind: native, path: {lib('covet_headers')}, config: {{ request: {{ remove: [x-absent] }} }} }}
   wasm-noop: {{ kind: wasm, path: {component('covet_wasm_noop')} }}
   wasm-noop-reused: {{ kind: wasm, path: {component('covet_wasm_noop')}, instances: reused }}
+  wasm-noop-init: {{ kind: wasm, path: {component('covet_wasm_noop')}, instances: fresh-init }}
+  wasm-noop-lean: {{ kind: wasm, path: {component('covet_wasm_noop_lean')} }}
   hello: {{ kind: wasm, path: {component('hello_http')} }}
   hello-reused: {{ kind: wasm, path: {component('hello_http')}, instances: reused }}
 routes:
@@ -54,8 +58,11 @@ routes:
   - {{ path: /native-filter, filters: [native-noop], handler: static }}
   - {{ path: /wasm-filter, filters: [wasm-noop], handler: static }}
   - {{ path: /wasm-filter-reused, filters: [wasm-noop-reused], handler: static }}
+  - {{ path: /wasm-filter-init, filters: [wasm-noop-init], handler: static }}
+  - {{ path: /wasm-filter-lean, filters: [wasm-noop-lean], handler: static }}
   - {{ path: /wasm-handler, handler: wasm-noop }}
   - {{ path: /wasm-handler-reused, handler: wasm-noop-reused }}
+  - {{ path: /wasm-handler-lean, handler: wasm-noop-lean }}
   - {{ path: /hello, handler: hello }}
   - {{ path: /hello-reused, handler: hello-reused }}
 """
@@ -108,18 +115,21 @@ def main():
         m = {}
         print("\n1. a no-op filter in front of static-response")
         header()
-        for route in ["/native-filter", "/wasm-filter", "/wasm-filter-reused"]:
+        filters = ["/native-filter", "/wasm-filter", "/wasm-filter-init", "/wasm-filter-lean", "/wasm-filter-reused"]
+        for route in filters:
             m[route] = measure(covet, route, SECONDS, RUNS, CONNS, WARMUP)
             row(route, m[route], m["/native-filter"])
-        one = {r: measure(covet, r, SECONDS, RUNS, 1, 1) for r in ["/native-filter", "/wasm-filter", "/wasm-filter-reused"]}
-        for mode, route in [("fresh instance", "/wasm-filter"), ("reused instance", "/wasm-filter-reused")]:
+        one = {r: measure(covet, r, SECONDS, RUNS, 1, 1) for r in filters}
+        modes = [("fresh instance", "/wasm-filter"), ("fresh, init per instance", "/wasm-filter-init"),
+                 ("fresh, guest without WASI", "/wasm-filter-lean"), ("reused instance", "/wasm-filter-reused")]
+        for mode, route in modes:
             cpu = m[route]["cpu_us"] - m["/native-filter"]["cpu_us"]
             p50 = one[route]["p50"] - one["/native-filter"]["p50"]
             print(f"   WASM filter, {mode}: +{cpu:.1f} µs CPU per request (c={CONNS}), +{p50:.0f} µs p50 at c=1")
 
         print("\n2. the handler")
         header()
-        for route in ["/static", "/wasm-handler", "/wasm-handler-reused"]:
+        for route in ["/static", "/wasm-handler", "/wasm-handler-lean", "/wasm-handler-reused"]:
             m[route] = measure(covet, route, SECONDS, RUNS, CONNS, WARMUP)
             row(route, m[route], m["/static"])
 

@@ -40,7 +40,13 @@ use crate::{
 /// The data of a plugin's store: WASI state, limits, and the request and
 /// response lent to the guest for the current call.
 pub struct Ctx {
-    wasi: WasiCtx,
+    /// Made at the guest's first WASI call ([`WasiView::ctx`]): a call that
+    /// makes none (a filter that reads only the request) does not pay for
+    /// it. Made with the store when directories are granted, since opening
+    /// them can fail.
+    wasi: Option<WasiCtx>,
+    /// What the WASI context grants.
+    grants: Arc<WasiGrants>,
     http: WasiHttpCtx,
     table: ResourceTable,
     outbound: Hooks,
@@ -126,7 +132,9 @@ fn base() -> Instant {
 
 impl WasiView for Ctx {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        let grants = &self.grants;
+        let ctx = self.wasi.get_or_insert_with(|| grants.builder().build());
+        WasiCtxView { ctx, table: &mut self.table }
     }
 }
 
@@ -168,12 +176,28 @@ impl ResourceLimiter for Limiter {
 
 /// What a plugin may use, resolved once at load; makes its stores.
 pub struct Sandbox {
-    plugin: Arc<str>,
     limits: WasmLimits,
-    env: Vec<(String, String)>,
     dirs: Vec<DirGrant>,
     services: WasmServices,
+    grants: Arc<WasiGrants>,
+}
+
+/// The WASI grants that cannot fail to apply: environment and stdio.
+struct WasiGrants {
+    plugin: Arc<str>,
+    env: Vec<(String, String)>,
     stdio: bool,
+}
+
+impl WasiGrants {
+    fn builder(&self) -> WasiCtxBuilder {
+        let mut builder = WasiCtxBuilder::new();
+        builder.envs(&self.env);
+        if self.stdio {
+            builder.stdout(LogStream::stdout(&self.plugin)).stderr(LogStream::stderr(&self.plugin));
+        }
+        builder
+    }
 }
 
 impl Sandbox {
@@ -182,14 +206,8 @@ impl Sandbox {
     pub fn new(plugin: &str, settings: &WasmSettings, services: WasmServices) -> Sandbox {
         let caps = &settings.capabilities;
         let env = caps.env.iter().filter_map(|name| Some((name.clone(), std::env::var(name).ok()?))).collect();
-        Sandbox {
-            plugin: Arc::from(plugin),
-            limits: settings.limits.clone(),
-            env,
-            dirs: caps.dirs.clone(),
-            services,
-            stdio: caps.stdio,
-        }
+        let grants = Arc::new(WasiGrants { plugin: Arc::from(plugin), env, stdio: caps.stdio });
+        Sandbox { limits: settings.limits.clone(), dirs: caps.dirs.clone(), services, grants }
     }
 
     /// The plugin's limits.
@@ -201,6 +219,7 @@ impl Sandbox {
     pub fn store(&self, engine: &Engine) -> Result<Store<Ctx>, String> {
         let ctx = Ctx {
             wasi: self.wasi()?,
+            grants: self.grants.clone(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             outbound: Hooks::new(self.services.http.clone()),
@@ -229,19 +248,20 @@ impl Sandbox {
         let _ = store.set_fuel(self.limits.fuel.unwrap_or(u64::MAX));
     }
 
-    fn wasi(&self) -> Result<WasiCtx, String> {
-        let mut builder = WasiCtxBuilder::new();
-        builder.envs(&self.env);
+    /// The WASI context now when directories are granted (opening one can
+    /// fail), else `None`: it is made at the first WASI call.
+    fn wasi(&self) -> Result<Option<WasiCtx>, String> {
+        if self.dirs.is_empty() {
+            return Ok(None);
+        }
+        let mut builder = self.grants.builder();
         for dir in &self.dirs {
             let perms = if dir.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
             builder
                 .preopened_dir(&dir.host, &dir.guest, perms)
                 .map_err(|e| format!("cannot open {} for the plugin: {e}", dir.host.display()))?;
         }
-        if self.stdio {
-            builder.stdout(LogStream::stdout(&self.plugin)).stderr(LogStream::stderr(&self.plugin));
-        }
-        Ok(builder.build())
+        Ok(Some(builder.build()))
     }
 }
 
