@@ -88,9 +88,9 @@ async fn waiters_stop_waiting_after_lock_timeout() {
         if gives_up {
             super::eventually("waiters past lock_timeout reach the origin", || async { origin.hits("/hot") > 1 }).await;
         } else {
-            super::eventually("the leader reaches the origin", || async { origin.hits("/hot") == 1 }).await;
+            super::eventually("the leader reaches the origin", || async { origin.hits("/hot") >= 1 }).await;
             tokio::time::sleep(Duration::from_secs(1)).await;
-            assert_eq!(origin.hits("/hot"), 1, "within lock_timeout the waiters wait for the leader");
+            assert_eq!(origin.hits("/hot"), 1, "within lock_timeout the waiters wait for the leader\n{}", host.logs());
         }
         origin.release();
         let replies = storm.await.expect("the storm");
