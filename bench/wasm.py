@@ -112,6 +112,7 @@ def main():
         covet = Server([os.path.join(RELEASE, "covet"), "host", "--plugins", path],
                        env={"COVET_LOG": "warn", "COVET_ADMIN_LISTEN": "off"})
         covet.wait_200("/static")
+        time.sleep(3)  # the snapshots after init are taken in the background (~0.2 s each here)
         m = {}
         print("\n1. a no-op filter in front of static-response")
         header()

@@ -141,11 +141,12 @@ async fn fresh_instances_start_from_a_clean_memory_under_concurrent_load() {
     assert!(stale.is_empty(), "{} of 200 fresh instances saw an earlier call: {stale:?}", stale.len());
 }
 
-/// By default `init` runs at load and its memory is snapshotted: fresh
-/// instances start from it without running `init` again. The services
-/// fixture's `init` counts itself in shared state: after 10 requests the
-/// default entry has counted 2 inits (the load's check and the snapshot),
-/// the `instances: fresh-init` entry 1 + one per request.
+/// By default `init` runs at load and its memory is snapshotted (on a
+/// thread of its own, so the load does not wait): once the snapshot is in
+/// place, fresh instances start from it without running `init` again. The
+/// services fixture's `init` counts itself in shared state: after 10
+/// requests the default entry has counted 2 inits (the load's check and the
+/// snapshot), the `instances: fresh-init` entry 1 + one per request.
 #[tokio::test]
 async fn init_runs_once_at_load_and_fresh_instances_start_from_its_snapshot() {
     let keys = |more: Value| {
@@ -160,6 +161,8 @@ async fn init_runs_once_at_load_and_fresh_instances_start_from_its_snapshot() {
         .route("/each/get", &[], "each")
         .start()
         .await;
+    let ready = host.log_line(&["fresh instances start from a snapshot taken after init", "plugin=snap"]).await;
+    assert!(ready.is_some(), "logs:\n{}", host.logs());
     let client = host.http1();
     let inits = |ns: &'static str| {
         let client = client.clone();
@@ -195,7 +198,7 @@ async fn an_init_that_keeps_a_host_resource_is_not_snapshotted_and_runs_per_inst
     while host.logs().matches("probe init ran").count() < 7 && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    // The load's check, the snapshot attempt, then one per request.
+    // The load's check, the snapshot attempt (the warning came after it), then one per request.
     assert_eq!(host.logs().matches("probe init ran").count(), 7, "logs:\n{}", host.logs());
 }
 

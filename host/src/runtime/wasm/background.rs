@@ -54,11 +54,11 @@ impl TickPre {
 }
 
 /// Starts the plugin's ticks in `tasks`: the first `every` from now.
-pub fn start(core: Arc<Core>, tick: TickPre, every: Duration, tasks: &TaskSet) -> Result<(), String> {
+pub fn start(core: Arc<Core>, every: Duration, tasks: &TaskSet) -> Result<(), String> {
     let ticks = async move {
         loop {
             tokio::time::sleep(every).await;
-            report(&core, tick_once(&core, &tick).await);
+            report(&core, tick_once(&core).await);
         }
     };
     tasks.spawn(ticks).map_err(|e| format!("cannot start its background ticks: {e}"))
@@ -76,10 +76,10 @@ fn report(core: &Core, outcome: Result<Result<(), String>, Fault>) {
 
 /// One tick under the plugin's time limit; the instance goes back to the
 /// idle ones (when reused) unless the call faulted.
-async fn tick_once(core: &Core, tick: &TickPre) -> Result<Result<(), String>, Fault> {
+async fn tick_once(core: &Core) -> Result<Result<(), String>, Fault> {
     let deadline = Instant::now() + core.sandbox.limits().timeout;
     let mut slot = None;
-    let result = match tokio::time::timeout_at(deadline.into(), attempt(core, tick, &mut slot, deadline)).await {
+    let result = match tokio::time::timeout_at(deadline.into(), attempt(core, &mut slot, deadline)).await {
         Ok(result) => result,
         Err(_) => Err(core.timed_out()),
     };
@@ -89,8 +89,10 @@ async fn tick_once(core: &Core, tick: &TickPre) -> Result<Result<(), String>, Fa
     result
 }
 
-async fn attempt(core: &Core, tick: &TickPre, slot: &mut Option<Live>, deadline: Instant) -> Result<Result<(), String>, Fault> {
+async fn attempt(core: &Core, slot: &mut Option<Live>, deadline: Instant) -> Result<Result<(), String>, Fault> {
     let live = slot.insert(core.check_out(deadline).await?);
+    // Found in the component the instance was made from (a snapshot has its own indices).
+    let tick = live.prepared.tick.clone().ok_or_else(|| Fault::Error(format!("the component does not export {BACKGROUND_EXPORT}")))?;
     let worker = tick.0.load(&mut live.store, &live.instance).map_err(|e| Fault::Error(format!("{BACKGROUND_EXPORT}: {e:#}")))?;
     let called = worker.covet_plugin_background().call_tick(&mut live.store).await;
     called.map_err(|e| core.classify(e, &live.store, "background tick trapped"))

@@ -16,6 +16,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use arc_swap::ArcSwap;
+
 use bytes::Bytes;
 use covet_services::tasks::TaskSet;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -52,16 +54,33 @@ pub struct WasmExecutor {
 pub struct Core {
     /// Who the plugin is.
     pub info: PluginInfo,
-    pre: PluginPre<Ctx>,
-    exports: GuestExports,
+    /// What fresh instances are made from: the loaded component, replaced
+    /// by its snapshot after `init` once that is taken ([`super::snapshot`]).
+    prepared: ArcSwap<Prepared>,
     /// The plugin's sandbox.
     pub sandbox: Sandbox,
     config: String,
     /// Idle instances, when the manifest opted into reuse.
     idle: Option<Mutex<Vec<Live>>>,
-    /// Whether `pre` is a snapshot taken after `init` ([`super::snapshot`]):
-    /// its instances start initialised and `init` is not called again.
+}
+
+/// A component instances are made from, and where its functions are.
+pub struct Prepared {
+    pre: PluginPre<Ctx>,
+    exports: GuestExports,
+    /// How to call `tick`, when the component exports `covet:plugin/background@0.2.0`.
+    pub tick: Option<TickPre>,
+    /// Whether `pre` is a snapshot taken after `init`: its instances start
+    /// initialised and `init` is not called again.
     initialised: bool,
+}
+
+impl Prepared {
+    fn new(pre: PluginPre<Ctx>, initialised: bool) -> Result<Prepared, String> {
+        let exports = GuestExports::of(pre.instance_pre())?;
+        let tick = TickPre::of(pre.instance_pre().component(), pre.instance_pre())?;
+        Ok(Prepared { pre, exports, tick, initialised })
+    }
 }
 
 /// An instance and its store.
@@ -70,6 +89,9 @@ pub struct Live {
     pub store: Store<Ctx>,
     /// The instance (its guest exports, and others, e.g. `background`).
     pub instance: Instance,
+    /// The component it was made from (a snapshot's functions are found
+    /// in the snapshot).
+    pub prepared: Arc<Prepared>,
     /// Its phase functions, looked up and type-checked at their first call:
     /// a reused instance does not do it again on every request.
     phases: PhaseFuncs,
@@ -141,8 +163,8 @@ impl WasmExecutor {
     /// An executor for one manifest entry.
     pub fn new(info: PluginInfo, pre: PluginPre<Ctx>, sandbox: Sandbox, config: String, mode: InstanceMode) -> Result<WasmExecutor, String> {
         let idle = (mode == InstanceMode::Reused).then(|| Mutex::new(Vec::new()));
-        let exports = GuestExports::of(pre.instance_pre())?;
-        let core = Core { info, pre, exports, sandbox, config, idle, initialised: false };
+        let prepared = ArcSwap::from_pointee(Prepared::new(pre, false)?);
+        let core = Core { info, prepared, sandbox, config, idle };
         Ok(WasmExecutor { core: Arc::new(core), tasks: None })
     }
 
@@ -151,42 +173,41 @@ impl WasmExecutor {
         self.core.check_init().await
     }
 
-    /// A snapshot of the plugin after `init` ([`super::snapshot`]); the
-    /// error says why there is none.
-    pub async fn snapshot(&self, bytes: &[u8], linker: &Linker<Ctx>) -> Result<PluginPre<Ctx>, String> {
-        let core = &self.core;
-        super::snapshot::take(bytes, core.pre.engine(), linker, &core.sandbox, &core.config, &core.info.name).await
+    /// The state calls share (for a snapshot taken in the background).
+    pub fn core(&self) -> Arc<Core> {
+        self.core.clone()
     }
 
-    /// Serves fresh instances from `snapshot` (of this plugin, config and
-    /// sandbox, after `init`): they no longer run `init`. Call it before
-    /// [`WasmExecutor::start_background`].
-    pub fn start_initialised(&mut self, snapshot: PluginPre<Ctx>) -> Result<(), String> {
-        let exports = GuestExports::of(snapshot.instance_pre())?;
-        let core = Arc::get_mut(&mut self.core).ok_or("the executor is already shared")?;
-        core.pre = snapshot;
-        core.exports = exports;
-        core.initialised = true;
-        Ok(())
-    }
-
-    /// How to call `tick` in the instances this executor makes, when the
-    /// component exports `covet:plugin/background@0.2.0`.
-    pub fn tick_pre(&self) -> Result<Option<TickPre>, String> {
-        let pre = self.core.pre.instance_pre();
-        TickPre::of(pre.component(), pre)
+    /// Whether the component exports `covet:plugin/background@0.2.0`.
+    pub fn has_background(&self) -> bool {
+        self.core.prepared.load().tick.is_some()
     }
 
     /// Calls `tick` every `every` in a task of `tasks` (the instance's,
     /// aborted at its shutdown).
-    pub fn start_background(&mut self, tick: TickPre, every: Duration, tasks: TaskSet) -> Result<(), String> {
-        background::start(self.core.clone(), tick, every, &tasks)?;
+    pub fn start_background(&mut self, every: Duration, tasks: TaskSet) -> Result<(), String> {
+        background::start(self.core.clone(), every, &tasks)?;
         self.tasks = Some(tasks);
         Ok(())
     }
 }
 
 impl Core {
+    /// A snapshot of the plugin after `init` ([`super::snapshot`]); the
+    /// error says why there is none.
+    pub async fn snapshot(&self, bytes: &[u8], linker: &Linker<Ctx>) -> Result<PluginPre<Ctx>, String> {
+        let engine = self.prepared.load().pre.engine().clone();
+        super::snapshot::take(bytes, &engine, linker, &self.sandbox, &self.config, &self.info.name).await
+    }
+
+    /// Makes fresh instances from `snapshot` (of this plugin, config and
+    /// sandbox, after `init`) from now on: they no longer run `init`. Calls
+    /// in progress finish on the instances they have.
+    pub fn start_initialised(&self, snapshot: PluginPre<Ctx>) -> Result<(), String> {
+        self.prepared.store(Arc::new(Prepared::new(snapshot, true)?));
+        Ok(())
+    }
+
     /// Makes one instance and runs `init` on the config (at load and swap):
     /// the error is what the plugin said. The instance is not kept: it ran
     /// on the loader's runtime, not the one that serves requests.
@@ -220,18 +241,19 @@ impl Core {
     }
 
     async fn instantiate(&self, deadline: Instant) -> Result<Live, Fault> {
-        let mut store = new_store(&self.sandbox, self.pre.engine())?;
+        let prepared = self.prepared.load_full();
+        let mut store = new_store(&self.sandbox, prepared.pre.engine())?;
         self.sandbox.arm(&mut store, deadline);
-        let instance = match self.pre.instance_pre().instantiate_async(&mut store).await {
+        let instance = match prepared.pre.instance_pre().instantiate_async(&mut store).await {
             Ok(instance) => instance,
             Err(e) => return Err(self.classify(e, &store, "instantiation failed")),
         };
-        if self.initialised {
-            return Ok(Live { store, instance, phases: PhaseFuncs::default() });
+        if prepared.initialised {
+            return Ok(Live { store, instance, prepared, phases: PhaseFuncs::default() });
         }
-        let init = self.call_init(&mut store, &instance).await;
+        let init = self.call_init(&mut store, &instance, &prepared.exports).await;
         match init {
-            Ok(Ok(())) => Ok(Live { store, instance, phases: PhaseFuncs::default() }),
+            Ok(Ok(())) => Ok(Live { store, instance, prepared, phases: PhaseFuncs::default() }),
             Ok(Err(refusal)) => Err(Fault::Error(format!("init refused its config: {refusal}"))),
             Err(e) => Err(self.classify(e, &store, "init failed")),
         }
@@ -276,8 +298,8 @@ impl Core {
     }
 
     /// Runs the guest's `init` on the plugin's config in `instance`.
-    async fn call_init(&self, store: &mut Store<Ctx>, instance: &Instance) -> wasmtime::Result<Result<(), String>> {
-        let init = instance.get_typed_func::<(&str, &str), (Result<(), String>,)>(&mut *store, &self.exports.init)?;
+    async fn call_init(&self, store: &mut Store<Ctx>, instance: &Instance, exports: &GuestExports) -> wasmtime::Result<Result<(), String>> {
+        let init = instance.get_typed_func::<(&str, &str), (Result<(), String>,)>(&mut *store, &exports.init)?;
         let (result,) = init.call_async(store, (&self.config, &self.info.name)).await?;
         Ok(result)
     }
@@ -285,8 +307,8 @@ impl Core {
     /// Runs `phase` in `live` on the request (and response) lent to its store.
     async fn call_phase(&self, live: &mut Live, phase: Phase) -> wasmtime::Result<Returned> {
         let req = || Resource::<RequestHandle>::new_borrow(0);
-        let Live { store, instance, phases } = live;
-        let exports = &self.exports;
+        let Live { store, instance, prepared, phases } = live;
+        let exports = &prepared.exports;
         match phase {
             Phase::OnRequest => {
                 let f = cached(&mut phases.on_request, || instance.get_typed_func(&mut *store, &exports.on_request))?;

@@ -174,13 +174,14 @@ impl WasmComponent {
                 let mut executor = executor::WasmExecutor::new(info, pre.clone(), sandbox, config.clone(), settings.instances).map_err(refuse)?;
                 block_on(executor.check_init()).map_err(refuse)?;
                 if settings.instances == crate::manifest::InstanceMode::Fresh {
-                    self.pre_initialise(&mut executor, spec, &config);
+                    self.pre_initialise(&executor, spec, config);
                 }
                 if let Some(every) = settings.background {
-                    // Found in the component the executor runs (a snapshot has its own indices).
-                    let tick = executor.tick_pre().map_err(refuse)?.ok_or_else(|| refuse(no_background_export()))?;
+                    if !executor.has_background() {
+                        return Err(refuse(no_background_export()));
+                    }
                     let tasks = services::WasmServices::tasks(spec).map_err(refuse)?;
-                    executor.start_background(tick, every, tasks).map_err(refuse)?;
+                    executor.start_background(every, tasks).map_err(refuse)?;
                 }
                 Ok(Box::new(executor))
             }
@@ -196,31 +197,57 @@ impl WasmComponent {
 }
 
 impl WasmComponent {
-    /// Gives `executor` a snapshot of its plugin after `init` (taken once
-    /// per build, manifest entry and config: a swap back reuses it), so its
-    /// fresh instances start initialised. Without one (the reason is
-    /// logged) they run `init` each, as with `instances: fresh-init`.
-    fn pre_initialise(&self, executor: &mut executor::WasmExecutor, spec: &PluginSpec, config: &str) {
-        let (Some(bytes), Ok(runtime)) = (&self.compiled.bytes, engine::runtime()) else { return };
+    /// Moves `executor`'s fresh instances onto a snapshot of its plugin
+    /// after `init`, so they start initialised. A snapshot this build took
+    /// before for the same entry, config and settings (a swap back) is used
+    /// at once; otherwise one is taken on a thread of its own, off the load
+    /// and the request path: until it is ready (~0.1–1 s: two compiles),
+    /// instances run `init` each, as with `instances: fresh-init`, and so
+    /// for good when there can be none (the reason is logged).
+    fn pre_initialise(&self, executor: &executor::WasmExecutor, spec: &PluginSpec, config: String) {
+        let (Some(bytes), Ok(runtime)) = (self.compiled.bytes.clone(), engine::runtime()) else { return };
         let key = format!("{}\0{config}\0{:?}", spec.name, spec.wasm);
-        let cached = self.compiled.snapshots.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|(k, _)| *k == key).map(|(_, pre)| pre.clone());
-        let taken = match cached {
-            Some(pre) => Ok(pre),
-            None => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| block_on(executor.snapshot(bytes, &runtime.linker))))
-                .unwrap_or_else(|_| Err("taking it panicked".into())),
-        };
-        let started = taken.and_then(|pre| executor.start_initialised(pre.clone()).map(|()| pre));
-        match started {
-            Ok(pre) => {
-                let mut snapshots = self.compiled.snapshots.lock().unwrap_or_else(|e| e.into_inner());
-                snapshots.retain(|(k, _)| *k != key);
-                if snapshots.len() >= MAX_SNAPSHOTS {
-                    snapshots.remove(0);
-                }
-                snapshots.push((key, pre));
+        let core = executor.core();
+        if let Some(pre) = self.compiled.cached_snapshot(&key) {
+            if let Err(reason) = core.start_initialised(pre) {
+                tracing::warn!(plugin = %spec.name, "no snapshot after init, so every fresh instance runs init: {reason}");
             }
-            Err(reason) => tracing::warn!(plugin = %spec.name, "no snapshot after init, so every fresh instance runs init: {reason}"),
+            return;
         }
+        let compiled = self.compiled.clone();
+        let plugin = spec.name.clone();
+        let take = move || {
+            let taken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| block_on(core.snapshot(&bytes, &runtime.linker))));
+            let taken = taken.unwrap_or_else(|_| Err("taking it panicked".into()));
+            match taken.and_then(|pre| core.start_initialised(pre.clone()).map(|()| pre)) {
+                Ok(pre) => {
+                    compiled.keep_snapshot(key, pre);
+                    tracing::info!(plugin = %plugin, "fresh instances start from a snapshot taken after init");
+                }
+                Err(reason) => tracing::warn!(plugin = %plugin, "no snapshot after init, so every fresh instance runs init: {reason}"),
+            }
+        };
+        if let Err(e) = std::thread::Builder::new().name("covet-wasm-snapshot".into()).spawn(take) {
+            tracing::warn!(plugin = %spec.name, "no snapshot after init, so every fresh instance runs init: cannot start its thread: {e}");
+        }
+    }
+}
+
+impl Compiled {
+    /// The snapshot kept for `key` (entry, config, settings), if any.
+    fn cached_snapshot(&self, key: &str) -> Option<PluginPre<Ctx>> {
+        let snapshots = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
+        snapshots.iter().find(|(k, _)| k == key).map(|(_, pre)| pre.clone())
+    }
+
+    /// Keeps `pre` for later loads of `key`, forgetting the oldest past [`MAX_SNAPSHOTS`].
+    fn keep_snapshot(&self, key: String, pre: PluginPre<Ctx>) {
+        let mut snapshots = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
+        snapshots.retain(|(k, _)| *k != key);
+        if snapshots.len() >= MAX_SNAPSHOTS {
+            snapshots.remove(0);
+        }
+        snapshots.push((key, pre));
     }
 }
 

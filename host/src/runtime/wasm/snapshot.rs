@@ -1,7 +1,8 @@
 //! Pre-initialised instances: a covet plugin's `init` runs once per
-//! manifest entry, at load or swap, and the memory and globals it leaves are
-//! snapshotted (wasmtime-wizer) into a new component from which every fresh
-//! instance starts. A fresh call then skips `init` (its config parsing, its
+//! manifest entry, after its load or swap (on a thread of its own, see
+//! `WasmComponent::pre_initialise`), and the memory and globals it leaves
+//! are snapshotted (wasmtime-wizer) into a new component from which every
+//! fresh instance then starts. A fresh call then skips `init` (its config parsing, its
 //! allocations, the memory they dirty) and starts from the initialised heap,
 //! mapped copy-on-write from the snapshot's memory image.
 //!
