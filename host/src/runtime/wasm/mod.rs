@@ -103,6 +103,9 @@ struct Compiled {
 /// Snapshots a build keeps for later loads of the same entry and config.
 const MAX_SNAPSHOTS: usize = 8;
 
+/// Held while a snapshot is taken: one at a time, process-wide.
+static SNAPSHOTTING: Mutex<()> = Mutex::new(());
+
 enum Flavor {
     Plugin(PluginPre<Ctx>),
     Proxy(ProxyPre<Ctx>),
@@ -216,7 +219,16 @@ impl WasmComponent {
         }
         let compiled = self.compiled.clone();
         let plugin = spec.name.clone();
+        let executor = Arc::downgrade(&core);
+        drop(core);
         let take = move || {
+            // One snapshot at a time (each is two compiles), and none for an
+            // executor retired while it waited (a burst of swaps).
+            let _one = SNAPSHOTTING.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(core) = executor.upgrade() else {
+                tracing::debug!(plugin = %plugin, "retired before its snapshot after init was taken");
+                return;
+            };
             let taken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| block_on(core.snapshot(&bytes, &runtime.linker))));
             let taken = taken.unwrap_or_else(|_| Err("taking it panicked".into()));
             match taken.and_then(|pre| core.start_initialised(pre.clone()).map(|()| pre)) {
