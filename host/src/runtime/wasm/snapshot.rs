@@ -2,19 +2,18 @@
 //! manifest entry, after its load or swap (on a thread of its own, see
 //! `WasmComponent::pre_initialise`), and the memory and globals it leaves
 //! are snapshotted (wasmtime-wizer) into a new component from which every
-//! fresh instance then starts. A fresh call then skips `init` (its config parsing, its
-//! allocations, the memory they dirty) and starts from the initialised heap,
-//! mapped copy-on-write from the snapshot's memory image.
+//! fresh instance then starts. A fresh call skips `init` (its config
+//! parsing, its allocations, the memory they dirty) and starts from the
+//! initialised heap, mapped copy-on-write from the snapshot's memory image.
 //!
 //! What the snapshot keeps is what lives in the guest: linear memory and
 //! globals. What it cannot keep refuses it, and the plugin then runs `init`
-//! in every fresh instance as before (the load goes on; the reason is
-//! logged): a component wizer cannot take apart (nested components, a
-//! module instantiated twice, table mutations), or an `init` that leaves a
-//! host resource open (a stream, an outbound request), which a new instance
-//! would not have. Randomness `init` drew is in the snapshot too: every
-//! instance starts with the same (docs/wasm.md, "Pre-initialised
-//! instances").
+//! in every fresh instance as before (the reason is logged): a component
+//! wizer cannot take apart (nested components, a module instantiated twice,
+//! table mutations), or an `init` that leaves a host resource open (a
+//! stream, an outbound request), which a new instance would not have.
+//! Randomness `init` drew is in the snapshot too: every instance starts
+//! with the same (docs/wasm.md, "Instances").
 
 use std::time::Instant;
 
