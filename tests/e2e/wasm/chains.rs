@@ -181,6 +181,53 @@ async fn init_runs_once_at_load_and_fresh_instances_start_from_its_snapshot() {
     assert!(!host.logs().contains("no snapshot after init"), "{}", host.logs());
 }
 
+/// Snapshot lines logged so far.
+fn snapshots(host: &covet_e2e::Host) -> usize {
+    host.logs().matches("fresh instances start from a snapshot taken after init").count()
+}
+
+/// Waits until `n` snapshot lines are logged (panics after 20 s).
+async fn wait_for_snapshots(host: &covet_e2e::Host, n: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while snapshots(host) < n {
+        assert!(std::time::Instant::now() < deadline, "{n} snapshots never logged:\n{}", host.logs());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The services fixture's init counter in namespace `ns`, through route `/p/get`.
+async fn inits(host: &covet_e2e::Host, ns: &str) -> Option<u64> {
+    let reply = host.http1().get(&format!("/p/get?ns={ns}&key=inits")).await.expect("response").json();
+    reply["value"].as_str().map(|v| v.parse().unwrap())
+}
+
+/// A config swap makes a new snapshot (on its own thread, the swap does
+/// not wait for it); a swap back to the first config uses the one kept for
+/// it. Each config counts its inits in its own namespace: 2 for each load
+/// (the check and the snapshot), none per request, and none for the swap
+/// back's snapshot.
+#[tokio::test]
+async fn a_config_swap_takes_a_new_snapshot_and_a_swap_back_reuses_the_kept_one() {
+    let keys = json!({ "capabilities": { "state": ["a", "b"] } });
+    let host = Gateway::new().wasm_with("p", "covet_wasm_services", json!({ "init_count": "a" }), keys).route("/p/get", &[], "p").start().await;
+    wait_for_snapshots(&host, 1).await;
+    let swapped = crate::swap::swap(&host, "p", json!({ "config": { "init_count": "b" } })).await;
+    assert_eq!(swapped.status, 200, "{}", swapped.text());
+    wait_for_snapshots(&host, 2).await;
+    for _ in 0..5 {
+        inits(&host, "b").await;
+    }
+    assert_eq!(inits(&host, "b").await, Some(2), "the new config: its check and its snapshot");
+    let back = crate::swap::swap(&host, "p", json!({ "config": { "init_count": "a" } })).await;
+    assert_eq!(back.status, 200, "{}", back.text());
+    for _ in 0..5 {
+        inits(&host, "a").await;
+    }
+    // The swap back's check ran init once; its snapshot was kept, not taken again.
+    assert_eq!(inits(&host, "a").await, Some(3));
+    assert_eq!(snapshots(&host), 2, "{}", host.logs());
+}
+
 /// A snapshot cannot keep a host resource: Rust's `println!` in `init`
 /// keeps its stdout stream open, so this probe gets no snapshot. The load
 /// goes on with a warning naming the reason, and every fresh instance runs
