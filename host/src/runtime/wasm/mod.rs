@@ -197,9 +197,7 @@ impl WasmComponent {
             }
         }
     }
-}
 
-impl WasmComponent {
     /// Moves `executor`'s fresh instances onto a snapshot of its plugin
     /// after `init`, so they start initialised. A snapshot this build took
     /// before for the same entry, config and settings (a swap back) is used
@@ -213,7 +211,7 @@ impl WasmComponent {
         let core = executor.core();
         if let Some(pre) = self.compiled.cached_snapshot(&key) {
             if let Err(reason) = core.start_initialised(pre) {
-                tracing::warn!(plugin = %spec.name, "no snapshot after init, so every fresh instance runs init: {reason}");
+                no_snapshot(&spec.name, &reason);
             }
             return;
         }
@@ -236,13 +234,18 @@ impl WasmComponent {
                     compiled.keep_snapshot(key, pre);
                     tracing::info!(plugin = %plugin, "fresh instances start from a snapshot taken after init");
                 }
-                Err(reason) => tracing::warn!(plugin = %plugin, "no snapshot after init, so every fresh instance runs init: {reason}"),
+                Err(reason) => no_snapshot(&plugin, &reason),
             }
         };
         if let Err(e) = std::thread::Builder::new().name("covet-wasm-snapshot".into()).spawn(take) {
-            tracing::warn!(plugin = %spec.name, "no snapshot after init, so every fresh instance runs init: cannot start its thread: {e}");
+            no_snapshot(&spec.name, &format!("cannot start its thread: {e}"));
         }
     }
+}
+
+/// Logs why `plugin`'s fresh instances run `init` each.
+fn no_snapshot(plugin: &str, reason: &str) {
+    tracing::warn!(plugin = %plugin, "no snapshot after init, so every fresh instance runs init: {reason}");
 }
 
 impl Compiled {
