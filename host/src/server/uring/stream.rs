@@ -15,6 +15,15 @@
 //!   (the bytes are queued for the kernel), which saves every response a
 //!   second wake-up.
 //!
+//! A **one-byte read** is a wait for the peer's next request (a new
+//! connection before its first bytes, a parked idle one: `server/park.rs`),
+//! and such a wait holds no buffer: the `recv` hyper left posted is
+//! cancelled (only when no `send` is in flight, since the cancellation
+//! matches every operation on the socket; a `recv` that completed first
+//! keeps its bytes), both owned buffers go back to the allocator, and the
+//! stream waits with a poll (`TcpStream::readable`, covet's addition to
+//! tokio-uring: vendor/tokio-uring/COVET.md) before posting a `recv` again.
+//!
 //! A dropped stream drops its in-flight operations; tokio-uring keeps their
 //! buffers, and the socket, alive until the kernel completes them. A `recv`
 //! that may never complete (a silent peer, e.g. a slowloris client cut off by
@@ -46,6 +55,13 @@ pub struct UringStream {
     read_buf: Vec<u8>,
     read_pos: usize,
     reading: Option<Op<usize>>,
+    /// `reading` was asked to cancel (a one-byte wait began).
+    cancelled: bool,
+    /// `reading` was posted by a one-byte wait, once the socket was
+    /// readable: the bytes it waits for, never cancelled.
+    posted_by_wait: bool,
+    /// A one-byte wait's poll for readability, lending no buffer.
+    readable: Option<Pin<Box<dyn Future<Output = io::Result<()>>>>>,
     /// The spare write buffer (taken while a send is in flight).
     write_buf: Option<Vec<u8>>,
     writing: Option<Op<()>>,
@@ -59,6 +75,9 @@ impl UringStream {
             read_buf: Vec::new(),
             read_pos: 0,
             reading: None,
+            cancelled: false,
+            posted_by_wait: false,
+            readable: None,
             write_buf: Some(Vec::new()),
             writing: None,
         }
@@ -114,29 +133,70 @@ impl UringStream {
 
 impl Drop for UringStream {
     fn drop(&mut self) {
-        if self.reading.is_some() {
+        if self.reading.is_some() || self.readable.is_some() {
             let _ = self.socket.shutdown(std::net::Shutdown::Read);
         }
+    }
+}
+
+impl UringStream {
+    /// A one-byte wait with a `recv` in flight: cancels it (once), unless a
+    /// `send` is in flight, which the cancellation would match too.
+    fn cancel_posted_read(&mut self) {
+        if self.reading.is_some() && self.writing.is_none() && !self.cancelled && !self.posted_by_wait {
+            self.socket.cancel_all();
+            self.cancelled = true;
+        }
+    }
+
+    /// Waits until the socket is readable, holding no buffer meanwhile.
+    fn poll_readable(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.readable.is_none() {
+            (self.read_buf, self.read_pos) = (Vec::new(), 0);
+            if let Some(spare) = self.write_buf.as_mut() {
+                *spare = Vec::new();
+            }
+            let socket = self.socket.clone();
+            self.readable = Some(Box::pin(async move { socket.readable().await }));
+        }
+        let ready = ready!(self.readable.as_mut().expect("set above").as_mut().poll(cx));
+        self.readable = None;
+        Poll::Ready(ready)
     }
 }
 
 impl AsyncRead for UringStream {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        if this.drain_into(out) {
-            return Poll::Ready(Ok(()));
+        let waiting = out.remaining() == 1;
+        loop {
+            if this.drain_into(out) {
+                return Poll::Ready(Ok(()));
+            }
+            if waiting {
+                this.cancel_posted_read();
+            }
+            if let Some(op) = this.reading.as_mut() {
+                let (result, buf) = ready!(op.as_mut().poll(cx));
+                (this.reading, this.read_buf, this.posted_by_wait) = (None, buf, false);
+                match result {
+                    // Cancelled for a one-byte wait: nothing was read.
+                    Err(e) if std::mem::take(&mut this.cancelled) && e.raw_os_error() == Some(libc::ECANCELED) => continue,
+                    // On EOF (`Ok(0)`) nothing is copied: an empty read is tokio's EOF.
+                    result => {
+                        this.cancelled = false;
+                        return Poll::Ready(result.map(|_| {
+                            this.drain_into(out);
+                        }));
+                    }
+                }
+            }
+            if waiting {
+                ready!(this.poll_readable(cx))?;
+            }
+            this.start_read();
+            this.posted_by_wait = waiting;
         }
-        let op = match this.reading.as_mut() {
-            Some(op) => op,
-            None => this.start_read(),
-        };
-        let (result, buf) = ready!(op.as_mut().poll(cx));
-        this.reading = None;
-        this.read_buf = buf;
-        // On EOF (`Ok(0)`) nothing is copied: an empty read is tokio's EOF.
-        Poll::Ready(result.map(|_| {
-            this.drain_into(out);
-        }))
     }
 }
 
@@ -165,5 +225,116 @@ impl AsyncWrite for UringStream {
             // The peer may already be gone; that is a finished shutdown.
             if e.kind() == io::ErrorKind::NotConnected { Ok(()) } else { Err(e) }
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{io::Write, time::Duration};
+
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    /// A connected pair: the accepted side as a [`UringStream`], the
+    /// client's as a blocking std stream.
+    fn pair() -> (UringStream, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        (UringStream::new(TcpStream::from_std(accepted)), client)
+    }
+
+    /// Lets the ring complete what it can.
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    /// Whether the stream holds a receive buffer (owned, or lent to a `recv`).
+    fn holds_buffer(stream: &UringStream) -> bool {
+        stream.reading.is_some() || stream.read_buf.capacity() > 0
+    }
+
+    /// A one-byte wait on `stream`, run as a task: the byte read.
+    fn wait_for_byte(mut stream: UringStream) -> tokio::task::JoinHandle<(UringStream, u8)> {
+        tokio_uring::spawn(async move {
+            let mut byte = [0u8; 1];
+            assert_eq!(stream.read(&mut byte).await.unwrap(), 1);
+            (stream, byte[0])
+        })
+    }
+
+    async fn read_some(stream: &mut UringStream) -> Vec<u8> {
+        let mut buf = vec![0u8; 256];
+        let n = stream.read(&mut buf).await.unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    #[test]
+    fn a_new_connection_waits_for_its_first_byte_without_a_buffer() {
+        tokio_uring::start(async {
+            let (mut stream, mut client) = pair();
+            let mut byte = [0u8; 1];
+            let waited = tokio::time::timeout(Duration::from_millis(100), stream.read(&mut byte)).await;
+            assert!(waited.is_err(), "nothing was sent");
+            assert!(!holds_buffer(&stream) && stream.readable.is_some(), "a poll, not a recv");
+            client.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+            let (mut stream, first) = wait_for_byte(stream).await.unwrap();
+            assert_eq!(first, b'G');
+            assert_eq!(read_some(&mut stream).await, b"ET / HTTP/1.1\r\n", "the rest is read at once");
+        });
+    }
+
+    #[test]
+    fn a_parked_wait_cancels_the_posted_recv_and_loses_no_byte() {
+        tokio_uring::start(async {
+            let (mut stream, mut client) = pair();
+            client.write_all(b"first").unwrap();
+            assert_eq!(read_some(&mut stream).await, b"first");
+            // hyper's read for the next request, posted and left waiting.
+            let mut buf = [0u8; 256];
+            assert!(tokio::time::timeout(Duration::from_millis(50), stream.read(&mut buf)).await.is_err());
+            assert!(stream.reading.is_some(), "a recv is posted");
+
+            // Parked: a one-byte wait takes the recv's place.
+            let waiting = wait_for_byte(stream);
+            settle().await;
+            client.write_all(b"second").unwrap();
+            let (mut stream, first) = waiting.await.unwrap();
+            assert_eq!(first, b's');
+            assert_eq!(read_some(&mut stream).await, b"econd");
+        });
+    }
+
+    #[test]
+    fn an_idle_parked_stream_holds_no_buffer() {
+        tokio_uring::start(async {
+            let (mut stream, mut client) = pair();
+            client.write_all(b"first").unwrap();
+            assert_eq!(read_some(&mut stream).await, b"first");
+            let mut buf = [0u8; 256];
+            assert!(tokio::time::timeout(Duration::from_millis(50), stream.read(&mut buf)).await.is_err());
+            let mut byte = [0u8; 1];
+            assert!(tokio::time::timeout(Duration::from_millis(100), stream.read(&mut byte)).await.is_err());
+            assert!(!holds_buffer(&stream), "the posted recv was cancelled and its buffer freed");
+            assert_eq!(stream.write_buf.as_ref().map(Vec::capacity), Some(0));
+            assert!(stream.readable.is_some());
+        });
+    }
+
+    #[test]
+    fn bytes_that_beat_the_cancellation_are_kept() {
+        tokio_uring::start(async {
+            let (mut stream, mut client) = pair();
+            let mut buf = [0u8; 256];
+            assert!(tokio::time::timeout(Duration::from_millis(50), stream.read(&mut buf)).await.is_err());
+            // The bytes reach the posted recv before the wait cancels it.
+            client.write_all(b"raced").unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            let (mut stream, first) = wait_for_byte(stream).await.unwrap();
+            assert_eq!(first, b'r');
+            assert_eq!(read_some(&mut stream).await, b"aced");
+        });
     }
 }
