@@ -80,6 +80,8 @@ pub mod fs;
 pub mod net;
 
 pub use io::write::*;
+// covet: a nameable receive (COVET.md).
+pub use io::recv::{RecvData, RecvTransform, UnsubmittedRecv};
 pub use runtime::driver::op::{InFlightOneshot, OneshotOutputTransform, UnsubmittedOneshot};
 pub use runtime::spawn;
 pub use runtime::Runtime;

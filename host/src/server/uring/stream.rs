@@ -13,7 +13,11 @@
 //!   next write or `poll_shutdown` waits for that send (and returns its
 //!   error, if any); `poll_flush` reports a send still in flight as flushed
 //!   (the bytes are queued for the kernel), which saves every response a
-//!   second wake-up.
+//!   second wake-up; a partial send is resubmitted with what it left.
+//!
+//! The operations are tokio-uring's own futures, kept in the stream (the
+//! vendored crate's `TcpStream::recv` gives the receive a nameable type):
+//! no allocation and no socket reference count per operation.
 //!
 //! A **one-byte read** is a wait for the peer's next request (a new
 //! connection before its first bytes, a parked idle one: `server/park.rs`),
@@ -44,8 +48,13 @@ use tokio_uring::net::TcpStream;
 /// Size of the owned read buffer (one `recv` at most).
 const READ_BUF: usize = 16 * 1024;
 
-/// An operation in flight: its result and the buffer handed back.
-type Op<T> = Pin<Box<dyn Future<Output = (io::Result<T>, Vec<u8>)>>>;
+/// A `recv` in flight. The operations are tokio-uring's own futures, kept
+/// in place: a boxed `async` block per operation cost an allocation and a
+/// socket reference count each.
+type RecvOp = tokio_uring::InFlightOneshot<tokio_uring::RecvData<Vec<u8>>, tokio_uring::RecvTransform<Vec<u8>>>;
+
+/// A `send` (tokio-uring's `write`) in flight.
+type SendOp = tokio_uring::InFlightOneshot<tokio_uring::WriteData<Vec<u8>>, tokio_uring::WriteTransform<Vec<u8>>>;
 
 /// A tokio-uring TCP stream with tokio's I/O traits. Not `Send`: it lives on
 /// the io_uring runtime thread that accepted it.
@@ -54,7 +63,7 @@ pub struct UringStream {
     /// Received bytes not yet handed out are `read_buf[read_pos..]`.
     read_buf: Vec<u8>,
     read_pos: usize,
-    reading: Option<Op<usize>>,
+    reading: Option<RecvOp>,
     /// `reading` was asked to cancel (a one-byte wait began).
     cancelled: bool,
     /// `reading` was posted by a one-byte wait, once the socket was
@@ -64,7 +73,7 @@ pub struct UringStream {
     readable: Option<Pin<Box<dyn Future<Output = io::Result<()>>>>>,
     /// The spare write buffer (taken while a send is in flight).
     write_buf: Option<Vec<u8>>,
-    writing: Option<Op<()>>,
+    writing: Option<SendOp>,
 }
 
 impl UringStream {
@@ -95,39 +104,45 @@ impl UringStream {
         true
     }
 
-    fn start_read(&mut self) -> &mut Op<usize> {
+    fn start_read(&mut self) {
         let mut buf = std::mem::take(&mut self.read_buf);
         buf.clear();
         buf.reserve(READ_BUF);
         self.read_pos = 0;
-        let socket = self.socket.clone();
-        self.reading.insert(Box::pin(async move { socket.read(buf).await }))
+        self.reading = Some(self.socket.recv(buf).submit());
     }
 
-    /// Waits for the send in flight, if any; yields its error.
+    /// Waits for the send in flight, if any, sending what a partial send
+    /// left; yields its error.
     fn poll_sent(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let Some(op) = self.writing.as_mut() else {
-            return Poll::Ready(Ok(()));
-        };
-        let (result, buf) = ready!(op.as_mut().poll(cx));
-        self.writing = None;
-        self.write_buf = Some(buf);
-        Poll::Ready(result)
+        while let Some(op) = self.writing.as_mut() {
+            let (result, mut buf) = ready!(Pin::new(op).poll(cx));
+            self.writing = None;
+            match result {
+                Ok(n) if n > 0 && n < buf.len() => {
+                    buf.drain(..n);
+                    self.writing = Some(self.socket.write(buf).submit());
+                }
+                result => {
+                    let sent_all = matches!(result, Ok(n) if n == buf.len());
+                    self.write_buf = Some(buf);
+                    return Poll::Ready(match result {
+                        Ok(_) if !sent_all => Err(io::ErrorKind::WriteZero.into()),
+                        result => result.map(drop),
+                    });
+                }
+            }
+        }
+        Poll::Ready(Ok(()))
     }
 
-    /// Submits a send of `data`; an error only when it failed at once.
-    fn start_write(&mut self, data: &[u8], cx: &mut Context<'_>) -> io::Result<()> {
+    /// Queues a send of `data` (submitted with the ring's next batch); its
+    /// result is read by the next [`UringStream::poll_sent`].
+    fn start_write(&mut self, data: &[u8]) {
         let mut buf = self.write_buf.take().unwrap_or_default();
         buf.clear();
         buf.extend_from_slice(data);
-        let socket = self.socket.clone();
-        let op: Op<()> = Box::pin(async move { socket.write_all(buf).await });
-        self.writing = Some(op);
-        // Poll once so the send is queued for submission now.
-        match self.poll_sent(cx) {
-            Poll::Ready(Err(e)) => Err(e),
-            _ => Ok(()),
-        }
+        self.writing = Some(self.socket.write(buf).submit());
     }
 }
 
@@ -177,7 +192,7 @@ impl AsyncRead for UringStream {
                 this.cancel_posted_read();
             }
             if let Some(op) = this.reading.as_mut() {
-                let (result, buf) = ready!(op.as_mut().poll(cx));
+                let (result, buf) = ready!(Pin::new(op).poll(cx));
                 (this.reading, this.read_buf, this.posted_by_wait) = (None, buf, false);
                 match result {
                     // Cancelled for a one-byte wait: nothing was read.
@@ -206,14 +221,17 @@ impl AsyncWrite for UringStream {
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        Poll::Ready(self.start_write(data, cx).map(|()| data.len()))
+        self.start_write(data);
+        Poll::Ready(Ok(data.len()))
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_flush(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         // The bytes are queued for the kernel: flushed, as far as this stream
         // can flush. Waiting for the send here would cost every response a
-        // second wake-up; an error still surfaces on the next call.
-        match self.poll_sent(cx) {
+        // second wake-up; so would leaving the caller's waker with it (the
+        // send's completion would wake the connection's task for nothing),
+        // hence the no-op waker. An error still surfaces on the next call.
+        match self.poll_sent(&mut Context::from_waker(std::task::Waker::noop())) {
             Poll::Ready(result) => Poll::Ready(result),
             Poll::Pending => Poll::Ready(Ok(())),
         }
@@ -320,6 +338,27 @@ mod tests {
             assert!(!holds_buffer(&stream), "the posted recv was cancelled and its buffer freed");
             assert_eq!(stream.write_buf.as_ref().map(Vec::capacity), Some(0));
             assert!(stream.readable.is_some());
+        });
+    }
+
+    #[test]
+    fn a_write_larger_than_the_socket_buffers_arrives_whole() {
+        tokio_uring::start(async {
+            use tokio::io::AsyncWriteExt;
+            let (mut stream, client) = pair();
+            let body: Vec<u8> = (0..8 << 20).map(|i: u32| (i % 251) as u8).collect();
+            let reader = std::thread::spawn(move || {
+                let mut got = Vec::new();
+                std::io::Read::read_to_end(&mut &client, &mut got).unwrap();
+                got
+            });
+            // Partial sends are resubmitted until every byte is out.
+            stream.write_all(&body).await.unwrap();
+            stream.write_all(b"end").await.unwrap();
+            stream.shutdown().await.unwrap();
+            let got = reader.join().unwrap();
+            assert_eq!(got.len(), body.len() + 3);
+            assert!(got[..body.len()] == body[..] && got.ends_with(b"end"));
         });
     }
 

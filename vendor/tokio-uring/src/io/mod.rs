@@ -18,6 +18,8 @@ mod open;
 mod read;
 
 mod readiness;
+
+pub(crate) mod recv;
 pub(crate) use readiness::cancel_fd;
 
 mod read_fixed;

@@ -168,6 +168,11 @@ impl Socket {
         op.await
     }
 
+    /// covet: see `TcpStream::recv`.
+    pub(crate) fn recv<T: BoundedBufMut>(&self, buf: T) -> crate::UnsubmittedRecv<T> {
+        crate::UnsubmittedRecv::recv(&self.fd, buf)
+    }
+
     /// covet: see `TcpStream::readable`.
     pub(crate) async fn readable(&self) -> io::Result<()> {
         Op::poll_readable(&self.fd)?.await

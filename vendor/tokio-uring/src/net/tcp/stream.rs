@@ -226,6 +226,13 @@ impl TcpStream {
         self.inner.writev(buf).await
     }
 
+    /// Receives into the buffer's uninitialised capacity (covet's
+    /// addition: `IORING_OP_RECV` as an operation with a nameable type,
+    /// like [`TcpStream::write`]; `.submit()` queues it).
+    pub fn recv<T: BoundedBufMut>(&self, buf: T) -> crate::UnsubmittedRecv<T> {
+        self.inner.recv(buf)
+    }
+
     /// Waits until the stream has bytes to read, its peer has closed, or
     /// an error is pending, without lending the kernel a buffer (covet's
     /// addition: `IORING_OP_POLL_ADD` with `POLLIN`).
