@@ -22,11 +22,11 @@
 //! A **one-byte read** is a wait for the peer's next request (a new
 //! connection before its first bytes, a parked idle one: `server/park.rs`),
 //! and such a wait holds no buffer: the `recv` hyper left posted is
-//! cancelled (only when no `send` is in flight, since the cancellation
-//! matches every operation on the socket; a `recv` that completed first
-//! keeps its bytes), both owned buffers go back to the allocator, and the
-//! stream waits with a poll (`TcpStream::readable`, covet's addition to
-//! tokio-uring: vendor/tokio-uring/COVET.md) before posting a `recv` again.
+//! cancelled by its user data (a `recv` that completed first keeps its
+//! bytes), both owned buffers go back to the allocator, and the stream
+//! waits with a poll (`TcpStream::readable`) before posting a `recv` again.
+//! Both calls are covet's additions to tokio-uring
+//! (vendor/tokio-uring/COVET.md).
 //!
 //! A dropped stream drops its in-flight operations; tokio-uring keeps their
 //! buffers, and the socket, alive until the kernel completes them. A `recv`
@@ -155,11 +155,10 @@ impl Drop for UringStream {
 }
 
 impl UringStream {
-    /// A one-byte wait with a `recv` in flight: cancels it (once), unless a
-    /// `send` is in flight, which the cancellation would match too.
+    /// A one-byte wait with a `recv` in flight: cancels it (once).
     fn cancel_posted_read(&mut self) {
-        if self.reading.is_some() && self.writing.is_none() && !self.cancelled && !self.posted_by_wait {
-            self.socket.cancel_all();
+        if let Some(op) = self.reading.as_ref().filter(|_| !self.cancelled && !self.posted_by_wait) {
+            op.cancel();
             self.cancelled = true;
         }
     }

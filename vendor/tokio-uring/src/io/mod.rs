@@ -20,7 +20,6 @@ mod read;
 mod readiness;
 
 pub(crate) mod recv;
-pub(crate) use readiness::cancel_fd;
 
 mod read_fixed;
 

@@ -1,8 +1,6 @@
 //! covet's addition to tokio-uring 0.5 (see vendor/tokio-uring/COVET.md):
 //! waiting until a socket is readable without lending the kernel a buffer
-//! (`IORING_OP_POLL_ADD`), and cancelling every operation in flight on a
-//! file descriptor (`IORING_OP_ASYNC_CANCEL` with `IORING_ASYNC_CANCEL_FD |
-//! IORING_ASYNC_CANCEL_ALL`, Linux 5.19+).
+//! (`IORING_OP_POLL_ADD`).
 
 use crate::io::SharedFd;
 use crate::runtime::driver::op::{Completable, CqeResult, Op};
@@ -35,17 +33,4 @@ impl Completable for PollReadable {
     fn complete(self, cqe: CqeResult) -> Self::Output {
         cqe.result.map(|_| ())
     }
-}
-
-/// Queues a cancellation of every operation on `fd` submitted before it.
-/// Its own completion is ignored (user data `u64::MAX`, as the driver's
-/// cancellations at shutdown); each cancelled operation completes with
-/// `ECANCELED`, or with its result if it finished first.
-pub(crate) fn cancel_fd(fd: &SharedFd) {
-    use io_uring::{opcode, types};
-
-    let sqe = opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fd(fd.raw_fd())).all())
-        .build()
-        .user_data(u64::MAX);
-    CONTEXT.with(|x| x.handle().expect("Not in a runtime context").push_untracked(sqe));
 }

@@ -178,11 +178,6 @@ impl Socket {
         Op::poll_readable(&self.fd)?.await
     }
 
-    /// covet: see `TcpStream::cancel_all`.
-    pub(crate) fn cancel_all(&self) {
-        crate::io::cancel_fd(&self.fd)
-    }
-
     pub(crate) async fn read<T: BoundedBufMut>(&self, buf: T) -> crate::BufResult<usize, T> {
         let op = Op::read_at(&self.fd, buf, 0).unwrap();
         op.await

@@ -240,16 +240,6 @@ impl TcpStream {
         self.inner.readable().await
     }
 
-    /// Asks the kernel to cancel every operation in flight on this stream
-    /// that was submitted before this call (covet's addition:
-    /// `IORING_OP_ASYNC_CANCEL` by file descriptor, Linux 5.19+; on older
-    /// kernels the request fails and nothing is cancelled). A cancelled
-    /// operation completes with `ECANCELED`; one that finished first
-    /// completes with its result, so a cancelled read loses no bytes.
-    pub fn cancel_all(&self) {
-        self.inner.cancel_all()
-    }
-
     /// Shuts down the read, write, or both halves of this connection.
     ///
     /// This function will cause all pending and future I/O on the specified portions to return

@@ -104,6 +104,21 @@ impl<D: Unpin, T: OneshotOutputTransform<StoredData = D> + Unpin> Future for InF
     }
 }
 
+impl<D: 'static, T: OneshotOutputTransform<StoredData = D>> InFlightOneshot<D, T> {
+    /// Asks the kernel to cancel this operation (covet's addition:
+    /// `IORING_OP_ASYNC_CANCEL` matching its user data, queued with the
+    /// ring's next batch). It then completes with `ECANCELED`, or with its
+    /// result if it finished first, so a cancelled read loses no bytes.
+    /// Keep polling it as before; its buffer comes back with its result.
+    pub fn cancel(&self) {
+        let Some(inner) = self.inner.as_ref() else { return };
+        if let Some(driver) = inner.driver.upgrade() {
+            let sqe = io_uring::opcode::AsyncCancel::new(inner.index as u64).build().user_data(u64::MAX);
+            driver.push_untracked(sqe);
+        }
+    }
+}
+
 impl<D: 'static, T: OneshotOutputTransform<StoredData = D>> Drop for InFlightOneshot<D, T> {
     fn drop(&mut self) {
         if let Some(inner) = self.inner.take() {
