@@ -69,6 +69,8 @@ manifest "[noop]" > "$work/noop.yaml"
 manifest "[strip]" > "$work/strip.yaml"
 measure "bare hyper" "$R/hello-hyper"
 measure "covet static" "$R/covet" host --plugins "$work/static.yaml"
+# The same route on the io_uring backend (docs/io.md "The adapter").
+COVET_IO=uring measure "covet static, io_uring" "$R/covet" host --plugins "$work/static.yaml"
 measure "covet 3-filter chain" "$R/covet" host --plugins "$work/chain.yaml"
 # A filter that does nothing (bench/noop-filter: on_request continues): what
 # the host spends per filter call is this row minus "covet static".
