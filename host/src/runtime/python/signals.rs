@@ -73,10 +73,10 @@ mod tests {
         // SIGFPE only: nothing else in the test process handles it.
         install(libc::SIGFPE, first);
         keep_wasm_traps(|| install(libc::SIGFPE, second));
-        assert_eq!(current(libc::SIGFPE).unwrap().sa_sigaction, first as usize, "the earlier handler is back on top");
+        assert_eq!(current(libc::SIGFPE).unwrap().sa_sigaction, first as *const () as usize, "the earlier handler is back on top");
         unsafe { libc::signal(libc::SIGFPE, libc::SIG_DFL) };
         keep_wasm_traps(|| install(libc::SIGFPE, second));
-        assert_eq!(current(libc::SIGFPE).unwrap().sa_sigaction, second as usize, "over the default, the new one stays");
+        assert_eq!(current(libc::SIGFPE).unwrap().sa_sigaction, second as *const () as usize, "over the default, the new one stays");
         unsafe { libc::signal(libc::SIGFPE, libc::SIG_DFL) };
     }
 }
