@@ -303,17 +303,22 @@ mod tests {
         });
     }
 
+    /// A stream after one request, with hyper's read for the next one
+    /// posted and left waiting (as when the connection parks).
+    async fn after_one_request() -> (UringStream, std::net::TcpStream) {
+        let (mut stream, mut client) = pair();
+        client.write_all(b"first").unwrap();
+        assert_eq!(read_some(&mut stream).await, b"first");
+        let mut buf = [0u8; 256];
+        assert!(tokio::time::timeout(Duration::from_millis(50), stream.read(&mut buf)).await.is_err());
+        assert!(stream.reading.is_some(), "a recv is posted");
+        (stream, client)
+    }
+
     #[test]
     fn a_parked_wait_cancels_the_posted_recv_and_loses_no_byte() {
         tokio_uring::start(async {
-            let (mut stream, mut client) = pair();
-            client.write_all(b"first").unwrap();
-            assert_eq!(read_some(&mut stream).await, b"first");
-            // hyper's read for the next request, posted and left waiting.
-            let mut buf = [0u8; 256];
-            assert!(tokio::time::timeout(Duration::from_millis(50), stream.read(&mut buf)).await.is_err());
-            assert!(stream.reading.is_some(), "a recv is posted");
-
+            let (stream, mut client) = after_one_request().await;
             // Parked: a one-byte wait takes the recv's place.
             let waiting = wait_for_byte(stream);
             settle().await;
@@ -327,11 +332,7 @@ mod tests {
     #[test]
     fn an_idle_parked_stream_holds_no_buffer() {
         tokio_uring::start(async {
-            let (mut stream, mut client) = pair();
-            client.write_all(b"first").unwrap();
-            assert_eq!(read_some(&mut stream).await, b"first");
-            let mut buf = [0u8; 256];
-            assert!(tokio::time::timeout(Duration::from_millis(50), stream.read(&mut buf)).await.is_err());
+            let (mut stream, _client) = after_one_request().await;
             let mut byte = [0u8; 1];
             assert!(tokio::time::timeout(Duration::from_millis(100), stream.read(&mut byte)).await.is_err());
             assert!(!holds_buffer(&stream), "the posted recv was cancelled and its buffer freed");
