@@ -123,13 +123,13 @@ impl UringStream {
                     buf.drain(..n);
                     self.writing = Some(self.socket.write(buf).submit());
                 }
-                result => {
-                    let sent_all = matches!(result, Ok(n) if n == buf.len());
+                Ok(0) if !buf.is_empty() => {
                     self.write_buf = Some(buf);
-                    return Poll::Ready(match result {
-                        Ok(_) if !sent_all => Err(io::ErrorKind::WriteZero.into()),
-                        result => result.map(drop),
-                    });
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                result => {
+                    self.write_buf = Some(buf);
+                    return Poll::Ready(result.map(drop));
                 }
             }
         }
@@ -144,17 +144,7 @@ impl UringStream {
         buf.extend_from_slice(data);
         self.writing = Some(self.socket.write(buf).submit());
     }
-}
 
-impl Drop for UringStream {
-    fn drop(&mut self) {
-        if self.reading.is_some() || self.readable.is_some() {
-            let _ = self.socket.shutdown(std::net::Shutdown::Read);
-        }
-    }
-}
-
-impl UringStream {
     /// A one-byte wait with a `recv` in flight: cancels it (once).
     fn cancel_posted_read(&mut self) {
         if let Some(op) = self.reading.as_ref().filter(|_| !self.cancelled && !self.posted_by_wait) {
@@ -176,6 +166,14 @@ impl UringStream {
         let ready = ready!(self.readable.as_mut().expect("set above").as_mut().poll(cx));
         self.readable = None;
         Poll::Ready(ready)
+    }
+}
+
+impl Drop for UringStream {
+    fn drop(&mut self) {
+        if self.reading.is_some() || self.readable.is_some() {
+            let _ = self.socket.shutdown(std::net::Shutdown::Read);
+        }
     }
 }
 
