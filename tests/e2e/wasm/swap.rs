@@ -38,7 +38,9 @@ async fn swapping_in_a_new_component_changes_the_next_response() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_in_flight_finishes_on_the_old_component() {
-    let slow = json!({ "fault": "sleep", "sleep_ms": 1200, "probe": "echo", "label": "old" });
+    // Long enough that the swap (a compile, with the first load's snapshot
+    // compiling beside it on a busy CI machine) ends well within it.
+    let slow = json!({ "fault": "sleep", "sleep_ms": 4000, "probe": "echo", "label": "old" });
     let limits = json!({ "limits": { "timeout": "10s" } });
     let host = Gateway::new().wasm_with("app", "covet_wasm_probe", slow, limits).route("/app", &[], "app").start().await;
     let in_flight = {
