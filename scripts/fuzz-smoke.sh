@@ -28,6 +28,9 @@ fi
 # aws-lc would need instrumented builds of their own); -a: debug assertions
 # and overflow checks on, so an arithmetic overflow is a crash.
 profile="${COVET_FUZZ_PROFILE:-dev}"
+# No incremental cache: the fuzz targets are built once per CI run, and the
+# cache (10 GB after a few weeks of runs) only fills the disk.
+export CARGO_INCREMENTAL=0
 case "$profile" in
   dev) build=(-s none --dev --target-dir "$target_dir"); out=debug ;;
   release) build=(-s none -a --target-dir "$target_dir"); out=release ;;

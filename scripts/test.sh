@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
+# The shared target dir outgrows the disk unless pruned (scripts/prune-target.sh).
+bash scripts/prune-target.sh
 
 # redis-server (Debian package) for the shared-state and rate-limit tests, which start their own.
 if ! command -v redis-server >/dev/null; then
