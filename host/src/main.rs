@@ -3,10 +3,12 @@
 /// mimalloc (v2): the request path makes many small, short-lived allocations
 /// (header values, metadata, bodies). glibc's tcache holds only 7 chunks per
 /// size class, so a plugin chain spills into its slow paths; callgrind showed
-/// ~150 instructions per malloc there. Plugins keep their own allocator;
-/// values that cross the boundary carry their deallocator (RVec/RString).
+/// ~150 instructions per malloc there. Called through mimalloc's plain
+/// entry points (covet-alloc: the `mimalloc` crate's own allocator took
+/// ~470 instructions a request in its aligned paths). Plugins keep their own
+/// allocator; values that cross the boundary carry their deallocator (RVec/RString).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: covet_alloc::Allocator = covet_alloc::Allocator;
 
 /// mimalloc's `arena_eager_commit` (see mimalloc.h): 0 commits arena memory
 /// as it is used. Its default (eager on overcommitting systems) doubles idle RSS.

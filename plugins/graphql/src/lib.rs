@@ -22,7 +22,6 @@
 //! ```
 #![deny(missing_docs)]
 
-mod alloc;
 mod call;
 mod config;
 mod error;
@@ -235,8 +234,8 @@ impl Api {
     }
 }
 
-/// The plugin's own allocator (`alloc.rs`).
+/// The plugin's own allocator (mimalloc through its plain entry points: covet-alloc).
 #[global_allocator]
-static GLOBAL: alloc::Allocator = alloc::Allocator;
+static GLOBAL: covet_alloc::Allocator = covet_alloc::Allocator;
 
 covet_plugin_api::export_plugin!(async GraphQl);

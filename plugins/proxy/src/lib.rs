@@ -157,7 +157,7 @@ impl AsyncPlugin for Proxy {
 /// for the same reason. Memory crossing the boundary is freed through
 /// abi_stable's vtables, by the allocator that made it.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: covet_alloc::Allocator = covet_alloc::Allocator;
 
 covet_plugin_api::export_plugin!(async Proxy);
 
