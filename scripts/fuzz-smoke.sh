@@ -6,7 +6,7 @@
 # fails the script; the input that did it is left in $COVET_FUZZ_ARTIFACTS.
 #
 #   COVET_FUZZ_SECONDS   seconds of new inputs per target after the corpus (default 5)
-#   COVET_FUZZ_TARGET_DIR  cargo target dir (default $HOME/.cache/covet-target/fuzz,
+#   COVET_FUZZ_TARGET_DIR  cargo target dir (default $CARGO_TARGET_DIR/fuzz,
 #                        kept between runs so a warm CI run rebuilds only what changed)
 #   COVET_FUZZ_PROFILE   dev (default: unoptimised, debug assertions; a cold build
 #                        takes ~4.5 min on 2 cores against ~11 for release, which
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 
 seconds="${COVET_FUZZ_SECONDS:-5}"
-target_dir="${COVET_FUZZ_TARGET_DIR:-$HOME/.cache/covet-target/fuzz}"
+target_dir="${COVET_FUZZ_TARGET_DIR:-$CARGO_TARGET_DIR/fuzz}"
 artifacts="${COVET_FUZZ_ARTIFACTS:-fuzz/artifacts}"
 
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
