@@ -54,6 +54,7 @@ CASES = [
     ("method-bad-token", req("G(T / HTTP/1.1\r\nhost: a\r\n\r\n"), 400),
     ("space-in-target", req("GET /a b HTTP/1.1\r\nhost: a\r\n\r\n"), 400),
     ("ctl-in-target", req("GET /\x01 HTTP/1.1\r\nhost: a\r\n\r\n"), 400),
+    ("asterisk-form-get", req("GET * HTTP/1.1\r\nhost: a\r\n\r\n"), 400),
     ("http09-no-version", req("GET /\r\n\r\n"), 400),
     ("version-lowercase", req("GET / http/1.1\r\nhost: a\r\n\r\n"), 400),
     ("version-garbage", req("GET / FOO/1.1\r\nhost: a\r\n\r\n"), 400),

@@ -55,6 +55,8 @@ fn cases() -> Vec<Case> {
         case("method-bad-token", "G(T /echo HTTP/1.1\r\nhost: a\r\n\r\n", 400, None),
         case("space-in-target", "GET /a b HTTP/1.1\r\nhost: a\r\n\r\n", 400, None),
         case("ctl-in-target", "GET /\x01 HTTP/1.1\r\nhost: a\r\n\r\n", 400, None),
+        case("asterisk-form-get", "GET * HTTP/1.1\r\nhost: a\r\n\r\n", 400, Some("INVALID_TARGET")),
+        case("asterisk-form-post", "POST * HTTP/1.1\r\nhost: a\r\ncontent-length: 0\r\n\r\n", 400, Some("INVALID_TARGET")),
         case("http09-no-version", "GET /echo\r\n\r\n", 400, None),
         case("version-lowercase", "GET /echo http/1.1\r\nhost: a\r\n\r\n", 400, None),
         case("version-garbage", "GET /echo FOO/1.1\r\nhost: a\r\n\r\n", 400, None),
@@ -159,4 +161,8 @@ async fn malformed_checks_leave_valid_requests_alone() {
     let mut later = RawConn::connect(host.addr()).await;
     later.send("GET /echo HTTP/1.2\r\nhost: a\r\n\r\n").await.unwrap();
     assert_eq!(later.response(PATIENCE).await.status, 200, "a later 1.x is served as 1.1 (RFC 9110 6.2)");
+    // `*` is OPTIONS' own target: not malformed, routed like any other (no route here).
+    let mut options = RawConn::connect(host.addr()).await;
+    options.send("OPTIONS * HTTP/1.1\r\nhost: a\r\n\r\n").await.unwrap();
+    assert_eq!(options.response(PATIENCE).await.status, 404, "OPTIONS * is routed, not refused");
 }

@@ -11,6 +11,9 @@
 //! - the request target longer than `limits.max_header_bytes` → 414; one
 //!   longer than hyper's buffer too: [`super::headscan`] cuts it to one byte
 //!   over the limit before hyper sees it.
+//! - the asterisk-form target `*` on any method but `OPTIONS` → 400 (§3.2.4:
+//!   it names the server as a whole, which only `OPTIONS` can ask about;
+//!   hyper hands `GET *` to the service, where it would have been routed).
 //! - a request line naming a version other than 1.0 / 1.1 (`HTTP/2.0`,
 //!   `HTTP/1.2`; [`super::headscan`] rewrites it to 1.1 so hyper parses it)
 //!   → 505 (RFC 9110 §15.6.6).
@@ -31,6 +34,10 @@ pub fn check(parts: &Parts, state: &ConnState, limits: &Limits, request_id: &str
     if target > limits.max_header_bytes {
         let sent = state.take_long_target().map_or(target, |len| len.max(target));
         return Some(problem::uri_too_long(sent, limits.max_header_bytes, request_id));
+    }
+    if parts.uri == "*" && parts.method != Method::OPTIONS {
+        let reason = "the request target `*` (asterisk-form) is only allowed with OPTIONS";
+        return Some(problem::malformed("INVALID_TARGET", reason, request_id));
     }
     if parts.version > Version::HTTP_11 {
         return None;
