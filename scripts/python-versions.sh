@@ -22,7 +22,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 default_python="$PYO3_PYTHON"
-restore() { PYO3_PYTHON="$default_python" bash scripts/python-env.sh; }
+# The default binary the per-version build re-links over (put back even when that build fails).
+saved=""
+restore() {
+  if [ -n "$saved" ]; then
+    cp -p --remove-destination "$saved" "$CARGO_TARGET_DIR/debug/covet"
+    rm -f "$saved"
+  fi
+  PYO3_PYTHON="$default_python" bash scripts/python-env.sh
+}
 trap restore EXIT
 
 # pyenv's build first (its shims only run the versions pyenv has selected).
@@ -55,6 +63,7 @@ for version in ${PYTHONS:-$others}; do
   cp --remove-destination "$CARGO_TARGET_DIR/debug/covet" "$bin"
   cp -p --remove-destination "$saved" "$CARGO_TARGET_DIR/debug/covet"
   rm -f "$saved"
+  saved=""
   PYO3_PYTHON="$py" bash scripts/python-env.sh
   # Under the venv's interpreter: the examples these tests load import pydantic.
   .venv/bin/python -m unittest discover -q host/python/tests
